@@ -1,0 +1,1 @@
+//! exec crate (work in progress).

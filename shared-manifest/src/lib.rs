@@ -1,0 +1,1 @@
+//! shared-manifest crate (work in progress).
