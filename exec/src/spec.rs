@@ -1,0 +1,74 @@
+//! What to run: the inputs of one stage attempt, decided by the orchestrator.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default bytes of each stream kept in memory for summaries and error files (the peer's 64 KiB).
+pub const DEFAULT_TAIL_BYTES: usize = 64 * 1024;
+/// Default grace between SIGTERM and SIGKILL when a stage is stopped.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Default wait, after the stage's main process exited, for grandchildren still holding its pipes.
+pub const DEFAULT_LEAK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One attempt of one command stage: `sh -c <command>` in `cwd`, stdin closed, own process group.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    /// Shell text run with `sh -c`.
+    pub command: String,
+    /// Working directory of the process.
+    pub cwd: PathBuf,
+    /// Variables set on top of the runner's own environment, applied in order.
+    pub env: Vec<(String, String)>,
+    /// Enforced wall-clock limit; `None` runs without limit.
+    pub timeout: Option<Duration>,
+    /// Grace between SIGTERM to the group and SIGKILL.
+    pub kill_grace: Duration,
+    /// How long to wait for pipe-holding grandchildren after the main process exited.
+    pub leak_timeout: Duration,
+    /// 1-based stage index recorded as `index` on every log line.
+    pub index: usize,
+    /// 1-based attempt number recorded as `attempt` on exec events.
+    pub attempt: u32,
+    /// Bytes of each stream kept in memory (the tail).
+    pub tail_bytes: usize,
+    /// Chunk events kept in memory (`CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS`); 0 keeps none.
+    pub max_chunk_events: usize,
+}
+
+impl ExecSpec {
+    /// A spec with the defaults above for everything but the command, cwd and index.
+    pub fn new(command: impl Into<String>, cwd: impl Into<PathBuf>, index: usize) -> Self {
+        Self {
+            command: command.into(),
+            cwd: cwd.into(),
+            env: Vec::new(),
+            timeout: None,
+            kill_grace: DEFAULT_KILL_GRACE,
+            leak_timeout: DEFAULT_LEAK_TIMEOUT,
+            index,
+            attempt: 1,
+            tail_bytes: DEFAULT_TAIL_BYTES,
+            max_chunk_events: 0,
+        }
+    }
+}
+
+/// A request to stop running stages, sent by the orchestrator's signal handling over a
+/// `tokio::sync::watch` channel so every running stage sees the latest level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CancelRequest {
+    /// Keep running.
+    #[default]
+    None,
+    /// Stop gracefully: SIGTERM to the group, `kill_grace`, then SIGKILL. `signal` is the
+    /// signal number the runner received (SIGINT, SIGTERM, SIGHUP) and is recorded.
+    Graceful {
+        /// Signal number that caused the cancellation.
+        signal: i32,
+    },
+    /// Stop now: SIGKILL to the group (a second Ctrl-C).
+    Immediate {
+        /// Signal number that caused the cancellation.
+        signal: i32,
+    },
+}
