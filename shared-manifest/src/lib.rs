@@ -3,5 +3,11 @@
 #![warn(missing_docs)]
 
 pub mod document;
+pub mod schema;
+pub mod state;
+pub mod update;
 
 pub use document::{ApplyError, Document};
+pub use schema::Manifest;
+pub use state::{CommandEvent, CommandStatus, RunEvent, RunStatus};
+pub use update::{ManifestUpdate, StageFinish};

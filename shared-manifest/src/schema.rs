@@ -1,0 +1,359 @@
+//! The manifest as serde types: every field the peer's `schemas/manifest.json` requires, in the
+//! peer's order and with its types, plus our optional extension fields (documented in
+//! `schemas/manifest.schema.json`, a superset of the peer's schema).
+//!
+//! Extension fields are `Option` and skipped when absent so a peer reader never sees a `null` it
+//! does not expect; a validator of the peer schema must strip [`EXTENSION_KEYS`] and
+//! [`COMMAND_EXTENSION_KEYS`] first (the peer's schema sets `additionalProperties: false`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{CommandStatus, RunStatus};
+
+/// Version of our manifest layout, bumped when a field is added.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Seconds between heartbeats while a run is in progress (the peer's value).
+pub const HEARTBEAT_INTERVAL_SECONDS: u64 = 5;
+/// Age after which a heartbeat is considered stale (the peer's value).
+pub const HEARTBEAT_STALE_AFTER_SECONDS: u64 = 30;
+
+/// Top-level keys we add beyond the peer's schema.
+pub const EXTENSION_KEYS: &[&str] = &[
+    "schema_version",
+    "runner_version",
+    "runner_pid",
+    "concurrency",
+    "execution_mode",
+    "variables",
+];
+/// Per-command keys we add beyond the peer's schema.
+pub const COMMAND_EXTENSION_KEYS: &[&str] = &[
+    "depends_on",
+    "attempts",
+    "outcome",
+    "signal",
+    "duration_ms",
+    "timeout_ms",
+    "skip_reason",
+    "process",
+    "stdout_bytes",
+    "stderr_bytes",
+    "leaked_processes",
+];
+
+/// `manifest.json` of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Peer layout version (always 1).
+    pub version: u32,
+    /// Task the run belongs to.
+    pub task_id: String,
+    /// Task slug (the peer writes the task id).
+    pub task_slug: Option<String>,
+    /// `YYYY-MM-DDTHH-MM-SS-mmmZ-<8 hex>`.
+    pub run_id: String,
+    /// Run that started this one as a sub-pipeline.
+    pub parent_run_id: Option<String>,
+    /// Pipeline id.
+    pub pipeline_id: String,
+    /// Pipeline title.
+    pub pipeline_title: String,
+    /// Always `codex-cli`.
+    pub runner: String,
+    /// `--approval-policy`, recorded only.
+    pub approval_policy: Option<String>,
+    /// Run status.
+    pub status: RunStatus,
+    /// Machine-readable reason for the status (`stage:<id>:failed`, `run-canceled`, ...).
+    pub status_detail: Option<String>,
+    /// When the run started.
+    pub started_at: String,
+    /// When the run reached a terminal state.
+    pub completed_at: Option<String>,
+    /// Last change to this document.
+    pub updated_at: String,
+    /// Last heartbeat.
+    pub heartbeat_at: Option<String>,
+    /// Seconds between heartbeats.
+    pub heartbeat_interval_seconds: u64,
+    /// Age after which the heartbeat is stale.
+    pub heartbeat_stale_after_seconds: u64,
+    /// Run directory, repo-relative.
+    pub artifact_root: String,
+    /// `.runs/<task>/mcp/<run>`, repo-relative.
+    pub compat_path: String,
+    /// `runner.ndjson`, repo-relative.
+    pub log_path: String,
+    /// Absolute repo root the run executed in.
+    #[serde(default)]
+    pub workspace_path: Option<String>,
+    /// Human summary; one line per failed stage.
+    pub summary: Option<String>,
+    /// True once the metrics line for the run was appended.
+    pub metrics_recorded: bool,
+    /// Secret that `resume --token` must match (also in `.resume-token`).
+    pub resume_token: String,
+    /// Every resume of this run.
+    pub resume_events: Vec<ResumeEvent>,
+    /// Approvals (recorded, never requested by shell stages).
+    pub approvals: Vec<Approval>,
+    /// One entry per stage, in stage order.
+    pub commands: Vec<CommandRecord>,
+    /// Sub-pipeline runs started by this run.
+    pub child_runs: Vec<ChildRun>,
+    /// `run-summary.json`, repo-relative.
+    pub run_summary_path: Option<String>,
+    /// `<pipeline>:<first stage>`.
+    pub plan_target_id: Option<String>,
+    /// Requested runtime mode.
+    pub runtime_mode_requested: RuntimeMode,
+    /// Runtime mode in effect.
+    pub runtime_mode: RuntimeMode,
+    /// Provider of the runtime mode in effect.
+    pub runtime_provider: String,
+    /// Whether the requested runtime mode fell back.
+    pub runtime_fallback: Option<RuntimeFallback>,
+    /// Requested cloud execution that fell back to mcp.
+    #[serde(default)]
+    pub cloud_fallback: Option<CloudFallback>,
+    /// Hash of agent instructions (none for shell stages).
+    pub instructions_hash: Option<String>,
+    /// Sources of agent instructions (none for shell stages).
+    pub instructions_sources: Vec<String>,
+
+    // ---- extensions (optional; see EXTENSION_KEYS) ----
+    /// Our manifest layout version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u32>,
+    /// Version of the binary that last wrote the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_version: Option<String>,
+    /// Pid of the runner that last owned the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_pid: Option<u32>,
+    /// Cap on parallel stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Execution mode resolved for the run and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_mode: Option<ModeDecision>,
+    /// Variables given with `--var` (names and values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One stage of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommandRecord {
+    /// 1-based stage index.
+    pub index: usize,
+    /// Stage id.
+    pub id: String,
+    /// Stage title.
+    pub title: String,
+    /// The resolved shell command (`null` for sub-pipelines).
+    pub command: Option<String>,
+    /// `command` or `subpipeline`.
+    pub kind: StageKind,
+    /// Stage status.
+    pub status: CommandStatus,
+    /// When the (first) attempt started.
+    pub started_at: Option<String>,
+    /// When the stage reached a terminal state.
+    pub completed_at: Option<String>,
+    /// Exit code of the final attempt.
+    pub exit_code: Option<i32>,
+    /// Summary by the peer's rule.
+    pub summary: Option<String>,
+    /// `commands/NN-<slug>.ndjson`, repo-relative.
+    pub log_path: Option<String>,
+    /// `errors/NN-<slug>.json`, repo-relative, when the stage failed.
+    pub error_file: Option<String>,
+    /// Run id of the sub-pipeline's child run.
+    pub sub_run_id: Option<String>,
+
+    // ---- extensions (optional; see COMMAND_EXTENSION_KEYS) ----
+    /// Stage ids this stage waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
+    /// Attempts made so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// How the final attempt ended: `exited`, `signaled`, `timed_out`, `cancelled`,
+    /// `spawn_failed`, `dependency_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Signal that ended the final attempt (`SIGTERM`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Wall time of the stage, all attempts included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Enforced timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Why the stage was skipped without running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// The stage's process, so a later runner can find survivors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRecord>,
+    /// Bytes the final attempt wrote to stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_bytes: Option<u64>,
+    /// Bytes the final attempt wrote to stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_bytes: Option<u64>,
+    /// True when processes still held the pipes after the stage exited and were killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaked_processes: Option<bool>,
+}
+
+/// Identity of a stage process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessRecord {
+    /// Pid of `sh`.
+    pub pid: u32,
+    /// Process group.
+    pub pgid: i32,
+    /// Spawn time.
+    pub started_at: String,
+    /// `/proc/<pid>/stat` start time in clock ticks, to tell reused pids apart.
+    pub start_ticks: Option<u64>,
+}
+
+/// Stage kinds as the manifest records them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// A shell command.
+    Command,
+    /// A child run of another pipeline.
+    Subpipeline,
+}
+
+/// A sub-pipeline run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChildRun {
+    /// Child run id.
+    pub run_id: String,
+    /// Child pipeline.
+    pub pipeline_id: String,
+    /// Child status.
+    pub status: RunStatus,
+    /// Child manifest, repo-relative.
+    pub manifest: String,
+}
+
+/// One resume of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResumeEvent {
+    /// When.
+    pub timestamp: String,
+    /// Who (`--actor`).
+    pub actor: String,
+    /// Why (`--reason`).
+    pub reason: String,
+    /// `accepted` or `blocked`.
+    pub outcome: String,
+    /// Extra detail.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// One approval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Approval {
+    /// Who approved.
+    pub actor: String,
+    /// When.
+    pub timestamp: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `cli` or `appserver`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeMode {
+    /// Shell stages run by this binary.
+    Cli,
+    /// The peer's app-server runtime (not available here; falls back to `cli`).
+    Appserver,
+}
+
+impl RuntimeMode {
+    /// The peer's provider name for the mode.
+    pub fn provider(self) -> &'static str {
+        match self {
+            RuntimeMode::Cli => "CliRuntimeProvider",
+            RuntimeMode::Appserver => "AppServerRuntimeProvider",
+        }
+    }
+    /// The mode as the peer spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeMode::Cli => "cli",
+            RuntimeMode::Appserver => "appserver",
+        }
+    }
+}
+
+/// A runtime-mode fallback.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RuntimeFallback {
+    /// Whether the requested mode was replaced.
+    pub occurred: bool,
+    /// Machine code of the reason.
+    pub code: Option<String>,
+    /// Human reason.
+    pub reason: Option<String>,
+    /// Requested mode.
+    pub from_mode: Option<String>,
+    /// Mode used instead.
+    pub to_mode: Option<String>,
+    /// When the decision was taken.
+    pub checked_at: String,
+}
+
+/// A cloud execution request that ran in `mcp` mode instead.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudFallback {
+    /// Always `cloud`.
+    pub mode_requested: String,
+    /// Always `mcp`.
+    pub mode_used: String,
+    /// Why.
+    pub reason: String,
+    /// Problems found.
+    pub issues: Vec<CloudIssue>,
+    /// When.
+    pub checked_at: String,
+}
+
+/// One cloud preflight problem.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudIssue {
+    /// Machine code.
+    pub code: String,
+    /// Human message.
+    pub message: String,
+}
+
+/// A resolved mode and the source that decided it (`flag`, `env`, `config`, `manifest`,
+/// `stage`, `default`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModeDecision {
+    /// The mode.
+    pub mode: String,
+    /// Where it came from.
+    pub source: String,
+}
+
+impl Manifest {
+    /// The command record with this 1-based index.
+    pub fn command_mut(&mut self, index: usize) -> Option<&mut CommandRecord> {
+        self.commands.iter_mut().find(|c| c.index == index)
+    }
+}
