@@ -2,12 +2,17 @@
 //! that owns a run's manifest and is the only writer of `manifest.json` and `.heartbeat`.
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod document;
+pub mod errors;
+pub mod persister;
 pub mod schema;
 pub mod state;
 pub mod update;
 
 pub use document::{ApplyError, Document};
+pub use errors::{AtomicWriteError, PersistError};
+pub use persister::{Persister, PersisterStats};
 pub use schema::Manifest;
 pub use state::{CommandEvent, CommandStatus, RunEvent, RunStatus};
 pub use update::{ManifestUpdate, StageFinish};

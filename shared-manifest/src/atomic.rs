@@ -1,0 +1,183 @@
+//! The one durable write path: temp file in the target's directory with a collision-free random
+//! name, write, fsync, rename over the target, fsync the directory. Readers see the old or the
+//! new content, never a mix; after the function returns, a power cut keeps the new content.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use rand::Rng;
+
+use crate::errors::{AtomicWriteError, WriteStep};
+
+/// Writes `bytes` to `target` atomically and durably.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+    let err = |step, source| AtomicWriteError { path: target.to_owned(), step, source };
+    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (tmp_path, mut file) = loop {
+        let suffix: u64 = rand::rng().random();
+        let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
+        // `create_new`: a name collision (two writers, same random suffix) can never make one
+        // writer truncate the other's temp file; it just draws again.
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(WriteStep::Create, e)),
+        }
+    };
+    let result = (|| {
+        file.write_all(bytes).map_err(|e| err(WriteStep::Write, e))?;
+        file.sync_all().map_err(|e| err(WriteStep::Fsync, e))?;
+        drop(file);
+        std::fs::rename(&tmp_path, target).map_err(|e| err(WriteStep::Rename, e))?;
+        fsync_dir(dir).map_err(|e| err(WriteStep::FsyncDir, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
+}
+
+/// fsyncs a directory so a rename or a creation in it survives a power cut.
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents, fsyncing the parent of each directory it created.
+pub fn create_dir_all_durable(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all_durable(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another runner created it meanwhile: fine, it is durable on their side.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    fsync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
+/// True for names `write_atomic` uses for temp files.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name.len() > 22
+        && name.ends_with(".tmp")
+        && name[..name.len() - 4]
+            .rsplit('.')
+            .next()
+            .is_some_and(|hex| hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Removes temp files left in `dir` by a writer that died mid-write; returns how many.
+pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if is_temp_name(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(entry.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Appends one line with a single `O_APPEND` write, then `fdatasync`: lines appended by several
+/// processes at once never interleave, and the line is durable when this returns.
+pub fn append_line_durable(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_of_one_target_never_collide_or_tear() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("manifest.json");
+        std::thread::scope(|s| {
+            for t in 0..16u8 {
+                let target = &target;
+                s.spawn(move || {
+                    for i in 0..50u32 {
+                        let payload = format!("{{\"writer\":{t},\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(4096));
+                        write_atomic(target, payload.as_bytes()).expect("every write succeeds");
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&target).expect("read");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("one complete payload");
+        assert_eq!(v["i"], 49);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("manifest.json")], "no temp file remains");
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_content_and_names_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("m.json");
+        write_atomic(&target, b"old").expect("write");
+        // Renaming a file over a non-empty directory fails: the target stays a directory and
+        // the temp file is removed.
+        let blocked = dir.path().join("d");
+        std::fs::create_dir(&blocked).expect("mkdir");
+        std::fs::write(blocked.join("x"), "x").expect("write");
+        let e = write_atomic(&blocked, b"new").expect_err("rename over a directory fails");
+        assert!(e.to_string().contains("d` (rename)"), "{e}");
+        assert_eq!(std::fs::read(&target).expect("read"), b"old");
+        assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
+    }
+
+    #[test]
+    fn stale_temps_are_recognised_and_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".manifest.json.0123456789abcdef.tmp"), "x").expect("w");
+        std::fs::write(dir.path().join("manifest.json"), "{}").expect("w");
+        std::fs::write(dir.path().join(".heartbeat"), "t").expect("w");
+        assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 1);
+        assert!(dir.path().join("manifest.json").exists());
+        assert!(dir.path().join(".heartbeat").exists());
+        assert!(!is_temp_name(".heartbeat"));
+    }
+
+    #[test]
+    fn appended_lines_from_many_threads_stay_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("metrics.json");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        append_line_durable(p, &format!("{{\"t\":{t},\"i\":{i},\"pad\":\"{}\"}}", "y".repeat(300))).expect("append");
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&p).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1600);
+        for l in lines {
+            serde_json::from_str::<serde_json::Value>(l).expect("whole line");
+        }
+    }
+
+    #[test]
+    fn created_directories_exist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = dir.path().join("a/b/c");
+        create_dir_all_durable(&deep).expect("create");
+        assert!(deep.is_dir());
+        create_dir_all_durable(&deep).expect("idempotent");
+    }
+}
