@@ -1,1 +1,29 @@
-//! exec crate (work in progress).
+//! Running one stage's process: own process group, stdin closed, stdout and stderr drained
+//! concurrently, byte-exact ndjson logs, bounded in-memory capture, enforced timeouts and
+//! cancellation that leaves no process of the group behind.
+//!
+//! Processes that escape the group on purpose (`setsid` daemons) are outside what a process
+//! group can reach; they are cut off from the stage's pipes after the leak timeout so they
+//! cannot hang the run.
+
+mod capture;
+mod child;
+pub mod errors;
+pub mod ndjson;
+pub mod outcome;
+pub mod spec;
+mod summary;
+mod unix;
+
+pub use child::run;
+pub use errors::ExecError;
+pub use ndjson::{LogEvent, RunnerLog, StageLog};
+pub use outcome::{Capture, ChunkRecord, ExecResult, Outcome, ProcessInfo};
+pub use spec::{CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES};
+pub use summary::summarize;
+pub use unix::{process_start_ticks, signal_name};
+
+/// Now as the logs write it: RFC 3339 UTC with milliseconds (`2026-11-22T07:39:12.703Z`).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,24 @@
+//! `plan [pipeline]`: the stages, their graph and the concurrency, without running anything.
+
+use crate::cli::{Format, PlanArgs};
+use crate::errors::AppError;
+use crate::run_layout::Roots;
+use crate::{exit, plan};
+
+/// Runs `plan`; returns the exit code.
+pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
+    let roots = Roots::from_env().map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    let loaded = crate::config::load(&roots.config_path(), args.strict)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let config = loaded.config;
+    let pipeline = plan::select(&config, args.pipeline.as_deref())?;
+    let vars = plan::parse_cli_vars(&args.vars)?;
+    let plan = plan::build(&config, pipeline, &vars, args.concurrency)?;
+    match args.format {
+        Format::Json => crate::output::json(&plan.to_json(&config)),
+        Format::Text => crate::output::line(plan.to_text().trim_end()),
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,124 @@
+//! `start [pipeline]`: validate everything, create the run, execute it, print the result and
+//! map the outcome to the exit code.
+
+use std::sync::{Arc, Mutex};
+
+use exec::CancelRequest;
+use serde_json::json;
+use shared_manifest::RunStatus;
+
+use crate::cli::{Format, StartArgs};
+use crate::context::{Ctx, ExecKnobs};
+use crate::errors::AppError;
+use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
+use crate::report::Reporter;
+use crate::run_layout::Roots;
+use crate::{env_vars, exit, plan, run};
+
+/// Runs `start`; returns the exit code.
+pub async fn start(args: StartArgs) -> Result<i32, AppError> {
+    let roots = Roots::from_env().map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    let task = super::task_id(args.task.as_deref())?;
+    let loaded = crate::config::load(&roots.config_path(), args.strict)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let config = Arc::new(loaded.config);
+    let pipeline = plan::select(&config, args.pipeline.as_deref())?;
+    let cli_vars = plan::parse_cli_vars(&args.vars)?;
+    let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    let now = crate::time::now();
+    let runtime = resolve_runtime(
+        &RuntimeInputs {
+            flag: args.runtime_mode.clone(),
+            env: std::env::var(env_vars::RUNTIME_MODE).ok(),
+            config: config.runtime_mode.clone(),
+            manifest: None,
+            fallback_env: std::env::var(env_vars::RUNTIME_FALLBACK).ok(),
+        },
+        &now,
+    )?;
+    let target = match &args.target {
+        None => plan.pipeline.stages.first(),
+        Some(t) => {
+            // The peer accepts `<pipeline>:<stage>` as well as a bare stage id.
+            let id = t.rsplit(':').next().unwrap_or(t);
+            Some(plan.pipeline.stages.iter().find(|s| s.id == id).ok_or_else(|| {
+                AppError::Usage(format!("--target `{t}`: pipeline `{}` has no such stage", plan.pipeline.id))
+            })?)
+        }
+    };
+    let execution = resolve_execution(
+        &ExecutionInputs {
+            flag: args.execution_mode.clone(),
+            cloud_flag: args.cloud,
+            stage_plan: target.and_then(|s| s.plan.clone()),
+            env: std::env::var(env_vars::EXECUTION_MODE).ok(),
+            fallback_env: std::env::var(env_vars::CLOUD_FALLBACK).ok(),
+        },
+        &now,
+    )?;
+    let knobs = ExecKnobs::from_env()?;
+    if args.interactive {
+        eprintln!("note: --interactive has no effect: progress is printed as one line per stage");
+    }
+    if let Some(parent) = &args.parent_run {
+        if !crate::run_layout::is_safe_component(parent) {
+            return Err(AppError::Usage(format!("--parent-run `{parent}` is not a run id")));
+        }
+    }
+    if runtime.fallback.occurred {
+        eprintln!("note: runtime mode `appserver` is not available for shell stages; running with `cli` (recorded in runtime_fallback)");
+    }
+    if execution.cloud_fallback.is_some() {
+        eprintln!("note: cloud execution is not available; running in mcp mode (recorded in cloud_fallback)");
+    }
+    let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
+    let ctx = Arc::new(Ctx {
+        roots,
+        config,
+        task,
+        cli_vars,
+        concurrency_flag: args.concurrency,
+        approval_policy: args.approval_policy.clone(),
+        runtime,
+        execution,
+        exec: knobs,
+        reporter: Reporter::new(false),
+        cancel,
+        fatal: Mutex::new(None),
+    });
+    crate::signals::spawn_listener(ctx.cancel.clone())
+        .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
+    let prepared = run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
+    let report = run::execute(prepared).await;
+    if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(fatal);
+    }
+    let report = report?;
+    let m = &report.manifest;
+    if args.format == Format::Json {
+        let out = json!({
+            "run_id": m.run_id,
+            "status": m.status,
+            "status_detail": m.status_detail,
+            "artifact_root": m.artifact_root,
+            "manifest": report.dir.rel(&report.dir.manifest()),
+            "log_path": m.log_path,
+            "summary": m.summary,
+            "runtime_mode_requested": m.runtime_mode_requested,
+            "runtime_mode": m.runtime_mode,
+            "runtime_provider": m.runtime_provider,
+            "runtime_fallback": m.runtime_fallback,
+            "cloud_fallback_reason": m.cloud_fallback.as_ref().map(|c| c.reason.clone()),
+            "issue_log": null,
+            "issue_log_error": null,
+        });
+        crate::output::json(&out);
+    }
+    Ok(match m.status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Cancelled => ctx.cancel_signal().map_or(exit::RUN_FAILED, exit::interrupted),
+        _ => exit::RUN_FAILED,
+    })
+}

@@ -1,0 +1,108 @@
+//! `status --run <id>`: a run's state from its manifest, with the heartbeat's age and whether
+//! it is stale (a runner that died leaves `in_progress` with an old heartbeat).
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde_json::json;
+use shared_manifest::schema::Manifest;
+use shared_manifest::RunStatus;
+
+use crate::cli::{Format, StatusArgs};
+use crate::errors::AppError;
+use crate::exit;
+use crate::run_layout::{is_safe_component, Roots};
+
+/// Runs `status`; returns the exit code.
+pub fn status(args: StatusArgs) -> Result<i32, AppError> {
+    let roots = Roots::from_env().map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    if !is_safe_component(&args.run) {
+        return Err(AppError::Usage(format!("--run `{}` is not a run id", args.run)));
+    }
+    let path = find_manifest(&roots, args.task.as_deref(), &args.run)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display())))?;
+    let age = m
+        .heartbeat_at
+        .as_deref()
+        .and_then(crate::time::parse)
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map(|d| d.as_secs_f64());
+    let stale = !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
+    match args.format {
+        Format::Json => {
+            let commands: Vec<_> = m
+                .commands
+                .iter()
+                .map(|c| json!({
+                    "index": c.index, "id": c.id, "title": c.title, "kind": c.kind, "status": c.status,
+                    "started_at": c.started_at, "completed_at": c.completed_at, "exit_code": c.exit_code,
+                    "summary": c.summary, "log_path": c.log_path, "error_file": c.error_file,
+                    "sub_run_id": c.sub_run_id, "attempts": c.attempts,
+                }))
+                .collect();
+            let out = json!({
+                "run_id": m.run_id,
+                "task_id": m.task_id,
+                "pipeline_id": m.pipeline_id,
+                "status": m.status,
+                "status_detail": m.status_detail,
+                "started_at": m.started_at,
+                "completed_at": m.completed_at,
+                "manifest": roots.rel(&path),
+                "artifact_root": m.artifact_root,
+                "log_path": m.log_path,
+                "heartbeat_at": m.heartbeat_at,
+                "summary": m.summary,
+                "activity": {
+                    "heartbeat_at": m.heartbeat_at,
+                    "age_seconds": age.map(|a| (a * 1000.0).round() / 1000.0),
+                    "stale": stale,
+                    "stale_threshold_seconds": m.heartbeat_stale_after_seconds,
+                },
+                "commands": commands,
+            });
+            crate::output::json(&out);
+        }
+        Format::Text => {
+            let detail = m.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            crate::output::line(&format!("Run: {}", m.run_id));
+            crate::output::line(&format!("Pipeline: {} ({})", m.pipeline_id, m.pipeline_title));
+            crate::output::line(&format!("Status: {}{detail}", m.status.as_str()));
+            if m.status == RunStatus::InProgress {
+                let age = age.map_or("never".to_owned(), |a| format!("{a:.0}s ago"));
+                crate::output::line(&format!("Heartbeat: {age}{}", if stale { " (stale: the runner may have died)" } else { "" }));
+            }
+            crate::output::line(&format!("Manifest: {}", roots.rel(&path)));
+            crate::output::line(&format!("Commands:"));
+            for c in &m.commands {
+                let summary = c.summary.as_deref().and_then(|s| s.lines().next()).map(|s| format!(" — {s}")).unwrap_or_default();
+                crate::output::line(&format!("  [{}] {}{summary}", c.status.as_str(), c.title));
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.
+fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf, AppError> {
+    let explicit = task.map(str::to_owned).or_else(|| super::task_from_env());
+    if let Some(t) = &explicit {
+        let p = roots.run_dir(t, run).manifest();
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    if task.is_none() {
+        if let Ok(entries) = std::fs::read_dir(&roots.runs) {
+            for e in entries.flatten() {
+                let p = e.path().join("cli").join(run).join("manifest.json");
+                if p.is_file() {
+                    return Ok(p);
+                }
+            }
+        }
+    }
+    Err(AppError::Conflict(format!("run `{run}` not found under `{}`", roots.runs.display())))
+}

@@ -1,0 +1,66 @@
+//! Config errors: each names the file and, where it applies, the pipeline, stage and field.
+
+use std::path::PathBuf;
+
+/// Why a config was rejected. Always exit 2, nothing written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("`{}`:{line}:{column}: invalid JSON: {message}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The JSON does not describe a valid config.
+    #[error("`{}`: {location}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// `pipeline `p`, stage `s`, field `command``.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A position in the config, rendered as `pipeline `p`, stage `s`, field `f``.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Loc {
+    parts: Vec<String>,
+}
+
+impl Loc {
+    pub(crate) fn root() -> Self {
+        Self::default()
+    }
+    pub(crate) fn with(&self, what: &str, name: impl std::fmt::Display) -> Self {
+        let mut parts = self.parts.clone();
+        parts.push(format!("{what} `{name}`"));
+        Self { parts }
+    }
+    pub(crate) fn field(&self, name: &str) -> Self {
+        self.with("field", name)
+    }
+    pub(crate) fn render(&self) -> String {
+        if self.parts.is_empty() {
+            "top level".to_owned()
+        } else {
+            self.parts.join(", ")
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Reading `codex.orchestrator.json` into a validated [`Config`]: JSON syntax (with line and
+//! column), types of every field the peer reads, stage-set expansion (one level), unknown keys
+//! (warnings with a hint, errors under `--strict`), then the cross-checks in `validate`.
+//!
+//! The walk is over `serde_json::Value` rather than derived serde types so that every error can
+//! name the pipeline, stage and field, which derived errors cannot do.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::error::{ConfigError, Loc};
+use super::model::{
+    CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
+};
+use super::suggest::did_you_mean;
+use super::validate;
+
+const TOP_KEYS: &[&str] = &[
+    "pipelines", "stageSets", "defaultPipeline", "runtimeMode", "$schema", "version",
+    "description", "metadata",
+];
+const PIPELINE_KEYS: &[&str] = &[
+    "id", "title", "description", "stages", "guardrailsRequired", "tags", "metadata", "plan",
+    "session", "concurrency", "vars",
+];
+const STAGE_COMMON_KEYS: &[&str] = &[
+    "kind", "id", "title", "description", "plan", "tags", "metadata", "session", "dependsOn",
+    "onFailure", "retries",
+];
+const COMMAND_KEYS: &[&str] = &["command", "cwd", "env", "timeoutMs", "allowFailure", "summaryHint"];
+const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
+const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
+const KINDS: &[&str] = &["command", "subpipeline", "stage-set"];
+
+/// A loaded config and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Warnings (unknown keys with hints).
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates the config at `path`. `strict` turns unknown keys into errors.
+pub fn load(path: &Path, strict: bool) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse(path, &text, strict)
+}
+
+/// Validates config text (the file is only named in messages).
+pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Loaded, ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Json {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    let mut w = Walker { path: path.to_owned(), warnings: Vec::new(), strict };
+    let config = w.config(&value)?;
+    validate::check(&config)?;
+    Ok(Loaded { config, warnings: w.warnings })
+}
+
+/// serde_json appends " at line L column C"; we print the position first, so drop it.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+struct Walker {
+    path: PathBuf,
+    warnings: Vec<String>,
+    strict: bool,
+}
+
+impl Walker {
+    fn err(&self, loc: &Loc, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { path: self.path.clone(), location: loc.render(), message: message.into() }
+    }
+
+    fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], loc: &Loc) -> Result<(), ConfigError> {
+        for key in obj.keys() {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let hint = did_you_mean(key, known)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            let loc = loc.field(key);
+            if self.strict {
+                return Err(self.err(&loc, format!("unknown key{hint}")));
+            }
+            self.warnings.push(format!("`{}`: {}: unknown key, ignored{hint}", self.path.display(), loc.render()));
+        }
+        Ok(())
+    }
+
+    fn object<'v>(&self, v: &'v Value, loc: &Loc) -> Result<&'v Map<String, Value>, ConfigError> {
+        v.as_object().ok_or_else(|| self.err(loc, format!("expected an object, found {}", kind_of(v))))
+    }
+
+    fn opt_string(&self, obj: &Map<String, Value>, key: &str, loc: &Loc) -> Result<Option<String>, ConfigError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.err(&loc.field(key), format!("expected a string, found {}", kind_of(v)))),
+        }
+    }
+
+    fn req_string(&self, obj: &Map<String, Value>, key: &str, loc: &Loc, why: &str) -> Result<String, ConfigError> {
+        match self.opt_string(obj, key, loc)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            Some(_) => Err(self.err(&loc.field(key), format!("must not be empty ({why})"))),
+            None => Err(self.err(&loc.field(key), format!("missing ({why})"))),
+        }
+    }
+
+    fn opt_bool(&self, obj: &Map<String, Value>, key: &str, loc: &Loc) -> Result<Option<bool>, ConfigError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.err(&loc.field(key), format!("expected true or false, found {}", kind_of(v)))),
+        }
+    }
+
+    fn opt_u64(&self, obj: &Map<String, Value>, key: &str, loc: &Loc, min: u64) -> Result<Option<u64>, ConfigError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= min => Ok(Some(n)),
+                _ => Err(self.err(&loc.field(key), format!("expected an integer >= {min}, found {}", show(v)))),
+            },
+        }
+    }
+
+    fn string_map(&self, obj: &Map<String, Value>, key: &str, loc: &Loc) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(v) = obj.get(key).filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+        let map = self.object(v, &loc.field(key))?;
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            // The peer passes numbers and booleans through as their text; so do we.
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(self.err(&loc.field(&format!("{key}.{k}")), format!("expected a string, found {}", kind_of(other))))
+                }
+            };
+            out.push((k.clone(), s));
+        }
+        Ok(out)
+    }
+
+    fn config(&mut self, v: &Value) -> Result<Config, ConfigError> {
+        let root = Loc::root();
+        let obj = self.object(v, &root)?;
+        self.unknown_keys(obj, TOP_KEYS, &root)?;
+        let default_pipeline = self.opt_string(obj, "defaultPipeline", &root)?;
+        let runtime_mode = match self.opt_string(obj, "runtimeMode", &root)? {
+            None => None,
+            Some(raw) => {
+                let mode = raw.trim().to_lowercase();
+                if mode != "cli" && mode != "appserver" {
+                    return Err(self.err(&root.field("runtimeMode"), format!("`{raw}` is not one of: cli, appserver")));
+                }
+                Some(mode)
+            }
+        };
+        let stage_sets = self.stage_sets(obj.get("stageSets"))?;
+        let pipelines_v = match obj.get("pipelines") {
+            Some(Value::Array(a)) => a,
+            Some(other) => return Err(self.err(&root.field("pipelines"), format!("expected an array, found {}", kind_of(other)))),
+            None => return Err(self.err(&root.field("pipelines"), "missing (the config defines no pipelines)")),
+        };
+        let mut pipelines = Vec::with_capacity(pipelines_v.len());
+        for (i, p) in pipelines_v.iter().enumerate() {
+            pipelines.push(self.pipeline(p, i, &stage_sets)?);
+        }
+        Ok(Config { path: self.path.clone(), default_pipeline, runtime_mode, pipelines })
+    }
+
+    fn stage_sets(&mut self, v: Option<&Value>) -> Result<Vec<(String, Vec<Value>)>, ConfigError> {
+        let loc = Loc::root().field("stageSets");
+        let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+        let map = self.object(v, &loc)?;
+        let mut out = Vec::new();
+        for (name, stages) in map {
+            let set_loc = Loc::root().with("stage set", name);
+            let Value::Array(stages) = stages else {
+                return Err(self.err(&set_loc, format!("expected an array of stages, found {}", kind_of(stages))));
+            };
+            for (i, s) in stages.iter().enumerate() {
+                if s.get("kind").and_then(Value::as_str) == Some("stage-set") {
+                    return Err(self.err(&set_loc.with("stage", i + 1), "stage sets cannot include stage-set references (one level only)"));
+                }
+            }
+            out.push((name.clone(), stages.clone()));
+        }
+        Ok(out)
+    }
+
+    fn pipeline(&mut self, v: &Value, i: usize, sets: &[(String, Vec<Value>)]) -> Result<Pipeline, ConfigError> {
+        let loc0 = Loc::root().with("pipeline", format!("#{}", i + 1));
+        let obj = self.object(v, &loc0)?;
+        let id = self.req_string(obj, "id", &loc0, "every pipeline needs an id")?;
+        let loc = Loc::root().with("pipeline", &id);
+        self.unknown_keys(obj, PIPELINE_KEYS, &loc)?;
+        let title = self.opt_string(obj, "title", &loc)?.unwrap_or_else(|| id.clone());
+        let description = self.opt_string(obj, "description", &loc)?;
+        let concurrency = self.opt_u64(obj, "concurrency", &loc, 1)?.map(|n| n as usize);
+        let vars = self.string_map(obj, "vars", &loc)?;
+        for (name, _) in &vars {
+            if !crate::vars::is_name(name) {
+                return Err(self.err(&loc.field(&format!("vars.{name}")), "variable names are letters, digits and `_`, not starting with a digit"));
+            }
+        }
+        let stages_v = match obj.get("stages") {
+            Some(Value::Array(a)) => a,
+            Some(other) => return Err(self.err(&loc.field("stages"), format!("expected an array, found {}", kind_of(other)))),
+            None => return Err(self.err(&loc.field("stages"), "missing (a pipeline needs at least one stage)")),
+        };
+        let mut stages = Vec::new();
+        for (si, s) in stages_v.iter().enumerate() {
+            let sloc = loc.with("stage", format!("#{}", si + 1));
+            let sobj = self.object(s, &sloc)?;
+            match sobj.get("kind") {
+                Some(Value::String(k)) if k == "stage-set" => {
+                    self.unknown_keys(sobj, STAGE_SET_KEYS, &sloc)?;
+                    let r = self.req_string(sobj, "ref", &sloc, "a stage-set stage names a stage set")?;
+                    let Some((_, set)) = sets.iter().find(|(n, _)| *n == r) else {
+                        let names: Vec<&str> = sets.iter().map(|(n, _)| n.as_str()).collect();
+                        let hint = did_you_mean(&r, &names).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+                        return Err(self.err(&sloc.field("ref"), format!("unknown stage set `{r}` (known: {}){hint}", list(&names))));
+                    };
+                    for (k, shared) in set.iter().enumerate() {
+                        let set_loc = loc.with("stage set", &r).with("stage", format!("#{}", k + 1));
+                        stages.push(self.stage(shared, &set_loc, &loc)?);
+                    }
+                }
+                _ => stages.push(self.stage(s, &sloc, &loc)?),
+            }
+        }
+        if stages.is_empty() {
+            return Err(self.err(&loc.field("stages"), "empty (a pipeline needs at least one stage)"));
+        }
+        Ok(Pipeline { id, title, description, stages, concurrency, vars })
+    }
+
+    fn stage(&mut self, v: &Value, loc0: &Loc, ploc: &Loc) -> Result<Stage, ConfigError> {
+        let obj = self.object(v, loc0)?;
+        let id = self.req_string(obj, "id", loc0, "every stage needs an id")?;
+        let loc = ploc.with("stage", &id);
+        let kind = match obj.get("kind") {
+            None | Some(Value::Null) => {
+                return Err(self.err(&loc.field("kind"), format!("missing (one of: {})", list(KINDS))))
+            }
+            Some(Value::String(k)) => k.clone(),
+            Some(other) => return Err(self.err(&loc.field("kind"), format!("expected a string, found {}", kind_of(other)))),
+        };
+        let title = self.opt_string(obj, "title", &loc)?.unwrap_or_else(|| id.clone());
+        let depends_on = match obj.get("dependsOn") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => {
+                let mut ids = Vec::with_capacity(a.len());
+                for d in a {
+                    match d.as_str() {
+                        Some(s) => ids.push(s.to_owned()),
+                        None => return Err(self.err(&loc.field("dependsOn"), format!("expected stage ids (strings), found {}", kind_of(d)))),
+                    }
+                }
+                Some(ids)
+            }
+            Some(other) => return Err(self.err(&loc.field("dependsOn"), format!("expected an array of stage ids, found {}", kind_of(other)))),
+        };
+        let on_failure = match self.opt_string(obj, "onFailure", &loc)?.as_deref() {
+            None | Some("abort") => OnFailure::Abort,
+            Some("skip-dependents") => OnFailure::SkipDependents,
+            Some("continue") => OnFailure::Continue,
+            Some(other) => return Err(self.err(&loc.field("onFailure"), format!("`{other}` is not one of: abort, skip-dependents, continue"))),
+        };
+        let retries = self.retries(obj.get("retries"), &loc)?;
+        let plan = match obj.get("plan") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(other) => return Err(self.err(&loc.field("plan"), format!("expected an object, found {}", kind_of(other)))),
+        };
+        let kind = match kind.as_str() {
+            "command" => {
+                let known: Vec<&str> = STAGE_COMMON_KEYS.iter().chain(COMMAND_KEYS).copied().collect();
+                self.unknown_keys(obj, &known, &loc)?;
+                let command = self.req_string(obj, "command", &loc, "a command stage needs a shell command")?;
+                let timeout = self.opt_u64(obj, "timeoutMs", &loc, 1)?.map(Duration::from_millis);
+                StageKind::Command(CommandStage {
+                    command,
+                    cwd: self.opt_string(obj, "cwd", &loc)?,
+                    env: self.string_map(obj, "env", &loc)?,
+                    timeout,
+                    allow_failure: self.opt_bool(obj, "allowFailure", &loc)?.unwrap_or(false),
+                    summary_hint: self.opt_string(obj, "summaryHint", &loc)?,
+                })
+            }
+            "subpipeline" => {
+                let known: Vec<&str> = STAGE_COMMON_KEYS.iter().chain(SUBPIPELINE_KEYS).copied().collect();
+                self.unknown_keys(obj, &known, &loc)?;
+                StageKind::Subpipeline {
+                    pipeline: self.req_string(obj, "pipeline", &loc, "a subpipeline stage names the pipeline to run")?,
+                    optional: self.opt_bool(obj, "optional", &loc)?.unwrap_or(false),
+                }
+            }
+            "stage-set" => return Err(self.err(&loc.field("kind"), "stage-set references are only allowed directly in a pipeline's stages")),
+            other => {
+                let hint = did_you_mean(other, KINDS).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+                return Err(self.err(&loc.field("kind"), format!("unknown kind `{other}` (one of: {}){hint}", list(KINDS))));
+            }
+        };
+        Ok(Stage { id, title, kind, depends_on, on_failure, retries, plan })
+    }
+
+    fn retries(&self, v: Option<&Value>, loc: &Loc) -> Result<RetryPolicy, ConfigError> {
+        let floc = loc.field("retries");
+        match v {
+            None | Some(Value::Null) => Ok(RetryPolicy::default()),
+            Some(Value::Number(n)) => match n.as_u64().and_then(|c| u32::try_from(c).ok()) {
+                Some(count) => Ok(RetryPolicy { count, ..RetryPolicy::default() }),
+                None => Err(self.err(&floc, format!("expected a count >= 0, found {n}"))),
+            },
+            Some(Value::Object(o)) => {
+                for key in o.keys() {
+                    let known = ["count", "delayMs", "backoff", "maxDelayMs"];
+                    if !known.contains(&key.as_str()) {
+                        let hint = did_you_mean(key, &known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+                        return Err(self.err(&loc.field(&format!("retries.{key}")), format!("unknown key{hint}")));
+                    }
+                }
+                let count = self.opt_u64(o, "count", &floc, 0)?.unwrap_or(0);
+                let count = u32::try_from(count).map_err(|_| self.err(&floc, "count is too large"))?;
+                let delay = Duration::from_millis(self.opt_u64(o, "delayMs", &floc, 0)?.unwrap_or(0));
+                let max_delay = self.opt_u64(o, "maxDelayMs", &floc, 0)?.map(Duration::from_millis);
+                let exponential = match self.opt_string(o, "backoff", &floc)?.as_deref() {
+                    None | Some("fixed") => false,
+                    Some("exponential") => true,
+                    Some(other) => return Err(self.err(&loc.field("retries.backoff"), format!("`{other}` is not one of: fixed, exponential"))),
+                };
+                Ok(RetryPolicy { count, delay, exponential, max_delay })
+            }
+            Some(other) => Err(self.err(&floc, format!("expected a count or an object {{count, delayMs, backoff, maxDelayMs}}, found {}", kind_of(other)))),
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        other => kind_of(other).to_owned(),
+    }
+}
+
+pub(crate) fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    }
+}

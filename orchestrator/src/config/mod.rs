@@ -1,0 +1,11 @@
+//! Loading and validating `codex.orchestrator.json`.
+
+pub mod error;
+pub mod load;
+pub mod model;
+mod suggest;
+mod validate;
+
+pub use error::ConfigError;
+pub use load::{load, parse, Loaded};
+pub use model::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};

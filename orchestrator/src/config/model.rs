@@ -1,0 +1,175 @@
+//! The validated configuration: built only by `load`, so a value of these types is always a
+//! config that passed every check (known kinds, unique ids, existing references, no cycles).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A loaded and validated `codex.orchestrator.json`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `defaultPipeline`.
+    pub default_pipeline: Option<String>,
+    /// `runtimeMode`, trimmed and lower-cased (`cli` | `appserver`).
+    pub runtime_mode: Option<String>,
+    /// Pipelines in file order, stage sets expanded.
+    pub pipelines: Vec<Pipeline>,
+}
+
+impl Config {
+    /// The pipeline with this id.
+    pub fn pipeline(&self, id: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.id == id)
+    }
+    /// Ids of every pipeline, in file order.
+    pub fn pipeline_ids(&self) -> Vec<&str> {
+        self.pipelines.iter().map(|p| p.id.as_str()).collect()
+    }
+}
+
+/// One pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Id.
+    pub id: String,
+    /// Title (defaults to the id).
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Stages in file order (stage sets expanded in place).
+    pub stages: Vec<Stage>,
+    /// `concurrency`: cap on parallel stages.
+    pub concurrency: Option<usize>,
+    /// `vars`: pipeline variables, in file order.
+    pub vars: Vec<(String, String)>,
+}
+
+impl Pipeline {
+    /// True when any stage declares `dependsOn` (the pipeline opts into the graph).
+    pub fn uses_graph(&self) -> bool {
+        self.stages.iter().any(|s| s.depends_on.is_some())
+    }
+}
+
+/// One stage.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Id, unique in its pipeline.
+    pub id: String,
+    /// Title (defaults to the id).
+    pub title: String,
+    /// What it does.
+    pub kind: StageKind,
+    /// `dependsOn`, when given; otherwise the stage depends on the one before it.
+    pub depends_on: Option<Vec<String>>,
+    /// `onFailure`.
+    pub on_failure: OnFailure,
+    /// `retries`.
+    pub retries: RetryPolicy,
+    /// `plan` metadata (execution hints), kept as JSON.
+    pub plan: Option<serde_json::Value>,
+}
+
+/// What a stage does.
+#[derive(Debug, Clone)]
+pub enum StageKind {
+    /// A shell command.
+    Command(CommandStage),
+    /// A child run of another pipeline.
+    Subpipeline {
+        /// The pipeline to run.
+        pipeline: String,
+        /// A failure of the child does not fail this run.
+        optional: bool,
+    },
+}
+
+/// The fields of a command stage.
+#[derive(Debug, Clone)]
+pub struct CommandStage {
+    /// Shell text (may contain `${NAME}` variables).
+    pub command: String,
+    /// Working directory relative to the repo root (may contain variables).
+    pub cwd: Option<String>,
+    /// Extra environment, in file order (values may contain variables).
+    pub env: Vec<(String, String)>,
+    /// Enforced timeout.
+    pub timeout: Option<Duration>,
+    /// A failure marks the stage `skipped` and the run goes on.
+    pub allow_failure: bool,
+    /// Summary used on success.
+    pub summary_hint: Option<String>,
+}
+
+/// What a failure of a stage does to the rest of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Nothing new starts; running stages finish; the run fails.
+    #[default]
+    Abort,
+    /// Its dependents (transitively) are skipped; independent branches go on.
+    SkipDependents,
+    /// Dependents still run.
+    Continue,
+}
+
+impl OnFailure {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Abort => "abort",
+            OnFailure::SkipDependents => "skip-dependents",
+            OnFailure::Continue => "continue",
+        }
+    }
+}
+
+/// `retries`: how often and how long to wait between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryPolicy {
+    /// Extra attempts after the first.
+    pub count: u32,
+    /// Delay before the first retry.
+    pub delay: Duration,
+    /// Exponential: the delay doubles per retry.
+    pub exponential: bool,
+    /// Cap on the delay.
+    pub max_delay: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `attempt` (2 = first retry).
+    pub fn delay_before(&self, attempt: u32) -> Duration {
+        let retry = attempt.saturating_sub(2);
+        let delay = if self.exponential {
+            let factor = 1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX);
+            self.delay.saturating_mul(factor)
+        } else {
+            self.delay
+        };
+        match self.max_delay {
+            Some(cap) => delay.min(cap),
+            None => delay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_delays_double_and_cap() {
+        let p = RetryPolicy {
+            count: 5,
+            delay: Duration::from_millis(100),
+            exponential: true,
+            max_delay: Some(Duration::from_millis(350)),
+        };
+        let d: Vec<u128> = (2..=6).map(|a| p.delay_before(a).as_millis()).collect();
+        assert_eq!(d, [100, 200, 350, 350, 350]);
+        let fixed = RetryPolicy { exponential: false, max_delay: None, ..p };
+        assert_eq!(fixed.delay_before(5).as_millis(), 100);
+    }
+}

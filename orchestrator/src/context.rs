@@ -1,0 +1,118 @@
+//! What every run of one invocation shares (a parent run and its sub-pipeline runs): roots,
+//! config, task, variables, resolved modes, exec knobs, the cancellation channel and the
+//! reporter. Read-only after construction except for the cancellation state, which has one
+//! owner each (the watch sender; the fatal-error slot).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use exec::CancelRequest;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::errors::AppError;
+use crate::modes::{ExecutionDecision, RuntimeDecision};
+use crate::report::Reporter;
+use crate::run_layout::Roots;
+
+/// Shared by all runs of one invocation.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Repo, runs and out directories.
+    pub roots: Roots,
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Task id.
+    pub task: String,
+    /// `--var` values.
+    pub cli_vars: Vec<(String, String)>,
+    /// `--concurrency`.
+    pub concurrency_flag: Option<u32>,
+    /// `--approval-policy`.
+    pub approval_policy: Option<String>,
+    /// Resolved runtime mode.
+    pub runtime: RuntimeDecision,
+    /// Resolved execution mode.
+    pub execution: ExecutionDecision,
+    /// Exec knobs.
+    pub exec: ExecKnobs,
+    /// Progress output.
+    pub reporter: Reporter,
+    /// Cancellation level seen by every running stage. Senders: the signal task and a run that
+    /// hits a fatal storage error (which must stop its stages too).
+    pub cancel: watch::Sender<CancelRequest>,
+    /// The first fatal error (storage), which decides the exit code over the run outcome.
+    pub fatal: Mutex<Option<AppError>>,
+}
+
+/// Exec settings from the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecKnobs {
+    /// Timeout for stages without `timeoutMs` (`CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS`).
+    pub default_timeout: Option<Duration>,
+    /// SIGTERM -> SIGKILL grace (`CODEX_ORCHESTRATOR_KILL_GRACE_MS`, default 5 s).
+    pub kill_grace: Duration,
+    /// Retained chunk events per stage (`CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS`, default 0:
+    /// logs on disk are complete, memory stays bounded).
+    pub max_chunk_events: usize,
+}
+
+impl ExecKnobs {
+    /// Reads the knobs; a malformed value is a usage error naming the variable.
+    pub fn from_env() -> Result<ExecKnobs, AppError> {
+        use crate::env_vars as ev;
+        let num = |name: &str| -> Result<Option<u64>, AppError> {
+            match ev::non_blank(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| AppError::Usage(format!("{name} is `{v}`, expected a whole number"))),
+            }
+        };
+        Ok(ExecKnobs {
+            default_timeout: num(ev::STAGE_TIMEOUT_MS)?.filter(|&n| n > 0).map(Duration::from_millis),
+            kill_grace: num(ev::KILL_GRACE_MS)?.map_or(exec::DEFAULT_KILL_GRACE, Duration::from_millis),
+            max_chunk_events: num(ev::EXEC_EVENT_MAX_CHUNKS)?.map_or(0, |n| n as usize),
+        })
+    }
+}
+
+impl Ctx {
+    /// Records a fatal error (the first one wins) and stops every running stage.
+    pub fn fail_fatally(&self, error: AppError) {
+        let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.cancel.send_if_modified(|c| {
+            if *c == CancelRequest::None {
+                *c = CancelRequest::Graceful { signal: 0 };
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// True once a fatal error was recorded.
+    pub fn has_fatal(&self) -> bool {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// The signal that cancelled the invocation, if a signal did.
+    pub fn cancel_signal(&self) -> Option<i32> {
+        match *self.cancel.borrow() {
+            CancelRequest::None => None,
+            CancelRequest::Graceful { signal } | CancelRequest::Immediate { signal } => {
+                (signal != 0).then_some(signal)
+            }
+        }
+    }
+
+    /// True when stages must stop (signal or fatal error).
+    pub fn stopping(&self) -> bool {
+        *self.cancel.borrow() != CancelRequest::None
+    }
+}

@@ -1,0 +1,48 @@
+//! Every environment variable the orchestrator reads or sets, in one place (the peer's names).
+
+/// Task id, first choice after `--task`.
+pub const MCP_RUNNER_TASK_ID: &str = "MCP_RUNNER_TASK_ID";
+/// Task id, second choice.
+pub const TASK_ID: &str = "CODEX_ORCHESTRATOR_TASK_ID";
+/// Task id, last choice before the default.
+pub const TASK: &str = "TASK";
+/// Repo root (default: the current directory).
+pub const ROOT: &str = "CODEX_ORCHESTRATOR_ROOT";
+/// Runs directory (default `<root>/.runs`).
+pub const RUNS_DIR: &str = "CODEX_ORCHESTRATOR_RUNS_DIR";
+/// Out directory (default `<root>/out`).
+pub const OUT_DIR: &str = "CODEX_ORCHESTRATOR_OUT_DIR";
+/// Config file path (default `<root>/codex.orchestrator.json`).
+pub const REPO_CONFIG_PATH: &str = "CODEX_ORCHESTRATOR_REPO_CONFIG_PATH";
+/// Set for stages: the run id.
+pub const RUN_ID: &str = "CODEX_ORCHESTRATOR_RUN_ID";
+/// Set for stages: the pipeline id.
+pub const PIPELINE_ID: &str = "CODEX_ORCHESTRATOR_PIPELINE_ID";
+/// Set for stages: absolute manifest path.
+pub const MANIFEST_PATH: &str = "CODEX_ORCHESTRATOR_MANIFEST_PATH";
+/// Set for stages: absolute run directory.
+pub const RUN_DIR: &str = "CODEX_ORCHESTRATOR_RUN_DIR";
+/// Default stage timeout in milliseconds for stages without `timeoutMs`.
+pub const STAGE_TIMEOUT_MS: &str = "CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS";
+/// Cap on chunk events kept in memory per stage (the peer's knob; default 500).
+pub const EXEC_EVENT_MAX_CHUNKS: &str = "CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS";
+/// Grace in milliseconds between SIGTERM and SIGKILL when stopping a stage.
+pub const KILL_GRACE_MS: &str = "CODEX_ORCHESTRATOR_KILL_GRACE_MS";
+/// Runtime mode (`cli` | `appserver`).
+pub const RUNTIME_MODE: &str = "CODEX_ORCHESTRATOR_RUNTIME_MODE";
+/// `0`/`false`/`off` forbids the appserver -> cli fallback.
+pub const RUNTIME_FALLBACK: &str = "CODEX_ORCHESTRATOR_RUNTIME_FALLBACK";
+/// Execution mode (`mcp` | `cloud`).
+pub const EXECUTION_MODE: &str = "CODEX_ORCHESTRATOR_EXECUTION_MODE";
+/// `0`/`false`/`off` forbids the cloud -> mcp fallback.
+pub const CLOUD_FALLBACK: &str = "CODEX_ORCHESTRATOR_CLOUD_FALLBACK";
+/// Log filter for the runner's own diagnostics.
+pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
+
+/// A variable's value, with blank treated as unset (the peer's rule).
+pub fn non_blank(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}

@@ -1,0 +1,240 @@
+//! Turning a validated pipeline into a `Plan`: the stage graph, the concurrency cap and the
+//! variable sources, with every `${NAME}` checked before anything runs.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::graph::StageGraph;
+use crate::config::error::Loc;
+use crate::config::{Config, ConfigError, Pipeline, StageKind};
+use crate::errors::AppError;
+use crate::vars;
+
+/// Names the runner defines for every stage; `${NAME}` may use them although they are only
+/// known once the run exists.
+pub const RUN_VARIABLES: &[&str] = &[
+    "MCP_RUNNER_TASK_ID",
+    "CODEX_ORCHESTRATOR_TASK_ID",
+    "CODEX_ORCHESTRATOR_RUN_ID",
+    "CODEX_ORCHESTRATOR_PIPELINE_ID",
+    "CODEX_ORCHESTRATOR_MANIFEST_PATH",
+    "CODEX_ORCHESTRATOR_RUN_DIR",
+    "CODEX_ORCHESTRATOR_RUNS_DIR",
+    "CODEX_ORCHESTRATOR_OUT_DIR",
+    "CODEX_ORCHESTRATOR_ROOT",
+];
+
+/// A pipeline ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// Who waits for whom.
+    pub graph: StageGraph,
+    /// Cap on parallel stages.
+    pub concurrency: usize,
+    /// Where the concurrency came from (`flag`, `pipeline`, `default`).
+    pub concurrency_source: &'static str,
+}
+
+/// Parses `--var NAME=VALUE` arguments.
+pub fn parse_cli_vars(raw: &[String]) -> Result<Vec<(String, String)>, AppError> {
+    raw.iter()
+        .map(|v| {
+            let (name, value) = v
+                .split_once('=')
+                .ok_or_else(|| AppError::Usage(format!("--var `{v}`: expected NAME=VALUE")))?;
+            if !vars::is_name(name) {
+                return Err(AppError::Usage(format!(
+                    "--var `{v}`: `{name}` is not a valid variable name (letters, digits and `_`, not starting with a digit)"
+                )));
+            }
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Picks the pipeline: the argument, else `defaultPipeline`, else `diagnostics`.
+pub fn select<'c>(config: &'c Config, arg: Option<&str>) -> Result<&'c Pipeline, AppError> {
+    let id = arg.or(config.default_pipeline.as_deref()).unwrap_or("diagnostics");
+    config.pipeline(id).ok_or_else(|| {
+        let ids = config.pipeline_ids();
+        AppError::Usage(format!(
+            "`{}`: unknown pipeline `{id}` (known: {})",
+            config.path.display(),
+            crate::config::load::list(&ids)
+        ))
+    })
+}
+
+/// Value of `${NAME}`: `--var`, then the pipeline's `vars`, then the environment.
+pub fn lookup(cli: &[(String, String)], pipeline: &Pipeline, name: &str) -> Option<String> {
+    cli.iter()
+        .chain(pipeline.vars.iter())
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(name).ok())
+}
+
+/// Builds the plan of `pipeline` and checks the variables of it and every sub-pipeline it runs.
+pub fn build(config: &Config, pipeline: &Pipeline, cli_vars: &[(String, String)], concurrency_flag: Option<u32>) -> Result<Plan, AppError> {
+    check_vars(config, pipeline, cli_vars)?;
+    let graph = StageGraph::build(pipeline).map_err(|e| {
+        AppError::Config(ConfigError::Invalid {
+            path: config.path.clone(),
+            location: Loc::root().with("pipeline", &pipeline.id).with("stage", e.stage()).field("dependsOn").render(),
+            message: e.to_string(),
+        })
+    })?;
+    let (concurrency, concurrency_source) = match (concurrency_flag, pipeline.concurrency) {
+        (Some(n), _) => (n as usize, "flag"),
+        (None, Some(n)) => (n, "pipeline"),
+        // Configs written for the peer keep its strictly sequential behaviour; a pipeline that
+        // opts into `dependsOn` gets one stage per core.
+        (None, None) if pipeline.uses_graph() => {
+            (std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get), "default")
+        }
+        (None, None) => (1, "default"),
+    };
+    Ok(Plan { pipeline: pipeline.clone(), graph, concurrency, concurrency_source })
+}
+
+fn check_vars(config: &Config, pipeline: &Pipeline, cli: &[(String, String)]) -> Result<(), AppError> {
+    // Sub-pipelines are checked too (each once; the config has no cycles).
+    let mut todo = vec![pipeline];
+    let mut seen: Vec<&str> = Vec::new();
+    while let Some(p) = todo.pop() {
+        if seen.contains(&p.id.as_str()) {
+            continue;
+        }
+        seen.push(&p.id);
+        for s in &p.stages {
+            match &s.kind {
+                StageKind::Command(c) => {
+                    let look = |name: &str| {
+                        lookup(cli, p, name).or_else(|| RUN_VARIABLES.contains(&name).then(String::new))
+                    };
+                    let mut fields: Vec<(String, &str)> = vec![("command".into(), c.command.as_str())];
+                    if let Some(cwd) = &c.cwd {
+                        fields.push(("cwd".into(), cwd));
+                    }
+                    for (k, v) in &c.env {
+                        fields.push((format!("env.{k}"), v));
+                    }
+                    for (field, text) in fields {
+                        if let Err(e) = vars::expand(text, look) {
+                            return Err(AppError::Config(ConfigError::Invalid {
+                                path: config.path.clone(),
+                                location: Loc::root().with("pipeline", &p.id).with("stage", &s.id).field(&field).render(),
+                                message: e.to_string(),
+                            }));
+                        }
+                    }
+                }
+                StageKind::Subpipeline { pipeline, .. } => {
+                    if let Some(child) = config.pipeline(pipeline) {
+                        todo.push(child);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// The `plan --format json` object: the peer's keys plus the graph.
+    pub fn to_json(&self, config: &Config) -> Value {
+        let p = &self.pipeline;
+        let stages: Vec<Value> = p
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let deps: Vec<&str> = self.graph.deps[i].iter().map(|&j| p.stages[j].id.as_str()).collect();
+                let mut v = match &s.kind {
+                    StageKind::Command(c) => json!({
+                        "index": i + 1,
+                        "id": s.id,
+                        "title": s.title,
+                        "kind": "command",
+                        "command": c.command,
+                        "cwd": c.cwd,
+                        "env": c.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+                        "allowFailure": c.allow_failure,
+                        "summaryHint": c.summary_hint,
+                        "timeoutMs": c.timeout.map(crate::time::millis),
+                    }),
+                    StageKind::Subpipeline { pipeline, optional } => json!({
+                        "index": i + 1,
+                        "id": s.id,
+                        "title": s.title,
+                        "kind": "subpipeline",
+                        "pipeline": pipeline,
+                        "optional": optional,
+                    }),
+                };
+                let obj = v.as_object_mut().expect("built as an object");
+                obj.insert("dependsOn".into(), json!(deps));
+                obj.insert("level".into(), json!(self.graph.levels[i]));
+                obj.insert("onFailure".into(), json!(s.on_failure.as_str()));
+                obj.insert("retries".into(), json!(s.retries.count));
+                v
+            })
+            .collect();
+        let levels: Vec<Vec<&str>> = self
+            .graph
+            .by_level()
+            .iter()
+            .map(|l| l.iter().map(|&i| p.stages[i].id.as_str()).collect())
+            .collect();
+        let edges: Vec<[&str; 2]> = self
+            .graph
+            .deps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| d.iter().map(move |&j| [p.stages[j].id.as_str(), p.stages[i].id.as_str()]))
+            .collect();
+        json!({
+            "pipeline": {
+                "id": p.id,
+                "title": p.title,
+                "description": p.description,
+                "source": config.path.to_string_lossy(),
+            },
+            "stages": stages,
+            "graph": {
+                "concurrency": self.concurrency,
+                "concurrency_source": self.concurrency_source,
+                "levels": levels,
+                "edges": edges,
+            },
+        })
+    }
+
+    /// Human rendering for `plan` without `--format json`.
+    pub fn to_text(&self) -> String {
+        let p = &self.pipeline;
+        let mut out = format!("Pipeline: {} ({})\nConcurrency: {} ({})\n", p.id, p.title, self.concurrency, self.concurrency_source);
+        for (level, stages) in self.graph.by_level().iter().enumerate() {
+            out.push_str(&format!("Level {level}:\n"));
+            for &i in stages {
+                let s = &p.stages[i];
+                let what = match &s.kind {
+                    StageKind::Command(c) => c.command.clone(),
+                    StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
+                };
+                let deps: Vec<&str> = self.graph.deps[i].iter().map(|&j| p.stages[j].id.as_str()).collect();
+                let after = if deps.is_empty() { String::new() } else { format!(" after {}", deps.join(", ")) };
+                out.push_str(&format!("  {:02} {} — {}{}\n", i + 1, s.id, what, after));
+            }
+        }
+        out
+    }
+
+    /// Shared, read-only.
+    pub fn into_shared(self) -> Arc<Plan> {
+        Arc::new(self)
+    }
+}

@@ -1,0 +1,406 @@
+//! The lifecycle of one run: create its directory and manifest, hand the manifest to its
+//! persister, run the scheduler, then record the terminal state durably (manifest, summary,
+//! metrics) before returning. Sub-pipeline stages come back here for their child runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use exec::RunnerLog;
+use serde_json::{json, Value};
+use shared_manifest::atomic::{create_dir_all_durable, write_atomic};
+use shared_manifest::schema::{self, ChildRun, CommandRecord, Manifest, StageKind as ManifestKind};
+use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus};
+
+use crate::config::{CommandStage, StageKind};
+use crate::context::Ctx;
+use crate::errors::AppError;
+use crate::events::EventLog;
+use crate::plan::Plan;
+use crate::run_layout::{new_resume_token, new_run_id, RunDir};
+use crate::schedule::{self, Finished};
+
+/// Everything a running run's stages share.
+#[derive(Debug)]
+pub struct RunState {
+    /// Invocation-wide context.
+    pub ctx: Arc<Ctx>,
+    /// Paths of this run.
+    pub dir: RunDir,
+    /// What runs.
+    pub plan: Arc<Plan>,
+    /// The one writer of the manifest.
+    pub persister: Persister<Manifest>,
+    /// `events.jsonl`.
+    pub events: EventLog,
+    /// `runner.ndjson`.
+    pub runner_log: RunnerLog,
+    /// Nesting depth (0 for the top-level run), for the reporter.
+    pub depth: usize,
+}
+
+/// A run's end, as the command needs it.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Its paths.
+    pub dir: RunDir,
+    /// The final manifest.
+    pub manifest: Manifest,
+}
+
+impl RunState {
+    /// Appends an event; a failure to write the stream is fatal to the run (storage).
+    pub fn emit(&self, event: &str, payload: Value) {
+        if let Err(e) = self.events.emit(event, payload) {
+            self.ctx.fail_fatally(AppError::storage(self.events.path(), e));
+        }
+    }
+
+    /// Prefix for progress lines.
+    pub fn label(&self) -> String {
+        if self.depth == 0 {
+            String::new()
+        } else {
+            format!("{}{}: ", "  ".repeat(self.depth), self.plan.pipeline.id)
+        }
+    }
+
+    /// `${NAME}` lookup for this run: `--var`, pipeline `vars`, the run's own variables, then
+    /// the environment.
+    fn var(&self, name: &str) -> Option<String> {
+        let ctx = &self.ctx;
+        ctx.cli_vars
+            .iter()
+            .chain(self.plan.pipeline.vars.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| self.stage_env().into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+            .or_else(|| std::env::var(name).ok())
+    }
+
+    /// The peer's stage environment for this run.
+    pub fn stage_env(&self) -> Vec<(String, String)> {
+        let ctx = &self.ctx;
+        let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        vec![
+            ("MCP_RUNNER_TASK_ID".into(), ctx.task.clone()),
+            ("CODEX_ORCHESTRATOR_TASK_ID".into(), ctx.task.clone()),
+            ("CODEX_ORCHESTRATOR_RUN_ID".into(), self.dir.run_id.clone()),
+            ("CODEX_ORCHESTRATOR_PIPELINE_ID".into(), self.plan.pipeline.id.clone()),
+            ("CODEX_ORCHESTRATOR_MANIFEST_PATH".into(), s(&self.dir.manifest())),
+            ("CODEX_ORCHESTRATOR_RUN_DIR".into(), s(&self.dir.dir)),
+            ("CODEX_ORCHESTRATOR_RUNS_DIR".into(), s(&ctx.roots.runs)),
+            ("CODEX_ORCHESTRATOR_OUT_DIR".into(), s(&ctx.roots.out)),
+            ("CODEX_ORCHESTRATOR_ROOT".into(), s(&ctx.roots.repo)),
+        ]
+    }
+
+    /// The command, cwd and environment of a stage with variables resolved.
+    pub fn resolve(&self, cmd: &CommandStage) -> Result<(String, PathBuf, Vec<(String, String)>), String> {
+        let look = |n: &str| self.var(n);
+        let command = crate::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
+        let cwd = match &cmd.cwd {
+            Some(c) => self.ctx.roots.repo.join(crate::vars::expand(c, look).map_err(|e| e.to_string())?),
+            None => self.ctx.roots.repo.clone(),
+        };
+        let mut env = self.stage_env();
+        for (k, v) in &cmd.env {
+            env.push((k.clone(), crate::vars::expand(v, look).map_err(|e| e.to_string())?));
+        }
+        Ok((command, cwd, env))
+    }
+}
+
+/// A run whose directory and manifest exist, not yet executed.
+pub struct Prepared {
+    state: Arc<RunState>,
+}
+
+impl Prepared {
+    /// The run's paths.
+    pub fn dir(&self) -> &RunDir {
+        &self.state.dir
+    }
+}
+
+/// Creates the run: directory (durably), initial manifest (`in_progress`), resume token, mcp
+/// stub, logs. Nothing is written before this point.
+pub async fn prepare(ctx: Arc<Ctx>, plan: Arc<Plan>, parent_run_id: Option<String>, depth: usize) -> Result<Prepared, AppError> {
+    let run_id = new_run_id();
+    let dir = ctx.roots.run_dir(&ctx.task, &run_id);
+    for d in [dir.commands_dir(), dir.errors_dir()] {
+        create_dir_all_durable(&d).map_err(|e| AppError::storage(&d, e))?;
+    }
+    // Leftovers of a crashed writer never live in a fresh directory, but the task directory's
+    // metrics file and mcp stubs are shared; nothing to clean there (appends, atomic writes).
+    let token = new_resume_token();
+    write_atomic(&dir.resume_token(), token.as_bytes())?;
+    let now = crate::time::now();
+    let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
+    let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
+    persister.send(ManifestUpdate::RunStarted { at: now }).await?;
+    persister.flush().await?;
+    crate::artifacts::write_mcp_stub(&dir)?;
+    let events = EventLog::open(&dir.events(), &ctx.task, &run_id).map_err(|e| AppError::storage(&dir.events(), e))?;
+    let runner_log = RunnerLog::open(&dir.runner_log())?;
+    let state = Arc::new(RunState { ctx, dir, plan, persister, events, runner_log, depth });
+    Ok(Prepared { state })
+}
+
+fn initial_manifest(ctx: &Ctx, plan: &Plan, dir: &RunDir, parent_run_id: Option<String>, token: String, now: &str) -> Manifest {
+    let p = &plan.pipeline;
+    let commands = p
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (command, kind, timeout) = match &s.kind {
+                StageKind::Command(c) => (
+                    Some(c.command.clone()),
+                    ManifestKind::Command,
+                    c.timeout.or(ctx.exec.default_timeout).map(crate::time::millis),
+                ),
+                StageKind::Subpipeline { .. } => (None, ManifestKind::Subpipeline, None),
+            };
+            CommandRecord {
+                index: i + 1,
+                id: s.id.clone(),
+                title: s.title.clone(),
+                command,
+                kind,
+                status: CommandStatus::Pending,
+                started_at: None,
+                completed_at: None,
+                exit_code: None,
+                summary: None,
+                log_path: None,
+                error_file: None,
+                sub_run_id: None,
+                depends_on: Some(plan.graph.deps[i].iter().map(|&j| p.stages[j].id.clone()).collect()),
+                attempts: None,
+                outcome: None,
+                signal: None,
+                duration_ms: None,
+                timeout_ms: timeout,
+                skip_reason: None,
+                process: None,
+                stdout_bytes: None,
+                stderr_bytes: None,
+                leaked_processes: None,
+            }
+        })
+        .collect();
+    let variables = (!ctx.cli_vars.is_empty()).then(|| {
+        ctx.cli_vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+    });
+    Manifest {
+        version: 1,
+        task_id: ctx.task.clone(),
+        task_slug: Some(ctx.task.clone()),
+        run_id: dir.run_id.clone(),
+        parent_run_id,
+        pipeline_id: p.id.clone(),
+        pipeline_title: p.title.clone(),
+        runner: "codex-cli".into(),
+        approval_policy: ctx.approval_policy.clone(),
+        status: RunStatus::Queued,
+        status_detail: None,
+        started_at: now.to_owned(),
+        completed_at: None,
+        updated_at: now.to_owned(),
+        heartbeat_at: Some(now.to_owned()),
+        heartbeat_interval_seconds: schema::HEARTBEAT_INTERVAL_SECONDS,
+        heartbeat_stale_after_seconds: schema::HEARTBEAT_STALE_AFTER_SECONDS,
+        artifact_root: dir.rel(&dir.dir),
+        compat_path: dir.rel(&dir.mcp_dir()),
+        log_path: dir.rel(&dir.runner_log()),
+        workspace_path: Some(ctx.roots.repo.to_string_lossy().into_owned()),
+        summary: None,
+        metrics_recorded: false,
+        resume_token: token,
+        resume_events: Vec::new(),
+        approvals: Vec::new(),
+        commands,
+        child_runs: Vec::new(),
+        run_summary_path: Some(dir.rel(&dir.run_summary())),
+        plan_target_id: p.stages.first().map(|s| format!("{}:{}", p.id, s.id)),
+        runtime_mode_requested: ctx.runtime.requested,
+        runtime_mode: ctx.runtime.mode,
+        runtime_provider: ctx.runtime.mode.provider().to_owned(),
+        runtime_fallback: Some(ctx.runtime.fallback.clone()),
+        cloud_fallback: ctx.execution.cloud_fallback.clone(),
+        instructions_hash: None,
+        instructions_sources: Vec::new(),
+        schema_version: Some(schema::SCHEMA_VERSION),
+        runner_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        runner_pid: Some(std::process::id()),
+        concurrency: Some(plan.concurrency),
+        execution_mode: Some(ctx.execution.requested.clone()),
+        variables,
+    }
+}
+
+/// Runs a prepared run to its end and records the terminal state durably.
+///
+/// Returns a boxed `Send` future: a run contains sub-pipeline runs, so the future type is
+/// recursive and must be named to be spawned.
+pub fn execute(prepared: Prepared) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunReport, AppError>> + Send>> {
+    Box::pin(execute_inner(prepared))
+}
+
+async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
+    let run = prepared.state;
+    run.emit("run_started", json!({
+        "pipeline_id": run.plan.pipeline.id,
+        "pipeline_title": run.plan.pipeline.title,
+        "status": "in_progress",
+        "manifest_path": run.dir.manifest().to_string_lossy(),
+        "log_path": run.dir.runner_log().to_string_lossy(),
+    }));
+    run.ctx.reporter.run_started(&run.label(), &run.dir.run_id, &run.plan.pipeline.id, &run.dir.rel(&run.dir.manifest()));
+    let heartbeat = spawn_heartbeat(run.persister.clone());
+    let finished = schedule::run_stages(run.clone()).await;
+    heartbeat.abort();
+    finalize(run, finished).await
+}
+
+/// Heartbeats every `heartbeat_interval_seconds` while the run is in progress; aborted at the
+/// end of the run. A failed send means the persister already ended with an error, which the
+/// run reports on its next flush.
+fn spawn_heartbeat(persister: Persister<Manifest>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(schema::HEARTBEAT_INTERVAL_SECONDS);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            if persister.send(ManifestUpdate::Heartbeat { at: crate::time::now() }).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError> {
+    let ctx = &run.ctx;
+    let (event, detail) = if ctx.has_fatal() {
+        (RunEvent::Fail, Some("storage-error".to_owned()))
+    } else if ctx.cancel_signal().is_some() {
+        (RunEvent::Cancel, Some("run-canceled".to_owned()))
+    } else if let Some(first) = &f.first_failure {
+        (RunEvent::Fail, Some(first.clone()))
+    } else {
+        (RunEvent::Succeed, None)
+    };
+    let mut lines = Vec::new();
+    if let Some(sig) = ctx.cancel_signal() {
+        lines.push(format!("Run cancelled by {}.", exec::signal_name(sig)));
+    }
+    lines.extend(f.failure_lines.iter().cloned());
+    let summary = if lines.is_empty() {
+        (event == RunEvent::Succeed).then(|| format!("Pipeline '{}' succeeded.", run.plan.pipeline.title))
+    } else {
+        Some(lines.join("\n"))
+    };
+    let at = crate::time::now();
+    run.persister
+        .send(ManifestUpdate::RunFinished { at, event, status_detail: detail, summary })
+        .await?;
+    run.persister.flush().await?;
+    let status = match event {
+        RunEvent::Succeed => "succeeded",
+        RunEvent::Cancel => "cancelled",
+        _ => "failed",
+    };
+    // The terminal state is durable before the summary and metrics are written: a crash in
+    // between leaves an honest manifest that only lacks `metrics_recorded`.
+    let manifest = run.persister.clone().close().await?;
+    crate::artifacts::write_run_summary(&run.dir, &manifest, ctx.execution.mode)?;
+    crate::artifacts::append_metrics(&run.dir, &manifest)?;
+    // The manifest's owner is gone; a short-lived persister (still the only writer) records the
+    // metrics flag, keeping one write path for the manifest.
+    let persister = Persister::spawn(manifest, run.dir.manifest(), Some(run.dir.heartbeat()));
+    persister.send(ManifestUpdate::MetricsRecorded).await?;
+    let manifest = persister.close().await?;
+    let snapshot = &manifest;
+    run.emit(if event == RunEvent::Succeed { "run_completed" } else { "run_failed" }, json!({
+        "pipeline_id": run.plan.pipeline.id,
+        "status": status,
+        "status_detail": snapshot.status_detail,
+        "manifest_path": run.dir.manifest().to_string_lossy(),
+        "run_summary_path": run.dir.run_summary().to_string_lossy(),
+        "metrics_path": run.dir.metrics().to_string_lossy(),
+        "summary": snapshot.summary,
+    }));
+    let _ = run.events.sync();
+    let _ = run.runner_log.sync();
+    ctx.reporter.run_finished(&run.label(), &manifest);
+    Ok(RunReport { dir: run.dir.clone(), manifest })
+}
+
+/// A sub-pipeline stage: a child run of another pipeline, recorded in `child_runs`.
+pub async fn run_subpipeline(run: Arc<RunState>, pos: usize, stage: crate::config::Stage, pipeline: String, optional: bool) -> Result<crate::stage::StageEnd, AppError> {
+    use shared_manifest::{CommandEvent, StageFinish};
+    let index = pos + 1;
+    let ctx = run.ctx.clone();
+    let child_pipeline = ctx.config.pipeline(&pipeline).expect("sub-pipelines are checked at load").clone();
+    let child_plan = crate::plan::build(&ctx.config, &child_pipeline, &ctx.cli_vars, ctx.concurrency_flag)?.into_shared();
+    let started = std::time::Instant::now();
+    let prepared = prepare(ctx.clone(), child_plan, Some(run.dir.run_id.clone()), run.depth + 1).await?;
+    let child_dir = prepared.dir().clone();
+    run.persister
+        .send(ManifestUpdate::SubRunStarted {
+            index,
+            at: crate::time::now(),
+            child: ChildRun {
+                run_id: child_dir.run_id.clone(),
+                pipeline_id: pipeline.clone(),
+                status: RunStatus::InProgress,
+                manifest: child_dir.rel(&child_dir.manifest()),
+            },
+        })
+        .await?;
+    run.emit("step_started", json!({
+        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
+        "status": "running", "log_path": Value::Null,
+    }));
+    let report = execute(prepared).await?;
+    let child = &report.manifest;
+    run.persister.send(ManifestUpdate::ChildRunUpdated { run_id: child.run_id.clone(), status: child.status }).await?;
+    let event = match child.status {
+        RunStatus::Succeeded => CommandEvent::Succeed,
+        _ if optional && child.status == RunStatus::Failed => CommandEvent::Skip,
+        _ => CommandEvent::Fail,
+    };
+    let summary = child.summary.clone().unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
+    run.persister
+        .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
+            index,
+            at: crate::time::now(),
+            event,
+            exit_code: None,
+            summary: Some(summary.clone()),
+            error_file: None,
+            outcome: Some(child.status.as_str().to_owned()),
+            signal: None,
+            duration_ms: Some(crate::time::millis(started.elapsed())),
+            stdout_bytes: None,
+            stderr_bytes: None,
+            leaked_processes: false,
+        })))
+        .await?;
+    run.persister.flush().await?;
+    let status = match event {
+        CommandEvent::Succeed => "succeeded",
+        CommandEvent::Skip => "skipped",
+        _ => "failed",
+    };
+    run.emit(if event == CommandEvent::Fail { "step_failed" } else { "step_completed" }, json!({
+        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
+        "status": status, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
+        "sub_run_id": child.run_id,
+    }));
+    Ok(crate::stage::StageEnd {
+        event,
+        detail: format!("subpipeline:{}:failed", stage.id),
+        failure_line: (event == CommandEvent::Fail).then(|| format!("Sub-pipeline '{}' ({}) {}.", stage.title, pipeline, child.status.as_str())),
+    })
+}

@@ -1,0 +1,224 @@
+//! Where everything of a run lives: repo root, `.runs`, the run directory and every file in it,
+//! run ids and stage-file slugs (the peer's layout).
+
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+
+use crate::env_vars;
+
+/// The directories a command works with.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// Absolute repo root (`CODEX_ORCHESTRATOR_ROOT` or the current directory).
+    pub repo: PathBuf,
+    /// Absolute `.runs` directory.
+    pub runs: PathBuf,
+    /// Absolute `out` directory.
+    pub out: PathBuf,
+}
+
+impl Roots {
+    /// Resolves the roots from the environment.
+    pub fn from_env() -> std::io::Result<Roots> {
+        let cwd = std::env::current_dir()?;
+        let repo = match env_vars::non_blank(env_vars::ROOT) {
+            Some(r) => absolute(&cwd, Path::new(&r)),
+            None => cwd,
+        };
+        let runs = env_vars::non_blank(env_vars::RUNS_DIR)
+            .map(|r| absolute(&repo, Path::new(&r)))
+            .unwrap_or_else(|| repo.join(".runs"));
+        let out = env_vars::non_blank(env_vars::OUT_DIR)
+            .map(|r| absolute(&repo, Path::new(&r)))
+            .unwrap_or_else(|| repo.join("out"));
+        Ok(Roots { repo, runs, out })
+    }
+
+    /// The config file: `CODEX_ORCHESTRATOR_REPO_CONFIG_PATH` or `<repo>/codex.orchestrator.json`.
+    pub fn config_path(&self) -> PathBuf {
+        match env_vars::non_blank(env_vars::REPO_CONFIG_PATH) {
+            Some(p) => absolute(&self.repo, Path::new(&p)),
+            None => self.repo.join("codex.orchestrator.json"),
+        }
+    }
+
+    /// `path` relative to the repo root when it is inside it (the manifest's convention),
+    /// otherwise absolute.
+    pub fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.repo).unwrap_or(path).to_string_lossy().into_owned()
+    }
+
+    /// The run directory of an existing or new run.
+    pub fn run_dir(&self, task: &str, run_id: &str) -> RunDir {
+        RunDir {
+            dir: self.runs.join(task).join("cli").join(run_id),
+            task_dir: self.runs.join(task),
+            run_id: run_id.to_owned(),
+            roots: self.clone(),
+        }
+    }
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Every path of one run.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// `.runs/<task>/cli/<run>` (absolute).
+    pub dir: PathBuf,
+    /// `.runs/<task>` (absolute).
+    pub task_dir: PathBuf,
+    /// The run id.
+    pub run_id: String,
+    roots: Roots,
+}
+
+impl RunDir {
+    /// Repo-relative (or absolute) spelling of a path, for the manifest.
+    pub fn rel(&self, p: &Path) -> String {
+        self.roots.rel(p)
+    }
+    /// The roots this run lives under.
+    pub fn roots(&self) -> &Roots {
+        &self.roots
+    }
+    /// `manifest.json`.
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.join("manifest.json")
+    }
+    /// `runner.ndjson`.
+    pub fn runner_log(&self) -> PathBuf {
+        self.dir.join("runner.ndjson")
+    }
+    /// `events.jsonl`.
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+    /// `.heartbeat`.
+    pub fn heartbeat(&self) -> PathBuf {
+        self.dir.join(".heartbeat")
+    }
+    /// `.resume-token`.
+    pub fn resume_token(&self) -> PathBuf {
+        self.dir.join(".resume-token")
+    }
+    /// `run.lock`: held by the runner that owns the run.
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("run.lock")
+    }
+    /// `control.json`: the peer's control protocol (cancel requests).
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("control.json")
+    }
+    /// `run-summary.json`.
+    pub fn run_summary(&self) -> PathBuf {
+        self.dir.join("run-summary.json")
+    }
+    /// `commands/`.
+    pub fn commands_dir(&self) -> PathBuf {
+        self.dir.join("commands")
+    }
+    /// `errors/`.
+    pub fn errors_dir(&self) -> PathBuf {
+        self.dir.join("errors")
+    }
+    /// `commands/NN-<slug>.ndjson`.
+    pub fn stage_log(&self, index: usize, id: &str) -> PathBuf {
+        self.commands_dir().join(format!("{index:02}-{}.ndjson", slug(id)))
+    }
+    /// `errors/NN-<slug>.json`.
+    pub fn error_file(&self, index: usize, id: &str) -> PathBuf {
+        self.errors_dir().join(format!("{index:02}-{}.json", slug(id)))
+    }
+    /// `.runs/<task>/mcp/<run>`.
+    pub fn mcp_dir(&self) -> PathBuf {
+        self.task_dir.join("mcp").join(&self.run_id)
+    }
+    /// `.runs/<task>/metrics.json`.
+    pub fn metrics(&self) -> PathBuf {
+        self.task_dir.join("metrics.json")
+    }
+}
+
+/// A new run id: `YYYY-MM-DDTHH-MM-SS-mmmZ-<8 hex>` (UTC).
+pub fn new_run_id() -> String {
+    let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    // `2026-11-22T07:39:12.703Z` -> `2026-11-22T07-39-12-703Z`
+    let ts = ts.replace([':', '.'], "-");
+    let suffix: u32 = rand::rng().random();
+    format!("{ts}-{suffix:08x}")
+}
+
+/// A new resume token: 64 hex characters.
+pub fn new_resume_token() -> String {
+    let mut rng = rand::rng();
+    (0..4).map(|_| format!("{:016x}", rng.random::<u64>())).collect()
+}
+
+/// The peer's file slug: runs of non-alphanumerics become `-`, trimmed, at most 80 characters,
+/// `command` when nothing is left.
+pub fn slug(id: &str) -> String {
+    // Exactly the peer's `slugify`: case kept, `[^a-zA-Z0-9]+` -> `-`, dashes trimmed, then cut
+    // to 80 characters (a cut may leave a trailing `-`, as in the peer).
+    let mut out = String::with_capacity(id.len());
+    for c in id.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_matches('-');
+    if trimmed.is_empty() {
+        "command".to_owned()
+    } else {
+        trimmed.chars().take(80).collect()
+    }
+}
+
+/// True for ids usable as one path component (task ids, run ids).
+pub fn is_safe_component(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '\\', '\0'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_follow_the_peer() {
+        assert_eq!(slug("hello"), "hello");
+        assert_eq!(slug("Build & Test!!"), "Build-Test");
+        assert_eq!(slug("--"), "command");
+        assert_eq!(slug(&"a".repeat(100)).len(), 80);
+    }
+
+    #[test]
+    fn run_ids_have_the_peer_shape() {
+        let id = new_run_id();
+        assert_eq!(id.len(), "2026-11-22T07-39-12-703Z-d84e78f7".len(), "{id}");
+        assert_eq!(&id[10..11], "T");
+        assert_eq!(&id[23..25], "Z-");
+        assert!(id[25..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(new_run_id(), id);
+        assert_eq!(new_resume_token().len(), 64);
+    }
+
+    #[test]
+    fn unsafe_components_are_rejected() {
+        assert!(is_safe_component("0101"));
+        assert!(!is_safe_component("../x"));
+        assert!(!is_safe_component(".."));
+        assert!(!is_safe_component(""));
+    }
+}

@@ -1,0 +1,271 @@
+//! One command stage: resolve its variables, run its attempts through `exec` (retries with
+//! backoff), write the error file, and tell the persister, the event stream and the reporter.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use exec::{CancelRequest, ExecResult, ExecSpec, LogEvent, Outcome, StageLog};
+use serde_json::{json, Map, Value};
+use shared_manifest::schema::ProcessRecord;
+use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish};
+
+use crate::artifacts::{put_capped, ErrorFile};
+use crate::config::{CommandStage, Stage};
+use crate::errors::AppError;
+use crate::run::RunState;
+
+/// How a stage ended, as the scheduler needs it.
+#[derive(Debug, Clone)]
+pub struct StageEnd {
+    /// `Succeed`, `Fail` or `Skip` (allowFailure / optional sub-pipeline).
+    pub event: CommandEvent,
+    /// The run's `status_detail` when this is the run's first failure.
+    pub detail: String,
+    /// The run's summary line for a failure.
+    pub failure_line: Option<String>,
+}
+
+/// Runs command stage `index` (0-based position) to its end.
+pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: CommandStage) -> Result<StageEnd, AppError> {
+    let index = pos + 1;
+    let ctx = &run.ctx;
+    let started = Instant::now();
+    let (command, cwd, env) = match run.resolve(&cmd) {
+        Ok(v) => v,
+        Err(message) => {
+            // Checked at plan time; only a variable that vanished from the environment since
+            // then can get here. Recorded as a stage error rather than a crash.
+            return finish_unstarted(&run, pos, &stage, message).await;
+        }
+    };
+    let log_abs = run.dir.stage_log(index, &stage.id);
+    let log_rel = run.dir.rel(&log_abs);
+    let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
+    run.persister
+        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: Some(log_rel.clone()) })
+        .await?;
+    run.emit("step_started", json!({
+        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
+        "status": "running", "log_path": log_rel,
+    }));
+    ctx.reporter.stage_started(&run.label(), index, run.plan.pipeline.stages.len(), &stage.id, &command);
+    log.write(&LogEvent::CommandStart { command: command.clone() })?;
+    let timeout = cmd.timeout.or(ctx.exec.default_timeout);
+    if let Some(t) = timeout {
+        log.write_runner_only(&LogEvent::CommandConfig { timeout_ms: crate::time::millis(t) })?;
+    }
+
+    let mut attempt = 1u32;
+    let result: ExecResult = loop {
+        let mut spec = ExecSpec::new(command.clone(), cwd.clone(), index);
+        spec.env = env.clone();
+        spec.timeout = timeout;
+        spec.kill_grace = ctx.exec.kill_grace;
+        spec.attempt = attempt;
+        spec.max_chunk_events = ctx.exec.max_chunk_events;
+        let persister = run.persister.clone();
+        let on_spawn = move |p: &exec::ProcessInfo| {
+            let process = ProcessRecord { pid: p.pid, pgid: p.pgid, started_at: p.started_at.clone(), start_ticks: p.start_ticks };
+            // `on_spawn` is synchronous; the update is queued from a task. Its order relative
+            // to later updates does not matter: it only sets the `process` field.
+            tokio::spawn(async move {
+                let _ = persister.send(ManifestUpdate::StageProcess { index, process }).await;
+            });
+        };
+        let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;
+        let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
+        if result.succeeded() || cancelled || attempt > stage.retries.count {
+            break result;
+        }
+        attempt += 1;
+        let delay = stage.retries.delay_before(attempt);
+        log.write(&LogEvent::CommandRetry { attempt, delay_ms: crate::time::millis(delay) })?;
+        run.emit("step_retry", json!({
+            "stage_id": stage.id, "stage_index": index, "attempt": attempt,
+            "delay_ms": crate::time::millis(delay), "previous_exit_code": result.exit_code(),
+        }));
+        ctx.reporter.stage_retry(&run.label(), index, &stage.id, attempt, delay);
+        if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
+            break result;
+        }
+        run.persister
+            .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt, log_path: None })
+            .await?;
+    };
+
+    let duration = started.elapsed();
+    log.write(&LogEvent::CommandEnd {
+        exit_code: result.exit_code(),
+        signal: result.signal(),
+        duration_ms: crate::time::millis(result.duration),
+    })?;
+    let cancelled = matches!(result.outcome, Outcome::Cancelled { .. });
+    let mut summary = exec::summarize(&result, cmd.summary_hint.as_deref());
+    if cancelled {
+        summary = match ctx.cancel_signal() {
+            Some(sig) => format!("Cancelled by {} — {summary}", exec::signal_name(sig)),
+            None => format!("Cancelled — {summary}"),
+        };
+    }
+    let ok = result.succeeded();
+    let event = if ok {
+        CommandEvent::Succeed
+    } else if cmd.allow_failure && !cancelled {
+        CommandEvent::Skip
+    } else {
+        CommandEvent::Fail
+    };
+    let failure_reason = failure_reason(&result);
+    if event == CommandEvent::Skip {
+        log.write_runner_only(&LogEvent::CommandFallback {
+            reason: failure_reason.to_owned(),
+            exit_code: result.exit_code(),
+            signal: result.signal(),
+            timeout_ms: result.timed_out().then(|| timeout.map(crate::time::millis)).flatten(),
+        })?;
+    }
+    log.flush()?;
+    let error_file = if ok {
+        None
+    } else {
+        let path = ErrorFile {
+            run: &run.dir,
+            task_id: &ctx.task,
+            index,
+            stage_id: &stage.id,
+            command: &command,
+            reason: if event == CommandEvent::Skip { "command-allow-failure" } else { "command-failed" },
+            details: error_details(&result, failure_reason, event == CommandEvent::Skip, timeout),
+        }
+        .write()?;
+        Some(run.dir.rel(&path))
+    };
+    run.persister
+        .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
+            index,
+            at: crate::time::now(),
+            event,
+            exit_code: result.exit_code(),
+            summary: Some(summary.clone()),
+            error_file,
+            outcome: Some(outcome_name(&result.outcome).to_owned()),
+            signal: result.signal(),
+            duration_ms: Some(crate::time::millis(duration)),
+            stdout_bytes: Some(result.stdout.total_bytes),
+            stderr_bytes: Some(result.stderr.total_bytes),
+            leaked_processes: result.leaked_processes,
+        })))
+        .await?;
+    run.persister.flush().await?;
+    let status = match event {
+        CommandEvent::Succeed => "succeeded",
+        CommandEvent::Skip => "skipped",
+        _ => "failed",
+    };
+    run.emit(if event == CommandEvent::Fail { "step_failed" } else { "step_completed" }, json!({
+        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
+        "status": status, "exit_code": result.exit_code(), "summary": summary,
+        "log_path": log_rel, "sub_run_id": Value::Null, "attempts": attempt,
+    }));
+    ctx.reporter.stage_finished(&run.label(), index, run.plan.pipeline.stages.len(), &stage.id, status, duration, &summary);
+    let detail_kind = if matches!(result.outcome, Outcome::SpawnFailed { .. }) { "error" } else { "failed" };
+    let failure_line = (event == CommandEvent::Fail).then(|| match &result.outcome {
+        Outcome::Exited { code } => format!("Stage '{}' failed with exit code {code}.", stage.title),
+        Outcome::TimedOut { after, .. } => format!("Stage '{}' timed out after {}ms.", stage.title, crate::time::millis(*after)),
+        Outcome::Cancelled { .. } => format!("Stage '{}' was cancelled.", stage.title),
+        Outcome::Signaled { signal } => format!("Stage '{}' was terminated by {}.", stage.title, exec::signal_name(*signal)),
+        Outcome::SpawnFailed { message } => format!("Stage '{}' could not start: {message}.", stage.title),
+    });
+    Ok(StageEnd { event, detail: format!("stage:{}:{detail_kind}", stage.id), failure_line })
+}
+
+/// A stage that failed before its process could start.
+async fn finish_unstarted(run: &RunState, pos: usize, stage: &Stage, message: String) -> Result<StageEnd, AppError> {
+    let index = pos + 1;
+    run.persister
+        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: None })
+        .await?;
+    run.persister
+        .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
+            index,
+            at: crate::time::now(),
+            event: CommandEvent::Fail,
+            exit_code: None,
+            summary: Some(message.clone()),
+            error_file: None,
+            outcome: Some("spawn_failed".into()),
+            signal: None,
+            duration_ms: Some(0),
+            stdout_bytes: None,
+            stderr_bytes: None,
+            leaked_processes: false,
+        })))
+        .await?;
+    run.persister.flush().await?;
+    Ok(StageEnd {
+        event: CommandEvent::Fail,
+        detail: format!("stage:{}:error", stage.id),
+        failure_line: Some(format!("Stage '{}' could not start: {message}.", stage.title)),
+    })
+}
+
+/// Waits `delay`; false when the run was cancelled meanwhile.
+async fn sleep_unless_cancelled(delay: Duration, mut cancel: tokio::sync::watch::Receiver<CancelRequest>) -> bool {
+    if *cancel.borrow_and_update() != CancelRequest::None {
+        return false;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        _ = cancel.changed() => false,
+    }
+}
+
+fn failure_reason(r: &ExecResult) -> &'static str {
+    match r.outcome {
+        Outcome::Exited { .. } => "command_failed",
+        Outcome::TimedOut { .. } => "timed_out",
+        Outcome::Signaled { .. } => "signal",
+        Outcome::Cancelled { .. } => "cancelled",
+        Outcome::SpawnFailed { .. } => "spawn_failed",
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Exited { .. } => "exited",
+        Outcome::Signaled { .. } => "signaled",
+        Outcome::TimedOut { .. } => "timed_out",
+        Outcome::Cancelled { .. } => "cancelled",
+        Outcome::SpawnFailed { .. } => "spawn_failed",
+    }
+}
+
+/// The `details` of an error file, with the peer's keys first.
+fn error_details(r: &ExecResult, reason: &str, fallback: bool, timeout: Option<Duration>) -> Map<String, Value> {
+    let mut d = Map::new();
+    d.insert("exit_code".into(), json!(r.exit_code()));
+    d.insert("sandbox_state".into(), json!("unsandboxed"));
+    put_capped(&mut d, "stderr", String::from_utf8_lossy(&r.stderr.tail).trim());
+    d.insert("failure_reason".into(), json!(reason));
+    if fallback {
+        d.insert("non_fatal_fallback".into(), json!(true));
+    }
+    if let Some(sig) = r.signal() {
+        d.insert("signal".into(), json!(sig));
+    }
+    if r.timed_out() {
+        d.insert("timed_out".into(), json!(true));
+        d.insert("timeout_ms".into(), json!(timeout.map(crate::time::millis)));
+    }
+    if r.stderr.truncated {
+        d.insert("stderr_truncated".into(), json!(true));
+    }
+    put_capped(&mut d, "stdout", String::from_utf8_lossy(&r.stdout.tail).trim());
+    if r.stdout.truncated {
+        d.insert("stdout_truncated".into(), json!(true));
+    }
+    if let Outcome::SpawnFailed { message } = &r.outcome {
+        d.insert("error".into(), json!(message));
+    }
+    d
+}

@@ -1,0 +1,80 @@
+//! `${NAME}` variables in commands, cwd and env values. Sources, first match wins: `--var`,
+//! the pipeline's `vars`, then the environment (the runner's, plus the `CODEX_ORCHESTRATOR_*`
+//! values of the run). `$$` is a literal `$`; any other `$` is left for the shell.
+
+/// A problem with a variable reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VarError {
+    /// No source defines it.
+    #[error("undefined variable `${{{0}}}` (define it with --var {0}=VALUE, the pipeline's `vars`, or the environment)")]
+    Undefined(String),
+    /// `${` without `}`.
+    #[error("unterminated `${{` (write `$$` for a literal `$`)")]
+    Unterminated,
+    /// `${}` or a name with other characters.
+    #[error("`${{{0}}}` is not a valid variable name (letters, digits and `_`, not starting with a digit)")]
+    BadName(String),
+}
+
+/// True for `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Replaces every `${NAME}` with `lookup(NAME)` and `$$` with `$`.
+pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, VarError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let end = tail.find('}').ok_or(VarError::Unterminated)?;
+            let name = &tail[..end];
+            if !is_name(name) {
+                return Err(VarError::BadName(name.to_owned()));
+            }
+            out.push_str(&lookup(name).ok_or_else(|| VarError::Undefined(name.to_owned()))?);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(name: &str) -> Option<String> {
+        match name {
+            "A" => Some("1".into()),
+            "LONG_name2" => Some("x y".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_braced_names_and_literal_dollars() {
+        assert_eq!(expand("echo ${A} ${LONG_name2}", look).as_deref(), Ok("echo 1 x y"));
+        assert_eq!(expand("cost $$5 and $HOME $1", look).as_deref(), Ok("cost $5 and $HOME $1"));
+        assert_eq!(expand("$${A}", look).as_deref(), Ok("${A}"));
+        assert_eq!(expand("tail $", look).as_deref(), Ok("tail $"));
+    }
+
+    #[test]
+    fn rejects_undefined_and_malformed() {
+        assert_eq!(expand("${NOPE}", look), Err(VarError::Undefined("NOPE".into())));
+        assert_eq!(expand("${A", look), Err(VarError::Unterminated));
+        assert_eq!(expand("${}", look), Err(VarError::BadName(String::new())));
+        assert_eq!(expand("${1x}", look), Err(VarError::BadName("1x".into())));
+    }
+}
