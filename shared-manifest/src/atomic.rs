@@ -3,7 +3,7 @@
 //! new content, never a mix; after the function returns, a power cut keeps the new content.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 
 use rand::Rng;
@@ -11,10 +11,25 @@ use rand::Rng;
 use crate::errors::{AtomicWriteError, WriteStep};
 
 /// Writes `bytes` to `target` atomically and durably.
+///
+/// Several writers of the same target (threads or processes) never collide: each has its own
+/// temp file, and the last rename wins with a complete payload. On failure the target keeps its
+/// previous content and the temp file is removed.
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
-    let err = |step, source| AtomicWriteError { path: target.to_owned(), step, source };
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let err = |step, source| AtomicWriteError {
+        path: target.to_owned(),
+        step,
+        source,
+    };
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        // `/` or `..`: there is no name to rename onto.
+        let e = io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name");
+        return Err(err(WriteStep::Create, e));
+    };
     let (tmp_path, mut file) = loop {
         let suffix: u64 = rand::rng().random();
         let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
@@ -22,30 +37,35 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>
         // writer truncate the other's temp file; it just draws again.
         match OpenOptions::new().write(true).create_new(true).open(&tmp) {
             Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(err(WriteStep::Create, e)),
         }
     };
+    let mut renamed = false;
     let result = (|| {
-        file.write_all(bytes).map_err(|e| err(WriteStep::Write, e))?;
+        file.write_all(bytes)
+            .map_err(|e| err(WriteStep::Write, e))?;
         file.sync_all().map_err(|e| err(WriteStep::Fsync, e))?;
         drop(file);
         std::fs::rename(&tmp_path, target).map_err(|e| err(WriteStep::Rename, e))?;
+        renamed = true;
+        // Without this the rename itself may not survive a power cut.
         fsync_dir(dir).map_err(|e| err(WriteStep::FsyncDir, e))
     })();
-    if result.is_err() {
+    // After the rename the temp name is free again and could belong to another writer by now.
+    if result.is_err() && !renamed {
         let _ = std::fs::remove_file(&tmp_path);
     }
     result
 }
 
 /// fsyncs a directory so a rename or a creation in it survives a power cut.
-pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` and its missing parents, fsyncing the parent of each directory it created.
-pub fn create_dir_all_durable(dir: &Path) -> std::io::Result<()> {
+pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -55,13 +75,17 @@ pub fn create_dir_all_durable(dir: &Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
         Ok(()) => {}
         // Another runner created it meanwhile: fine, it is durable on their side.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
         Err(e) => return Err(e),
     }
-    fsync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+    fsync_dir(
+        dir.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
 }
 
-/// True for names `write_atomic` uses for temp files.
+/// True for names `write_atomic` uses for temp files: `.<file name>.<16 hex digits>.tmp`.
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.')
         && name.len() > 22
@@ -73,13 +97,21 @@ pub fn is_temp_name(name: &str) -> bool {
 }
 
 /// Removes temp files left in `dir` by a writer that died mid-write; returns how many.
-pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
+///
+/// Only for a directory nobody is writing to at the moment (a runner at start or resume, holding
+/// the run lock): a live writer's temp file would be removed and its rename would fail.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut n = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if is_temp_name(&entry.file_name().to_string_lossy()) {
-            std::fs::remove_file(entry.path())?;
-            n += 1;
+        if !entry.file_type()?.is_file() || !is_temp_name(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => n += 1,
+            // Someone else cleaned it up first: the goal is met.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(n)
@@ -87,7 +119,7 @@ pub fn remove_stale_temps(dir: &Path) -> std::io::Result<usize> {
 
 /// Appends one line with a single `O_APPEND` write, then `fdatasync`: lines appended by several
 /// processes at once never interleave, and the line is durable when this returns.
-pub fn append_line_durable(path: &Path, line: &str) -> std::io::Result<()> {
+pub fn append_line_durable(path: &Path, line: &str) -> io::Result<()> {
     let mut buf = Vec::with_capacity(line.len() + 1);
     buf.extend_from_slice(line.as_bytes());
     buf.push(b'\n');
@@ -109,7 +141,10 @@ mod tests {
                 let target = &target;
                 s.spawn(move || {
                     for i in 0..50u32 {
-                        let payload = format!("{{\"writer\":{t},\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(4096));
+                        let payload = format!(
+                            "{{\"writer\":{t},\"i\":{i},\"pad\":\"{}\"}}",
+                            "x".repeat(4096)
+                        );
                         write_atomic(target, payload.as_bytes()).expect("every write succeeds");
                     }
                 });
@@ -118,8 +153,16 @@ mod tests {
         let text = std::fs::read_to_string(&target).expect("read");
         let v: serde_json::Value = serde_json::from_str(&text).expect("one complete payload");
         assert_eq!(v["i"], 49);
-        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").flatten().map(|e| e.file_name()).collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("manifest.json")], "no temp file remains");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("manifest.json")],
+            "no temp file remains"
+        );
     }
 
     #[test]
@@ -151,6 +194,46 @@ mod tests {
     }
 
     #[test]
+    fn stale_temp_cleanup_skips_directories_and_lookalikes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join(".m.json.0123456789abcdef.tmp")).expect("mkdir");
+        for keep in [
+            "m.json.0123456789abcdef.tmp",
+            ".m.json.0123456789abcdeg.tmp",
+            ".m.json.tmp",
+        ] {
+            std::fs::write(dir.path().join(keep), "x").expect("w");
+        }
+        assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 4);
+    }
+
+    #[test]
+    fn temp_names_are_exactly_the_write_atomic_pattern() {
+        assert!(is_temp_name(".m.json.0123456789abcdef.tmp"));
+        assert!(is_temp_name(&format!(".x.{:016x}.tmp", 0u64)));
+        assert!(is_temp_name(&format!(".a.b.{:016x}.tmp", u64::MAX)));
+        for not in [
+            "m.json.0123456789abcdef.tmp",  // no leading dot
+            "..0123456789abcdef.tmp",       // empty file name
+            ".m.0123456789abcde.tmp",       // 15 digits
+            ".m.0123456789abcdef0.tmp",     // 17 digits
+            ".m.0123456789abcdeg.tmp",      // not hex
+            ".m.0123456789abcdef.tmp.json", // not a temp suffix
+            ".m.json.tmp",
+        ] {
+            assert!(!is_temp_name(not), "{not}");
+        }
+    }
+
+    #[test]
+    fn a_path_without_a_file_name_is_refused() {
+        let e = write_atomic(Path::new("/"), b"x").expect_err("no file name");
+        assert_eq!(e.step, WriteStep::Create);
+        assert_eq!(e.source.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
     fn appended_lines_from_many_threads_stay_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("metrics.json");
@@ -159,7 +242,11 @@ mod tests {
                 let p = &p;
                 s.spawn(move || {
                     for i in 0..200 {
-                        append_line_durable(p, &format!("{{\"t\":{t},\"i\":{i},\"pad\":\"{}\"}}", "y".repeat(300))).expect("append");
+                        append_line_durable(
+                            p,
+                            &format!("{{\"t\":{t},\"i\":{i},\"pad\":\"{}\"}}", "y".repeat(300)),
+                        )
+                        .expect("append");
                     }
                 });
             }
@@ -179,5 +266,8 @@ mod tests {
         create_dir_all_durable(&deep).expect("create");
         assert!(deep.is_dir());
         create_dir_all_durable(&deep).expect("idempotent");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").expect("w");
+        create_dir_all_durable(&file.join("sub")).expect_err("a file is in the way");
     }
 }

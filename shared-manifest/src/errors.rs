@@ -48,16 +48,18 @@ pub struct AtomicWriteError {
 /// Why the persister could not record an update.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    /// Writing the document failed; the task ended and later updates are lost.
+    /// Writing the document or its heartbeat failed. The task ended: the last good file stays,
+    /// and updates sent after the failure are not applied.
     #[error(transparent)]
     Write(#[from] AtomicWriteError),
     /// The document could not be serialized.
     #[error("serialize the manifest")]
     Serialize(#[source] serde_json::Error),
-    /// The document refused an update (an illegal transition).
-    #[error("apply an update to the manifest: {0}")]
-    Apply(ApplyError),
-    /// The persister task is gone.
+    /// The document refused an update (an illegal transition). The document stayed as it was
+    /// for that update; the persister went on with the next ones.
+    #[error("apply an update to the manifest")]
+    Apply(#[source] ApplyError),
+    /// The persister task is gone: closed (by this or another handle), or it panicked.
     #[error("reach the manifest writer (it stopped)")]
     Closed,
 }
@@ -71,7 +73,9 @@ impl PersistError {
                 step: e.step,
                 source: std::io::Error::new(e.source.kind(), e.source.to_string()),
             }),
-            PersistError::Serialize(e) => PersistError::Serialize(serde_json::Error::io(std::io::Error::other(e.to_string()))),
+            PersistError::Serialize(e) => {
+                PersistError::Serialize(serde_json::Error::io(std::io::Error::other(e.to_string())))
+            }
             PersistError::Apply(e) => PersistError::Apply(e.clone()),
             PersistError::Closed => PersistError::Closed,
         }

@@ -1,41 +1,47 @@
 //! The persister: the one task that owns a document (a run's manifest) and is the only writer of
 //! its file and its `.heartbeat` sidecar.
 //!
-//! Everyone else holds a cloneable [`Persister`] handle around a *bounded* channel: bounded so a
-//! runaway producer waits instead of growing memory without limit (updates are small and the
-//! writer drains them in batches, so the bound is never reached in practice). The task drains
-//! everything queued (`recv_many`), applies it in order, then writes once: N quick updates cost
-//! one write. Writes happen one at a time (the task awaits each before reading the next batch),
-//! on the blocking pool so fsync never stalls the async workers.
+//! Everyone else holds a cloneable [`Persister`] handle around a *bounded* channel. The task
+//! drains everything queued (`recv_many`), applies it in order, then writes once: N quick updates
+//! cost one write. Writes happen one at a time (the task awaits each before reading the next
+//! batch), on the blocking pool so fsync never stalls the async workers.
 //!
-//! Ending: `close()` sends an explicit `Close` (other handles may still be alive, e.g. a
-//! heartbeat task), the task writes what is left and returns the document. The first write
-//! failure is stored where every handle sees it: later sends, flushes and the close report it,
-//! and nothing else is written (the last good file stays intact).
+//! - `flush()` is a message in the same channel, so every update sent before it sits in the same
+//!   batch or an earlier one; it is acknowledged only after that batch's write is durable.
+//! - `close()` is an explicit message, not the drop of the last sender: other handles (a stage
+//!   task, a heartbeat ticker) may still be alive. The task then refuses new messages, applies
+//!   what was already queued (those sends succeeded, so they must not be lost), writes, and hands
+//!   the document back. "Closed" means the task has ended: nothing more will be written.
+//! - Errors live in a slot shared by every handle, so whoever asks next gets the real error (with
+//!   the path and the OS error), not a bare "closed". A rejected update is reported and the task
+//!   goes on; the first failed write ends the task, and the last good file stays intact.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::atomic::write_atomic;
-use crate::document::{ApplyError, Document};
+use crate::document::Document;
 use crate::errors::{AtomicWriteError, PersistError};
 
-/// Queue bound: far above what a run produces between two writes.
+/// Queue bound. Bounded so a producer that outruns the disk waits (backpressure) instead of
+/// growing memory without limit. The writer drains in batches, so the bound is reached only when
+/// writes are far slower than updates; logs and output never go through this channel.
 const CHANNEL_CAPACITY: usize = 1024;
-/// Most messages applied per batch.
+/// Most messages applied per write: bounds how long the flushes of a long queue wait.
 const BATCH: usize = 256;
 
-/// Where the persister writes; swapped in tests to observe writes.
+/// Where the persister writes: [`AtomicSink`] in production; tests swap it to observe writes.
 pub trait Sink: Send + 'static {
-    /// Writes `bytes` to `path` durably (all or nothing).
+    /// Writes `bytes` to `path` durably, all or nothing. Called on the blocking pool, one call at
+    /// a time.
     fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>;
 }
 
 /// The real sink: [`write_atomic`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct AtomicSink;
 
 impl Sink for AtomicSink {
@@ -44,199 +50,262 @@ impl Sink for AtomicSink {
     }
 }
 
-enum Msg<U> {
-    Apply(U),
-    Flush(oneshot::Sender<()>),
-    Close(oneshot::Sender<()>),
-}
-
 /// Counters, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PersisterStats {
-    /// Document writes.
+    /// Completed writes of the document.
     pub writes: u64,
-    /// Heartbeat sidecar writes.
+    /// Completed writes of the heartbeat sidecar.
     pub heartbeat_writes: u64,
 }
 
-#[derive(Debug, Default)]
+enum Msg<D: Document> {
+    Apply(D::Update),
+    /// Acknowledged after the write covering everything queued before it.
+    Flush(oneshot::Sender<()>),
+    /// Receives the document once everything queued is written.
+    Close(oneshot::Sender<D>),
+}
+
+/// State every handle can read. The task sets the errors *before* it drops an acknowledgement
+/// or closes the channel, so a caller woken by either always finds the error in place.
+#[derive(Default)]
 struct Shared {
+    // Relaxed is enough: tests read them after an acknowledgement, which orders them.
     writes: AtomicU64,
     heartbeat_writes: AtomicU64,
-    /// The first write failure: ends the task.
+    /// The first error of the run (rejected update or failed write): what flush and close report.
+    first: Mutex<Option<PersistError>>,
+    /// The failure that ended the task: what every call reports afterwards.
     failed: Mutex<Option<PersistError>>,
-    /// The first rejected update: reported, the task goes on.
-    rejected: Mutex<Option<ApplyError>>,
+}
+
+/// The slots hold plain data and are never locked across a panic point that leaves them
+/// half-updated, so a poisoned lock is still consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    fn error(&self) -> Option<PersistError> {
-        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            return Some(e.duplicate());
-        }
-        self.rejected.lock().unwrap_or_else(|p| p.into_inner()).clone().map(PersistError::Apply)
+    fn record(&self, e: PersistError) {
+        lock(&self.first).get_or_insert(e);
+    }
+
+    fn fail(&self, e: PersistError) {
+        self.record(e.duplicate());
+        lock(&self.failed).get_or_insert(e);
+    }
+
+    /// What an acknowledged flush or close reports.
+    fn outcome(&self) -> Result<(), PersistError> {
+        lock(&self.first)
+            .as_ref()
+            .map_or(Ok(()), |e| Err(e.duplicate()))
+    }
+
+    /// What a call reports when the task is gone: the failure that ended it, else `Closed`.
+    fn gone(&self) -> PersistError {
+        lock(&self.failed)
+            .as_ref()
+            .map_or(PersistError::Closed, PersistError::duplicate)
     }
 }
 
-/// Handle to the task that owns a document.
+/// Handle to the task that owns a document. Cheap to clone; every clone talks to the same task.
 pub struct Persister<D: Document> {
-    tx: mpsc::Sender<Msg<D::Update>>,
+    tx: mpsc::Sender<Msg<D>>,
     shared: Arc<Shared>,
-    task: Arc<Mutex<Option<tokio::task::JoinHandle<D>>>>,
 }
 
 impl<D: Document> Clone for Persister<D> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone(), shared: self.shared.clone(), task: self.task.clone() }
+        Self {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
 impl<D: Document> std::fmt::Debug for Persister<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Persister").field("stats", &self.stats()).finish()
+        f.debug_struct("Persister")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 
 impl<D: Document> Persister<D> {
-    /// Starts the owning task (inside a tokio runtime). Nothing is written until the first
-    /// update arrives.
-    pub fn spawn(doc: D, path: PathBuf, heartbeat_path: Option<PathBuf>) -> Persister<D> {
-        Self::spawn_with_sink(doc, path, heartbeat_path, Box::new(AtomicSink))
+    /// Starts the task that owns `doc` and writes it to `manifest_path` (and its heartbeat to
+    /// `heartbeat_path`). Nothing is written until the first update arrives.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn(doc: D, manifest_path: PathBuf, heartbeat_path: Option<PathBuf>) -> Persister<D> {
+        Self::spawn_with_sink(doc, manifest_path, heartbeat_path, Box::new(AtomicSink))
     }
 
-    /// [`Persister::spawn`] with another sink (tests, benchmarks).
-    pub fn spawn_with_sink(doc: D, path: PathBuf, heartbeat_path: Option<PathBuf>, sink: Box<dyn Sink>) -> Persister<D> {
+    /// [`Persister::spawn`] writing through another [`Sink`]: for tests and benchmarks.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn_with_sink(
+        doc: D,
+        manifest_path: PathBuf,
+        heartbeat_path: Option<PathBuf>,
+        sink: Box<dyn Sink>,
+    ) -> Persister<D> {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let shared = Arc::new(Shared::default());
-        let owner = Owner { doc, path, heartbeat_path, sink: Some(sink), shared: shared.clone(), last_heartbeat: None };
-        let task = tokio::spawn(owner.run(rx));
-        Persister { tx, shared, task: Arc::new(Mutex::new(Some(task))) }
+        let owner = Owner {
+            doc,
+            manifest_path,
+            heartbeat_path,
+            sink: Some(sink),
+            shared: Arc::clone(&shared),
+            last_heartbeat: None,
+        };
+        // Detached: the document comes back through `close`, errors through `shared`.
+        tokio::spawn(owner.run(rx));
+        Persister { tx, shared }
     }
 
-    /// Queues an update. Fails once the writer has failed or stopped.
+    /// Queues an update (waits only if the queue is full). `Ok` means queued, not written: use
+    /// [`Persister::flush`] to know it is durable. Fails once the task has ended.
     pub async fn send(&self, update: D::Update) -> Result<(), PersistError> {
-        if let Some(e) = self.shared.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            return Err(e.duplicate());
-        }
-        self.tx.send(Msg::Apply(update)).await.map_err(|_| self.closed_error())
+        self.tx
+            .send(Msg::Apply(update))
+            .await
+            .map_err(|_| self.shared.gone())
     }
 
-    /// Barrier: returns once everything sent before is durable (or the error that prevented it).
+    /// Barrier: returns once a write including every update sent before this call is durable.
+    /// Returns the run's first error instead (a failed write or a rejected update).
     pub async fn flush(&self) -> Result<(), PersistError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send(Msg::Flush(ack)).await.map_err(|_| self.closed_error())?;
-        done.await.map_err(|_| self.closed_error())?;
-        match self.shared.error() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.tx
+            .send(Msg::Flush(ack))
+            .await
+            .map_err(|_| self.shared.gone())?;
+        // A dropped ack means the task ended (failed write, close, panic) before writing.
+        done.await.map_err(|_| self.shared.gone())?;
+        self.shared.outcome()
     }
 
-    /// Writes what is left, stops the task and returns the document (or the first error).
+    /// Writes everything queued, ends the task and returns the document, or the run's first
+    /// error. Works while other handles are alive; their later calls get
+    /// [`PersistError::Closed`], as does a second concurrent `close`.
     pub async fn close(self) -> Result<D, PersistError> {
-        let (ack, done) = oneshot::channel();
-        self.tx.send(Msg::Close(ack)).await.map_err(|_| self.closed_error())?;
-        let _ = done.await;
-        let handle = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let doc = match handle {
-            Some(h) => h.await.map_err(|_| PersistError::Closed)?,
-            None => return Err(PersistError::Closed),
-        };
-        match self.shared.error() {
-            Some(e) => Err(e),
-            None => Ok(doc),
-        }
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Close(reply))
+            .await
+            .map_err(|_| self.shared.gone())?;
+        let doc = done.await.map_err(|_| self.shared.gone())?;
+        self.shared.outcome().map(|()| doc)
     }
 
-    /// Writes so far.
+    /// Writes completed so far.
     pub fn stats(&self) -> PersisterStats {
         PersisterStats {
             writes: self.shared.writes.load(Ordering::Relaxed),
             heartbeat_writes: self.shared.heartbeat_writes.load(Ordering::Relaxed),
         }
     }
-
-    fn closed_error(&self) -> PersistError {
-        self.shared.error().unwrap_or(PersistError::Closed)
-    }
 }
 
+/// The task's state; only the task touches it.
 struct Owner<D> {
     doc: D,
-    path: PathBuf,
+    manifest_path: PathBuf,
     heartbeat_path: Option<PathBuf>,
-    /// Moved into the blocking pool for each write and back.
+    /// Moved into the blocking pool for each write and back; `None` only during a write.
     sink: Option<Box<dyn Sink>>,
     shared: Arc<Shared>,
     last_heartbeat: Option<String>,
 }
 
 impl<D: Document> Owner<D> {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg<D::Update>>) -> D {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg<D>>) {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut failed = false;
-        // `recv_many` returns 0 only when every handle is gone: then there is nobody left to
-        // tell, and the document is returned to nobody.
+        let mut closer = None;
+        // `recv_many` returns 0 once the channel is closed (by a `Close`) or every handle is
+        // dropped, *and* it is empty: everything accepted has been applied and written.
         while rx.recv_many(&mut batch, BATCH).await > 0 {
-            let mut dirty = false;
+            let mut changed = false;
             let mut acks = Vec::new();
-            let mut close = None;
             for msg in batch.drain(..) {
                 match msg {
-                    Msg::Apply(u) if !failed && close.is_none() => match self.doc.apply(u) {
-                        Ok(()) => dirty = true,
-                        Err(e) => {
-                            tracing::error!(error = %e, "manifest update rejected");
-                            self.shared.rejected.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                    Msg::Apply(update) => {
+                        // A rejected update should leave the document as it was; counting it as a
+                        // change costs at most one extra write and never hides a partial apply.
+                        changed = true;
+                        if let Err(e) = self.doc.apply(update) {
+                            tracing::debug!(error = %e, "manifest update rejected");
+                            self.shared.record(PersistError::Apply(e));
                         }
-                    },
-                    Msg::Apply(_) => {}
+                    }
                     Msg::Flush(ack) => acks.push(ack),
-                    Msg::Close(ack) => close = Some(ack),
+                    Msg::Close(reply) => {
+                        // New sends fail from now on; what is queued still gets applied.
+                        rx.close();
+                        // Only one caller can get the document; a second one gets `Closed`.
+                        closer.get_or_insert(reply);
+                    }
                 }
             }
-            if dirty && !failed {
-                if let Err(e) = self.write_all().await {
-                    tracing::error!(error = %e, "manifest write failed");
-                    *self.shared.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    failed = true;
+            if changed {
+                if let Err(e) = self.write().await {
+                    tracing::debug!(error = %e, "manifest write failed; the writer stops");
+                    // Error first, then close, then the acks drop on return: whoever wakes up
+                    // finds the error.
+                    self.shared.fail(e);
+                    rx.close();
+                    return;
                 }
             }
             for ack in acks {
+                // The flusher may have stopped waiting; nothing to do then.
                 let _ = ack.send(());
-            }
-            if let Some(ack) = close {
-                let _ = ack.send(());
-                break;
             }
         }
-        self.doc
+        if let Some(reply) = closer {
+            let _ = reply.send(self.doc);
+        }
     }
 
-    /// The document, then the heartbeat sidecar when it changed.
-    async fn write_all(&mut self) -> Result<(), PersistError> {
+    /// The document, then the heartbeat sidecar when it changed. The manifest goes first: a
+    /// reader who sees a fresh heartbeat finds a manifest at least as fresh.
+    async fn write(&mut self) -> Result<(), PersistError> {
         let mut bytes = serde_json::to_vec_pretty(&self.doc).map_err(PersistError::Serialize)?;
         bytes.push(b'\n');
-        self.write(self.path.clone(), bytes).await?;
+        self.write_file(self.manifest_path.clone(), bytes).await?;
         self.shared.writes.fetch_add(1, Ordering::Relaxed);
+        let Some(path) = self.heartbeat_path.clone() else {
+            return Ok(());
+        };
         let beat = self.doc.heartbeat();
-        if let (Some(path), Some(text)) = (self.heartbeat_path.clone(), beat.as_ref()) {
-            if self.last_heartbeat.as_ref() != Some(text) {
-                self.write(path, text.clone().into_bytes()).await?;
-                self.shared.heartbeat_writes.fetch_add(1, Ordering::Relaxed);
-                self.last_heartbeat = beat;
-            }
+        if let Some(text) = beat
+            .as_ref()
+            .filter(|b| Some(*b) != self.last_heartbeat.as_ref())
+        {
+            self.write_file(path, text.clone().into_bytes()).await?;
+            self.shared.heartbeat_writes.fetch_add(1, Ordering::Relaxed);
+            self.last_heartbeat = beat;
         }
         Ok(())
     }
 
-    async fn write(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<(), PersistError> {
-        let mut sink = self.sink.take().expect("the sink is always returned after a write");
+    async fn write_file(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<(), PersistError> {
+        let mut sink = self
+            .sink
+            .take()
+            .expect("the sink is put back after every write");
         let (sink, result) = tokio::task::spawn_blocking(move || {
             let r = sink.write(&path, &bytes);
             (sink, r)
         })
         .await
+        // The sink panicked (its message is already printed) or the runtime is shutting down.
         .map_err(|_| PersistError::Closed)?;
         self.sink = Some(sink);
         result.map_err(PersistError::Write)
@@ -246,7 +315,10 @@ impl<D: Document> Owner<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::ApplyError;
+    use crate::errors::WriteStep;
     use serde::Serialize;
+    use std::error::Error as _;
     use std::sync::atomic::AtomicUsize;
 
     #[derive(Debug, Serialize, Default)]
@@ -276,14 +348,16 @@ mod tests {
         }
     }
 
-    /// Records writes, can hold the first one until released, and checks no two overlap.
+    /// Wraps the real sink: can hold the first write until released, can fail every write, and
+    /// records the most writes ever in flight at once.
+    #[derive(Default)]
     struct Probe {
         gate: Option<std::sync::mpsc::Receiver<()>>,
         entered: Option<std::sync::mpsc::Sender<()>>,
         in_flight: Arc<AtomicUsize>,
         max_in_flight: Arc<AtomicUsize>,
+        delay_ms: u64,
         fail: bool,
-        inner: AtomicSink,
     }
 
     impl Sink for Probe {
@@ -296,78 +370,142 @@ mod tests {
             if let Some(gate) = self.gate.take() {
                 let _ = gate.recv();
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(std::time::Duration::from_millis(self.delay_ms));
             let r = if self.fail {
                 Err(AtomicWriteError {
                     path: path.to_owned(),
-                    step: crate::errors::WriteStep::Fsync,
+                    step: WriteStep::Fsync,
                     source: std::io::Error::from_raw_os_error(5),
                 })
             } else {
-                self.inner.write(path, bytes)
+                write_atomic(path, bytes)
             };
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             r
         }
     }
 
-    fn probe(gate: Option<std::sync::mpsc::Receiver<()>>, fail: bool) -> (Box<Probe>, Arc<AtomicUsize>) {
-        let max = Arc::new(AtomicUsize::new(0));
-        (Box::new(Probe { gate, entered: None, in_flight: Arc::new(AtomicUsize::new(0)), max_in_flight: max.clone(), fail, inner: AtomicSink }), max)
+    /// A probe whose first write blocks until the returned sender sends; `entered` reports that
+    /// the write has started.
+    fn gated() -> (
+        Box<Probe>,
+        std::sync::mpsc::Sender<()>,
+        std::sync::mpsc::Receiver<()>,
+    ) {
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel();
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let probe = Probe {
+            gate: Some(gate_rx),
+            entered: Some(entered_tx),
+            ..Probe::default()
+        };
+        (Box::new(probe), gate_tx, entered_rx)
     }
 
-    fn read(p: &Path) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json")
+    async fn wait_entered(entered: std::sync::mpsc::Receiver<()>) {
+        tokio::task::spawn_blocking(move || entered.recv())
+            .await
+            .expect("join")
+            .expect("the write started");
+    }
+
+    fn items(p: &Path) -> Vec<u32> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json");
+        serde_json::from_value(v["items"].clone()).expect("items")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_updates_coalesce_into_one_write() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.json");
-        let (gate_tx, gate_rx) = std::sync::mpsc::channel();
-        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
-        let (mut sink, _) = probe(Some(gate_rx), false);
-        sink.entered = Some(entered_tx);
+        let (sink, release, entered) = gated();
         let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
         // The first update's write blocks on the gate; the next 99 queue up behind it and must
         // all land in the one write that follows.
         p.send(ToyUpdate::Push(0)).await.expect("send");
-        tokio::task::spawn_blocking(move || entered_rx.recv()).await.expect("join").expect("write entered");
+        wait_entered(entered).await;
         for i in 1..100 {
             p.send(ToyUpdate::Push(i)).await.expect("send");
         }
-        gate_tx.send(()).expect("release");
+        release.send(()).expect("release");
         p.flush().await.expect("flush");
-        let v = read(&path);
-        assert_eq!(v["items"].as_array().expect("items").len(), 100);
-        assert_eq!(p.stats().writes, 2, "100 updates cost 2 writes: the held one and one for the 99 queued");
+        assert_eq!(items(&path), (0..100).collect::<Vec<_>>());
+        assert_eq!(
+            p.stats().writes,
+            2,
+            "the held write, then one for the 99 queued"
+        );
         let doc = p.close().await.expect("close");
         assert_eq!(doc.items.len(), 100);
     }
 
     #[tokio::test]
-    async fn flush_is_a_barrier() {
+    async fn spawn_writes_nothing_until_the_first_update() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.json");
+        let p = Persister::spawn(Toy::default(), path.clone(), Some(dir.path().join(".hb")));
+        p.flush().await.expect("an empty flush");
+        assert_eq!(p.stats(), PersisterStats::default());
+        p.close().await.expect("close");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flush_is_a_barrier_for_every_handle() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.json");
         let p = Persister::spawn(Toy::default(), path.clone(), None);
-        for round in 0..20u32 {
-            p.send(ToyUpdate::Push(round)).await.expect("send");
-            p.flush().await.expect("flush");
-            assert_eq!(read(&path)["items"].as_array().expect("items").len() as u32, round + 1);
+        let mut tasks = Vec::new();
+        for t in 0..4u32 {
+            let (p, path) = (p.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..15 {
+                    p.send(ToyUpdate::Push(t * 100 + i)).await.expect("send");
+                    p.flush().await.expect("flush");
+                    // Everything this handle sent is on disk now, whatever the others do.
+                    let on_disk = items(&path);
+                    for j in 0..=i {
+                        assert!(
+                            on_disk.contains(&(t * 100 + j)),
+                            "{} missing after flush",
+                            t * 100 + j
+                        );
+                    }
+                }
+            }));
         }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(p.close().await.expect("close").items.len(), 60);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_two_writes_in_flight() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (sink, max) = probe(None, false);
-        let p = Persister::spawn_with_sink(Toy::default(), dir.path().join("m.json"), None, sink);
+        let max = Arc::new(AtomicUsize::new(0));
+        let sink = Probe {
+            max_in_flight: Arc::clone(&max),
+            delay_ms: 2,
+            ..Probe::default()
+        };
+        let hb = Some(dir.path().join(".hb"));
+        let p = Persister::spawn_with_sink(
+            Toy::default(),
+            dir.path().join("m.json"),
+            hb,
+            Box::new(sink),
+        );
         let mut tasks = Vec::new();
         for t in 0..8u32 {
             let p = p.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..50 {
                     p.send(ToyUpdate::Push(t * 100 + i)).await.expect("send");
+                    p.send(ToyUpdate::Beat(format!("{t}-{i}")))
+                        .await
+                        .expect("send");
                     if i % 7 == 0 {
                         p.flush().await.expect("flush");
                     }
@@ -377,34 +515,60 @@ mod tests {
         for t in tasks {
             t.await.expect("task");
         }
+        let stats = p.stats();
         let doc = p.close().await.expect("close");
         assert_eq!(doc.items.len(), 400);
+        assert!(
+            stats.writes > 1 && stats.heartbeat_writes > 1,
+            "{stats:?}: the test must overlap writes"
+        );
         assert_eq!(max.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
-    async fn write_error_surfaces_on_flush_send_and_close() {
+    async fn write_error_reaches_every_handle() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.json");
-        let (sink, _) = probe(None, true);
-        let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
-        p.send(ToyUpdate::Push(1)).await.expect("queued before the failure");
+        let sink = Probe {
+            fail: true,
+            ..Probe::default()
+        };
+        let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, Box::new(sink));
+        let other = p.clone();
+        p.send(ToyUpdate::Push(1))
+            .await
+            .expect("queued before the failure");
         let e = p.flush().await.expect_err("the write failed");
-        assert!(matches!(e, PersistError::Write(_)));
-        let text = format!("{e} / {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
-        assert!(text.contains("m.json") && text.contains("fsync"), "{text}");
-        assert!(p.send(ToyUpdate::Push(2)).await.is_err(), "sends after a failure are refused");
+        assert!(matches!(e, PersistError::Write(_)), "{e:?}");
+        let text = format!(
+            "{e}: {}",
+            e.source().map(ToString::to_string).unwrap_or_default()
+        );
+        assert!(
+            text.contains("m.json` (fsync)") && text.contains("os error 5"),
+            "{text}"
+        );
+        let again = other
+            .send(ToyUpdate::Push(2))
+            .await
+            .expect_err("the writer stopped");
+        assert!(again.to_string().contains("m.json"), "{again}");
+        assert!(matches!(other.flush().await, Err(PersistError::Write(_))));
         assert!(matches!(p.close().await, Err(PersistError::Write(_))));
         assert!(!path.exists(), "nothing was written");
     }
 
     #[tokio::test]
-    async fn write_to_a_missing_directory_fails_with_the_path() {
+    async fn write_to_a_missing_directory_fails_with_the_path_and_the_os_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("gone/m.json");
         let p = Persister::spawn(Toy::default(), path, None);
         p.send(ToyUpdate::Push(1)).await.expect("send");
         let e = p.flush().await.expect_err("no directory");
+        assert!(e.to_string().contains("gone/m.json"), "{e}");
+        let source = e.source().map(ToString::to_string).unwrap_or_default();
+        assert!(source.contains("os error 2"), "{source}");
+        let e = p.close().await.expect_err("close reports it too");
         assert!(e.to_string().contains("gone/m.json"), "{e}");
     }
 
@@ -416,8 +580,17 @@ mod tests {
         p.send(ToyUpdate::Push(1)).await.expect("send");
         p.send(ToyUpdate::Reject).await.expect("send");
         p.send(ToyUpdate::Push(2)).await.expect("send");
-        assert!(matches!(p.flush().await, Err(PersistError::Apply(_))));
-        assert_eq!(read(&path)["items"], serde_json::json!([1, 2]));
+        let e = p.flush().await.expect_err("rejected");
+        assert!(
+            matches!(&e, PersistError::Apply(ApplyError(m)) if m == "illegal"),
+            "{e:?}"
+        );
+        assert_eq!(items(&path), [1, 2]);
+        p.send(ToyUpdate::Push(3))
+            .await
+            .expect("the writer goes on");
+        assert!(matches!(p.close().await, Err(PersistError::Apply(_))));
+        assert_eq!(items(&path), [1, 2, 3]);
     }
 
     #[tokio::test]
@@ -425,14 +598,28 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let hb = dir.path().join(".heartbeat");
         let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), Some(hb.clone()));
+        p.send(ToyUpdate::Push(0)).await.expect("send");
+        p.flush().await.expect("flush");
+        assert!(!hb.exists(), "no heartbeat yet");
         p.send(ToyUpdate::Beat("t1".into())).await.expect("send");
         p.flush().await.expect("flush");
+        assert_eq!(std::fs::read_to_string(&hb).expect("hb"), "t1");
         p.send(ToyUpdate::Push(1)).await.expect("send");
         p.flush().await.expect("flush");
         p.send(ToyUpdate::Beat("t2".into())).await.expect("send");
         p.flush().await.expect("flush");
-        assert_eq!(std::fs::read_to_string(&hb).expect("hb"), "t2");
-        assert_eq!(p.stats(), PersisterStats { writes: 3, heartbeat_writes: 2 });
+        assert_eq!(
+            std::fs::read_to_string(&hb).expect("hb"),
+            "t2",
+            "no trailing newline"
+        );
+        assert_eq!(
+            p.stats(),
+            PersisterStats {
+                writes: 4,
+                heartbeat_writes: 2
+            }
+        );
     }
 
     #[tokio::test]
@@ -440,9 +627,49 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), None);
         let other = p.clone();
-        p.send(ToyUpdate::Push(7)).await.expect("send");
+        other.send(ToyUpdate::Push(7)).await.expect("send");
         let doc = p.close().await.expect("close");
         assert_eq!(doc.items, vec![7]);
-        assert!(other.send(ToyUpdate::Push(8)).await.is_err(), "the task is gone");
+        assert!(matches!(
+            other.send(ToyUpdate::Push(8)).await,
+            Err(PersistError::Closed)
+        ));
+        assert!(matches!(other.flush().await, Err(PersistError::Closed)));
+        assert!(matches!(other.close().await, Err(PersistError::Closed)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_writes_updates_queued_behind_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.json");
+        let (sink, release, entered) = gated();
+        let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
+        let other = p.clone();
+        p.send(ToyUpdate::Push(0)).await.expect("send");
+        wait_entered(entered).await;
+        // Queue `Close` while the writer is held, then more updates than one batch holds from
+        // another handle behind it: those sends succeeded, so all of them must reach the disk
+        // before close returns.
+        let mut closing = Box::pin(p.close());
+        tokio::select! {
+            biased;
+            _ = &mut closing => panic!("close cannot finish while the write is held"),
+            () = std::future::ready(()) => {}
+        }
+        for i in 1..=2 * BATCH as u32 {
+            other
+                .send(ToyUpdate::Push(i))
+                .await
+                .expect("queued behind close");
+        }
+        release.send(()).expect("release");
+        let doc = closing.await.expect("close");
+        let all: Vec<u32> = (0..=2 * BATCH as u32).collect();
+        assert_eq!(doc.items, all);
+        assert_eq!(items(&path), all);
+        assert!(matches!(
+            other.send(ToyUpdate::Push(2)).await,
+            Err(PersistError::Closed)
+        ));
     }
 }
