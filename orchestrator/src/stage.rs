@@ -42,7 +42,7 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
     let log_rel = run.dir.rel(&log_abs);
     let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
     run.persister
-        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: Some(log_rel.clone()) })
+        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: Some(log_rel.clone()), command: Some(command.clone()) })
         .await?;
     run.emit("step_started", json!({
         "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
@@ -64,15 +64,23 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
         spec.attempt = attempt;
         spec.max_chunk_events = ctx.exec.max_chunk_events;
         let persister = run.persister.clone();
+        let recorded = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = recorded.clone();
         let on_spawn = move |p: &exec::ProcessInfo| {
             let process = ProcessRecord { pid: p.pid, pgid: p.pgid, started_at: p.started_at.clone(), start_ticks: p.start_ticks };
-            // `on_spawn` is synchronous; the update is queued from a task. Its order relative
-            // to later updates does not matter: it only sets the `process` field.
-            tokio::spawn(async move {
-                let _ = persister.send(ManifestUpdate::StageProcess { index, process }).await;
-            });
+            // `on_spawn` is synchronous: the update is queued from a task, so the pid is in the
+            // manifest while the stage runs (a later resume needs it to find survivors).
+            let task = tokio::spawn(async move { persister.send(ManifestUpdate::StageProcess { index, process }).await });
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         };
         let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;
+        // The process update lands before the stage's result, always.
+        let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            if let Ok(sent) = task.await {
+                sent?;
+            }
+        }
         let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
         if result.succeeded() || cancelled || attempt > stage.retries.count {
             break result;
@@ -89,7 +97,7 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
             break result;
         }
         run.persister
-            .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt, log_path: None })
+            .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt, log_path: None, command: None })
             .await?;
     };
 
@@ -183,7 +191,7 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
 async fn finish_unstarted(run: &RunState, pos: usize, stage: &Stage, message: String) -> Result<StageEnd, AppError> {
     let index = pos + 1;
     run.persister
-        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: None })
+        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: None, command: None })
         .await?;
     run.persister
         .send(ManifestUpdate::StageFinished(Box::new(StageFinish {

@@ -38,6 +38,8 @@ pub enum ManifestUpdate {
         attempt: u32,
         /// Stage log, repo-relative.
         log_path: Option<String>,
+        /// The command with variables resolved (what actually runs).
+        command: Option<String>,
     },
     /// The attempt's process was spawned.
     StageProcess {
@@ -187,7 +189,7 @@ impl Document for Manifest {
                 self.heartbeat_at = Some(at.clone());
                 self.updated_at = at;
             }
-            ManifestUpdate::StageStarted { index, at, attempt, log_path } => {
+            ManifestUpdate::StageStarted { index, at, attempt, log_path, command } => {
                 let stage = self.stage(index)?;
                 if attempt <= 1 || stage.status == CommandStatus::Pending {
                     stage_to(stage, CommandEvent::Start)?;
@@ -198,6 +200,9 @@ impl Document for Manifest {
                 stage.attempts = Some(attempt);
                 if log_path.is_some() {
                     stage.log_path = log_path;
+                }
+                if command.is_some() {
+                    stage.command = command;
                 }
                 self.updated_at = at;
             }

@@ -1,0 +1,146 @@
+//! Every bad input: exit 2, one `error:` line naming file, pipeline, stage and field, and
+//! nothing written under `.runs`.
+
+use crate::harness::TestEnv;
+
+/// Runs `start` on `config` and checks the contract; returns the error line.
+fn rejected(config: &str, args: &[&str]) -> String {
+    let env = TestEnv::new().config(config);
+    let mut all = vec!["start"];
+    all.extend_from_slice(args);
+    let out = env.cli(&all);
+    assert_eq!(out.code, 2, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert!(!env.runs_exists(), "nothing may be written under .runs");
+    assert!(out.stdout.is_empty(), "stdout stays empty: {}", out.stdout);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "exactly one error line:\n{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    env.redact(errors[0])
+}
+
+const OK_STAGE: &str = r#"{"kind":"command","id":"a","command":"true"}"#;
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    insta::assert_snapshot!(rejected("{\n  \"pipelines\": [\n    {\"id\": \"p\",}\n  ]\n}", &["p"]), @"error: `[TMP]/codex.orchestrator.json`:3:16: invalid JSON: trailing comma");
+}
+
+#[test]
+fn wrong_types_name_the_field() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","timeoutMs":"soon"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `timeoutMs`: expected an integer >= 1, found a string");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","allowFailure":"yes"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `allowFailure`: expected true or false, found a string");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":{"id":"p"}}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: field `pipelines`: expected an array, found an object");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","env":{"X":[1]}}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `env.X`: expected a string, found an array");
+}
+
+#[test]
+fn unknown_pipeline_lists_the_known_ones() {
+    let cfg = format!(r#"{{"pipelines":[{{"id":"build","stages":[{OK_STAGE}]}},{{"id":"test","stages":[{OK_STAGE}]}}]}}"#);
+    insta::assert_snapshot!(rejected(&cfg, &["deploy"]), @"error: `[TMP]/codex.orchestrator.json`: unknown pipeline `deploy` (known: `build`, `test`)");
+}
+
+#[test]
+fn missing_stage_set() {
+    insta::assert_snapshot!(rejected(r#"{"stageSets":{"checks":[]},"pipelines":[{"id":"p","stages":[{"kind":"stage-set","ref":"chekcs"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `#1`, field `ref`: unknown stage set `chekcs` (known: `checks`); did you mean `checks`?");
+}
+
+#[test]
+fn duplicate_stage_ids() {
+    let cfg = format!(r#"{{"pipelines":[{{"id":"p","stages":[{OK_STAGE},{OK_STAGE}]}}]}}"#);
+    insta::assert_snapshot!(rejected(&cfg, &["p"]), @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `id`: duplicate stage id (ids must be unique in a pipeline, stage sets included)");
+}
+
+#[test]
+fn command_stage_without_command() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `command`: missing (a command stage needs a shell command)");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"  "}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `command`: must not be empty (a command stage needs a shell command)");
+}
+
+#[test]
+fn missing_or_unknown_kind() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"id":"a","command":"true"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: missing (one of: `command`, `subpipeline`, `stage-set`)");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"comand","id":"a","command":"true"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: unknown kind `comand` (one of: `command`, `subpipeline`, `stage-set`); did you mean `command`?");
+}
+
+#[test]
+fn empty_pipeline() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, field `stages`: empty (a pipeline needs at least one stage)");
+}
+
+#[test]
+fn subpipeline_missing_or_cyclic() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"subpipeline","id":"s","pipeline":"nope"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `s`, field `pipeline`: unknown pipeline `nope` (known: `p`)");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[
+        {"id":"a","stages":[{"kind":"subpipeline","id":"to-b","pipeline":"b"}]},
+        {"id":"b","stages":[{"kind":"subpipeline","id":"to-a","pipeline":"a"}]}]}"#, &["a"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `a`, stage `to-b`, field `pipeline`: sub-pipelines form a cycle: a -> b -> a");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"a","stages":[{"kind":"subpipeline","id":"me","pipeline":"a"}]}]}"#, &["a"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `a`, stage `me`, field `pipeline`: sub-pipelines form a cycle: a -> a");
+}
+
+#[test]
+fn stage_graph_errors() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[
+        {"kind":"command","id":"a","command":"true","dependsOn":["c"]},
+        {"kind":"command","id":"b","command":"true","dependsOn":["a"]},
+        {"kind":"command","id":"c","command":"true","dependsOn":["b"]}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependsOn`: stages depend on each other in a cycle: a -> c -> b -> a");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","dependsOn":["ghost"]}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependsOn`: depends on `ghost`, which is not a stage of this pipeline");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","dependsOn":["a"]}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependsOn`: a stage cannot depend on itself");
+}
+
+#[test]
+fn undefined_variable_names_stage_and_field() {
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"echo ${NOPE_NOT_SET}"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `command`: undefined variable `${NOPE_NOT_SET}` (define it with --var NOPE_NOT_SET=VALUE, the pipeline's `vars`, or the environment)");
+}
+
+#[test]
+fn missing_config_file() {
+    let env = TestEnv::new();
+    let out = env.cli(["start", "p"]);
+    assert_eq!(out.code, 2);
+    assert!(!env.runs_exists());
+    insta::assert_snapshot!(env.redact(out.stderr.trim()), @r"
+    error: cannot read config `[TMP]/codex.orchestrator.json`
+      caused by: No such file or directory (os error 2)
+    ");
+}
+
+#[test]
+fn bad_flags_and_env_are_usage_errors() {
+    let cfg = format!(r#"{{"pipelines":[{{"id":"p","stages":[{OK_STAGE}]}}]}}"#);
+    insta::assert_snapshot!(rejected(&cfg, &["p", "--var", "1X=2"]), @"error: --var `1X=2`: `1X` is not a valid variable name (letters, digits and `_`, not starting with a digit)");
+    insta::assert_snapshot!(rejected(&cfg, &["p", "--task", "../escape"]), @"error: task id `../escape` cannot be used as a directory name");
+    insta::assert_snapshot!(rejected(&cfg, &["p", "--cloud", "--execution-mode", "mcp"]), @"error: --cloud conflicts with --execution-mode mcp");
+    let env = TestEnv::new().config(&cfg).env("CODEX_ORCHESTRATOR_RUNTIME_MODE", "turbo");
+    let out = env.cli(["start", "p"]);
+    assert_eq!(out.code, 2);
+    assert!(!env.runs_exists());
+    assert!(out.stderr.contains("CODEX_ORCHESTRATOR_RUNTIME_MODE is `turbo`"), "{}", out.stderr);
+    let out = TestEnv::new().config(&cfg).cli(["start", "p", "--no-such-flag"]);
+    assert_eq!(out.code, 2);
+}
+
+#[test]
+fn unknown_keys_warn_with_a_hint_or_fail_under_strict() {
+    let cfg = r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","dependson":["x"]}]}]}"#;
+    let env = TestEnv::new().config(cfg);
+    let out = env.cli(["plan", "p"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!(env.redact(out.stderr.trim()), @"warning: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependson`: unknown key, ignored (did you mean `dependsOn`?)");
+    insta::assert_snapshot!(rejected(cfg, &["p", "--strict"]), @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependson`: unknown key (did you mean `dependsOn`?)");
+}

@@ -1,0 +1,121 @@
+//! The stage graph: concurrency, retries, failure policies, variables.
+
+use serde_json::Value;
+
+use crate::harness::{read_lines, redact_manifest, TestEnv};
+
+fn statuses(m: &Value) -> Vec<(String, String)> {
+    m["commands"].as_array().expect("commands").iter().map(|c| (c["id"].as_str().expect("id").to_owned(), c["status"].as_str().expect("s").to_owned())).collect()
+}
+
+fn ts(v: &Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339(v.as_str().expect("timestamp")).expect("rfc3339")
+}
+
+const DIAMOND: &str = r#"{"pipelines":[{"id":"d","stages":[
+  {"kind":"command","id":"a","command":"true"},
+  {"kind":"command","id":"b","command":"sleep 0.4","dependsOn":["a"]},
+  {"kind":"command","id":"c","command":"sleep 0.4","dependsOn":["a"]},
+  {"kind":"command","id":"d","command":"true","dependsOn":["b","c"]}]}]}"#;
+
+#[test]
+fn diamond_runs_b_and_c_concurrently() {
+    let env = TestEnv::new().config(DIAMOND);
+    let out = env.start("d", &["--concurrency", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let m = env.manifest(&out.run_id());
+    let c = &m["commands"];
+    // Overlap from the recorded times: each of b and c started before the other completed.
+    assert!(ts(&c[1]["started_at"]) < ts(&c[2]["completed_at"]) && ts(&c[2]["started_at"]) < ts(&c[1]["completed_at"]), "b and c overlap");
+    // d started only after both finished, a finished before either started.
+    assert!(ts(&c[3]["started_at"]) >= ts(&c[1]["completed_at"]) && ts(&c[3]["started_at"]) >= ts(&c[2]["completed_at"]));
+    assert!(ts(&c[0]["completed_at"]) <= ts(&c[1]["started_at"]));
+    assert_eq!(m["concurrency"], 2);
+}
+
+#[test]
+fn concurrency_one_serialises_the_diamond() {
+    let env = TestEnv::new().config(DIAMOND);
+    let out = env.start("d", &["--concurrency", "1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let c = env.manifest(&out.run_id())["commands"].clone();
+    let (b, cc) = (&c[1], &c[2]);
+    assert!(ts(&b["completed_at"]) <= ts(&cc["started_at"]) || ts(&cc["completed_at"]) <= ts(&b["started_at"]), "no overlap");
+}
+
+#[test]
+fn retries_succeed_on_the_third_attempt() {
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"flaky",
+      "command":"n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]",
+      "retries":{"count":4,"delayMs":50,"backoff":"exponential"}}]}]}"#);
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let run_id = out.run_id();
+    let m = env.manifest(&run_id);
+    assert_eq!(m["commands"][0]["status"], "succeeded");
+    assert_eq!(m["commands"][0]["attempts"], 3);
+    assert_eq!(std::fs::read_to_string(env.path().join("count")).expect("count").trim(), "3");
+    let log = read_lines(&env.run_dir(&run_id).join("commands/01-flaky.ndjson"));
+    let attempts: Vec<u64> = log.iter().filter(|l| l["type"] == "exec:begin").map(|l| l["attempt"].as_u64().expect("attempt")).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    let delays: Vec<u64> = log.iter().filter(|l| l["type"] == "command:retry").map(|l| l["delay_ms"].as_u64().expect("delay")).collect();
+    assert_eq!(delays, [50, 100], "exponential backoff recorded");
+    let events = read_lines(&env.run_dir(&run_id).join("events.jsonl"));
+    assert_eq!(events.iter().filter(|e| e["event"] == "step_retry").count(), 2);
+}
+
+#[test]
+fn retries_exhausted_fail_the_stage() {
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"bad","command":"exit 7","retries":2}]}]}"#);
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 1);
+    let m = env.manifest(&out.run_id());
+    assert_eq!(m["commands"][0]["attempts"], 3);
+    assert_eq!(m["commands"][0]["exit_code"], 7);
+}
+
+/// a fails; b depends on a; c independent; d depends on b.
+fn policy_cfg(policy: &str) -> String {
+    format!(r#"{{"pipelines":[{{"id":"p","concurrency":1,"stages":[
+      {{"kind":"command","id":"a","command":"exit 1","onFailure":"{policy}"}},
+      {{"kind":"command","id":"b","command":"true","dependsOn":["a"]}},
+      {{"kind":"command","id":"c","command":"true","dependsOn":[]}},
+      {{"kind":"command","id":"d","command":"true","dependsOn":["b"]}}]}}]}}"#)
+}
+
+#[test]
+fn failure_policies() {
+    for policy in ["abort", "skip-dependents", "continue"] {
+        let env = TestEnv::new().config(&policy_cfg(policy));
+        let out = env.start("p", &[]);
+        assert_eq!(out.code, 1, "{policy}: the run fails: {}", out.stderr);
+        let m = env.manifest(&out.run_id());
+        crate::harness::assert_valid_manifest(&m);
+        assert_eq!(m["status_detail"], "stage:a:failed", "{policy}");
+        let s: Vec<String> = statuses(&m).into_iter().map(|(id, st)| format!("{id}={st}")).collect();
+        insta::assert_snapshot!(format!("policy_{policy}"), s.join(" "));
+    }
+}
+
+#[test]
+fn skip_dependents_records_the_reason() {
+    let env = TestEnv::new().config(&policy_cfg("skip-dependents"));
+    let out = env.start("p", &[]);
+    let m = env.manifest(&out.run_id());
+    insta::assert_json_snapshot!("skip_dependents_manifest", redact_manifest(&env, &m)["commands"]);
+}
+
+#[test]
+fn variables_from_each_source() {
+    let env = TestEnv::new()
+        .config(r#"{"pipelines":[{"id":"p","vars":{"FROM_PIPE":"pipe","BOTH":"pipe"},"stages":[{"kind":"command","id":"v",
+          "command":"echo ${FROM_CLI} ${FROM_PIPE} ${FROM_ENV} ${BOTH} '$$HOME'-literal > out.txt; echo \"$STAGE_VAR\" >> out.txt",
+          "env":{"STAGE_VAR":"${FROM_PIPE}-${CODEX_ORCHESTRATOR_PIPELINE_ID}"}}]}]}"#)
+        .env("FROM_ENV", "env");
+    let out = env.start("p", &["--var", "FROM_CLI=cli", "--var", "BOTH=cli"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(env.path().join("out.txt")).expect("out");
+    assert_eq!(text, "cli pipe env cli $HOME-literal\npipe-p\n");
+    let m = env.manifest(&out.run_id());
+    assert_eq!(m["commands"][0]["command"], "echo cli pipe env cli '$HOME'-literal > out.txt; echo \"$STAGE_VAR\" >> out.txt", "the manifest records the resolved command");
+}

@@ -1,0 +1,229 @@
+//! `TestEnv`: a temp repo with a config, a clean environment, and helpers to run the binary and
+//! read what it wrote. Redaction filters for snapshots live here, once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_codex-orchestrator-e2e");
+
+pub(crate) struct TestEnv {
+    pub(crate) dir: tempfile::TempDir,
+    envs: Vec<(String, String)>,
+}
+
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    pub(crate) fn run_id(&self) -> String {
+        self.json()["run_id"].as_str().expect("run_id").to_owned()
+    }
+}
+
+impl TestEnv {
+    pub(crate) fn new() -> TestEnv {
+        TestEnv { dir: tempfile::tempdir().expect("tempdir"), envs: Vec::new() }
+    }
+
+    pub(crate) fn config(self, json: &str) -> TestEnv {
+        std::fs::write(self.path().join("codex.orchestrator.json"), json).expect("write config");
+        self
+    }
+
+    pub(crate) fn env(mut self, k: &str, v: &str) -> TestEnv {
+        self.envs.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .stdin(Stdio::null());
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub(crate) fn cli<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out: Output = self.command(args).output().expect("run binary");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `start <pipeline> --format json`.
+    pub(crate) fn start(&self, pipeline: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["start", pipeline, "--format", "json"];
+        args.extend_from_slice(extra);
+        self.cli(args)
+    }
+
+    pub(crate) fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.path().join(".runs/0101/cli").join(run_id)
+    }
+
+    pub(crate) fn manifest(&self, run_id: &str) -> Value {
+        read_json(&self.run_dir(run_id).join("manifest.json"))
+    }
+
+    pub(crate) fn runs_exists(&self) -> bool {
+        self.path().join(".runs").exists()
+    }
+
+    /// Replaces the temp dir, run ids and timestamps in text.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = text.replace(&self.path().to_string_lossy().to_string(), "[TMP]");
+        out = redact_pattern(&out, is_run_id_at, 33, "[RUN_ID]");
+        out = redact_pattern(&out, is_ts_at, 24, "[TS]");
+        out
+    }
+}
+
+pub(crate) fn read_json(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()))
+}
+
+pub(crate) fn read_lines(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", p.display())))
+        .collect()
+}
+
+fn redact_pattern(text: &str, at: fn(&[u8]) -> bool, len: usize, with: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        if i + len <= b.len() && at(&b[i..i + len]) {
+            out.push_str(with);
+            i += len;
+        } else {
+            let c = text[i..].chars().next().expect("in bounds");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+fn digits(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_digit)
+}
+
+/// `2026-11-22T07-39-12-703Z-d84e78f7`
+fn is_run_id_at(b: &[u8]) -> bool {
+    digits(&b[0..4]) && b[4] == b'-' && b[10] == b'T' && b[13] == b'-' && b[19] == b'-' && &b[23..25] == b"Z-"
+        && b[25..33].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// `2026-11-22T07:39:12.703Z`
+fn is_ts_at(b: &[u8]) -> bool {
+    digits(&b[0..4]) && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.' && b[23] == b'Z'
+}
+
+/// Where `.ci/run` (and `../shared/tools/peer.sh`) install the peer.
+pub(crate) fn peer_schema() -> Option<Value> {
+    let home = std::env::var("HOME").ok()?;
+    let cache = std::env::var("XDG_CACHE_HOME").unwrap_or_else(|_| format!("{home}/.cache"));
+    let p = PathBuf::from(cache)
+        .join("codex-orchestrator-peer/0.2.1/node_modules/@kbediako/codex-orchestrator/schemas/manifest.json");
+    p.is_file().then(|| read_json(&p))
+}
+
+/// Our published superset schema.
+pub(crate) fn our_schema() -> Value {
+    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/manifest.schema.json"))
+}
+
+/// Validates a manifest against our schema (fully) and the peer's (extension keys removed).
+pub(crate) fn assert_valid_manifest(m: &Value) {
+    let ours = jsonschema::validator_for(&our_schema()).expect("our schema compiles");
+    let errors: Vec<String> = ours.iter_errors(m).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "manifest violates schemas/manifest.schema.json: {errors:#?}");
+    let Some(peer) = peer_schema() else {
+        eprintln!("SKIPPED peer-schema check: the peer is not installed (run .ci/run or ../shared/tools/peer.sh)");
+        return;
+    };
+    let mut stripped = m.clone();
+    let ext = extension_keys(&our_schema());
+    if let Some(obj) = stripped.as_object_mut() {
+        obj.retain(|k, _| !ext.0.contains(k));
+    }
+    if let Some(cmds) = stripped["commands"].as_array_mut() {
+        for c in cmds {
+            if let Some(obj) = c.as_object_mut() {
+                obj.retain(|k, _| !ext.1.contains(k));
+            }
+        }
+    }
+    let v = jsonschema::validator_for(&peer).expect("peer schema compiles");
+    let errors: Vec<String> = v.iter_errors(&stripped).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "manifest violates the peer's schemas/manifest.json: {errors:#?}");
+}
+
+/// The keys our schema marks `x-extension` (top level, command level).
+fn extension_keys(schema: &Value) -> (Vec<String>, Vec<String>) {
+    let pick = |props: &Value| -> Vec<String> {
+        props
+            .as_object()
+            .map(|o| o.iter().filter(|(_, v)| v["x-extension"] == true).map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    };
+    (pick(&schema["properties"]), pick(&schema["properties"]["commands"]["items"]["properties"]))
+}
+
+/// The manifest with volatile values replaced, for snapshots.
+pub(crate) fn redact_manifest(env: &TestEnv, m: &Value) -> Value {
+    let text = serde_json::to_string_pretty(m).expect("json");
+    let mut v: Value = serde_json::from_str(&env.redact(&text)).expect("json");
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    match k.as_str() {
+                        "resume_token" => *x = Value::String("[TOKEN]".into()),
+                        "duration_ms" => *x = Value::String("[DUR]".into()),
+                        "runner_pid" | "pid" | "pgid" | "start_ticks" => *x = Value::String("[PID]".into()),
+                        "runner_version" => *x = Value::String("[VERSION]".into()),
+                        "concurrency" if x.is_number() => {}
+                        _ => walk(x),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}

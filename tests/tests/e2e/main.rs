@@ -1,0 +1,10 @@
+//! End-to-end tests: the real binary in temp directories. One test binary (faster to link);
+//! modules group the tests by feature.
+
+mod harness;
+
+mod bad_input;
+mod graph;
+mod run_basics;
+mod signals;
+mod status_plan;

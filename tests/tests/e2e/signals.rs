@@ -1,0 +1,84 @@
+//! Signals to the runner: forwarded to stage groups, run recorded `cancelled`, exit 128+n,
+//! no process left behind.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{assert_valid_manifest, TestEnv};
+
+fn wait_for(path: &std::path::Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "timed out waiting for {}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Running (a zombie waiting for a parent that does not reap, e.g. PID 1 in a container, is
+/// dead: it holds no resources and runs no code).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()).is_some_and(|state| state != 'Z'),
+        Err(_) => kill(Pid::from_raw(pid), None).is_ok(),
+    }
+}
+
+fn cancel_with(sig: Signal, expected: i32) {
+    // The stage records its own pid and a grandchild's, then waits; the grandchild ignores
+    // nothing, the stage ignores SIGTERM (so the grace and SIGKILL path is exercised).
+    let env = TestEnv::new()
+        .config(r#"{"pipelines":[{"id":"p","stages":[
+          {"kind":"command","id":"wait","command":"trap '' TERM; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; echo $$$$ > s.tmp; mv s.tmp stage.pid; wait"},
+          {"kind":"command","id":"never","command":"touch never-ran"}]}]}"#)
+        .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "300");
+    let child = env.command(["start", "p", "--format", "json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    wait_for(&env.path().join("stage.pid"), Duration::from_secs(10));
+    wait_for(&env.path().join("child.pid"), Duration::from_secs(10));
+    let started = Instant::now();
+    kill(Pid::from_raw(child.id() as i32), sig).expect("signal runner");
+    let out = child.wait_with_output().expect("wait");
+    assert!(started.elapsed() < Duration::from_secs(8), "cancellation is prompt");
+    assert_eq!(out.status.code(), Some(expected), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(j["status"], "cancelled");
+    let m = env.manifest(j["run_id"].as_str().expect("id"));
+    assert_valid_manifest(&m);
+    assert_eq!(m["status"], "cancelled");
+    assert_eq!(m["status_detail"], "run-canceled");
+    assert_eq!(m["commands"][0]["status"], "failed");
+    assert_eq!(m["commands"][0]["outcome"], "cancelled");
+    assert_eq!(m["commands"][1]["status"], "pending");
+    assert!(!env.path().join("never-ran").exists());
+    for f in ["stage.pid", "child.pid"] {
+        let pid: i32 = std::fs::read_to_string(env.path().join(f)).expect("pid").trim().parse().expect("pid");
+        assert!(!alive(pid), "{f} ({pid}) must be gone");
+    }
+}
+
+#[test]
+fn sigint_cancels_with_130() {
+    cancel_with(Signal::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_cancels_with_143() {
+    cancel_with(Signal::SIGTERM, 143);
+}
+
+#[test]
+fn sighup_cancels_with_129() {
+    cancel_with(Signal::SIGHUP, 129);
+}
+
+#[test]
+fn background_grandchild_does_not_hang_the_run() {
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"bg","command":"sleep 30 & echo started"}]}]}"#);
+    let start = Instant::now();
+    let out = env.start("p", &[]);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let m = env.manifest(&out.run_id());
+    assert_eq!(m["commands"][0]["leaked_processes"], true);
+}
