@@ -13,7 +13,11 @@ pub(crate) struct Tail {
 
 impl Tail {
     pub(crate) fn new(cap: usize) -> Tail {
-        Tail { buf: Vec::with_capacity(cap.min(64 * 1024)), cap, total: 0 }
+        Tail {
+            buf: Vec::with_capacity(cap.min(64 * 1024)),
+            cap,
+            total: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
@@ -34,7 +38,11 @@ impl Tail {
     }
 
     pub(crate) fn finish(self) -> Capture {
-        Capture { truncated: self.total > self.buf.len() as u64, tail: self.buf, total_bytes: self.total }
+        Capture {
+            truncated: self.total > self.buf.len() as u64,
+            tail: self.buf,
+            total_bytes: self.total,
+        }
     }
 }
 

@@ -48,8 +48,19 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(name: &'static str, reader: Option<Box<dyn AsyncRead + Unpin + Send>>, tail: usize) -> Stream {
-        Stream { name, reader, pending: Vec::with_capacity(CHUNK_BYTES), since: None, splitter: Utf8Splitter::default(), tail: Tail::new(tail) }
+    fn new(
+        name: &'static str,
+        reader: Option<Box<dyn AsyncRead + Unpin + Send>>,
+        tail: usize,
+    ) -> Stream {
+        Stream {
+            name,
+            reader,
+            pending: Vec::with_capacity(CHUNK_BYTES),
+            since: None,
+            splitter: Utf8Splitter::default(),
+            tail: Tail::new(tail),
+        }
     }
 
     fn flush_at(&self) -> Option<Instant> {
@@ -83,11 +94,21 @@ impl Emitter<'_> {
                 Piece::Text(t) => (std::borrow::Cow::Borrowed(t), t.as_bytes(), false),
                 Piece::Binary(b) => {
                     use base64::Engine;
-                    (std::borrow::Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b)), b, true)
+                    (
+                        std::borrow::Cow::Owned(
+                            base64::engine::general_purpose::STANDARD.encode(b),
+                        ),
+                        b,
+                        true,
+                    )
                 }
             };
             if self.retained.len() < self.max_retained {
-                self.retained.push(ChunkRecord { stream: name, sequence: self.sequence, data: raw.to_vec() });
+                self.retained.push(ChunkRecord {
+                    stream: name,
+                    sequence: self.sequence,
+                    data: raw.to_vec(),
+                });
             } else {
                 self.dropped += 1;
             }
@@ -110,7 +131,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -172,11 +200,24 @@ pub async fn run(
     let pid = child.id().expect("a just-spawned child has a pid");
     let pgid = pid as i32;
     let guard = GroupGuard(pgid);
-    let process = ProcessInfo { pid, pgid, started_at: crate::now_rfc3339(), start_ticks: process_start_ticks(pid) };
+    let process = ProcessInfo {
+        pid,
+        pgid,
+        started_at: crate::now_rfc3339(),
+        start_ticks: process_start_ticks(pid),
+    };
     on_spawn(&process);
 
-    let mut out = Stream::new("stdout", child.stdout.take().map(|r| Box::new(r) as _), spec.tail_bytes);
-    let mut err = Stream::new("stderr", child.stderr.take().map(|r| Box::new(r) as _), spec.tail_bytes);
+    let mut out = Stream::new(
+        "stdout",
+        child.stdout.take().map(|r| Box::new(r) as _),
+        spec.tail_bytes,
+    );
+    let mut err = Stream::new(
+        "stderr",
+        child.stderr.take().map(|r| Box::new(r) as _),
+        spec.tail_bytes,
+    );
     let mut em = Emitter {
         log,
         correlation_id,
@@ -281,13 +322,18 @@ pub async fn run(
     let duration = started.elapsed();
     let signal = status.signal();
     let outcome = if timed_out {
-        Outcome::TimedOut { after: spec.timeout.unwrap_or_default(), signal }
+        Outcome::TimedOut {
+            after: spec.timeout.unwrap_or_default(),
+            signal,
+        }
     } else if cancelled {
         Outcome::Cancelled { signal }
     } else if let Some(sig) = signal {
         Outcome::Signaled { signal: sig }
     } else {
-        Outcome::Exited { code: status.code().unwrap_or(-1) }
+        Outcome::Exited {
+            code: status.code().unwrap_or(-1),
+        }
     };
     let mut result = ExecResult {
         outcome,

@@ -19,7 +19,9 @@ pub use child::run;
 pub use errors::ExecError;
 pub use ndjson::{LogEvent, RunnerLog, StageLog};
 pub use outcome::{Capture, ChunkRecord, ExecResult, Outcome, ProcessInfo};
-pub use spec::{CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES};
+pub use spec::{
+    CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES,
+};
 pub use summary::summarize;
 pub use unix::{process_start_ticks, signal_name};
 

@@ -63,19 +63,34 @@ pub enum LogEvent {
 impl LogEvent {
     fn fields(&self) -> Map<String, Value> {
         let v = match self {
-            LogEvent::CommandStart { command } => json!({"type": "command:start", "command": command}),
-            LogEvent::CommandConfig { timeout_ms } => json!({"type": "command:config", "timeout_ms": timeout_ms}),
-            LogEvent::CommandEnd { exit_code, signal, duration_ms } => {
+            LogEvent::CommandStart { command } => {
+                json!({"type": "command:start", "command": command})
+            }
+            LogEvent::CommandConfig { timeout_ms } => {
+                json!({"type": "command:config", "timeout_ms": timeout_ms})
+            }
+            LogEvent::CommandEnd {
+                exit_code,
+                signal,
+                duration_ms,
+            } => {
                 json!({"type": "command:end", "exit_code": exit_code, "signal": signal, "duration_ms": duration_ms})
             }
-            LogEvent::CommandFallback { reason, exit_code, signal, timeout_ms } => json!({
+            LogEvent::CommandFallback {
+                reason,
+                exit_code,
+                signal,
+                timeout_ms,
+            } => json!({
                 "type": "command:fallback", "fallback": "allow_failure", "reason": reason,
                 "exit_code": exit_code, "signal": signal, "timeout_ms": timeout_ms,
             }),
             LogEvent::CommandRetry { attempt, delay_ms } => {
                 json!({"type": "command:retry", "attempt": attempt, "delay_ms": delay_ms})
             }
-            LogEvent::CommandWarning { message } => json!({"type": "command:warning", "message": message}),
+            LogEvent::CommandWarning { message } => {
+                json!({"type": "command:warning", "message": message})
+            }
         };
         match v {
             Value::Object(m) => m,
@@ -88,7 +103,8 @@ impl LogEvent {
 fn line(mut fields: Map<String, Value>, index: usize) -> Vec<u8> {
     fields.insert("timestamp".into(), Value::String(crate::now_rfc3339()));
     fields.insert("index".into(), json!(index));
-    let mut out = serde_json::to_vec(&Value::Object(fields)).expect("a JSON value always serializes");
+    let mut out =
+        serde_json::to_vec(&Value::Object(fields)).expect("a JSON value always serializes");
     out.push(b'\n');
     out
 }
@@ -108,8 +124,14 @@ impl RunnerLog {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| ExecError { path: path.to_owned(), source })?;
-        Ok(RunnerLog { path: Arc::new(path.to_owned()), file: Arc::new(Mutex::new(file)) })
+            .map_err(|source| ExecError {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(RunnerLog {
+            path: Arc::new(path.to_owned()),
+            file: Arc::new(Mutex::new(file)),
+        })
     }
 
     /// Writes one event for stage `index`.
@@ -119,13 +141,19 @@ impl RunnerLog {
 
     fn write_raw(&self, bytes: &[u8]) -> Result<(), ExecError> {
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(bytes).map_err(|source| ExecError { path: (*self.path).clone(), source })
+        f.write_all(bytes).map_err(|source| ExecError {
+            path: (*self.path).clone(),
+            source,
+        })
     }
 
     /// fdatasync (end of run).
     pub fn sync(&self) -> Result<(), ExecError> {
         let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.sync_data().map_err(|source| ExecError { path: (*self.path).clone(), source })
+        f.sync_data().map_err(|source| ExecError {
+            path: (*self.path).clone(),
+            source,
+        })
     }
 }
 
@@ -174,17 +202,34 @@ pub(crate) struct Chunk<'a> {
 
 impl StageLog {
     /// Opens the stage log at `path` (append). `log_ref` is how runner lines refer to it.
-    pub fn open(path: &Path, index: usize, runner: RunnerLog, log_ref: String) -> Result<StageLog, ExecError> {
+    pub fn open(
+        path: &Path,
+        index: usize,
+        runner: RunnerLog,
+        log_ref: String,
+    ) -> Result<StageLog, ExecError> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| ExecError { path: path.to_owned(), source })?;
-        Ok(StageLog { path: path.to_owned(), file: BufWriter::with_capacity(64 * 1024, file), index, runner, log_ref })
+            .map_err(|source| ExecError {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(StageLog {
+            path: path.to_owned(),
+            file: BufWriter::with_capacity(64 * 1024, file),
+            index,
+            runner,
+            log_ref,
+        })
     }
 
     fn err(&self, source: std::io::Error) -> ExecError {
-        ExecError { path: self.path.clone(), source }
+        ExecError {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Writes an event to the stage log and the runner log.
@@ -257,7 +302,12 @@ pub(crate) enum Piece<'a> {
 impl Utf8Splitter {
     /// Feeds `input` (with any carried bytes prepended) and calls `emit` per piece. With
     /// `last`, nothing is carried: an incomplete trailing sequence is emitted as binary.
-    pub(crate) fn feed<E>(&mut self, input: &[u8], last: bool, mut emit: impl FnMut(Piece<'_>) -> Result<(), E>) -> Result<(), E> {
+    pub(crate) fn feed<E>(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        mut emit: impl FnMut(Piece<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let owned;
         let mut buf: &[u8] = if self.carry.is_empty() {
             input
@@ -276,7 +326,9 @@ impl Utf8Splitter {
                 Err(e) => {
                     let valid = e.valid_up_to();
                     if valid > 0 {
-                        emit(Piece::Text(std::str::from_utf8(&buf[..valid]).expect("checked valid")))?;
+                        emit(Piece::Text(
+                            std::str::from_utf8(&buf[..valid]).expect("checked valid"),
+                        ))?;
                         buf = &buf[valid..];
                         continue;
                     }

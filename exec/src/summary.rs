@@ -23,8 +23,12 @@ fn excerpt(bytes: &[u8]) -> String {
 pub fn summarize(r: &ExecResult, summary_hint: Option<&str>) -> String {
     let head = match &r.outcome {
         Outcome::TimedOut { after, .. } => Some(format!("Timed out after {}ms", after.as_millis())),
-        Outcome::Signaled { signal } => Some(format!("Terminated with signal {}", signal_name(*signal))),
-        Outcome::Cancelled { signal: Some(sig) } => Some(format!("Terminated with signal {}", signal_name(*sig))),
+        Outcome::Signaled { signal } => {
+            Some(format!("Terminated with signal {}", signal_name(*signal)))
+        }
+        Outcome::Cancelled { signal: Some(sig) } => {
+            Some(format!("Terminated with signal {}", signal_name(*sig)))
+        }
         Outcome::Cancelled { signal: None } => Some("Cancelled".to_owned()),
         Outcome::Exited { code } if *code != 0 => Some(format!("Exited with code {code}")),
         Outcome::SpawnFailed { message } => return format!("Failed to start: {message}"),
@@ -32,7 +36,11 @@ pub fn summarize(r: &ExecResult, summary_hint: Option<&str>) -> String {
     };
     if let Some(head) = head {
         let err = excerpt(&r.stderr.tail);
-        return if err.is_empty() { head } else { format!("{head} — {err}") };
+        return if err.is_empty() {
+            head
+        } else {
+            format!("{head} — {err}")
+        };
     }
     if let Some(hint) = summary_hint.map(str::trim).filter(|h| !h.is_empty()) {
         return hint.to_owned();
@@ -55,7 +63,9 @@ impl ExecResult {
         match &self.outcome {
             Outcome::Exited { code } => Some(*code),
             Outcome::Signaled { signal } => Some(128 + signal),
-            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal } => signal.map(|s| 128 + s),
+            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal } => {
+                signal.map(|s| 128 + s)
+            }
             Outcome::SpawnFailed { .. } => Some(127),
         }
     }
@@ -64,7 +74,9 @@ impl ExecResult {
     pub fn signal(&self) -> Option<String> {
         match &self.outcome {
             Outcome::Signaled { signal } => Some(signal_name(*signal)),
-            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal } => signal.map(signal_name),
+            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal } => {
+                signal.map(signal_name)
+            }
             _ => None,
         }
     }
@@ -87,7 +99,11 @@ mod tests {
     use std::time::Duration;
 
     fn result(outcome: Outcome, out: &str, err: &str) -> ExecResult {
-        let cap = |s: &str| Capture { tail: s.as_bytes().to_vec(), total_bytes: s.len() as u64, truncated: false };
+        let cap = |s: &str| Capture {
+            tail: s.as_bytes().to_vec(),
+            total_bytes: s.len() as u64,
+            truncated: false,
+        };
         ExecResult {
             outcome,
             process: None,
@@ -103,25 +119,86 @@ mod tests {
     #[test]
     fn every_branch_of_the_rule() {
         let ok = Outcome::Exited { code: 0 };
-        assert_eq!(summarize(&result(Outcome::TimedOut { after: Duration::from_millis(300), signal: Some(15) }, "", " late \n"), None), "Timed out after 300ms — late");
-        assert_eq!(summarize(&result(Outcome::Signaled { signal: 9 }, "x", ""), Some("hint")), "Terminated with signal SIGKILL");
-        assert_eq!(summarize(&result(Outcome::Exited { code: 3 }, "out", "oops\n"), Some("hint")), "Exited with code 3 — oops");
-        assert_eq!(summarize(&result(Outcome::Exited { code: 3 }, "out", ""), None), "Exited with code 3");
-        assert_eq!(summarize(&result(ok.clone(), "out", "err"), Some("Hinted")), "Hinted");
-        assert_eq!(summarize(&result(ok.clone(), "  out\n", "err"), None), "out");
+        assert_eq!(
+            summarize(
+                &result(
+                    Outcome::TimedOut {
+                        after: Duration::from_millis(300),
+                        signal: Some(15)
+                    },
+                    "",
+                    " late \n"
+                ),
+                None
+            ),
+            "Timed out after 300ms — late"
+        );
+        assert_eq!(
+            summarize(
+                &result(Outcome::Signaled { signal: 9 }, "x", ""),
+                Some("hint")
+            ),
+            "Terminated with signal SIGKILL"
+        );
+        assert_eq!(
+            summarize(
+                &result(Outcome::Exited { code: 3 }, "out", "oops\n"),
+                Some("hint")
+            ),
+            "Exited with code 3 — oops"
+        );
+        assert_eq!(
+            summarize(&result(Outcome::Exited { code: 3 }, "out", ""), None),
+            "Exited with code 3"
+        );
+        assert_eq!(
+            summarize(&result(ok.clone(), "out", "err"), Some("Hinted")),
+            "Hinted"
+        );
+        assert_eq!(
+            summarize(&result(ok.clone(), "  out\n", "err"), None),
+            "out"
+        );
         assert_eq!(summarize(&result(ok.clone(), "", "err\n"), None), "err");
-        assert_eq!(summarize(&result(ok.clone(), " \n", ""), Some("  ")), "Command completed with code 0");
+        assert_eq!(
+            summarize(&result(ok.clone(), " \n", ""), Some("  ")),
+            "Command completed with code 0"
+        );
         let long = "é".repeat(241);
-        assert_eq!(summarize(&result(ok, &long, ""), None), format!("{}…", "é".repeat(240)));
+        assert_eq!(
+            summarize(&result(ok, &long, ""), None),
+            format!("{}…", "é".repeat(240))
+        );
         let exactly = "a".repeat(240);
-        assert_eq!(summarize(&result(Outcome::Exited { code: 1 }, "", &exactly), None), format!("Exited with code 1 — {exactly}"));
+        assert_eq!(
+            summarize(&result(Outcome::Exited { code: 1 }, "", &exactly), None),
+            format!("Exited with code 1 — {exactly}")
+        );
     }
 
     #[test]
     fn exit_codes_and_signals() {
-        assert_eq!(result(Outcome::Signaled { signal: 15 }, "", "").exit_code(), Some(143));
-        assert_eq!(result(Outcome::Signaled { signal: 15 }, "", "").signal().as_deref(), Some("SIGTERM"));
-        assert_eq!(result(Outcome::SpawnFailed { message: "x".into() }, "", "").exit_code(), Some(127));
+        assert_eq!(
+            result(Outcome::Signaled { signal: 15 }, "", "").exit_code(),
+            Some(143)
+        );
+        assert_eq!(
+            result(Outcome::Signaled { signal: 15 }, "", "")
+                .signal()
+                .as_deref(),
+            Some("SIGTERM")
+        );
+        assert_eq!(
+            result(
+                Outcome::SpawnFailed {
+                    message: "x".into()
+                },
+                "",
+                ""
+            )
+            .exit_code(),
+            Some(127)
+        );
         assert!(result(Outcome::Exited { code: 0 }, "", "").succeeded());
     }
 }

@@ -28,7 +28,9 @@ pub fn process_start_ticks(pid: u32) -> Option<u64> {
 
 /// The conventional name of signal `sig` (`SIGTERM`), or `SIG<n>`.
 pub fn signal_name(sig: i32) -> String {
-    Signal::try_from(sig).map(|s| s.as_str().to_owned()).unwrap_or_else(|_| format!("SIG{sig}"))
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("SIG{sig}"))
 }
 
 #[cfg(test)]

@@ -16,7 +16,10 @@ use crate::run_layout::RunDir;
 const DETAIL_CAP: usize = 8 * 1024;
 
 /// Serializes `value` pretty with a trailing newline and writes it atomically.
-pub fn write_json(path: &Path, value: &Value) -> Result<(), shared_manifest::errors::AtomicWriteError> {
+pub fn write_json(
+    path: &Path,
+    value: &Value,
+) -> Result<(), shared_manifest::errors::AtomicWriteError> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("a JSON value always serializes");
     bytes.push(b'\n');
     write_atomic(path, &bytes)
@@ -87,7 +90,11 @@ pub fn write_mcp_stub(run: &RunDir) -> Result<(), crate::errors::AppError> {
 }
 
 /// `run-summary.json`: the peer's summary keys that apply to shell pipelines.
-pub fn write_run_summary(run: &RunDir, m: &Manifest, mode: &str) -> Result<(), crate::errors::AppError> {
+pub fn write_run_summary(
+    run: &RunDir,
+    m: &Manifest,
+    mode: &str,
+) -> Result<(), crate::errors::AppError> {
     let items: Vec<Value> = m
         .commands
         .iter()
@@ -116,15 +123,26 @@ pub fn write_run_summary(run: &RunDir, m: &Manifest, mode: &str) -> Result<(), c
     ];
     for c in &m.commands {
         if let Some(e) = &c.error_file {
-            artifacts.push(json!({"path": e, "description": format!("Command error artifact ({})", c.id)}));
+            artifacts.push(
+                json!({"path": e, "description": format!("Command error artifact ({})", c.id)}),
+            );
         }
     }
-    let failed = m.commands.iter().find(|c| c.status == CommandStatus::Failed);
+    let failed = m
+        .commands
+        .iter()
+        .find(|c| c.status == CommandStatus::Failed);
     let notes: Vec<String> = m
         .commands
         .iter()
         .filter(|c| c.status != CommandStatus::Pending)
-        .map(|c| format!("{}: {}", c.title, c.summary.as_deref().unwrap_or(c.status.as_str())))
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.title,
+                c.summary.as_deref().unwrap_or(c.status.as_str())
+            )
+        })
         .collect();
     let value = json!({
         "taskId": m.task_id,
@@ -153,11 +171,29 @@ pub fn write_run_summary(run: &RunDir, m: &Manifest, mode: &str) -> Result<(), c
 /// Appends the run's line to `.runs/<task>/metrics.json` (one durable `O_APPEND` write, so
 /// runs finishing at once never interleave).
 pub fn append_metrics(run: &RunDir, m: &Manifest) -> Result<(), crate::errors::AppError> {
-    let passed = m.commands.iter().filter(|c| c.status == CommandStatus::Succeeded).count();
-    let failed = m.commands.iter().filter(|c| c.status == CommandStatus::Failed).count();
-    let skipped = m.commands.iter().filter(|c| c.status == CommandStatus::Skipped).count();
-    let duration = match (crate::time::parse(&m.started_at), m.completed_at.as_deref().and_then(crate::time::parse)) {
-        (Some(a), Some(b)) => b.duration_since(a).map(|d| (d.as_millis() as f64) / 1000.0).unwrap_or(0.0),
+    let passed = m
+        .commands
+        .iter()
+        .filter(|c| c.status == CommandStatus::Succeeded)
+        .count();
+    let failed = m
+        .commands
+        .iter()
+        .filter(|c| c.status == CommandStatus::Failed)
+        .count();
+    let skipped = m
+        .commands
+        .iter()
+        .filter(|c| c.status == CommandStatus::Skipped)
+        .count();
+    let duration = match (
+        crate::time::parse(&m.started_at),
+        m.completed_at.as_deref().and_then(crate::time::parse),
+    ) {
+        (Some(a), Some(b)) => b
+            .duration_since(a)
+            .map(|d| (d.as_millis() as f64) / 1000.0)
+            .unwrap_or(0.0),
         _ => 0.0,
     };
     let line = json!({
@@ -178,5 +214,6 @@ pub fn append_metrics(run: &RunDir, m: &Manifest) -> Result<(), crate::errors::A
         "resumed": !m.resume_events.is_empty(),
     });
     let path = run.metrics();
-    append_line_durable(&path, &line.to_string()).map_err(|e| crate::errors::AppError::storage(&path, e))
+    append_line_durable(&path, &line.to_string())
+        .map_err(|e| crate::errors::AppError::storage(&path, e))
 }

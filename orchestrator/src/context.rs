@@ -64,15 +64,17 @@ impl ExecKnobs {
         let num = |name: &str| -> Result<Option<u64>, AppError> {
             match ev::non_blank(name) {
                 None => Ok(None),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| AppError::Usage(format!("{name} is `{v}`, expected a whole number"))),
+                Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                    AppError::Usage(format!("{name} is `{v}`, expected a whole number"))
+                }),
             }
         };
         Ok(ExecKnobs {
-            default_timeout: num(ev::STAGE_TIMEOUT_MS)?.filter(|&n| n > 0).map(Duration::from_millis),
-            kill_grace: num(ev::KILL_GRACE_MS)?.map_or(exec::DEFAULT_KILL_GRACE, Duration::from_millis),
+            default_timeout: num(ev::STAGE_TIMEOUT_MS)?
+                .filter(|&n| n > 0)
+                .map(Duration::from_millis),
+            kill_grace: num(ev::KILL_GRACE_MS)?
+                .map_or(exec::DEFAULT_KILL_GRACE, Duration::from_millis),
             max_chunk_events: num(ev::EXEC_EVENT_MAX_CHUNKS)?.map_or(0, |n| n as usize),
         })
     }
@@ -98,7 +100,10 @@ impl Ctx {
 
     /// True once a fatal error was recorded.
     pub fn has_fatal(&self) -> bool {
-        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// The signal that cancelled the invocation, if a signal did.

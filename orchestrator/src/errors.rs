@@ -44,7 +44,10 @@ pub enum AppError {
 impl AppError {
     /// A storage failure at `path`.
     pub fn storage(path: &Path, source: std::io::Error) -> AppError {
-        AppError::Storage { path: path.to_owned(), source }
+        AppError::Storage {
+            path: path.to_owned(),
+            source,
+        }
     }
 
     /// The process exit status for this error.
@@ -52,9 +55,10 @@ impl AppError {
         match self {
             AppError::Usage(_) | AppError::Config(_) | AppError::Mode(_) => exit::USAGE,
             AppError::Conflict(_) => exit::CONFLICT,
-            AppError::Storage { .. } | AppError::Write(_) | AppError::Persist(_) | AppError::Exec(_) => {
-                exit::STORAGE
-            }
+            AppError::Storage { .. }
+            | AppError::Write(_)
+            | AppError::Persist(_)
+            | AppError::Exec(_) => exit::STORAGE,
         }
     }
 }

@@ -104,7 +104,11 @@ mod tests {
         let text = std::fs::read_to_string(&p).expect("read");
         let seqs: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("json")["seq"].as_u64().expect("seq"))
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("json")["seq"]
+                    .as_u64()
+                    .expect("seq")
+            })
             .collect();
         assert_eq!(seqs, (1..=101).collect::<Vec<_>>());
     }

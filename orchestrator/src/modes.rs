@@ -2,8 +2,8 @@
 //!
 //! Execution mode (`mcp` | `cloud`): `--cloud` / `--execution-mode` flag > the target stage's
 //! hints (`plan.requires_cloud`/`requiresCloud` false wins, then `plan.executionMode`, then
-//! `plan.metadata.executionMode`, then `plan.metadata.mode`) > `CODEX_ORCHESTRATOR_EXECUTION_MODE`
-//! > default `mcp`. `cloud` has no backend here: it falls back to `mcp` (recorded) unless
+//! `plan.metadata.executionMode`, then `plan.metadata.mode`), then
+//! `CODEX_ORCHESTRATOR_EXECUTION_MODE`, then the default `mcp`. `cloud` has no backend here: it falls back to `mcp` (recorded) unless
 //! `CODEX_ORCHESTRATOR_CLOUD_FALLBACK` forbids it.
 //!
 //! Runtime mode (`cli` | `appserver`): `--runtime-mode` > `CODEX_ORCHESTRATOR_RUNTIME_MODE` >
@@ -12,7 +12,9 @@
 //! Values are trimmed and lower-cased; a blank value counts as unset.
 
 use serde_json::Value;
-use shared_manifest::schema::{CloudFallback, CloudIssue, ModeDecision, RuntimeFallback, RuntimeMode};
+use shared_manifest::schema::{
+    CloudFallback, CloudIssue, ModeDecision, RuntimeFallback, RuntimeMode,
+};
 
 /// A mode request that cannot be honoured. Exit 2, before any run directory exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,7 +75,10 @@ fn clean(v: Option<&str>) -> Option<String> {
 }
 
 fn forbids(v: Option<&str>) -> bool {
-    matches!(clean(v).as_deref(), Some("0" | "false" | "off" | "no" | "never" | "disabled"))
+    matches!(
+        clean(v).as_deref(),
+        Some("0" | "false" | "off" | "no" | "never" | "disabled")
+    )
 }
 
 /// The runtime-mode resolver.
@@ -82,7 +87,11 @@ pub fn resolve_runtime(i: &RuntimeInputs, now: &str) -> Result<RuntimeDecision, 
         ("flag", "--runtime-mode", i.flag.as_deref()),
         ("env", crate::env_vars::RUNTIME_MODE, i.env.as_deref()),
         ("config", "config runtimeMode", i.config.as_deref()),
-        ("manifest", "manifest runtime_mode_requested", i.manifest.as_deref()),
+        (
+            "manifest",
+            "manifest runtime_mode_requested",
+            i.manifest.as_deref(),
+        ),
     ];
     let mut requested = (RuntimeMode::Cli, "default");
     for (source, name, raw) in candidates {
@@ -114,7 +123,10 @@ pub fn resolve_runtime(i: &RuntimeInputs, now: &str) -> Result<RuntimeDecision, 
         RuntimeMode::Cli => RuntimeMode::Cli,
         RuntimeMode::Appserver => {
             if forbids(i.fallback_env.as_deref()) {
-                return Err(ModeError::FallbackForbidden { mode: "appserver", var: crate::env_vars::RUNTIME_FALLBACK });
+                return Err(ModeError::FallbackForbidden {
+                    mode: "appserver",
+                    var: crate::env_vars::RUNTIME_FALLBACK,
+                });
             }
             fallback.occurred = true;
             fallback.code = Some("appserver-unavailable".into());
@@ -124,7 +136,12 @@ pub fn resolve_runtime(i: &RuntimeInputs, now: &str) -> Result<RuntimeDecision, 
             RuntimeMode::Cli
         }
     };
-    Ok(RuntimeDecision { requested, mode, source, fallback })
+    Ok(RuntimeDecision {
+        requested,
+        mode,
+        source,
+        fallback,
+    })
 }
 
 /// Inputs of the execution-mode resolver.
@@ -158,7 +175,11 @@ fn parse_exec(name: &str, raw: &str) -> Result<Option<&'static str>, ModeError> 
         None => Ok(None),
         Some("mcp") => Ok(Some("mcp")),
         Some("cloud") => Ok(Some("cloud")),
-        Some(_) => Err(ModeError::Invalid { source_name: name.to_owned(), value: raw.to_owned(), expected: "mcp, cloud" }),
+        Some(_) => Err(ModeError::Invalid {
+            source_name: name.to_owned(),
+            value: raw.to_owned(),
+            expected: "mcp, cloud",
+        }),
     }
 }
 
@@ -172,7 +193,10 @@ fn stage_hint(plan: &Value) -> Option<&'static str> {
     if requires == Some(true) {
         return Some("cloud");
     }
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).and_then(|s| parse_exec("", s).ok().flatten());
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .and_then(|s| parse_exec("", s).ok().flatten())
+    };
     let meta = plan.get("metadata");
     text(plan.get("executionMode"))
         .or_else(|| text(meta.and_then(|m| m.get("executionMode"))))
@@ -203,12 +227,22 @@ pub fn resolve_execution(i: &ExecutionInputs, now: &str) -> Result<ExecutionDeci
     } else {
         ("mcp", "default")
     };
-    let requested = ModeDecision { mode: mode.to_owned(), source: source.to_owned() };
+    let requested = ModeDecision {
+        mode: mode.to_owned(),
+        source: source.to_owned(),
+    };
     if mode == "mcp" {
-        return Ok(ExecutionDecision { requested, mode: "mcp", cloud_fallback: None });
+        return Ok(ExecutionDecision {
+            requested,
+            mode: "mcp",
+            cloud_fallback: None,
+        });
     }
     if forbids(i.fallback_env.as_deref()) {
-        return Err(ModeError::FallbackForbidden { mode: "cloud", var: crate::env_vars::CLOUD_FALLBACK });
+        return Err(ModeError::FallbackForbidden {
+            mode: "cloud",
+            var: crate::env_vars::CLOUD_FALLBACK,
+        });
     }
     let reason = "cloud execution has no backend in this runner; ran in mcp mode".to_owned();
     Ok(ExecutionDecision {
@@ -218,7 +252,10 @@ pub fn resolve_execution(i: &ExecutionInputs, now: &str) -> Result<ExecutionDeci
             mode_requested: "cloud".into(),
             mode_used: "mcp".into(),
             reason: reason.clone(),
-            issues: vec![CloudIssue { code: "cloud-unavailable".into(), message: reason }],
+            issues: vec![CloudIssue {
+                code: "cloud-unavailable".into(),
+                message: reason,
+            }],
             checked_at: now.to_owned(),
         }),
     })
@@ -229,19 +266,48 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rt(flag: Option<&str>, env: Option<&str>, config: Option<&str>, manifest: Option<&str>) -> Result<RuntimeDecision, ModeError> {
+    fn rt(
+        flag: Option<&str>,
+        env: Option<&str>,
+        config: Option<&str>,
+        manifest: Option<&str>,
+    ) -> Result<RuntimeDecision, ModeError> {
         let s = |v: Option<&str>| v.map(str::to_owned);
-        resolve_runtime(&RuntimeInputs { flag: s(flag), env: s(env), config: s(config), manifest: s(manifest), fallback_env: None }, "t")
+        resolve_runtime(
+            &RuntimeInputs {
+                flag: s(flag),
+                env: s(env),
+                config: s(config),
+                manifest: s(manifest),
+                fallback_env: None,
+            },
+            "t",
+        )
     }
 
     #[test]
     fn runtime_precedence_flag_env_config_manifest_default() {
         let src = |r: Result<RuntimeDecision, ModeError>| r.map(|d| (d.requested, d.source));
-        assert_eq!(src(rt(Some("appserver"), Some("cli"), Some("cli"), Some("cli"))), Ok((RuntimeMode::Appserver, "flag")));
-        assert_eq!(src(rt(None, Some("appserver"), Some("cli"), Some("cli"))), Ok((RuntimeMode::Appserver, "env")));
-        assert_eq!(src(rt(None, None, Some("appserver"), Some("cli"))), Ok((RuntimeMode::Appserver, "config")));
-        assert_eq!(src(rt(None, None, None, Some("appserver"))), Ok((RuntimeMode::Appserver, "manifest")));
-        assert_eq!(src(rt(None, None, None, None)), Ok((RuntimeMode::Cli, "default")));
+        assert_eq!(
+            src(rt(Some("appserver"), Some("cli"), Some("cli"), Some("cli"))),
+            Ok((RuntimeMode::Appserver, "flag"))
+        );
+        assert_eq!(
+            src(rt(None, Some("appserver"), Some("cli"), Some("cli"))),
+            Ok((RuntimeMode::Appserver, "env"))
+        );
+        assert_eq!(
+            src(rt(None, None, Some("appserver"), Some("cli"))),
+            Ok((RuntimeMode::Appserver, "config"))
+        );
+        assert_eq!(
+            src(rt(None, None, None, Some("appserver"))),
+            Ok((RuntimeMode::Appserver, "manifest"))
+        );
+        assert_eq!(
+            src(rt(None, None, None, None)),
+            Ok((RuntimeMode::Cli, "default"))
+        );
     }
 
     #[test]
@@ -256,13 +322,23 @@ mod tests {
     #[test]
     fn invalid_runtime_from_env_names_the_variable() {
         let e = rt(None, Some("turbo"), None, None).expect_err("invalid");
-        assert!(e.to_string().contains("CODEX_ORCHESTRATOR_RUNTIME_MODE"), "{e}");
+        assert!(
+            e.to_string().contains("CODEX_ORCHESTRATOR_RUNTIME_MODE"),
+            "{e}"
+        );
     }
 
     #[test]
     fn runtime_fallback_can_be_forbidden() {
-        let i = RuntimeInputs { flag: Some("appserver".into()), fallback_env: Some("0".into()), ..Default::default() };
-        assert!(matches!(resolve_runtime(&i, "t"), Err(ModeError::FallbackForbidden { .. })));
+        let i = RuntimeInputs {
+            flag: Some("appserver".into()),
+            fallback_env: Some("0".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_runtime(&i, "t"),
+            Err(ModeError::FallbackForbidden { .. })
+        ));
     }
 
     fn ex(i: ExecutionInputs) -> Result<(String, String), ModeError> {
@@ -272,21 +348,73 @@ mod tests {
     #[test]
     fn execution_mode_cases_from_the_peer() {
         let pair = |m: &str, s: &str| Ok((m.to_owned(), s.to_owned()));
-        assert_eq!(ex(ExecutionInputs { cloud_flag: true, flag: Some("mcp".into()), ..Default::default() }), Err(ModeError::CloudConflict));
-        assert_eq!(ex(ExecutionInputs { stage_plan: Some(json!({"executionMode": " Cloud "})), ..Default::default() }), pair("cloud", "stage"));
-        assert_eq!(ex(ExecutionInputs { stage_plan: Some(json!({"executionMode": "cloud", "requires_cloud": false})), ..Default::default() }), pair("mcp", "stage"));
-        assert_eq!(ex(ExecutionInputs { stage_plan: Some(json!({"metadata": {"executionMode": "mcp", "mode": "cloud"}})), ..Default::default() }), pair("mcp", "stage"));
-        assert_eq!(ex(ExecutionInputs { flag: Some("mcp".into()), stage_plan: Some(json!({"requiresCloud": true})), ..Default::default() }), pair("mcp", "flag"));
+        assert_eq!(
+            ex(ExecutionInputs {
+                cloud_flag: true,
+                flag: Some("mcp".into()),
+                ..Default::default()
+            }),
+            Err(ModeError::CloudConflict)
+        );
+        assert_eq!(
+            ex(ExecutionInputs {
+                stage_plan: Some(json!({"executionMode": " Cloud "})),
+                ..Default::default()
+            }),
+            pair("cloud", "stage")
+        );
+        assert_eq!(
+            ex(ExecutionInputs {
+                stage_plan: Some(json!({"executionMode": "cloud", "requires_cloud": false})),
+                ..Default::default()
+            }),
+            pair("mcp", "stage")
+        );
+        assert_eq!(
+            ex(ExecutionInputs {
+                stage_plan: Some(json!({"metadata": {"executionMode": "mcp", "mode": "cloud"}})),
+                ..Default::default()
+            }),
+            pair("mcp", "stage")
+        );
+        assert_eq!(
+            ex(ExecutionInputs {
+                flag: Some("mcp".into()),
+                stage_plan: Some(json!({"requiresCloud": true})),
+                ..Default::default()
+            }),
+            pair("mcp", "flag")
+        );
         assert_eq!(ex(ExecutionInputs::default()), pair("mcp", "default"));
-        assert_eq!(ex(ExecutionInputs { env: Some(" CLOUD ".into()), ..Default::default() }), pair("cloud", "env"));
+        assert_eq!(
+            ex(ExecutionInputs {
+                env: Some(" CLOUD ".into()),
+                ..Default::default()
+            }),
+            pair("cloud", "env")
+        );
     }
 
     #[test]
     fn cloud_falls_back_to_mcp_or_fails_when_forbidden() {
-        let d = resolve_execution(&ExecutionInputs { cloud_flag: true, ..Default::default() }, "t").expect("falls back");
+        let d = resolve_execution(
+            &ExecutionInputs {
+                cloud_flag: true,
+                ..Default::default()
+            },
+            "t",
+        )
+        .expect("falls back");
         assert_eq!(d.mode, "mcp");
         assert!(d.cloud_fallback.is_some());
-        let forbidden = ExecutionInputs { cloud_flag: true, fallback_env: Some("false".into()), ..Default::default() };
-        assert!(matches!(resolve_execution(&forbidden, "t"), Err(ModeError::FallbackForbidden { .. })));
+        let forbidden = ExecutionInputs {
+            cloud_flag: true,
+            fallback_env: Some("false".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_execution(&forbidden, "t"),
+            Err(ModeError::FallbackForbidden { .. })
+        ));
     }
 }

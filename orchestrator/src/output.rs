@@ -6,7 +6,10 @@ use std::io::Write;
 /// Prints `text` and a newline on stdout.
 pub fn line(text: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
+    let _ = out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }
 
 /// Prints a JSON value, pretty, on stdout.

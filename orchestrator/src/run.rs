@@ -19,6 +19,9 @@ use crate::plan::Plan;
 use crate::run_layout::{new_resume_token, new_run_id, RunDir};
 use crate::schedule::{self, Finished};
 
+/// A stage's command, working directory and environment with variables resolved.
+pub type Resolved = (String, PathBuf, Vec<(String, String)>);
+
 /// Everything a running run's stages share.
 #[derive(Debug)]
 pub struct RunState {
@@ -51,7 +54,8 @@ impl RunState {
     /// Appends an event; a failure to write the stream is fatal to the run (storage).
     pub fn emit(&self, event: &str, payload: Value) {
         if let Err(e) = self.events.emit(event, payload) {
-            self.ctx.fail_fatally(AppError::storage(self.events.path(), e));
+            self.ctx
+                .fail_fatally(AppError::storage(self.events.path(), e));
         }
     }
 
@@ -73,7 +77,12 @@ impl RunState {
             .chain(self.plan.pipeline.vars.iter())
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
-            .or_else(|| self.stage_env().into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+            .or_else(|| {
+                self.stage_env()
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v)
+            })
             .or_else(|| std::env::var(name).ok())
     }
 
@@ -85,8 +94,14 @@ impl RunState {
             ("MCP_RUNNER_TASK_ID".into(), ctx.task.clone()),
             ("CODEX_ORCHESTRATOR_TASK_ID".into(), ctx.task.clone()),
             ("CODEX_ORCHESTRATOR_RUN_ID".into(), self.dir.run_id.clone()),
-            ("CODEX_ORCHESTRATOR_PIPELINE_ID".into(), self.plan.pipeline.id.clone()),
-            ("CODEX_ORCHESTRATOR_MANIFEST_PATH".into(), s(&self.dir.manifest())),
+            (
+                "CODEX_ORCHESTRATOR_PIPELINE_ID".into(),
+                self.plan.pipeline.id.clone(),
+            ),
+            (
+                "CODEX_ORCHESTRATOR_MANIFEST_PATH".into(),
+                s(&self.dir.manifest()),
+            ),
             ("CODEX_ORCHESTRATOR_RUN_DIR".into(), s(&self.dir.dir)),
             ("CODEX_ORCHESTRATOR_RUNS_DIR".into(), s(&ctx.roots.runs)),
             ("CODEX_ORCHESTRATOR_OUT_DIR".into(), s(&ctx.roots.out)),
@@ -95,16 +110,23 @@ impl RunState {
     }
 
     /// The command, cwd and environment of a stage with variables resolved.
-    pub fn resolve(&self, cmd: &CommandStage) -> Result<(String, PathBuf, Vec<(String, String)>), String> {
+    pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
         let look = |n: &str| self.var(n);
         let command = crate::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
         let cwd = match &cmd.cwd {
-            Some(c) => self.ctx.roots.repo.join(crate::vars::expand(c, look).map_err(|e| e.to_string())?),
+            Some(c) => self
+                .ctx
+                .roots
+                .repo
+                .join(crate::vars::expand(c, look).map_err(|e| e.to_string())?),
             None => self.ctx.roots.repo.clone(),
         };
         let mut env = self.stage_env();
         for (k, v) in &cmd.env {
-            env.push((k.clone(), crate::vars::expand(v, look).map_err(|e| e.to_string())?));
+            env.push((
+                k.clone(),
+                crate::vars::expand(v, look).map_err(|e| e.to_string())?,
+            ));
         }
         Ok((command, cwd, env))
     }
@@ -124,7 +146,12 @@ impl Prepared {
 
 /// Creates the run: directory (durably), initial manifest (`in_progress`), resume token, mcp
 /// stub, logs. Nothing is written before this point.
-pub async fn prepare(ctx: Arc<Ctx>, plan: Arc<Plan>, parent_run_id: Option<String>, depth: usize) -> Result<Prepared, AppError> {
+pub async fn prepare(
+    ctx: Arc<Ctx>,
+    plan: Arc<Plan>,
+    parent_run_id: Option<String>,
+    depth: usize,
+) -> Result<Prepared, AppError> {
     let run_id = new_run_id();
     let dir = ctx.roots.run_dir(&ctx.task, &run_id);
     for d in [dir.commands_dir(), dir.errors_dir()] {
@@ -137,16 +164,34 @@ pub async fn prepare(ctx: Arc<Ctx>, plan: Arc<Plan>, parent_run_id: Option<Strin
     let now = crate::time::now();
     let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
     let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
-    persister.send(ManifestUpdate::RunStarted { at: now }).await?;
+    persister
+        .send(ManifestUpdate::RunStarted { at: now })
+        .await?;
     persister.flush().await?;
     crate::artifacts::write_mcp_stub(&dir)?;
-    let events = EventLog::open(&dir.events(), &ctx.task, &run_id).map_err(|e| AppError::storage(&dir.events(), e))?;
+    let events = EventLog::open(&dir.events(), &ctx.task, &run_id)
+        .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
-    let state = Arc::new(RunState { ctx, dir, plan, persister, events, runner_log, depth });
+    let state = Arc::new(RunState {
+        ctx,
+        dir,
+        plan,
+        persister,
+        events,
+        runner_log,
+        depth,
+    });
     Ok(Prepared { state })
 }
 
-fn initial_manifest(ctx: &Ctx, plan: &Plan, dir: &RunDir, parent_run_id: Option<String>, token: String, now: &str) -> Manifest {
+fn initial_manifest(
+    ctx: &Ctx,
+    plan: &Plan,
+    dir: &RunDir,
+    parent_run_id: Option<String>,
+    token: String,
+    now: &str,
+) -> Manifest {
     let p = &plan.pipeline;
     let commands = p
         .stages
@@ -157,7 +202,9 @@ fn initial_manifest(ctx: &Ctx, plan: &Plan, dir: &RunDir, parent_run_id: Option<
                 StageKind::Command(c) => (
                     Some(c.command.clone()),
                     ManifestKind::Command,
-                    c.timeout.or(ctx.exec.default_timeout).map(crate::time::millis),
+                    c.timeout
+                        .or(ctx.exec.default_timeout)
+                        .map(crate::time::millis),
                 ),
                 StageKind::Subpipeline { .. } => (None, ManifestKind::Subpipeline, None),
             };
@@ -175,7 +222,12 @@ fn initial_manifest(ctx: &Ctx, plan: &Plan, dir: &RunDir, parent_run_id: Option<
                 log_path: None,
                 error_file: None,
                 sub_run_id: None,
-                depends_on: Some(plan.graph.deps[i].iter().map(|&j| p.stages[j].id.clone()).collect()),
+                depends_on: Some(
+                    plan.graph.deps[i]
+                        .iter()
+                        .map(|&j| p.stages[j].id.clone())
+                        .collect(),
+                ),
                 attempts: None,
                 outcome: None,
                 signal: None,
@@ -190,7 +242,10 @@ fn initial_manifest(ctx: &Ctx, plan: &Plan, dir: &RunDir, parent_run_id: Option<
         })
         .collect();
     let variables = (!ctx.cli_vars.is_empty()).then(|| {
-        ctx.cli_vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+        ctx.cli_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
     });
     Manifest {
         version: 1,
@@ -243,20 +298,30 @@ fn initial_manifest(ctx: &Ctx, plan: &Plan, dir: &RunDir, parent_run_id: Option<
 ///
 /// Returns a boxed `Send` future: a run contains sub-pipeline runs, so the future type is
 /// recursive and must be named to be spawned.
-pub fn execute(prepared: Prepared) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunReport, AppError>> + Send>> {
+pub fn execute(
+    prepared: Prepared,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunReport, AppError>> + Send>> {
     Box::pin(execute_inner(prepared))
 }
 
 async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
     let run = prepared.state;
-    run.emit("run_started", json!({
-        "pipeline_id": run.plan.pipeline.id,
-        "pipeline_title": run.plan.pipeline.title,
-        "status": "in_progress",
-        "manifest_path": run.dir.manifest().to_string_lossy(),
-        "log_path": run.dir.runner_log().to_string_lossy(),
-    }));
-    run.ctx.reporter.run_started(&run.label(), &run.dir.run_id, &run.plan.pipeline.id, &run.dir.rel(&run.dir.manifest()));
+    run.emit(
+        "run_started",
+        json!({
+            "pipeline_id": run.plan.pipeline.id,
+            "pipeline_title": run.plan.pipeline.title,
+            "status": "in_progress",
+            "manifest_path": run.dir.manifest().to_string_lossy(),
+            "log_path": run.dir.runner_log().to_string_lossy(),
+        }),
+    );
+    run.ctx.reporter.run_started(
+        &run.label(),
+        &run.dir.run_id,
+        &run.plan.pipeline.id,
+        &run.dir.rel(&run.dir.manifest()),
+    );
     let heartbeat = spawn_heartbeat(run.persister.clone());
     let finished = schedule::run_stages(run.clone()).await;
     heartbeat.abort();
@@ -272,7 +337,13 @@ fn spawn_heartbeat(persister: Persister<Manifest>) -> tokio::task::JoinHandle<()
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tick.tick().await;
-            if persister.send(ManifestUpdate::Heartbeat { at: crate::time::now() }).await.is_err() {
+            if persister
+                .send(ManifestUpdate::Heartbeat {
+                    at: crate::time::now(),
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -296,13 +367,19 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     }
     lines.extend(f.failure_lines.iter().cloned());
     let summary = if lines.is_empty() {
-        (event == RunEvent::Succeed).then(|| format!("Pipeline '{}' succeeded.", run.plan.pipeline.title))
+        (event == RunEvent::Succeed)
+            .then(|| format!("Pipeline '{}' succeeded.", run.plan.pipeline.title))
     } else {
         Some(lines.join("\n"))
     };
     let at = crate::time::now();
     run.persister
-        .send(ManifestUpdate::RunFinished { at, event, status_detail: detail, summary })
+        .send(ManifestUpdate::RunFinished {
+            at,
+            event,
+            status_detail: detail,
+            summary,
+        })
         .await?;
     run.persister.flush().await?;
     let status = match event {
@@ -321,30 +398,62 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     persister.send(ManifestUpdate::MetricsRecorded).await?;
     let manifest = persister.close().await?;
     let snapshot = &manifest;
-    run.emit(if event == RunEvent::Succeed { "run_completed" } else { "run_failed" }, json!({
-        "pipeline_id": run.plan.pipeline.id,
-        "status": status,
-        "status_detail": snapshot.status_detail,
-        "manifest_path": run.dir.manifest().to_string_lossy(),
-        "run_summary_path": run.dir.run_summary().to_string_lossy(),
-        "metrics_path": run.dir.metrics().to_string_lossy(),
-        "summary": snapshot.summary,
-    }));
+    run.emit(
+        if event == RunEvent::Succeed {
+            "run_completed"
+        } else {
+            "run_failed"
+        },
+        json!({
+            "pipeline_id": run.plan.pipeline.id,
+            "status": status,
+            "status_detail": snapshot.status_detail,
+            "manifest_path": run.dir.manifest().to_string_lossy(),
+            "run_summary_path": run.dir.run_summary().to_string_lossy(),
+            "metrics_path": run.dir.metrics().to_string_lossy(),
+            "summary": snapshot.summary,
+        }),
+    );
     let _ = run.events.sync();
     let _ = run.runner_log.sync();
     ctx.reporter.run_finished(&run.label(), &manifest);
-    Ok(RunReport { dir: run.dir.clone(), manifest })
+    Ok(RunReport {
+        dir: run.dir.clone(),
+        manifest,
+    })
 }
 
 /// A sub-pipeline stage: a child run of another pipeline, recorded in `child_runs`.
-pub async fn run_subpipeline(run: Arc<RunState>, pos: usize, stage: crate::config::Stage, pipeline: String, optional: bool) -> Result<crate::stage::StageEnd, AppError> {
+pub async fn run_subpipeline(
+    run: Arc<RunState>,
+    pos: usize,
+    stage: crate::config::Stage,
+    pipeline: String,
+    optional: bool,
+) -> Result<crate::stage::StageEnd, AppError> {
     use shared_manifest::{CommandEvent, StageFinish};
     let index = pos + 1;
     let ctx = run.ctx.clone();
-    let child_pipeline = ctx.config.pipeline(&pipeline).expect("sub-pipelines are checked at load").clone();
-    let child_plan = crate::plan::build(&ctx.config, &child_pipeline, &ctx.cli_vars, ctx.concurrency_flag)?.into_shared();
+    let child_pipeline = ctx
+        .config
+        .pipeline(&pipeline)
+        .expect("sub-pipelines are checked at load")
+        .clone();
+    let child_plan = crate::plan::build(
+        &ctx.config,
+        &child_pipeline,
+        &ctx.cli_vars,
+        ctx.concurrency_flag,
+    )?
+    .into_shared();
     let started = std::time::Instant::now();
-    let prepared = prepare(ctx.clone(), child_plan, Some(run.dir.run_id.clone()), run.depth + 1).await?;
+    let prepared = prepare(
+        ctx.clone(),
+        child_plan,
+        Some(run.dir.run_id.clone()),
+        run.depth + 1,
+    )
+    .await?;
     let child_dir = prepared.dir().clone();
     run.persister
         .send(ManifestUpdate::SubRunStarted {
@@ -358,19 +467,30 @@ pub async fn run_subpipeline(run: Arc<RunState>, pos: usize, stage: crate::confi
             },
         })
         .await?;
-    run.emit("step_started", json!({
-        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
-        "status": "running", "log_path": Value::Null,
-    }));
+    run.emit(
+        "step_started",
+        json!({
+            "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
+            "status": "running", "log_path": Value::Null,
+        }),
+    );
     let report = execute(prepared).await?;
     let child = &report.manifest;
-    run.persister.send(ManifestUpdate::ChildRunUpdated { run_id: child.run_id.clone(), status: child.status }).await?;
+    run.persister
+        .send(ManifestUpdate::ChildRunUpdated {
+            run_id: child.run_id.clone(),
+            status: child.status,
+        })
+        .await?;
     let event = match child.status {
         RunStatus::Succeeded => CommandEvent::Succeed,
         _ if optional && child.status == RunStatus::Failed => CommandEvent::Skip,
         _ => CommandEvent::Fail,
     };
-    let summary = child.summary.clone().unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
+    let summary = child
+        .summary
+        .clone()
+        .unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
     run.persister
         .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
             index,
@@ -393,14 +513,28 @@ pub async fn run_subpipeline(run: Arc<RunState>, pos: usize, stage: crate::confi
         CommandEvent::Skip => "skipped",
         _ => "failed",
     };
-    run.emit(if event == CommandEvent::Fail { "step_failed" } else { "step_completed" }, json!({
-        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
-        "status": status, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
-        "sub_run_id": child.run_id,
-    }));
+    run.emit(
+        if event == CommandEvent::Fail {
+            "step_failed"
+        } else {
+            "step_completed"
+        },
+        json!({
+            "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
+            "status": status, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
+            "sub_run_id": child.run_id,
+        }),
+    );
     Ok(crate::stage::StageEnd {
         event,
         detail: format!("subpipeline:{}:failed", stage.id),
-        failure_line: (event == CommandEvent::Fail).then(|| format!("Sub-pipeline '{}' ({}) {}.", stage.title, pipeline, child.status.as_str())),
+        failure_line: (event == CommandEvent::Fail).then(|| {
+            format!(
+                "Sub-pipeline '{}' ({}) {}.",
+                stage.title,
+                pipeline,
+                child.status.as_str()
+            )
+        }),
     })
 }

@@ -46,7 +46,10 @@ impl Roots {
     /// `path` relative to the repo root when it is inside it (the manifest's convention),
     /// otherwise absolute.
     pub fn rel(&self, path: &Path) -> String {
-        path.strip_prefix(&self.repo).unwrap_or(path).to_string_lossy().into_owned()
+        path.strip_prefix(&self.repo)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// The run directory of an existing or new run.
@@ -131,11 +134,13 @@ impl RunDir {
     }
     /// `commands/NN-<slug>.ndjson`.
     pub fn stage_log(&self, index: usize, id: &str) -> PathBuf {
-        self.commands_dir().join(format!("{index:02}-{}.ndjson", slug(id)))
+        self.commands_dir()
+            .join(format!("{index:02}-{}.ndjson", slug(id)))
     }
     /// `errors/NN-<slug>.json`.
     pub fn error_file(&self, index: usize, id: &str) -> PathBuf {
-        self.errors_dir().join(format!("{index:02}-{}.json", slug(id)))
+        self.errors_dir()
+            .join(format!("{index:02}-{}.json", slug(id)))
     }
     /// `.runs/<task>/mcp/<run>`.
     pub fn mcp_dir(&self) -> PathBuf {
@@ -159,7 +164,9 @@ pub fn new_run_id() -> String {
 /// A new resume token: 64 hex characters.
 pub fn new_resume_token() -> String {
     let mut rng = rand::rng();
-    (0..4).map(|_| format!("{:016x}", rng.random::<u64>())).collect()
+    (0..4)
+        .map(|_| format!("{:016x}", rng.random::<u64>()))
+        .collect()
 }
 
 /// The peer's file slug: runs of non-alphanumerics become `-`, trimmed, at most 80 characters,
@@ -185,10 +192,7 @@ pub fn slug(id: &str) -> String {
 
 /// True for ids usable as one path component (task ids, run ids).
 pub fn is_safe_component(s: &str) -> bool {
-    !s.is_empty()
-        && s != "."
-        && s != ".."
-        && !s.contains(['/', '\\', '\0'])
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
 }
 
 #[cfg(test)]

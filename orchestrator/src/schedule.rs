@@ -59,9 +59,12 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                     let (run2, stage) = (run.clone(), stages[pos].clone());
                     tasks.spawn(async move {
                         let end = match stage.kind.clone() {
-                            StageKind::Command(c) => crate::stage::run_command(run2, pos, stage, c).await,
+                            StageKind::Command(c) => {
+                                crate::stage::run_command(run2, pos, stage, c).await
+                            }
                             StageKind::Subpipeline { pipeline, optional } => {
-                                crate::run::run_subpipeline(run2, pos, stage, pipeline, optional).await
+                                crate::run::run_subpipeline(run2, pos, stage, pipeline, optional)
+                                    .await
                             }
                         };
                         (pos, end)
@@ -82,7 +85,9 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
             Ok(v) => v,
             Err(e) => {
                 // A stage task panicked: a bug, reported as a fatal error rather than lost.
-                run.ctx.fail_fatally(AppError::Usage(format!("internal error in a stage task: {e}")));
+                run.ctx.fail_fatally(AppError::Usage(format!(
+                    "internal error in a stage task: {e}"
+                )));
                 continue;
             }
         };
@@ -136,10 +141,19 @@ async fn skip_dependents(run: &RunState, failed: usize, slots: &mut [Slot]) {
             if let Err(e) = run.persister.send(update).await {
                 run.ctx.fail_fatally(e.into());
             }
-            run.emit("step_skipped", serde_json::json!({
-                "stage_id": stages[d].id, "stage_index": d + 1, "reason": reason,
-            }));
-            run.ctx.reporter.stage_skipped(&run.label(), d + 1, stages.len(), &stages[d].id, &reason);
+            run.emit(
+                "step_skipped",
+                serde_json::json!({
+                    "stage_id": stages[d].id, "stage_index": d + 1, "reason": reason,
+                }),
+            );
+            run.ctx.reporter.stage_skipped(
+                &run.label(),
+                d + 1,
+                stages.len(),
+                &stages[d].id,
+                &reason,
+            );
             todo.push(d);
         }
     }

@@ -22,7 +22,9 @@ pub fn spawn_listener(cancel: watch::Sender<CancelRequest>) -> std::io::Result<(
             cancel.send_modify(|c| {
                 *c = match *c {
                     // A fatal-error stop (signal 0) becomes a signal cancellation: the user asked.
-                    CancelRequest::None | CancelRequest::Graceful { signal: 0 } => CancelRequest::Graceful { signal: sig },
+                    CancelRequest::None | CancelRequest::Graceful { signal: 0 } => {
+                        CancelRequest::Graceful { signal: sig }
+                    }
                     CancelRequest::Graceful { signal } | CancelRequest::Immediate { signal } => {
                         CancelRequest::Immediate { signal }
                     }

@@ -26,7 +26,12 @@ pub struct StageEnd {
 }
 
 /// Runs command stage `index` (0-based position) to its end.
-pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: CommandStage) -> Result<StageEnd, AppError> {
+pub async fn run_command(
+    run: Arc<RunState>,
+    pos: usize,
+    stage: Stage,
+    cmd: CommandStage,
+) -> Result<StageEnd, AppError> {
     let index = pos + 1;
     let ctx = &run.ctx;
     let started = Instant::now();
@@ -42,64 +47,103 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
     let log_rel = run.dir.rel(&log_abs);
     let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
     run.persister
-        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: Some(log_rel.clone()), command: Some(command.clone()) })
+        .send(ManifestUpdate::StageStarted {
+            index,
+            at: crate::time::now(),
+            attempt: 1,
+            log_path: Some(log_rel.clone()),
+            command: Some(command.clone()),
+        })
         .await?;
-    run.emit("step_started", json!({
-        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
-        "status": "running", "log_path": log_rel,
-    }));
-    ctx.reporter.stage_started(&run.label(), index, run.plan.pipeline.stages.len(), &stage.id, &command);
-    log.write(&LogEvent::CommandStart { command: command.clone() })?;
+    run.emit(
+        "step_started",
+        json!({
+            "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
+            "status": "running", "log_path": log_rel,
+        }),
+    );
+    ctx.reporter.stage_started(
+        &run.label(),
+        index,
+        run.plan.pipeline.stages.len(),
+        &stage.id,
+        &command,
+    );
+    log.write(&LogEvent::CommandStart {
+        command: command.clone(),
+    })?;
     let timeout = cmd.timeout.or(ctx.exec.default_timeout);
     if let Some(t) = timeout {
-        log.write_runner_only(&LogEvent::CommandConfig { timeout_ms: crate::time::millis(t) })?;
+        log.write_runner_only(&LogEvent::CommandConfig {
+            timeout_ms: crate::time::millis(t),
+        })?;
     }
 
     let mut attempt = 1u32;
-    let result: ExecResult = loop {
-        let mut spec = ExecSpec::new(command.clone(), cwd.clone(), index);
-        spec.env = env.clone();
-        spec.timeout = timeout;
-        spec.kill_grace = ctx.exec.kill_grace;
-        spec.attempt = attempt;
-        spec.max_chunk_events = ctx.exec.max_chunk_events;
-        let persister = run.persister.clone();
-        let recorded = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let slot = recorded.clone();
-        let on_spawn = move |p: &exec::ProcessInfo| {
-            let process = ProcessRecord { pid: p.pid, pgid: p.pgid, started_at: p.started_at.clone(), start_ticks: p.start_ticks };
-            // `on_spawn` is synchronous: the update is queued from a task, so the pid is in the
-            // manifest while the stage runs (a later resume needs it to find survivors).
-            let task = tokio::spawn(async move { persister.send(ManifestUpdate::StageProcess { index, process }).await });
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-        };
-        let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;
-        // The process update lands before the stage's result, always.
-        let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(task) = task {
-            if let Ok(sent) = task.await {
-                sent?;
+    let result: ExecResult =
+        loop {
+            let mut spec = ExecSpec::new(command.clone(), cwd.clone(), index);
+            spec.env = env.clone();
+            spec.timeout = timeout;
+            spec.kill_grace = ctx.exec.kill_grace;
+            spec.attempt = attempt;
+            spec.max_chunk_events = ctx.exec.max_chunk_events;
+            let persister = run.persister.clone();
+            let recorded = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let slot = recorded.clone();
+            let on_spawn = move |p: &exec::ProcessInfo| {
+                let process = ProcessRecord {
+                    pid: p.pid,
+                    pgid: p.pgid,
+                    started_at: p.started_at.clone(),
+                    start_ticks: p.start_ticks,
+                };
+                // `on_spawn` is synchronous: the update is queued from a task, so the pid is in the
+                // manifest while the stage runs (a later resume needs it to find survivors).
+                let task = tokio::spawn(async move {
+                    persister
+                        .send(ManifestUpdate::StageProcess { index, process })
+                        .await
+                });
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+            };
+            let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;
+            // The process update lands before the stage's result, always.
+            let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(task) = task {
+                if let Ok(sent) = task.await {
+                    sent?;
+                }
             }
-        }
-        let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
-        if result.succeeded() || cancelled || attempt > stage.retries.count {
-            break result;
-        }
-        attempt += 1;
-        let delay = stage.retries.delay_before(attempt);
-        log.write(&LogEvent::CommandRetry { attempt, delay_ms: crate::time::millis(delay) })?;
-        run.emit("step_retry", json!({
+            let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
+            if result.succeeded() || cancelled || attempt > stage.retries.count {
+                break result;
+            }
+            attempt += 1;
+            let delay = stage.retries.delay_before(attempt);
+            log.write(&LogEvent::CommandRetry {
+                attempt,
+                delay_ms: crate::time::millis(delay),
+            })?;
+            run.emit("step_retry", json!({
             "stage_id": stage.id, "stage_index": index, "attempt": attempt,
             "delay_ms": crate::time::millis(delay), "previous_exit_code": result.exit_code(),
         }));
-        ctx.reporter.stage_retry(&run.label(), index, &stage.id, attempt, delay);
-        if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
-            break result;
-        }
-        run.persister
-            .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt, log_path: None, command: None })
-            .await?;
-    };
+            ctx.reporter
+                .stage_retry(&run.label(), index, &stage.id, attempt, delay);
+            if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
+                break result;
+            }
+            run.persister
+                .send(ManifestUpdate::StageStarted {
+                    index,
+                    at: crate::time::now(),
+                    attempt,
+                    log_path: None,
+                    command: None,
+                })
+                .await?;
+        };
 
     let duration = started.elapsed();
     log.write(&LogEvent::CommandEnd {
@@ -129,7 +173,10 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
             reason: failure_reason.to_owned(),
             exit_code: result.exit_code(),
             signal: result.signal(),
-            timeout_ms: result.timed_out().then(|| timeout.map(crate::time::millis)).flatten(),
+            timeout_ms: result
+                .timed_out()
+                .then(|| timeout.map(crate::time::millis))
+                .flatten(),
         })?;
     }
     log.flush()?;
@@ -142,8 +189,17 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
             index,
             stage_id: &stage.id,
             command: &command,
-            reason: if event == CommandEvent::Skip { "command-allow-failure" } else { "command-failed" },
-            details: error_details(&result, failure_reason, event == CommandEvent::Skip, timeout),
+            reason: if event == CommandEvent::Skip {
+                "command-allow-failure"
+            } else {
+                "command-failed"
+            },
+            details: error_details(
+                &result,
+                failure_reason,
+                event == CommandEvent::Skip,
+                timeout,
+            ),
         }
         .write()?;
         Some(run.dir.rel(&path))
@@ -170,28 +226,73 @@ pub async fn run_command(run: Arc<RunState>, pos: usize, stage: Stage, cmd: Comm
         CommandEvent::Skip => "skipped",
         _ => "failed",
     };
-    run.emit(if event == CommandEvent::Fail { "step_failed" } else { "step_completed" }, json!({
-        "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
-        "status": status, "exit_code": result.exit_code(), "summary": summary,
-        "log_path": log_rel, "sub_run_id": Value::Null, "attempts": attempt,
-    }));
-    ctx.reporter.stage_finished(&run.label(), index, run.plan.pipeline.stages.len(), &stage.id, status, duration, &summary);
-    let detail_kind = if matches!(result.outcome, Outcome::SpawnFailed { .. }) { "error" } else { "failed" };
+    run.emit(
+        if event == CommandEvent::Fail {
+            "step_failed"
+        } else {
+            "step_completed"
+        },
+        json!({
+            "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
+            "status": status, "exit_code": result.exit_code(), "summary": summary,
+            "log_path": log_rel, "sub_run_id": Value::Null, "attempts": attempt,
+        }),
+    );
+    ctx.reporter.stage_finished(
+        &run.label(),
+        (index, run.plan.pipeline.stages.len()),
+        &stage.id,
+        status,
+        duration,
+        &summary,
+    );
+    let detail_kind = if matches!(result.outcome, Outcome::SpawnFailed { .. }) {
+        "error"
+    } else {
+        "failed"
+    };
     let failure_line = (event == CommandEvent::Fail).then(|| match &result.outcome {
-        Outcome::Exited { code } => format!("Stage '{}' failed with exit code {code}.", stage.title),
-        Outcome::TimedOut { after, .. } => format!("Stage '{}' timed out after {}ms.", stage.title, crate::time::millis(*after)),
+        Outcome::Exited { code } => {
+            format!("Stage '{}' failed with exit code {code}.", stage.title)
+        }
+        Outcome::TimedOut { after, .. } => format!(
+            "Stage '{}' timed out after {}ms.",
+            stage.title,
+            crate::time::millis(*after)
+        ),
         Outcome::Cancelled { .. } => format!("Stage '{}' was cancelled.", stage.title),
-        Outcome::Signaled { signal } => format!("Stage '{}' was terminated by {}.", stage.title, exec::signal_name(*signal)),
-        Outcome::SpawnFailed { message } => format!("Stage '{}' could not start: {message}.", stage.title),
+        Outcome::Signaled { signal } => format!(
+            "Stage '{}' was terminated by {}.",
+            stage.title,
+            exec::signal_name(*signal)
+        ),
+        Outcome::SpawnFailed { message } => {
+            format!("Stage '{}' could not start: {message}.", stage.title)
+        }
     });
-    Ok(StageEnd { event, detail: format!("stage:{}:{detail_kind}", stage.id), failure_line })
+    Ok(StageEnd {
+        event,
+        detail: format!("stage:{}:{detail_kind}", stage.id),
+        failure_line,
+    })
 }
 
 /// A stage that failed before its process could start.
-async fn finish_unstarted(run: &RunState, pos: usize, stage: &Stage, message: String) -> Result<StageEnd, AppError> {
+async fn finish_unstarted(
+    run: &RunState,
+    pos: usize,
+    stage: &Stage,
+    message: String,
+) -> Result<StageEnd, AppError> {
     let index = pos + 1;
     run.persister
-        .send(ManifestUpdate::StageStarted { index, at: crate::time::now(), attempt: 1, log_path: None, command: None })
+        .send(ManifestUpdate::StageStarted {
+            index,
+            at: crate::time::now(),
+            attempt: 1,
+            log_path: None,
+            command: None,
+        })
         .await?;
     run.persister
         .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
@@ -213,12 +314,18 @@ async fn finish_unstarted(run: &RunState, pos: usize, stage: &Stage, message: St
     Ok(StageEnd {
         event: CommandEvent::Fail,
         detail: format!("stage:{}:error", stage.id),
-        failure_line: Some(format!("Stage '{}' could not start: {message}.", stage.title)),
+        failure_line: Some(format!(
+            "Stage '{}' could not start: {message}.",
+            stage.title
+        )),
     })
 }
 
 /// Waits `delay`; false when the run was cancelled meanwhile.
-async fn sleep_unless_cancelled(delay: Duration, mut cancel: tokio::sync::watch::Receiver<CancelRequest>) -> bool {
+async fn sleep_unless_cancelled(
+    delay: Duration,
+    mut cancel: tokio::sync::watch::Receiver<CancelRequest>,
+) -> bool {
     if *cancel.borrow_and_update() != CancelRequest::None {
         return false;
     }
@@ -249,11 +356,20 @@ fn outcome_name(o: &Outcome) -> &'static str {
 }
 
 /// The `details` of an error file, with the peer's keys first.
-fn error_details(r: &ExecResult, reason: &str, fallback: bool, timeout: Option<Duration>) -> Map<String, Value> {
+fn error_details(
+    r: &ExecResult,
+    reason: &str,
+    fallback: bool,
+    timeout: Option<Duration>,
+) -> Map<String, Value> {
     let mut d = Map::new();
     d.insert("exit_code".into(), json!(r.exit_code()));
     d.insert("sandbox_state".into(), json!("unsandboxed"));
-    put_capped(&mut d, "stderr", String::from_utf8_lossy(&r.stderr.tail).trim());
+    put_capped(
+        &mut d,
+        "stderr",
+        String::from_utf8_lossy(&r.stderr.tail).trim(),
+    );
     d.insert("failure_reason".into(), json!(reason));
     if fallback {
         d.insert("non_fatal_fallback".into(), json!(true));
@@ -268,7 +384,11 @@ fn error_details(r: &ExecResult, reason: &str, fallback: bool, timeout: Option<D
     if r.stderr.truncated {
         d.insert("stderr_truncated".into(), json!(true));
     }
-    put_capped(&mut d, "stdout", String::from_utf8_lossy(&r.stdout.tail).trim());
+    put_capped(
+        &mut d,
+        "stdout",
+        String::from_utf8_lossy(&r.stdout.tail).trim(),
+    );
     if r.stdout.truncated {
         d.insert("stdout_truncated".into(), json!(true));
     }

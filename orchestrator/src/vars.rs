@@ -64,15 +64,24 @@ mod tests {
 
     #[test]
     fn expands_braced_names_and_literal_dollars() {
-        assert_eq!(expand("echo ${A} ${LONG_name2}", look).as_deref(), Ok("echo 1 x y"));
-        assert_eq!(expand("cost $$5 and $HOME $1", look).as_deref(), Ok("cost $5 and $HOME $1"));
+        assert_eq!(
+            expand("echo ${A} ${LONG_name2}", look).as_deref(),
+            Ok("echo 1 x y")
+        );
+        assert_eq!(
+            expand("cost $$5 and $HOME $1", look).as_deref(),
+            Ok("cost $5 and $HOME $1")
+        );
         assert_eq!(expand("$${A}", look).as_deref(), Ok("${A}"));
         assert_eq!(expand("tail $", look).as_deref(), Ok("tail $"));
     }
 
     #[test]
     fn rejects_undefined_and_malformed() {
-        assert_eq!(expand("${NOPE}", look), Err(VarError::Undefined("NOPE".into())));
+        assert_eq!(
+            expand("${NOPE}", look),
+            Err(VarError::Undefined("NOPE".into()))
+        );
         assert_eq!(expand("${A", look), Err(VarError::Unterminated));
         assert_eq!(expand("${}", look), Err(VarError::BadName(String::new())));
         assert_eq!(expand("${1x}", look), Err(VarError::BadName("1x".into())));

@@ -68,7 +68,10 @@ impl RunStatus {
 
     /// True for `succeeded`, `failed` and `cancelled`.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 
     /// The status as the manifest spells it.
@@ -147,7 +150,10 @@ impl CommandStatus {
 
     /// True for `succeeded`, `failed` and `skipped`.
     pub fn is_terminal(self) -> bool {
-        matches!(self, CommandStatus::Succeeded | CommandStatus::Failed | CommandStatus::Skipped)
+        matches!(
+            self,
+            CommandStatus::Succeeded | CommandStatus::Failed | CommandStatus::Skipped
+        )
     }
 
     /// The status as the manifest spells it.
@@ -210,7 +216,10 @@ mod tests {
         ];
         for from in RunStatus::ALL {
             for ev in RUN_EVENTS {
-                let expected = listed.iter().find(|(f, e, _)| *f == from && *e == ev).map(|t| t.2);
+                let expected = listed
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == ev)
+                    .map(|t| t.2);
                 assert_eq!(from.on(ev), expected, "{from:?} + {ev:?}");
             }
         }
@@ -233,7 +242,10 @@ mod tests {
         ];
         for from in CommandStatus::ALL {
             for ev in CMD_EVENTS {
-                let expected = listed.iter().find(|(f, e, _)| *f == from && *e == ev).map(|t| t.2);
+                let expected = listed
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == ev)
+                    .map(|t| t.2);
                 assert_eq!(from.on(ev), expected, "{from:?} + {ev:?}");
             }
         }

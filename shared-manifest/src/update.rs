@@ -129,7 +129,10 @@ impl Manifest {
 
     fn run_to(&mut self, event: RunEvent) -> Result<(), ApplyError> {
         let next = self.status.on(event).ok_or_else(|| {
-            ApplyError(format!("illegal run transition: {} on {event:?}", self.status.as_str()))
+            ApplyError(format!(
+                "illegal run transition: {} on {event:?}",
+                self.status.as_str()
+            ))
         })?;
         self.status = next;
         Ok(())
@@ -158,7 +161,11 @@ impl Document for Manifest {
                 self.heartbeat_at = Some(at.clone());
                 self.updated_at = at;
             }
-            ManifestUpdate::RunResumed { at, event, runner_pid } => {
+            ManifestUpdate::RunResumed {
+                at,
+                event,
+                runner_pid,
+            } => {
                 self.run_to(RunEvent::Resume)?;
                 for stage in &mut self.commands {
                     if matches!(stage.status, CommandStatus::Failed | CommandStatus::Running) {
@@ -189,7 +196,13 @@ impl Document for Manifest {
                 self.heartbeat_at = Some(at.clone());
                 self.updated_at = at;
             }
-            ManifestUpdate::StageStarted { index, at, attempt, log_path, command } => {
+            ManifestUpdate::StageStarted {
+                index,
+                at,
+                attempt,
+                log_path,
+                command,
+            } => {
                 let stage = self.stage(index)?;
                 if attempt <= 1 || stage.status == CommandStatus::Pending {
                     stage_to(stage, CommandEvent::Start)?;
@@ -224,7 +237,12 @@ impl Document for Manifest {
                 stage.leaked_processes = done.leaked_processes.then_some(true);
                 self.updated_at = done.at;
             }
-            ManifestUpdate::StageNotRun { index, at, event, reason } => {
+            ManifestUpdate::StageNotRun {
+                index,
+                at,
+                event,
+                reason,
+            } => {
                 let stage = self.stage(index)?;
                 stage_to(stage, event)?;
                 stage.completed_at = Some(at.clone());
@@ -252,7 +270,12 @@ impl Document for Manifest {
                     .ok_or_else(|| ApplyError(format!("no child run `{run_id}`")))?;
                 child.status = status;
             }
-            ManifestUpdate::RunFinished { at, event, status_detail, summary } => {
+            ManifestUpdate::RunFinished {
+                at,
+                event,
+                status_detail,
+                summary,
+            } => {
                 self.run_to(event)?;
                 self.status_detail = status_detail;
                 self.summary = summary;

@@ -1,1 +1,3 @@
-fn main() { std::process::exit(orchestrator::main_impl()); }
+fn main() {
+    std::process::exit(orchestrator::main_impl());
+}

@@ -9,9 +9,13 @@ use crate::errors::AppError;
 
 /// Task id from the environment: `MCP_RUNNER_TASK_ID` > `CODEX_ORCHESTRATOR_TASK_ID` > `TASK`.
 pub(crate) fn task_from_env() -> Option<String> {
-    [env_vars::MCP_RUNNER_TASK_ID, env_vars::TASK_ID, env_vars::TASK]
-        .iter()
-        .find_map(|n| env_vars::non_blank(n))
+    [
+        env_vars::MCP_RUNNER_TASK_ID,
+        env_vars::TASK_ID,
+        env_vars::TASK,
+    ]
+    .iter()
+    .find_map(|n| env_vars::non_blank(n))
 }
 
 /// `--task` > environment > `0101`, checked to be usable as a directory name.
@@ -22,7 +26,9 @@ pub(crate) fn task_id(flag: Option<&str>) -> Result<String, AppError> {
         .or_else(task_from_env)
         .unwrap_or_else(|| "0101".to_owned());
     if !crate::run_layout::is_safe_component(&task) {
-        return Err(AppError::Usage(format!("task id `{task}` cannot be used as a directory name")));
+        return Err(AppError::Usage(format!(
+            "task id `{task}` cannot be used as a directory name"
+        )));
     }
     Ok(task)
 }

@@ -7,7 +7,8 @@ use crate::{exit, plan};
 
 /// Runs `plan`; returns the exit code.
 pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env().map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    let roots = Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     let loaded = crate::config::load(&roots.config_path(), args.strict)?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");

@@ -17,7 +17,8 @@ use crate::{env_vars, exit, plan, run};
 
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env().map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    let roots = Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     let task = super::task_id(args.task.as_deref())?;
     let loaded = crate::config::load(&roots.config_path(), args.strict)?;
     for w in &loaded.warnings {
@@ -43,9 +44,18 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
         Some(t) => {
             // The peer accepts `<pipeline>:<stage>` as well as a bare stage id.
             let id = t.rsplit(':').next().unwrap_or(t);
-            Some(plan.pipeline.stages.iter().find(|s| s.id == id).ok_or_else(|| {
-                AppError::Usage(format!("--target `{t}`: pipeline `{}` has no such stage", plan.pipeline.id))
-            })?)
+            Some(
+                plan.pipeline
+                    .stages
+                    .iter()
+                    .find(|s| s.id == id)
+                    .ok_or_else(|| {
+                        AppError::Usage(format!(
+                            "--target `{t}`: pipeline `{}` has no such stage",
+                            plan.pipeline.id
+                        ))
+                    })?,
+            )
         }
     };
     let execution = resolve_execution(
@@ -64,7 +74,9 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     }
     if let Some(parent) = &args.parent_run {
         if !crate::run_layout::is_safe_component(parent) {
-            return Err(AppError::Usage(format!("--parent-run `{parent}` is not a run id")));
+            return Err(AppError::Usage(format!(
+                "--parent-run `{parent}` is not a run id"
+            )));
         }
     }
     if runtime.fallback.occurred {
@@ -90,7 +102,8 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     });
     crate::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
-    let prepared = run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
+    let prepared =
+        run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
     let report = run::execute(prepared).await;
     if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(fatal);
@@ -118,7 +131,9 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     }
     Ok(match m.status {
         RunStatus::Succeeded => exit::OK,
-        RunStatus::Cancelled => ctx.cancel_signal().map_or(exit::RUN_FAILED, exit::interrupted),
+        RunStatus::Cancelled => ctx
+            .cancel_signal()
+            .map_or(exit::RUN_FAILED, exit::interrupted),
         _ => exit::RUN_FAILED,
     })
 }

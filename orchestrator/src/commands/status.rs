@@ -15,21 +15,28 @@ use crate::run_layout::{is_safe_component, Roots};
 
 /// Runs `status`; returns the exit code.
 pub fn status(args: StatusArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env().map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    let roots = Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     if !is_safe_component(&args.run) {
-        return Err(AppError::Usage(format!("--run `{}` is not a run id", args.run)));
+        return Err(AppError::Usage(format!(
+            "--run `{}` is not a run id",
+            args.run
+        )));
     }
     let path = find_manifest(&roots, args.task.as_deref(), &args.run)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+        AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display()))
+    })?;
     let age = m
         .heartbeat_at
         .as_deref()
         .and_then(crate::time::parse)
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .map(|d| d.as_secs_f64());
-    let stale = !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
+    let stale =
+        !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
     match args.format {
         Format::Json => {
             let commands: Vec<_> = m
@@ -66,18 +73,37 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
             crate::output::json(&out);
         }
         Format::Text => {
-            let detail = m.status_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            let detail = m
+                .status_detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
             crate::output::line(&format!("Run: {}", m.run_id));
-            crate::output::line(&format!("Pipeline: {} ({})", m.pipeline_id, m.pipeline_title));
+            crate::output::line(&format!(
+                "Pipeline: {} ({})",
+                m.pipeline_id, m.pipeline_title
+            ));
             crate::output::line(&format!("Status: {}{detail}", m.status.as_str()));
             if m.status == RunStatus::InProgress {
                 let age = age.map_or("never".to_owned(), |a| format!("{a:.0}s ago"));
-                crate::output::line(&format!("Heartbeat: {age}{}", if stale { " (stale: the runner may have died)" } else { "" }));
+                crate::output::line(&format!(
+                    "Heartbeat: {age}{}",
+                    if stale {
+                        " (stale: the runner may have died)"
+                    } else {
+                        ""
+                    }
+                ));
             }
             crate::output::line(&format!("Manifest: {}", roots.rel(&path)));
-            crate::output::line(&format!("Commands:"));
+            crate::output::line("Commands:");
             for c in &m.commands {
-                let summary = c.summary.as_deref().and_then(|s| s.lines().next()).map(|s| format!(" — {s}")).unwrap_or_default();
+                let summary = c
+                    .summary
+                    .as_deref()
+                    .and_then(|s| s.lines().next())
+                    .map(|s| format!(" — {s}"))
+                    .unwrap_or_default();
                 crate::output::line(&format!("  [{}] {}{summary}", c.status.as_str(), c.title));
             }
         }
@@ -87,7 +113,7 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
 
 /// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.
 fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf, AppError> {
-    let explicit = task.map(str::to_owned).or_else(|| super::task_from_env());
+    let explicit = task.map(str::to_owned).or_else(super::task_from_env);
     if let Some(t) = &explicit {
         let p = roots.run_dir(t, run).manifest();
         if p.is_file() {
@@ -104,5 +130,8 @@ fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf
             }
         }
     }
-    Err(AppError::Conflict(format!("run `{run}` not found under `{}`", roots.runs.display())))
+    Err(AppError::Conflict(format!(
+        "run `{run}` not found under `{}`",
+        roots.runs.display()
+    )))
 }

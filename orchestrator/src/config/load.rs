@@ -11,25 +11,54 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, Loc};
-use super::model::{
-    CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
-};
+use super::model::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
 use super::suggest::did_you_mean;
 use super::validate;
 
 const TOP_KEYS: &[&str] = &[
-    "pipelines", "stageSets", "defaultPipeline", "runtimeMode", "$schema", "version",
-    "description", "metadata",
+    "pipelines",
+    "stageSets",
+    "defaultPipeline",
+    "runtimeMode",
+    "$schema",
+    "version",
+    "description",
+    "metadata",
 ];
 const PIPELINE_KEYS: &[&str] = &[
-    "id", "title", "description", "stages", "guardrailsRequired", "tags", "metadata", "plan",
-    "session", "concurrency", "vars",
+    "id",
+    "title",
+    "description",
+    "stages",
+    "guardrailsRequired",
+    "tags",
+    "metadata",
+    "plan",
+    "session",
+    "concurrency",
+    "vars",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
-    "kind", "id", "title", "description", "plan", "tags", "metadata", "session", "dependsOn",
-    "onFailure", "retries",
+    "kind",
+    "id",
+    "title",
+    "description",
+    "plan",
+    "tags",
+    "metadata",
+    "session",
+    "dependsOn",
+    "onFailure",
+    "retries",
 ];
-const COMMAND_KEYS: &[&str] = &["command", "cwd", "env", "timeoutMs", "allowFailure", "summaryHint"];
+const COMMAND_KEYS: &[&str] = &[
+    "command",
+    "cwd",
+    "env",
+    "timeoutMs",
+    "allowFailure",
+    "summaryHint",
+];
 const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
 const KINDS: &[&str] = &["command", "subpipeline", "stage-set"];
@@ -45,8 +74,10 @@ pub struct Loaded {
 
 /// Reads and validates the config at `path`. `strict` turns unknown keys into errors.
 pub fn load(path: &Path, strict: bool) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(path, &text, strict)
 }
 
@@ -58,10 +89,17 @@ pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Loaded, ConfigErro
         column: e.column(),
         message: strip_position(&e.to_string()),
     })?;
-    let mut w = Walker { path: path.to_owned(), warnings: Vec::new(), strict };
+    let mut w = Walker {
+        path: path.to_owned(),
+        warnings: Vec::new(),
+        strict,
+    };
     let config = w.config(&value)?;
     validate::check(&config)?;
-    Ok(Loaded { config, warnings: w.warnings })
+    Ok(Loaded {
+        config,
+        warnings: w.warnings,
+    })
 }
 
 /// serde_json appends " at line L column C"; we print the position first, so drop it.
@@ -80,10 +118,19 @@ struct Walker {
 
 impl Walker {
     fn err(&self, loc: &Loc, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { path: self.path.clone(), location: loc.render(), message: message.into() }
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            location: loc.render(),
+            message: message.into(),
+        }
     }
 
-    fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], loc: &Loc) -> Result<(), ConfigError> {
+    fn unknown_keys(
+        &mut self,
+        obj: &Map<String, Value>,
+        known: &[&str],
+        loc: &Loc,
+    ) -> Result<(), ConfigError> {
         for key in obj.keys() {
             if known.contains(&key.as_str()) {
                 continue;
@@ -95,24 +142,43 @@ impl Walker {
             if self.strict {
                 return Err(self.err(&loc, format!("unknown key{hint}")));
             }
-            self.warnings.push(format!("`{}`: {}: unknown key, ignored{hint}", self.path.display(), loc.render()));
+            self.warnings.push(format!(
+                "`{}`: {}: unknown key, ignored{hint}",
+                self.path.display(),
+                loc.render()
+            ));
         }
         Ok(())
     }
 
     fn object<'v>(&self, v: &'v Value, loc: &Loc) -> Result<&'v Map<String, Value>, ConfigError> {
-        v.as_object().ok_or_else(|| self.err(loc, format!("expected an object, found {}", kind_of(v))))
+        v.as_object()
+            .ok_or_else(|| self.err(loc, format!("expected an object, found {}", kind_of(v))))
     }
 
-    fn opt_string(&self, obj: &Map<String, Value>, key: &str, loc: &Loc) -> Result<Option<String>, ConfigError> {
+    fn opt_string(
+        &self,
+        obj: &Map<String, Value>,
+        key: &str,
+        loc: &Loc,
+    ) -> Result<Option<String>, ConfigError> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.err(&loc.field(key), format!("expected a string, found {}", kind_of(v)))),
+            Some(v) => Err(self.err(
+                &loc.field(key),
+                format!("expected a string, found {}", kind_of(v)),
+            )),
         }
     }
 
-    fn req_string(&self, obj: &Map<String, Value>, key: &str, loc: &Loc, why: &str) -> Result<String, ConfigError> {
+    fn req_string(
+        &self,
+        obj: &Map<String, Value>,
+        key: &str,
+        loc: &Loc,
+        why: &str,
+    ) -> Result<String, ConfigError> {
         match self.opt_string(obj, key, loc)? {
             Some(s) if !s.trim().is_empty() => Ok(s),
             Some(_) => Err(self.err(&loc.field(key), format!("must not be empty ({why})"))),
@@ -120,26 +186,50 @@ impl Walker {
         }
     }
 
-    fn opt_bool(&self, obj: &Map<String, Value>, key: &str, loc: &Loc) -> Result<Option<bool>, ConfigError> {
+    fn opt_bool(
+        &self,
+        obj: &Map<String, Value>,
+        key: &str,
+        loc: &Loc,
+    ) -> Result<Option<bool>, ConfigError> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.err(&loc.field(key), format!("expected true or false, found {}", kind_of(v)))),
+            Some(v) => Err(self.err(
+                &loc.field(key),
+                format!("expected true or false, found {}", kind_of(v)),
+            )),
         }
     }
 
-    fn opt_u64(&self, obj: &Map<String, Value>, key: &str, loc: &Loc, min: u64) -> Result<Option<u64>, ConfigError> {
+    fn opt_u64(
+        &self,
+        obj: &Map<String, Value>,
+        key: &str,
+        loc: &Loc,
+        min: u64,
+    ) -> Result<Option<u64>, ConfigError> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n >= min => Ok(Some(n)),
-                _ => Err(self.err(&loc.field(key), format!("expected an integer >= {min}, found {}", show(v)))),
+                _ => Err(self.err(
+                    &loc.field(key),
+                    format!("expected an integer >= {min}, found {}", show(v)),
+                )),
             },
         }
     }
 
-    fn string_map(&self, obj: &Map<String, Value>, key: &str, loc: &Loc) -> Result<Vec<(String, String)>, ConfigError> {
-        let Some(v) = obj.get(key).filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    fn string_map(
+        &self,
+        obj: &Map<String, Value>,
+        key: &str,
+        loc: &Loc,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(v) = obj.get(key).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
         let map = self.object(v, &loc.field(key))?;
         let mut out = Vec::with_capacity(map.len());
         for (k, v) in map {
@@ -149,7 +239,10 @@ impl Walker {
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    return Err(self.err(&loc.field(&format!("{key}.{k}")), format!("expected a string, found {}", kind_of(other))))
+                    return Err(self.err(
+                        &loc.field(&format!("{key}.{k}")),
+                        format!("expected a string, found {}", kind_of(other)),
+                    ))
                 }
             };
             out.push((k.clone(), s));
@@ -167,7 +260,10 @@ impl Walker {
             Some(raw) => {
                 let mode = raw.trim().to_lowercase();
                 if mode != "cli" && mode != "appserver" {
-                    return Err(self.err(&root.field("runtimeMode"), format!("`{raw}` is not one of: cli, appserver")));
+                    return Err(self.err(
+                        &root.field("runtimeMode"),
+                        format!("`{raw}` is not one of: cli, appserver"),
+                    ));
                 }
                 Some(mode)
             }
@@ -175,29 +271,52 @@ impl Walker {
         let stage_sets = self.stage_sets(obj.get("stageSets"))?;
         let pipelines_v = match obj.get("pipelines") {
             Some(Value::Array(a)) => a,
-            Some(other) => return Err(self.err(&root.field("pipelines"), format!("expected an array, found {}", kind_of(other)))),
-            None => return Err(self.err(&root.field("pipelines"), "missing (the config defines no pipelines)")),
+            Some(other) => {
+                return Err(self.err(
+                    &root.field("pipelines"),
+                    format!("expected an array, found {}", kind_of(other)),
+                ))
+            }
+            None => {
+                return Err(self.err(
+                    &root.field("pipelines"),
+                    "missing (the config defines no pipelines)",
+                ))
+            }
         };
         let mut pipelines = Vec::with_capacity(pipelines_v.len());
         for (i, p) in pipelines_v.iter().enumerate() {
             pipelines.push(self.pipeline(p, i, &stage_sets)?);
         }
-        Ok(Config { path: self.path.clone(), default_pipeline, runtime_mode, pipelines })
+        Ok(Config {
+            path: self.path.clone(),
+            default_pipeline,
+            runtime_mode,
+            pipelines,
+        })
     }
 
     fn stage_sets(&mut self, v: Option<&Value>) -> Result<Vec<(String, Vec<Value>)>, ConfigError> {
         let loc = Loc::root().field("stageSets");
-        let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+        let Some(v) = v.filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
         let map = self.object(v, &loc)?;
         let mut out = Vec::new();
         for (name, stages) in map {
             let set_loc = Loc::root().with("stage set", name);
             let Value::Array(stages) = stages else {
-                return Err(self.err(&set_loc, format!("expected an array of stages, found {}", kind_of(stages))));
+                return Err(self.err(
+                    &set_loc,
+                    format!("expected an array of stages, found {}", kind_of(stages)),
+                ));
             };
             for (i, s) in stages.iter().enumerate() {
                 if s.get("kind").and_then(Value::as_str) == Some("stage-set") {
-                    return Err(self.err(&set_loc.with("stage", i + 1), "stage sets cannot include stage-set references (one level only)"));
+                    return Err(self.err(
+                        &set_loc.with("stage", i + 1),
+                        "stage sets cannot include stage-set references (one level only)",
+                    ));
                 }
             }
             out.push((name.clone(), stages.clone()));
@@ -205,25 +324,47 @@ impl Walker {
         Ok(out)
     }
 
-    fn pipeline(&mut self, v: &Value, i: usize, sets: &[(String, Vec<Value>)]) -> Result<Pipeline, ConfigError> {
+    fn pipeline(
+        &mut self,
+        v: &Value,
+        i: usize,
+        sets: &[(String, Vec<Value>)],
+    ) -> Result<Pipeline, ConfigError> {
         let loc0 = Loc::root().with("pipeline", format!("#{}", i + 1));
         let obj = self.object(v, &loc0)?;
         let id = self.req_string(obj, "id", &loc0, "every pipeline needs an id")?;
         let loc = Loc::root().with("pipeline", &id);
         self.unknown_keys(obj, PIPELINE_KEYS, &loc)?;
-        let title = self.opt_string(obj, "title", &loc)?.unwrap_or_else(|| id.clone());
+        let title = self
+            .opt_string(obj, "title", &loc)?
+            .unwrap_or_else(|| id.clone());
         let description = self.opt_string(obj, "description", &loc)?;
-        let concurrency = self.opt_u64(obj, "concurrency", &loc, 1)?.map(|n| n as usize);
+        let concurrency = self
+            .opt_u64(obj, "concurrency", &loc, 1)?
+            .map(|n| n as usize);
         let vars = self.string_map(obj, "vars", &loc)?;
         for (name, _) in &vars {
             if !crate::vars::is_name(name) {
-                return Err(self.err(&loc.field(&format!("vars.{name}")), "variable names are letters, digits and `_`, not starting with a digit"));
+                return Err(self.err(
+                    &loc.field(&format!("vars.{name}")),
+                    "variable names are letters, digits and `_`, not starting with a digit",
+                ));
             }
         }
         let stages_v = match obj.get("stages") {
             Some(Value::Array(a)) => a,
-            Some(other) => return Err(self.err(&loc.field("stages"), format!("expected an array, found {}", kind_of(other)))),
-            None => return Err(self.err(&loc.field("stages"), "missing (a pipeline needs at least one stage)")),
+            Some(other) => {
+                return Err(self.err(
+                    &loc.field("stages"),
+                    format!("expected an array, found {}", kind_of(other)),
+                ))
+            }
+            None => {
+                return Err(self.err(
+                    &loc.field("stages"),
+                    "missing (a pipeline needs at least one stage)",
+                ))
+            }
         };
         let mut stages = Vec::new();
         for (si, s) in stages_v.iter().enumerate() {
@@ -232,14 +373,22 @@ impl Walker {
             match sobj.get("kind") {
                 Some(Value::String(k)) if k == "stage-set" => {
                     self.unknown_keys(sobj, STAGE_SET_KEYS, &sloc)?;
-                    let r = self.req_string(sobj, "ref", &sloc, "a stage-set stage names a stage set")?;
+                    let r =
+                        self.req_string(sobj, "ref", &sloc, "a stage-set stage names a stage set")?;
                     let Some((_, set)) = sets.iter().find(|(n, _)| *n == r) else {
                         let names: Vec<&str> = sets.iter().map(|(n, _)| n.as_str()).collect();
-                        let hint = did_you_mean(&r, &names).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
-                        return Err(self.err(&sloc.field("ref"), format!("unknown stage set `{r}` (known: {}){hint}", list(&names))));
+                        let hint = did_you_mean(&r, &names)
+                            .map(|n| format!("; did you mean `{n}`?"))
+                            .unwrap_or_default();
+                        return Err(self.err(
+                            &sloc.field("ref"),
+                            format!("unknown stage set `{r}` (known: {}){hint}", list(&names)),
+                        ));
                     };
                     for (k, shared) in set.iter().enumerate() {
-                        let set_loc = loc.with("stage set", &r).with("stage", format!("#{}", k + 1));
+                        let set_loc = loc
+                            .with("stage set", &r)
+                            .with("stage", format!("#{}", k + 1));
                         stages.push(self.stage(shared, &set_loc, &loc)?);
                     }
                 }
@@ -247,9 +396,19 @@ impl Walker {
             }
         }
         if stages.is_empty() {
-            return Err(self.err(&loc.field("stages"), "empty (a pipeline needs at least one stage)"));
+            return Err(self.err(
+                &loc.field("stages"),
+                "empty (a pipeline needs at least one stage)",
+            ));
         }
-        Ok(Pipeline { id, title, description, stages, concurrency, vars })
+        Ok(Pipeline {
+            id,
+            title,
+            description,
+            stages,
+            concurrency,
+            vars,
+        })
     }
 
     fn stage(&mut self, v: &Value, loc0: &Loc, ploc: &Loc) -> Result<Stage, ConfigError> {
@@ -258,12 +417,22 @@ impl Walker {
         let loc = ploc.with("stage", &id);
         let kind = match obj.get("kind") {
             None | Some(Value::Null) => {
-                return Err(self.err(&loc.field("kind"), format!("missing (one of: {})", list(KINDS))))
+                return Err(self.err(
+                    &loc.field("kind"),
+                    format!("missing (one of: {})", list(KINDS)),
+                ))
             }
             Some(Value::String(k)) => k.clone(),
-            Some(other) => return Err(self.err(&loc.field("kind"), format!("expected a string, found {}", kind_of(other)))),
+            Some(other) => {
+                return Err(self.err(
+                    &loc.field("kind"),
+                    format!("expected a string, found {}", kind_of(other)),
+                ))
+            }
         };
-        let title = self.opt_string(obj, "title", &loc)?.unwrap_or_else(|| id.clone());
+        let title = self
+            .opt_string(obj, "title", &loc)?
+            .unwrap_or_else(|| id.clone());
         let depends_on = match obj.get("dependsOn") {
             None | Some(Value::Null) => None,
             Some(Value::Array(a)) => {
@@ -271,31 +440,62 @@ impl Walker {
                 for d in a {
                     match d.as_str() {
                         Some(s) => ids.push(s.to_owned()),
-                        None => return Err(self.err(&loc.field("dependsOn"), format!("expected stage ids (strings), found {}", kind_of(d)))),
+                        None => {
+                            return Err(self.err(
+                                &loc.field("dependsOn"),
+                                format!("expected stage ids (strings), found {}", kind_of(d)),
+                            ))
+                        }
                     }
                 }
                 Some(ids)
             }
-            Some(other) => return Err(self.err(&loc.field("dependsOn"), format!("expected an array of stage ids, found {}", kind_of(other)))),
+            Some(other) => {
+                return Err(self.err(
+                    &loc.field("dependsOn"),
+                    format!("expected an array of stage ids, found {}", kind_of(other)),
+                ))
+            }
         };
         let on_failure = match self.opt_string(obj, "onFailure", &loc)?.as_deref() {
             None | Some("abort") => OnFailure::Abort,
             Some("skip-dependents") => OnFailure::SkipDependents,
             Some("continue") => OnFailure::Continue,
-            Some(other) => return Err(self.err(&loc.field("onFailure"), format!("`{other}` is not one of: abort, skip-dependents, continue"))),
+            Some(other) => {
+                return Err(self.err(
+                    &loc.field("onFailure"),
+                    format!("`{other}` is not one of: abort, skip-dependents, continue"),
+                ))
+            }
         };
         let retries = self.retries(obj.get("retries"), &loc)?;
         let plan = match obj.get("plan") {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
-            Some(other) => return Err(self.err(&loc.field("plan"), format!("expected an object, found {}", kind_of(other)))),
+            Some(other) => {
+                return Err(self.err(
+                    &loc.field("plan"),
+                    format!("expected an object, found {}", kind_of(other)),
+                ))
+            }
         };
         let kind = match kind.as_str() {
             "command" => {
-                let known: Vec<&str> = STAGE_COMMON_KEYS.iter().chain(COMMAND_KEYS).copied().collect();
+                let known: Vec<&str> = STAGE_COMMON_KEYS
+                    .iter()
+                    .chain(COMMAND_KEYS)
+                    .copied()
+                    .collect();
                 self.unknown_keys(obj, &known, &loc)?;
-                let command = self.req_string(obj, "command", &loc, "a command stage needs a shell command")?;
-                let timeout = self.opt_u64(obj, "timeoutMs", &loc, 1)?.map(Duration::from_millis);
+                let command = self.req_string(
+                    obj,
+                    "command",
+                    &loc,
+                    "a command stage needs a shell command",
+                )?;
+                let timeout = self
+                    .opt_u64(obj, "timeoutMs", &loc, 1)?
+                    .map(Duration::from_millis);
                 StageKind::Command(CommandStage {
                     command,
                     cwd: self.opt_string(obj, "cwd", &loc)?,
@@ -306,20 +506,47 @@ impl Walker {
                 })
             }
             "subpipeline" => {
-                let known: Vec<&str> = STAGE_COMMON_KEYS.iter().chain(SUBPIPELINE_KEYS).copied().collect();
+                let known: Vec<&str> = STAGE_COMMON_KEYS
+                    .iter()
+                    .chain(SUBPIPELINE_KEYS)
+                    .copied()
+                    .collect();
                 self.unknown_keys(obj, &known, &loc)?;
                 StageKind::Subpipeline {
-                    pipeline: self.req_string(obj, "pipeline", &loc, "a subpipeline stage names the pipeline to run")?,
+                    pipeline: self.req_string(
+                        obj,
+                        "pipeline",
+                        &loc,
+                        "a subpipeline stage names the pipeline to run",
+                    )?,
                     optional: self.opt_bool(obj, "optional", &loc)?.unwrap_or(false),
                 }
             }
-            "stage-set" => return Err(self.err(&loc.field("kind"), "stage-set references are only allowed directly in a pipeline's stages")),
+            "stage-set" => {
+                return Err(self.err(
+                    &loc.field("kind"),
+                    "stage-set references are only allowed directly in a pipeline's stages",
+                ))
+            }
             other => {
-                let hint = did_you_mean(other, KINDS).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
-                return Err(self.err(&loc.field("kind"), format!("unknown kind `{other}` (one of: {}){hint}", list(KINDS))));
+                let hint = did_you_mean(other, KINDS)
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_default();
+                return Err(self.err(
+                    &loc.field("kind"),
+                    format!("unknown kind `{other}` (one of: {}){hint}", list(KINDS)),
+                ));
             }
         };
-        Ok(Stage { id, title, kind, depends_on, on_failure, retries, plan })
+        Ok(Stage {
+            id,
+            title,
+            kind,
+            depends_on,
+            on_failure,
+            retries,
+            plan,
+        })
     }
 
     fn retries(&self, v: Option<&Value>, loc: &Loc) -> Result<RetryPolicy, ConfigError> {
@@ -376,6 +603,10 @@ pub(crate) fn list(names: &[&str]) -> String {
     if names.is_empty() {
         "none".to_owned()
     } else {
-        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -169,7 +169,11 @@ mod tests {
         };
         let d: Vec<u128> = (2..=6).map(|a| p.delay_before(a).as_millis()).collect();
         assert_eq!(d, [100, 200, 350, 350, 350]);
-        let fixed = RetryPolicy { exponential: false, max_delay: None, ..p };
+        let fixed = RetryPolicy {
+            exponential: false,
+            max_delay: None,
+            ..p
+        };
         assert_eq!(fixed.delay_before(5).as_millis(), 100);
     }
 }

@@ -5,14 +5,19 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
     let lower = word.to_lowercase();
     let mut best: Option<(usize, &'a str)> = None;
     for &c in candidates {
-        let d = if c.to_lowercase() == lower { 0 } else { levenshtein(&lower, &c.to_lowercase()) };
+        let d = if c.to_lowercase() == lower {
+            0
+        } else {
+            levenshtein(&lower, &c.to_lowercase())
+        };
         if best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }
     }
     // Allow one edit per three characters, at least one: `dependson` -> `dependsOn`,
     // `comand` -> `command`, but not `foo` -> `env`.
-    best.filter(|(d, c)| *d <= (c.len() / 3).max(1)).map(|(_, c)| c)
+    best.filter(|(d, c)| *d <= (c.len() / 3).max(1))
+        .map(|(_, c)| c)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -35,7 +40,14 @@ mod tests {
 
     #[test]
     fn hints_typos_only() {
-        let keys = ["command", "cwd", "env", "dependsOn", "timeoutMs", "allowFailure"];
+        let keys = [
+            "command",
+            "cwd",
+            "env",
+            "dependsOn",
+            "timeoutMs",
+            "allowFailure",
+        ];
         assert_eq!(did_you_mean("dependson", &keys), Some("dependsOn"));
         assert_eq!(did_you_mean("comand", &keys), Some("command"));
         assert_eq!(did_you_mean("timeout_ms", &keys), Some("timeoutMs"));

@@ -19,12 +19,18 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
     let mut seen = HashSet::new();
     for p in &config.pipelines {
         if !seen.insert(p.id.as_str()) {
-            return Err(err(Loc::root().with("pipeline", &p.id).field("id"), "duplicate pipeline id".into()));
+            return Err(err(
+                Loc::root().with("pipeline", &p.id).field("id"),
+                "duplicate pipeline id".into(),
+            ));
         }
     }
     if let Some(d) = &config.default_pipeline {
         if config.pipeline(d).is_none() {
-            return Err(err(Loc::root().field("defaultPipeline"), format!("unknown pipeline `{d}` (known: {})", list(&ids))));
+            return Err(err(
+                Loc::root().field("defaultPipeline"),
+                format!("unknown pipeline `{d}` (known: {})", list(&ids)),
+            ));
         }
     }
     for p in &config.pipelines {
@@ -32,16 +38,33 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
         let mut stage_ids = HashSet::new();
         for s in &p.stages {
             if !stage_ids.insert(s.id.as_str()) {
-                return Err(err(ploc.with("stage", &s.id).field("id"), "duplicate stage id (ids must be unique in a pipeline, stage sets included)".into()));
+                return Err(err(
+                    ploc.with("stage", &s.id).field("id"),
+                    "duplicate stage id (ids must be unique in a pipeline, stage sets included)"
+                        .into(),
+                ));
             }
             if let StageKind::Subpipeline { pipeline, .. } = &s.kind {
                 if config.pipeline(pipeline).is_none() {
-                    let hint = did_you_mean(pipeline, &ids).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
-                    return Err(err(ploc.with("stage", &s.id).field("pipeline"), format!("unknown pipeline `{pipeline}` (known: {}){hint}", list(&ids))));
+                    let hint = did_you_mean(pipeline, &ids)
+                        .map(|n| format!("; did you mean `{n}`?"))
+                        .unwrap_or_default();
+                    return Err(err(
+                        ploc.with("stage", &s.id).field("pipeline"),
+                        format!(
+                            "unknown pipeline `{pipeline}` (known: {}){hint}",
+                            list(&ids)
+                        ),
+                    ));
                 }
             }
         }
-        StageGraph::build(p).map_err(|e| err(ploc.with("stage", e.stage()).field("dependsOn"), e.to_string()))?;
+        StageGraph::build(p).map_err(|e| {
+            err(
+                ploc.with("stage", e.stage()).field("dependsOn"),
+                e.to_string(),
+            )
+        })?;
     }
     // Sub-pipelines: pipeline -> pipelines it runs; a cycle would recurse forever.
     let edges: Vec<Vec<usize>> = config
@@ -51,7 +74,9 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
             p.stages
                 .iter()
                 .filter_map(|s| match &s.kind {
-                    StageKind::Subpipeline { pipeline, .. } => ids.iter().position(|i| i == pipeline),
+                    StageKind::Subpipeline { pipeline, .. } => {
+                        ids.iter().position(|i| i == pipeline)
+                    }
                     StageKind::Command(_) => None,
                 })
                 .collect()
@@ -67,7 +92,10 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
             .map(|s| s.id.as_str())
             .unwrap_or("?");
         return Err(err(
-            Loc::root().with("pipeline", names[0]).with("stage", via).field("pipeline"),
+            Loc::root()
+                .with("pipeline", names[0])
+                .with("stage", via)
+                .field("pipeline"),
             format!("sub-pipelines form a cycle: {}", names.join(" -> ")),
         ));
     }

@@ -57,7 +57,9 @@ pub fn parse_cli_vars(raw: &[String]) -> Result<Vec<(String, String)>, AppError>
 
 /// Picks the pipeline: the argument, else `defaultPipeline`, else `diagnostics`.
 pub fn select<'c>(config: &'c Config, arg: Option<&str>) -> Result<&'c Pipeline, AppError> {
-    let id = arg.or(config.default_pipeline.as_deref()).unwrap_or("diagnostics");
+    let id = arg
+        .or(config.default_pipeline.as_deref())
+        .unwrap_or("diagnostics");
     config.pipeline(id).ok_or_else(|| {
         let ids = config.pipeline_ids();
         AppError::Usage(format!(
@@ -78,12 +80,21 @@ pub fn lookup(cli: &[(String, String)], pipeline: &Pipeline, name: &str) -> Opti
 }
 
 /// Builds the plan of `pipeline` and checks the variables of it and every sub-pipeline it runs.
-pub fn build(config: &Config, pipeline: &Pipeline, cli_vars: &[(String, String)], concurrency_flag: Option<u32>) -> Result<Plan, AppError> {
+pub fn build(
+    config: &Config,
+    pipeline: &Pipeline,
+    cli_vars: &[(String, String)],
+    concurrency_flag: Option<u32>,
+) -> Result<Plan, AppError> {
     check_vars(config, pipeline, cli_vars)?;
     let graph = StageGraph::build(pipeline).map_err(|e| {
         AppError::Config(ConfigError::Invalid {
             path: config.path.clone(),
-            location: Loc::root().with("pipeline", &pipeline.id).with("stage", e.stage()).field("dependsOn").render(),
+            location: Loc::root()
+                .with("pipeline", &pipeline.id)
+                .with("stage", e.stage())
+                .field("dependsOn")
+                .render(),
             message: e.to_string(),
         })
     })?;
@@ -92,15 +103,25 @@ pub fn build(config: &Config, pipeline: &Pipeline, cli_vars: &[(String, String)]
         (None, Some(n)) => (n, "pipeline"),
         // Configs written for the peer keep its strictly sequential behaviour; a pipeline that
         // opts into `dependsOn` gets one stage per core.
-        (None, None) if pipeline.uses_graph() => {
-            (std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get), "default")
-        }
+        (None, None) if pipeline.uses_graph() => (
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            "default",
+        ),
         (None, None) => (1, "default"),
     };
-    Ok(Plan { pipeline: pipeline.clone(), graph, concurrency, concurrency_source })
+    Ok(Plan {
+        pipeline: pipeline.clone(),
+        graph,
+        concurrency,
+        concurrency_source,
+    })
 }
 
-fn check_vars(config: &Config, pipeline: &Pipeline, cli: &[(String, String)]) -> Result<(), AppError> {
+fn check_vars(
+    config: &Config,
+    pipeline: &Pipeline,
+    cli: &[(String, String)],
+) -> Result<(), AppError> {
     // Sub-pipelines are checked too (each once; the config has no cycles).
     let mut todo = vec![pipeline];
     let mut seen: Vec<&str> = Vec::new();
@@ -113,9 +134,11 @@ fn check_vars(config: &Config, pipeline: &Pipeline, cli: &[(String, String)]) ->
             match &s.kind {
                 StageKind::Command(c) => {
                     let look = |name: &str| {
-                        lookup(cli, p, name).or_else(|| RUN_VARIABLES.contains(&name).then(String::new))
+                        lookup(cli, p, name)
+                            .or_else(|| RUN_VARIABLES.contains(&name).then(String::new))
                     };
-                    let mut fields: Vec<(String, &str)> = vec![("command".into(), c.command.as_str())];
+                    let mut fields: Vec<(String, &str)> =
+                        vec![("command".into(), c.command.as_str())];
                     if let Some(cwd) = &c.cwd {
                         fields.push(("cwd".into(), cwd));
                     }
@@ -126,7 +149,11 @@ fn check_vars(config: &Config, pipeline: &Pipeline, cli: &[(String, String)]) ->
                         if let Err(e) = vars::expand(text, look) {
                             return Err(AppError::Config(ConfigError::Invalid {
                                 path: config.path.clone(),
-                                location: Loc::root().with("pipeline", &p.id).with("stage", &s.id).field(&field).render(),
+                                location: Loc::root()
+                                    .with("pipeline", &p.id)
+                                    .with("stage", &s.id)
+                                    .field(&field)
+                                    .render(),
                                 message: e.to_string(),
                             }));
                         }
@@ -194,7 +221,10 @@ impl Plan {
             .deps
             .iter()
             .enumerate()
-            .flat_map(|(i, d)| d.iter().map(move |&j| [p.stages[j].id.as_str(), p.stages[i].id.as_str()]))
+            .flat_map(|(i, d)| {
+                d.iter()
+                    .map(move |&j| [p.stages[j].id.as_str(), p.stages[i].id.as_str()])
+            })
             .collect();
         json!({
             "pipeline": {
@@ -216,7 +246,10 @@ impl Plan {
     /// Human rendering for `plan` without `--format json`.
     pub fn to_text(&self) -> String {
         let p = &self.pipeline;
-        let mut out = format!("Pipeline: {} ({})\nConcurrency: {} ({})\n", p.id, p.title, self.concurrency, self.concurrency_source);
+        let mut out = format!(
+            "Pipeline: {} ({})\nConcurrency: {} ({})\n",
+            p.id, p.title, self.concurrency, self.concurrency_source
+        );
         for (level, stages) in self.graph.by_level().iter().enumerate() {
             out.push_str(&format!("Level {level}:\n"));
             for &i in stages {
@@ -225,8 +258,15 @@ impl Plan {
                     StageKind::Command(c) => c.command.clone(),
                     StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
                 };
-                let deps: Vec<&str> = self.graph.deps[i].iter().map(|&j| p.stages[j].id.as_str()).collect();
-                let after = if deps.is_empty() { String::new() } else { format!(" after {}", deps.join(", ")) };
+                let deps: Vec<&str> = self.graph.deps[i]
+                    .iter()
+                    .map(|&j| p.stages[j].id.as_str())
+                    .collect();
+                let after = if deps.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after {}", deps.join(", "))
+                };
                 out.push_str(&format!("  {:02} {} — {}{}\n", i + 1, s.id, what, after));
             }
         }

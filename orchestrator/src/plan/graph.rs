@@ -63,10 +63,15 @@ impl StageGraph {
                     let mut out = Vec::with_capacity(list.len());
                     for name in list {
                         let Some(j) = ids.iter().position(|x| x == name) else {
-                            return Err(GraphError::Unknown { stage: s.id.clone(), missing: name.clone() });
+                            return Err(GraphError::Unknown {
+                                stage: s.id.clone(),
+                                missing: name.clone(),
+                            });
                         };
                         if j == i {
-                            return Err(GraphError::SelfDependency { stage: s.id.clone() });
+                            return Err(GraphError::SelfDependency {
+                                stage: s.id.clone(),
+                            });
                         }
                         out.push(j);
                     }
@@ -80,7 +85,9 @@ impl StageGraph {
         if let Some(cycle) = find_cycle(&deps) {
             // `deps` edges point from a stage to what it waits for; spell the cycle in the
             // direction of waiting: `a -> b` means a depends on b.
-            return Err(GraphError::Cycle { cycle: cycle.iter().map(|&i| ids[i].to_owned()).collect() });
+            return Err(GraphError::Cycle {
+                cycle: cycle.iter().map(|&i| ids[i].to_owned()).collect(),
+            });
         }
         let mut dependents = vec![Vec::new(); deps.len()];
         for (i, d) in deps.iter().enumerate() {
@@ -93,7 +100,11 @@ impl StageGraph {
         for &i in &order {
             levels[i] = deps[i].iter().map(|&j| levels[j] + 1).max().unwrap_or(0);
         }
-        Ok(StageGraph { deps, dependents, levels })
+        Ok(StageGraph {
+            deps,
+            dependents,
+            levels,
+        })
     }
 
     /// Stages grouped by level, each group in stage order.
@@ -116,7 +127,8 @@ fn topo_order(deps: &[Vec<usize>]) -> Vec<usize> {
             dependents[j].push(i);
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..deps.len()).filter(|&i| indeg[i] == 0).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..deps.len()).filter(|&i| indeg[i] == 0).collect();
     let mut order = Vec::with_capacity(deps.len());
     while let Some(i) = ready.pop_front() {
         order.push(i);
@@ -157,7 +169,10 @@ pub fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
                         stack.push((to, 0));
                     }
                     Color::Grey => {
-                        let from = stack.iter().position(|&(n, _)| n == to).expect("grey nodes are on the stack");
+                        let from = stack
+                            .iter()
+                            .position(|&(n, _)| n == to)
+                            .expect("grey nodes are on the stack");
                         let mut cycle: Vec<usize> = stack[from..].iter().map(|&(n, _)| n).collect();
                         cycle.push(to);
                         return Some(cycle);

@@ -9,10 +9,18 @@ fn rejected(config: &str, args: &[&str]) -> String {
     let mut all = vec!["start"];
     all.extend_from_slice(args);
     let out = env.cli(&all);
-    assert_eq!(out.code, 2, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 2,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
     assert!(!env.runs_exists(), "nothing may be written under .runs");
     assert!(out.stdout.is_empty(), "stdout stays empty: {}", out.stdout);
-    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
     assert_eq!(errors.len(), 1, "exactly one error line:\n{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     env.redact(errors[0])
@@ -39,7 +47,9 @@ fn wrong_types_name_the_field() {
 
 #[test]
 fn unknown_pipeline_lists_the_known_ones() {
-    let cfg = format!(r#"{{"pipelines":[{{"id":"build","stages":[{OK_STAGE}]}},{{"id":"test","stages":[{OK_STAGE}]}}]}}"#);
+    let cfg = format!(
+        r#"{{"pipelines":[{{"id":"build","stages":[{OK_STAGE}]}},{{"id":"test","stages":[{OK_STAGE}]}}]}}"#
+    );
     insta::assert_snapshot!(rejected(&cfg, &["deploy"]), @"error: `[TMP]/codex.orchestrator.json`: unknown pipeline `deploy` (known: `build`, `test`)");
 }
 
@@ -126,12 +136,21 @@ fn bad_flags_and_env_are_usage_errors() {
     insta::assert_snapshot!(rejected(&cfg, &["p", "--var", "1X=2"]), @"error: --var `1X=2`: `1X` is not a valid variable name (letters, digits and `_`, not starting with a digit)");
     insta::assert_snapshot!(rejected(&cfg, &["p", "--task", "../escape"]), @"error: task id `../escape` cannot be used as a directory name");
     insta::assert_snapshot!(rejected(&cfg, &["p", "--cloud", "--execution-mode", "mcp"]), @"error: --cloud conflicts with --execution-mode mcp");
-    let env = TestEnv::new().config(&cfg).env("CODEX_ORCHESTRATOR_RUNTIME_MODE", "turbo");
+    let env = TestEnv::new()
+        .config(&cfg)
+        .env("CODEX_ORCHESTRATOR_RUNTIME_MODE", "turbo");
     let out = env.cli(["start", "p"]);
     assert_eq!(out.code, 2);
     assert!(!env.runs_exists());
-    assert!(out.stderr.contains("CODEX_ORCHESTRATOR_RUNTIME_MODE is `turbo`"), "{}", out.stderr);
-    let out = TestEnv::new().config(&cfg).cli(["start", "p", "--no-such-flag"]);
+    assert!(
+        out.stderr
+            .contains("CODEX_ORCHESTRATOR_RUNTIME_MODE is `turbo`"),
+        "{}",
+        out.stderr
+    );
+    let out = TestEnv::new()
+        .config(&cfg)
+        .cli(["start", "p", "--no-such-flag"]);
     assert_eq!(out.code, 2);
 }
 

@@ -5,7 +5,17 @@ use serde_json::Value;
 use crate::harness::{read_lines, redact_manifest, TestEnv};
 
 fn statuses(m: &Value) -> Vec<(String, String)> {
-    m["commands"].as_array().expect("commands").iter().map(|c| (c["id"].as_str().expect("id").to_owned(), c["status"].as_str().expect("s").to_owned())).collect()
+    m["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().expect("id").to_owned(),
+                c["status"].as_str().expect("s").to_owned(),
+            )
+        })
+        .collect()
 }
 
 fn ts(v: &Value) -> std::time::SystemTime {
@@ -26,9 +36,16 @@ fn diamond_runs_b_and_c_concurrently() {
     let m = env.manifest(&out.run_id());
     let c = &m["commands"];
     // Overlap from the recorded times: each of b and c started before the other completed.
-    assert!(ts(&c[1]["started_at"]) < ts(&c[2]["completed_at"]) && ts(&c[2]["started_at"]) < ts(&c[1]["completed_at"]), "b and c overlap");
+    assert!(
+        ts(&c[1]["started_at"]) < ts(&c[2]["completed_at"])
+            && ts(&c[2]["started_at"]) < ts(&c[1]["completed_at"]),
+        "b and c overlap"
+    );
     // d started only after both finished, a finished before either started.
-    assert!(ts(&c[3]["started_at"]) >= ts(&c[1]["completed_at"]) && ts(&c[3]["started_at"]) >= ts(&c[2]["completed_at"]));
+    assert!(
+        ts(&c[3]["started_at"]) >= ts(&c[1]["completed_at"])
+            && ts(&c[3]["started_at"]) >= ts(&c[2]["completed_at"])
+    );
     assert!(ts(&c[0]["completed_at"]) <= ts(&c[1]["started_at"]));
     assert_eq!(m["concurrency"], 2);
 }
@@ -40,28 +57,50 @@ fn concurrency_one_serialises_the_diamond() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let c = env.manifest(&out.run_id())["commands"].clone();
     let (b, cc) = (&c[1], &c[2]);
-    assert!(ts(&b["completed_at"]) <= ts(&cc["started_at"]) || ts(&cc["completed_at"]) <= ts(&b["started_at"]), "no overlap");
+    assert!(
+        ts(&b["completed_at"]) <= ts(&cc["started_at"])
+            || ts(&cc["completed_at"]) <= ts(&b["started_at"]),
+        "no overlap"
+    );
 }
 
 #[test]
 fn retries_succeed_on_the_third_attempt() {
-    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"flaky",
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"flaky",
       "command":"n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]",
-      "retries":{"count":4,"delayMs":50,"backoff":"exponential"}}]}]}"#);
+      "retries":{"count":4,"delayMs":50,"backoff":"exponential"}}]}]}"#,
+    );
     let out = env.start("p", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let run_id = out.run_id();
     let m = env.manifest(&run_id);
     assert_eq!(m["commands"][0]["status"], "succeeded");
     assert_eq!(m["commands"][0]["attempts"], 3);
-    assert_eq!(std::fs::read_to_string(env.path().join("count")).expect("count").trim(), "3");
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("count"))
+            .expect("count")
+            .trim(),
+        "3"
+    );
     let log = read_lines(&env.run_dir(&run_id).join("commands/01-flaky.ndjson"));
-    let attempts: Vec<u64> = log.iter().filter(|l| l["type"] == "exec:begin").map(|l| l["attempt"].as_u64().expect("attempt")).collect();
+    let attempts: Vec<u64> = log
+        .iter()
+        .filter(|l| l["type"] == "exec:begin")
+        .map(|l| l["attempt"].as_u64().expect("attempt"))
+        .collect();
     assert_eq!(attempts, [1, 2, 3]);
-    let delays: Vec<u64> = log.iter().filter(|l| l["type"] == "command:retry").map(|l| l["delay_ms"].as_u64().expect("delay")).collect();
+    let delays: Vec<u64> = log
+        .iter()
+        .filter(|l| l["type"] == "command:retry")
+        .map(|l| l["delay_ms"].as_u64().expect("delay"))
+        .collect();
     assert_eq!(delays, [50, 100], "exponential backoff recorded");
     let events = read_lines(&env.run_dir(&run_id).join("events.jsonl"));
-    assert_eq!(events.iter().filter(|e| e["event"] == "step_retry").count(), 2);
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "step_retry").count(),
+        2
+    );
 }
 
 #[test]
@@ -76,11 +115,13 @@ fn retries_exhausted_fail_the_stage() {
 
 /// a fails; b depends on a; c independent; d depends on b.
 fn policy_cfg(policy: &str) -> String {
-    format!(r#"{{"pipelines":[{{"id":"p","concurrency":1,"stages":[
+    format!(
+        r#"{{"pipelines":[{{"id":"p","concurrency":1,"stages":[
       {{"kind":"command","id":"a","command":"exit 1","onFailure":"{policy}"}},
       {{"kind":"command","id":"b","command":"true","dependsOn":["a"]}},
       {{"kind":"command","id":"c","command":"true","dependsOn":[]}},
-      {{"kind":"command","id":"d","command":"true","dependsOn":["b"]}}]}}]}}"#)
+      {{"kind":"command","id":"d","command":"true","dependsOn":["b"]}}]}}]}}"#
+    )
 }
 
 #[test]
@@ -92,7 +133,10 @@ fn failure_policies() {
         let m = env.manifest(&out.run_id());
         crate::harness::assert_valid_manifest(&m);
         assert_eq!(m["status_detail"], "stage:a:failed", "{policy}");
-        let s: Vec<String> = statuses(&m).into_iter().map(|(id, st)| format!("{id}={st}")).collect();
+        let s: Vec<String> = statuses(&m)
+            .into_iter()
+            .map(|(id, st)| format!("{id}={st}"))
+            .collect();
         insta::assert_snapshot!(format!("policy_{policy}"), s.join(" "));
     }
 }
@@ -102,7 +146,10 @@ fn skip_dependents_records_the_reason() {
     let env = TestEnv::new().config(&policy_cfg("skip-dependents"));
     let out = env.start("p", &[]);
     let m = env.manifest(&out.run_id());
-    insta::assert_json_snapshot!("skip_dependents_manifest", redact_manifest(&env, &m)["commands"]);
+    insta::assert_json_snapshot!(
+        "skip_dependents_manifest",
+        redact_manifest(&env, &m)["commands"]
+    );
 }
 
 #[test]
@@ -117,5 +164,9 @@ fn variables_from_each_source() {
     let text = std::fs::read_to_string(env.path().join("out.txt")).expect("out");
     assert_eq!(text, "cli pipe env cli $HOME-literal\npipe-p\n");
     let m = env.manifest(&out.run_id());
-    assert_eq!(m["commands"][0]["command"], "echo cli pipe env cli '$HOME'-literal > out.txt; echo \"$STAGE_VAR\" >> out.txt", "the manifest records the resolved command");
+    assert_eq!(
+        m["commands"][0]["command"],
+        "echo cli pipe env cli '$HOME'-literal > out.txt; echo \"$STAGE_VAR\" >> out.txt",
+        "the manifest records the resolved command"
+    );
 }

@@ -21,7 +21,12 @@ pub(crate) struct Run {
 
 impl Run {
     pub(crate) fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     pub(crate) fn run_id(&self) -> String {
         self.json()["run_id"].as_str().expect("run_id").to_owned()
@@ -30,7 +35,10 @@ impl Run {
 
 impl TestEnv {
     pub(crate) fn new() -> TestEnv {
-        TestEnv { dir: tempfile::tempdir().expect("tempdir"), envs: Vec::new() }
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+            envs: Vec::new(),
+        }
     }
 
     pub(crate) fn config(self, json: &str) -> TestEnv {
@@ -115,7 +123,10 @@ pub(crate) fn read_lines(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", p.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", p.display()))
+        })
         .collect()
 }
 
@@ -142,13 +153,23 @@ fn digits(b: &[u8]) -> bool {
 
 /// `2026-11-22T07-39-12-703Z-d84e78f7`
 fn is_run_id_at(b: &[u8]) -> bool {
-    digits(&b[0..4]) && b[4] == b'-' && b[10] == b'T' && b[13] == b'-' && b[19] == b'-' && &b[23..25] == b"Z-"
+    digits(&b[0..4])
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[13] == b'-'
+        && b[19] == b'-'
+        && &b[23..25] == b"Z-"
         && b[25..33].iter().all(u8::is_ascii_hexdigit)
 }
 
 /// `2026-11-22T07:39:12.703Z`
 fn is_ts_at(b: &[u8]) -> bool {
-    digits(&b[0..4]) && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'.' && b[23] == b'Z'
+    digits(&b[0..4])
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
 }
 
 /// Where `.ci/run` (and `../shared/tools/peer.sh`) install the peer.
@@ -168,8 +189,14 @@ pub(crate) fn our_schema() -> Value {
 /// Validates a manifest against our schema (fully) and the peer's (extension keys removed).
 pub(crate) fn assert_valid_manifest(m: &Value) {
     let ours = jsonschema::validator_for(&our_schema()).expect("our schema compiles");
-    let errors: Vec<String> = ours.iter_errors(m).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "manifest violates schemas/manifest.schema.json: {errors:#?}");
+    let errors: Vec<String> = ours
+        .iter_errors(m)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "manifest violates schemas/manifest.schema.json: {errors:#?}"
+    );
     let Some(peer) = peer_schema() else {
         eprintln!("SKIPPED peer-schema check: the peer is not installed (run .ci/run or ../shared/tools/peer.sh)");
         return;
@@ -187,8 +214,14 @@ pub(crate) fn assert_valid_manifest(m: &Value) {
         }
     }
     let v = jsonschema::validator_for(&peer).expect("peer schema compiles");
-    let errors: Vec<String> = v.iter_errors(&stripped).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "manifest violates the peer's schemas/manifest.json: {errors:#?}");
+    let errors: Vec<String> = v
+        .iter_errors(&stripped)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "manifest violates the peer's schemas/manifest.json: {errors:#?}"
+    );
 }
 
 /// The keys our schema marks `x-extension` (top level, command level).
@@ -196,10 +229,18 @@ fn extension_keys(schema: &Value) -> (Vec<String>, Vec<String>) {
     let pick = |props: &Value| -> Vec<String> {
         props
             .as_object()
-            .map(|o| o.iter().filter(|(_, v)| v["x-extension"] == true).map(|(k, _)| k.clone()).collect())
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, v)| v["x-extension"] == true)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    (pick(&schema["properties"]), pick(&schema["properties"]["commands"]["items"]["properties"]))
+    (
+        pick(&schema["properties"]),
+        pick(&schema["properties"]["commands"]["items"]["properties"]),
+    )
 }
 
 /// The manifest with volatile values replaced, for snapshots.
@@ -213,7 +254,9 @@ pub(crate) fn redact_manifest(env: &TestEnv, m: &Value) -> Value {
                     match k.as_str() {
                         "resume_token" => *x = Value::String("[TOKEN]".into()),
                         "duration_ms" => *x = Value::String("[DUR]".into()),
-                        "runner_pid" | "pid" | "pgid" | "start_ticks" => *x = Value::String("[PID]".into()),
+                        "runner_pid" | "pid" | "pgid" | "start_ticks" => {
+                            *x = Value::String("[PID]".into())
+                        }
                         "runner_version" => *x = Value::String("[VERSION]".into()),
                         "concurrency" if x.is_number() => {}
                         _ => walk(x),

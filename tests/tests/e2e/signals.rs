@@ -11,7 +11,11 @@ use crate::harness::{assert_valid_manifest, TestEnv};
 fn wait_for(path: &std::path::Path, limit: Duration) {
     let start = Instant::now();
     while !path.exists() {
-        assert!(start.elapsed() < limit, "timed out waiting for {}", path.display());
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -20,7 +24,10 @@ fn wait_for(path: &std::path::Path, limit: Duration) {
 /// dead: it holds no resources and runs no code).
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()).is_some_and(|state| state != 'Z'),
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].chars().next())
+            .is_some_and(|state| state != 'Z'),
         Err(_) => kill(Pid::from_raw(pid), None).is_ok(),
     }
 }
@@ -33,14 +40,27 @@ fn cancel_with(sig: Signal, expected: i32) {
           {"kind":"command","id":"wait","command":"trap '' TERM; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; echo $$$$ > s.tmp; mv s.tmp stage.pid; wait"},
           {"kind":"command","id":"never","command":"touch never-ran"}]}]}"#)
         .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "300");
-    let child = env.command(["start", "p", "--format", "json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let child = env
+        .command(["start", "p", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
     wait_for(&env.path().join("stage.pid"), Duration::from_secs(10));
     wait_for(&env.path().join("child.pid"), Duration::from_secs(10));
     let started = Instant::now();
     kill(Pid::from_raw(child.id() as i32), sig).expect("signal runner");
     let out = child.wait_with_output().expect("wait");
-    assert!(started.elapsed() < Duration::from_secs(8), "cancellation is prompt");
-    assert_eq!(out.status.code(), Some(expected), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cancellation is prompt"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
     assert_eq!(j["status"], "cancelled");
     let m = env.manifest(j["run_id"].as_str().expect("id"));
@@ -52,7 +72,11 @@ fn cancel_with(sig: Signal, expected: i32) {
     assert_eq!(m["commands"][1]["status"], "pending");
     assert!(!env.path().join("never-ran").exists());
     for f in ["stage.pid", "child.pid"] {
-        let pid: i32 = std::fs::read_to_string(env.path().join(f)).expect("pid").trim().parse().expect("pid");
+        let pid: i32 = std::fs::read_to_string(env.path().join(f))
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid");
         assert!(!alive(pid), "{f} ({pid}) must be gone");
     }
 }

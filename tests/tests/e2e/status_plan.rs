@@ -24,11 +24,13 @@ fn plan_json_lists_stages_in_order_and_runs_nothing() {
 
 #[test]
 fn plan_text_shows_levels() {
-    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"d","stages":[
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"d","stages":[
       {"kind":"command","id":"a","command":"true"},
       {"kind":"command","id":"b","command":"true","dependsOn":["a"]},
       {"kind":"command","id":"c","command":"true","dependsOn":["a"]},
-      {"kind":"command","id":"d","command":"true","dependsOn":["b","c"]}],"concurrency":2}]}"#);
+      {"kind":"command","id":"d","command":"true","dependsOn":["b","c"]}],"concurrency":2}]}"#,
+    );
     let out = env.cli(["plan", "d"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     insta::assert_snapshot!(out.stdout, @r"
@@ -58,7 +60,12 @@ fn status_reads_the_manifest() {
     assert_eq!(j["activity"]["stale"], false);
     assert_eq!(j["activity"]["stale_threshold_seconds"], 30);
     assert!(j["activity"]["age_seconds"].as_f64().is_some());
-    let statuses: Vec<&str> = j["commands"].as_array().expect("c").iter().map(|c| c["status"].as_str().expect("s")).collect();
+    let statuses: Vec<&str> = j["commands"]
+        .as_array()
+        .expect("c")
+        .iter()
+        .map(|c| c["status"].as_str().expect("s"))
+        .collect();
     assert_eq!(statuses, ["skipped", "succeeded", "failed"]);
     let text = env.cli(["status", "--run", &id]);
     assert_eq!(text.code, 0);
@@ -79,7 +86,12 @@ fn status_of_an_unknown_run_is_a_conflict() {
     let env = TestEnv::new().config(CFG);
     let out = env.cli(["status", "--run", "2026-01-01T00-00-00-000Z-deadbeef"]);
     assert_eq!(out.code, 3);
-    assert!(out.stderr.starts_with("error: run `2026-01-01T00-00-00-000Z-deadbeef` not found"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: run `2026-01-01T00-00-00-000Z-deadbeef` not found"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -88,7 +100,8 @@ fn status_flags_a_stale_in_progress_run() {
     let run = env.start("p", &[]);
     let id = run.run_id();
     let path = env.run_dir(&id).join("manifest.json");
-    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     m["status"] = "in_progress".into();
     m["heartbeat_at"] = "2020-01-01T00:00:00.000Z".into();
     std::fs::write(&path, serde_json::to_string_pretty(&m).expect("json")).expect("write");
