@@ -32,6 +32,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Show a run's status from its manifest.
     Status(StatusArgs),
+    /// Continue a failed, cancelled or crashed run: re-run every stage that is not done.
+    Resume(ResumeArgs),
+    /// Cancel a running run from another terminal.
+    Cancel(CancelArgs),
 }
 
 /// Output format.
@@ -125,4 +129,47 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// `resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Run id.
+    #[arg(long)]
+    pub run: String,
+    /// Must match the run's resume token when given.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Who resumes (recorded in `resume_events`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Why (recorded in `resume_events`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// `cli` or `appserver`, as for `start`.
+    #[arg(long)]
+    pub runtime_mode: Option<String>,
+    /// Variables, as for `start`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Cap on stages running at once, as for `start`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+}
+
+/// `cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Run id.
+    #[arg(long)]
+    pub run: String,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
 }

@@ -13,10 +13,12 @@ pub mod env_vars;
 pub mod errors;
 pub mod events;
 pub mod exit;
+pub mod lock;
 pub mod modes;
 pub mod output;
 pub mod plan;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod run_layout;
 pub mod schedule;
@@ -60,6 +62,8 @@ pub fn main_impl() -> i32 {
             Command::Start(args) => commands::start::start(args).await,
             Command::Plan(args) => commands::plan::plan(args),
             Command::Status(args) => commands::status::status(args),
+            Command::Resume(args) => commands::resume::resume(args).await,
+            Command::Cancel(args) => commands::cancel::cancel(args),
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

@@ -39,6 +39,10 @@ pub struct RunState {
     pub runner_log: RunnerLog,
     /// Nesting depth (0 for the top-level run), for the reporter.
     pub depth: usize,
+    /// Stages already done before this runner started (a resume), by position.
+    pub done: Vec<bool>,
+    /// One runner per run: held until the run state is dropped.
+    pub lock: crate::lock::RunLock,
 }
 
 /// A run's end, as the command needs it.
@@ -157,12 +161,13 @@ pub async fn prepare(
     for d in [dir.commands_dir(), dir.errors_dir()] {
         create_dir_all_durable(&d).map_err(|e| AppError::storage(&d, e))?;
     }
-    // Leftovers of a crashed writer never live in a fresh directory, but the task directory's
-    // metrics file and mcp stubs are shared; nothing to clean there (appends, atomic writes).
+    // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder.
+    let lock = crate::lock::acquire(&dir.lock()).map_err(|e| AppError::Conflict(e.to_string()))?;
     let token = new_resume_token();
     write_atomic(&dir.resume_token(), token.as_bytes())?;
     let now = crate::time::now();
     let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
+    let plan_len = plan.pipeline.stages.len();
     let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
     persister
         .send(ManifestUpdate::RunStarted { at: now })
@@ -180,6 +185,56 @@ pub async fn prepare(
         events,
         runner_log,
         depth,
+        done: vec![false; plan_len],
+        lock,
+    });
+    Ok(Prepared { state })
+}
+
+/// Takes over an existing run for `resume`: the caller holds the lock and has checked the token
+/// and the stages; survivors of a crashed runner are killed, leftover temp files removed, the
+/// resume recorded, and stages that are not done put back to pending.
+pub async fn prepare_resume(
+    ctx: Arc<Ctx>,
+    plan: Arc<Plan>,
+    dir: RunDir,
+    manifest: Manifest,
+    event: shared_manifest::schema::ResumeEvent,
+    lock: crate::lock::RunLock,
+) -> Result<Prepared, AppError> {
+    let killed = crate::resume::kill_survivors(&manifest);
+    if killed > 0 {
+        eprintln!("note: killed {killed} process group(s) left running by the previous runner");
+    }
+    shared_manifest::atomic::remove_stale_temps(&dir.dir)
+        .map_err(|e| AppError::storage(&dir.dir, e))?;
+    let done = manifest
+        .commands
+        .iter()
+        .map(crate::resume::is_done)
+        .collect();
+    let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
+    persister
+        .send(ManifestUpdate::RunResumed {
+            at: crate::time::now(),
+            event,
+            runner_pid: std::process::id(),
+        })
+        .await?;
+    persister.flush().await?;
+    let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
+        .map_err(|e| AppError::storage(&dir.events(), e))?;
+    let runner_log = RunnerLog::open(&dir.runner_log())?;
+    let state = Arc::new(RunState {
+        ctx,
+        dir,
+        plan,
+        persister,
+        events,
+        runner_log,
+        depth: 0,
+        done,
+        lock,
     });
     Ok(Prepared { state })
 }

@@ -40,7 +40,11 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
     let plan = run.plan.clone();
     let stages = &plan.pipeline.stages;
     let graph = &plan.graph;
-    let mut slots = vec![Slot::Pending; stages.len()];
+    let mut slots: Vec<Slot> = run
+        .done
+        .iter()
+        .map(|&d| if d { Slot::Satisfied } else { Slot::Pending })
+        .collect();
     let mut tasks: JoinSet<(usize, Result<StageEnd, AppError>)> = JoinSet::new();
     let mut finished = Finished::default();
     let mut aborting = false;

@@ -142,8 +142,9 @@ impl CommandStatus {
             (S::Running, E::Succeed) => Some(S::Succeeded),
             (S::Running, E::Fail) => Some(S::Failed),
             (S::Running, E::Skip) => Some(S::Skipped),
-            // Resume re-runs what did not succeed; `running` is what a crashed runner left.
-            (S::Failed | S::Running, E::Reset) => Some(S::Pending),
+            // Resume re-runs what did not succeed; `running` is what a crashed runner left; a
+            // stage skipped because a dependency failed never ran and may run now.
+            (S::Failed | S::Running | S::Skipped, E::Reset) => Some(S::Pending),
             _ => None,
         }
     }
@@ -239,6 +240,7 @@ mod tests {
             (S::Running, E::Skip, S::Skipped),
             (S::Failed, E::Reset, S::Pending),
             (S::Running, E::Reset, S::Pending),
+            (S::Skipped, E::Reset, S::Pending),
         ];
         for from in CommandStatus::ALL {
             for ev in CMD_EVENTS {
@@ -252,13 +254,14 @@ mod tests {
     }
 
     #[test]
-    fn succeeded_run_and_succeeded_or_skipped_stage_are_final() {
+    fn succeeded_is_final_and_skipped_only_resets() {
         for ev in RUN_EVENTS {
             assert_eq!(RunStatus::Succeeded.on(ev), None);
         }
         for ev in CMD_EVENTS {
             assert_eq!(CommandStatus::Succeeded.on(ev), None);
-            assert_eq!(CommandStatus::Skipped.on(ev), None);
+            let expected = (ev == CommandEvent::Reset).then_some(CommandStatus::Pending);
+            assert_eq!(CommandStatus::Skipped.on(ev), expected);
         }
     }
 

@@ -168,7 +168,11 @@ impl Document for Manifest {
             } => {
                 self.run_to(RunEvent::Resume)?;
                 for stage in &mut self.commands {
-                    if matches!(stage.status, CommandStatus::Failed | CommandStatus::Running) {
+                    let never_ran = stage.status == CommandStatus::Skipped
+                        && stage.outcome.as_deref() == Some("dependency_failed");
+                    if matches!(stage.status, CommandStatus::Failed | CommandStatus::Running)
+                        || never_ran
+                    {
                         stage_to(stage, CommandEvent::Reset)?;
                     }
                     if stage.status == CommandStatus::Pending {

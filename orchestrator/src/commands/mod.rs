@@ -1,6 +1,8 @@
 //! The verbs: glue from parsed arguments to the library, returning an exit code.
 
+pub mod cancel;
 pub mod plan;
+pub mod resume;
 pub mod start;
 pub mod status;
 

@@ -35,6 +35,10 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
         .and_then(crate::time::parse)
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .map(|d| d.as_secs_f64());
+    // A live runner holds the run's lock; without one an unfinished run was abandoned (the
+    // runner crashed or was killed) and only `resume` moves it on.
+    let runner_alive = crate::lock::holder(&path.with_file_name("run.lock")).is_some();
+    let abandoned = !m.status.is_terminal() && !runner_alive;
     let stale =
         !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
     match args.format {
@@ -66,6 +70,8 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
                     "heartbeat_at": m.heartbeat_at,
                     "age_seconds": age.map(|a| (a * 1000.0).round() / 1000.0),
                     "stale": stale,
+                    "runner_alive": runner_alive,
+                    "abandoned": abandoned,
                     "stale_threshold_seconds": m.heartbeat_stale_after_seconds,
                 },
                 "commands": commands,
@@ -84,6 +90,11 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
                 m.pipeline_id, m.pipeline_title
             ));
             crate::output::line(&format!("Status: {}{detail}", m.status.as_str()));
+            if abandoned {
+                crate::output::line(
+                    "Runner: none (abandoned: the runner died; `resume --run` continues it)",
+                );
+            }
             if m.status == RunStatus::InProgress {
                 let age = age.map_or("never".to_owned(), |a| format!("{a:.0}s ago"));
                 crate::output::line(&format!(
@@ -112,7 +123,11 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
 }
 
 /// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.
-fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf, AppError> {
+pub(crate) fn find_manifest(
+    roots: &Roots,
+    task: Option<&str>,
+    run: &str,
+) -> Result<PathBuf, AppError> {
     let explicit = task.map(str::to_owned).or_else(super::task_from_env);
     if let Some(t) = &explicit {
         let p = roots.run_dir(t, run).manifest();

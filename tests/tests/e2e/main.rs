@@ -5,6 +5,7 @@ mod harness;
 
 mod bad_input;
 mod graph;
+mod resume;
 mod run_basics;
 mod signals;
 mod status_plan;

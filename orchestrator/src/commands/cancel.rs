@@ -1,0 +1,52 @@
+//! `cancel --run <id>` from another terminal: SIGTERM to the runner holding the run's lock, which
+//! stops its stages (SIGTERM, grace, SIGKILL) and records the run `cancelled`.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::cli::CancelArgs;
+use crate::errors::AppError;
+use crate::exit;
+use crate::run_layout::{is_safe_component, Roots};
+
+/// Runs `cancel`; returns the exit code.
+pub fn cancel(args: CancelArgs) -> Result<i32, AppError> {
+    let roots = Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    if !is_safe_component(&args.run) {
+        return Err(AppError::Usage(format!(
+            "--run `{}` is not a run id",
+            args.run
+        )));
+    }
+    let manifest = super::status::find_manifest(&roots, args.task.as_deref(), &args.run)?;
+    let lock = manifest.with_file_name("run.lock");
+    let Some(holder) = crate::lock::holder(&lock) else {
+        return Err(AppError::Conflict(format!(
+            "run `{}` has no live runner to cancel",
+            args.run
+        )));
+    };
+    let holder = holder.ok_or_else(|| {
+        AppError::Conflict(format!(
+            "run `{}` is locked but its runner is unknown",
+            args.run
+        ))
+    })?;
+    // Identity check: the pid must still be the process that took the lock.
+    if let Some(ticks) = holder.start_ticks {
+        if exec::process_start_ticks(holder.pid as u32) != Some(ticks) {
+            return Err(AppError::Conflict(format!(
+                "run `{}`: the recorded runner (pid {}) is gone",
+                args.run, holder.pid
+            )));
+        }
+    }
+    kill(Pid::from_raw(holder.pid), Signal::SIGTERM)
+        .map_err(|e| AppError::Conflict(format!("cannot signal runner pid {}: {e}", holder.pid)))?;
+    eprintln!(
+        "cancel requested: sent SIGTERM to runner pid {} of run {}",
+        holder.pid, args.run
+    );
+    Ok(exit::OK)
+}

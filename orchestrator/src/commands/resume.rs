@@ -1,0 +1,157 @@
+//! `resume --run <id>`: take a failed, cancelled or abandoned run over under its lock and run
+//! every stage that is not done, appending to its logs and events.
+
+use std::sync::{Arc, Mutex};
+
+use exec::CancelRequest;
+use serde_json::json;
+use shared_manifest::schema::{Manifest, ResumeEvent};
+use shared_manifest::RunStatus;
+
+use crate::cli::{Format, ResumeArgs};
+use crate::context::{Ctx, ExecKnobs};
+use crate::errors::AppError;
+use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
+use crate::report::Reporter;
+use crate::run_layout::{is_safe_component, Roots};
+use crate::{env_vars, exit, plan, run};
+
+/// Runs `resume`; returns the exit code.
+pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
+    let roots = Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    if !is_safe_component(&args.run) {
+        return Err(AppError::Usage(format!(
+            "--run `{}` is not a run id",
+            args.run
+        )));
+    }
+    let path = super::status::find_manifest(&roots, args.task.as_deref(), &args.run)?;
+    let manifest = read_manifest(&path)?;
+    // The token is checked before anything is locked or written.
+    if let Some(token) = &args.token {
+        if token.trim() != manifest.resume_token {
+            return Err(AppError::Conflict("Resume token mismatch.".into()));
+        }
+    }
+    let loaded = crate::config::load(&roots.config_path(), false)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let config = Arc::new(loaded.config);
+    let pipeline = config.pipeline(&manifest.pipeline_id).ok_or_else(|| {
+        AppError::Conflict(format!(
+            "cannot resume run `{}`: pipeline `{}` is no longer in `{}`",
+            manifest.run_id,
+            manifest.pipeline_id,
+            config.path.display()
+        ))
+    })?;
+    let ids: Vec<&str> = pipeline.stages.iter().map(|s| s.id.as_str()).collect();
+    let recorded: Vec<&str> = manifest.commands.iter().map(|c| c.id.as_str()).collect();
+    if ids != recorded {
+        return Err(AppError::Conflict(format!(
+            "cannot resume run `{}`: the stages of pipeline `{}` changed since it ran (now {}, recorded {})",
+            manifest.run_id,
+            manifest.pipeline_id,
+            ids.join(", "),
+            recorded.join(", ")
+        )));
+    }
+    let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
+    let lock = crate::lock::acquire(&dir.lock())
+        .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
+    // Re-read under the lock: the run may have moved on while we waited for nothing.
+    let manifest = read_manifest(&path)?;
+    if manifest.status == RunStatus::Succeeded {
+        return Err(AppError::Conflict(format!(
+            "run `{}` already succeeded; nothing to resume",
+            manifest.run_id
+        )));
+    }
+    let cli_vars = plan::parse_cli_vars(&args.vars)?;
+    let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    let now = crate::time::now();
+    let runtime = resolve_runtime(
+        &RuntimeInputs {
+            flag: args.runtime_mode.clone(),
+            env: std::env::var(env_vars::RUNTIME_MODE).ok(),
+            config: config.runtime_mode.clone(),
+            manifest: Some(manifest.runtime_mode_requested.as_str().to_owned()),
+            fallback_env: std::env::var(env_vars::RUNTIME_FALLBACK).ok(),
+        },
+        &now,
+    )?;
+    let execution = resolve_execution(
+        &ExecutionInputs {
+            flag: None,
+            cloud_flag: false,
+            stage_plan: plan.pipeline.stages.first().and_then(|s| s.plan.clone()),
+            env: std::env::var(env_vars::EXECUTION_MODE).ok(),
+            fallback_env: std::env::var(env_vars::CLOUD_FALLBACK).ok(),
+        },
+        &now,
+    )?;
+    let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
+    let ctx = Arc::new(Ctx {
+        roots,
+        config: config.clone(),
+        task: manifest.task_id.clone(),
+        cli_vars,
+        concurrency_flag: args.concurrency,
+        approval_policy: manifest.approval_policy.clone(),
+        runtime,
+        execution,
+        exec: ExecKnobs::from_env()?,
+        reporter: Reporter::new(false),
+        cancel,
+        fatal: Mutex::new(None),
+    });
+    crate::signals::spawn_listener(ctx.cancel.clone())
+        .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
+    let event = ResumeEvent {
+        timestamp: now,
+        actor: args.actor.clone().unwrap_or_else(|| "cli".into()),
+        reason: args
+            .reason
+            .clone()
+            .unwrap_or_else(|| "manual-resume".into()),
+        outcome: "accepted".into(),
+        detail: Some(format!("previous status: {}", manifest.status.as_str())),
+    };
+    let prepared =
+        run::prepare_resume(ctx.clone(), plan.into_shared(), dir, manifest, event, lock).await?;
+    let report = run::execute(prepared).await;
+    if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(fatal);
+    }
+    let report = report?;
+    let m = &report.manifest;
+    if args.format == Format::Json {
+        crate::output::json(&json!({
+            "run_id": m.run_id,
+            "status": m.status,
+            "status_detail": m.status_detail,
+            "artifact_root": m.artifact_root,
+            "manifest": report.dir.rel(&report.dir.manifest()),
+            "log_path": m.log_path,
+            "summary": m.summary,
+            "resume_events": m.resume_events.len(),
+        }));
+    }
+    Ok(match m.status {
+        RunStatus::Succeeded => exit::OK,
+        RunStatus::Cancelled => ctx
+            .cancel_signal()
+            .map_or(exit::RUN_FAILED, exit::interrupted),
+        _ => exit::RUN_FAILED,
+    })
+}
+
+fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display()))
+    })
+}

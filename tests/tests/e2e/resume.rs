@@ -1,0 +1,269 @@
+//! `resume`, the run lock, `cancel`, and recovery from a crashed runner.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::harness::{assert_valid_manifest, read_lines, TestEnv};
+
+/// `a` counts its runs; `b` fails until `fixed` exists; `c` counts its runs.
+const FLAKY: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"a","command":"echo x >> a.count"},
+  {"kind":"command","id":"b","command":"test -f fixed"},
+  {"kind":"command","id":"c","command":"echo x >> c.count"}]}]}"#;
+
+fn count(env: &TestEnv, f: &str) -> usize {
+    std::fs::read_to_string(env.path().join(f))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn resume_after_a_failure_reruns_only_what_is_not_done() {
+    let env = TestEnv::new().config(FLAKY);
+    let first = env.start("p", &[]);
+    assert_eq!(first.code, 1);
+    let id = first.run_id();
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    let out = env.cli([
+        "resume",
+        "--run",
+        &id,
+        "--actor",
+        "ci",
+        "--reason",
+        "flake fixed",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(count(&env, "a.count"), 1, "succeeded stages are not re-run");
+    assert_eq!(count(&env, "c.count"), 1);
+    let m = env.manifest(&id);
+    assert_valid_manifest(&m);
+    assert_eq!(m["status"], "succeeded");
+    assert_eq!(m["status_detail"], serde_json::Value::Null);
+    assert_eq!(m["commands"][1]["status"], "succeeded");
+    assert_eq!(
+        m["commands"][1]["error_file"],
+        serde_json::Value::Null,
+        "stale error pointer cleared"
+    );
+    assert_eq!(m["resume_events"][0]["actor"], "ci");
+    assert_eq!(m["resume_events"][0]["reason"], "flake fixed");
+    assert_eq!(m["resume_events"][0]["outcome"], "accepted");
+    assert!(
+        !m["summary"].as_str().unwrap_or_default().contains("failed"),
+        "stale failure lines cleared: {}",
+        m["summary"]
+    );
+    // events continue their numbering; metrics get a second line
+    let events = read_lines(&env.run_dir(&id).join("events.jsonl"));
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        read_lines(&env.path().join(".runs/0101/metrics.json")).len(),
+        2
+    );
+    // the stage log of b holds both attempts
+    let log = read_lines(&env.run_dir(&id).join("commands/02-b.ndjson"));
+    assert_eq!(log.iter().filter(|l| l["type"] == "exec:begin").count(), 2);
+}
+
+#[test]
+fn resume_still_failing_exits_1() {
+    let env = TestEnv::new().config(FLAKY);
+    let id = env.start("p", &[]).run_id();
+    let out = env.cli(["resume", "--run", &id]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let m = env.manifest(&id);
+    assert_eq!(m["status"], "failed");
+    assert_eq!(
+        m["summary"], "Stage 'b' failed with exit code 1.",
+        "one line, not repeated"
+    );
+    assert_eq!(count(&env, "a.count"), 1);
+}
+
+#[test]
+fn token_mismatch_is_a_conflict_and_writes_nothing() {
+    let env = TestEnv::new().config(FLAKY);
+    let id = env.start("p", &[]).run_id();
+    let before = std::fs::read(env.run_dir(&id).join("manifest.json")).expect("read");
+    let out = env.cli(["resume", "--run", &id, "--token", "nope"]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.stderr.trim(), "error: Resume token mismatch.");
+    assert_eq!(
+        std::fs::read(env.run_dir(&id).join("manifest.json")).expect("read"),
+        before
+    );
+    let token = std::fs::read_to_string(env.run_dir(&id).join(".resume-token")).expect("token");
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    assert_eq!(env.cli(["resume", "--run", &id, "--token", &token]).code, 0);
+}
+
+#[test]
+fn succeeded_run_cannot_be_resumed() {
+    let env = TestEnv::new().config(FLAKY);
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    let id = env.start("p", &[]).run_id();
+    let out = env.cli(["resume", "--run", &id]);
+    assert_eq!(out.code, 3);
+    assert!(out.stderr.contains("already succeeded"), "{}", out.stderr);
+}
+
+const SLOW: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"slow","command":"echo x >> slow.count; test -f fixed || exit 1; sleep 0.5"}]}]}"#;
+
+#[test]
+fn concurrent_resumes_exactly_one_proceeds() {
+    let env = TestEnv::new().config(SLOW);
+    for round in 0..20 {
+        let _ = std::fs::remove_file(env.path().join("fixed"));
+        let id = env.start("p", &[]).run_id();
+        std::fs::write(env.path().join("fixed"), "").expect("fix");
+        let kids: Vec<_> = (0..2)
+            .map(|_| {
+                env.command(["resume", "--run", &id])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        let codes: Vec<i32> = kids
+            .into_iter()
+            .map(|k| {
+                k.wait_with_output()
+                    .expect("wait")
+                    .status
+                    .code()
+                    .unwrap_or(-1)
+            })
+            .collect();
+        let mut sorted = codes.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            [0, 3],
+            "round {round}: one resume runs, the other is refused: {codes:?}"
+        );
+        assert_eq!(
+            env.manifest(&id)["resume_events"]
+                .as_array()
+                .expect("events")
+                .len(),
+            1
+        );
+    }
+    assert_eq!(
+        count(&env, "slow.count"),
+        40,
+        "each run's stage ran once at start and once in its one resume"
+    );
+}
+
+#[test]
+fn a_running_run_is_locked() {
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"s","command":"touch started; sleep 3"}]}]}"#);
+    let child = env
+        .command(["start", "p", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while !env.path().join("started").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .expect("ls")
+        .flatten()
+        .next()
+        .expect("run")
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let out = env.cli(["resume", "--run", &id]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("pid {}", child.id())),
+        "names the holder: {}",
+        out.stderr
+    );
+    // cancel from another terminal
+    let c = env.cli(["cancel", "--run", &id]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(143));
+    let m = env.manifest(&id);
+    assert_eq!(m["status"], "cancelled");
+    assert_eq!(m["status_detail"], "run-canceled");
+}
+
+#[test]
+fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
+      {"kind":"command","id":"s","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
+    let mut child = env
+        .command(["start", "p"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while !env.path().join("child.pid").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
+    let _ = child.wait();
+    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .expect("ls")
+        .flatten()
+        .next()
+        .expect("run")
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let survivor: i32 = std::fs::read_to_string(env.path().join("child.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(
+        kill(Pid::from_raw(survivor), None).is_ok(),
+        "the stage's grandchild survived the runner"
+    );
+    let st = env.cli(["status", "--run", &id, "--format", "json"]).json();
+    assert_eq!(st["status"], "in_progress");
+    assert_eq!(st["activity"]["abandoned"], true);
+    assert_eq!(st["activity"]["runner_alive"], false);
+    std::fs::write(env.path().join("resumed"), "").expect("w");
+    let out = env.cli(["resume", "--run", &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::thread::sleep(Duration::from_millis(100));
+    let state = std::fs::read_to_string(format!("/proc/{survivor}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .next()
+                .unwrap_or('?')
+        })
+        .unwrap_or('X');
+    assert!(
+        state == 'X' || state == 'Z',
+        "survivor killed (state {state})"
+    );
+    let m = env.manifest(&id);
+    assert_valid_manifest(&m);
+    assert_eq!(m["status"], "succeeded");
+}
