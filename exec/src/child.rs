@@ -1,12 +1,22 @@
-//! Running one attempt: spawn `sh -c` in its own process group with stdin closed, drain stdout
-//! and stderr in the same `select!` as the exit, the timeout and cancellation (so a child that
-//! floods both pipes never deadlocks), log every byte, keep only a bounded tail in memory, and
-//! make sure nothing of the group survives the attempt.
+//! Running one attempt of a stage: spawn `sh -c` in its own process group with stdin closed,
+//! drain stdout and stderr in the same `select!` as the exit, the timers and cancellation (so a
+//! child that floods both pipes never deadlocks), log every byte as it comes, keep only a
+//! bounded tail in memory, and make sure nothing of the group survives the attempt.
+//!
+//! Memory does not grow with the output: each stream has one read buffer of at most 64 KiB,
+//! flushed as `exec:chunk` events when it is full or its oldest byte is 50 ms old, straight into
+//! the stage log's `BufWriter`; only the last `tail_bytes` of each stream and the first
+//! `max_chunk_events` chunks are kept.
+//!
+//! What a process group cannot reach: a process that calls `setsid` (a daemon) leaves the
+//! stage's group on purpose. It is not killed; if it still holds the stage's pipes after the
+//! leak wait, the runner stops reading them, and the attempt ends anyway.
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use base64::Engine;
 use nix::sys::signal::Signal;
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -15,21 +25,23 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::capture::Tail;
+use crate::chunk::{split_pieces, Piece};
 use crate::errors::ExecError;
-use crate::ndjson::{Chunk, Piece, StageLog, Utf8Splitter};
+use crate::ndjson::{Chunk, StageLog};
 use crate::outcome::{ChunkRecord, ExecResult, Outcome, ProcessInfo};
 use crate::spec::{CancelRequest, ExecSpec};
-use crate::unix::{group_alive, process_start_ticks, signal_group};
+use crate::stop::{Action, Stopper};
+use crate::unix::{group_has_live_members, process_start_ticks, signal_group};
 
-/// Largest chunk: one read buffer.
+/// Largest chunk, and the size of each stream's read buffer.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Output younger than this waits to be coalesced with what follows.
+/// Output younger than this waits to be coalesced with what follows: a stage printing 100 000
+/// tiny lines makes a few dozen chunk events, not 100 000.
 const COALESCE: Duration = Duration::from_millis(50);
-/// After killing leaked processes, how long to drain what they left in the pipes.
-const LEAK_DRAIN: Duration = Duration::from_millis(200);
 
-/// Kills the whole group when dropped: on every way out of `run` (normal end, log error, the
-/// future being dropped) nothing of the stage's group survives.
+/// Kills the whole group when dropped. `tokio`'s `kill_on_drop` would only kill `sh`; this
+/// covers every way out of `run` (normal end, a log write error, the future being dropped), so
+/// nothing of the stage's group survives the attempt.
 struct GroupGuard(i32);
 
 impl Drop for GroupGuard {
@@ -38,94 +50,183 @@ impl Drop for GroupGuard {
     }
 }
 
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+/// One output stream being drained.
 struct Stream {
     name: &'static str,
-    reader: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    /// `None` once the stream ended (or we stopped reading it).
+    reader: Option<Reader>,
+    /// Bytes read and not logged yet: never more than `CHUNK_BYTES`. Between flushes it may
+    /// start with an unfinished code point (at most 3 bytes) carried from the previous chunk.
     pending: Vec<u8>,
+    /// Arrival of the oldest fresh byte in `pending`; `None` when nothing fresh is pending.
     since: Option<Instant>,
-    splitter: Utf8Splitter,
     tail: Tail,
 }
 
 impl Stream {
-    fn new(
-        name: &'static str,
-        reader: Option<Box<dyn AsyncRead + Unpin + Send>>,
-        tail: usize,
-    ) -> Stream {
+    fn new(name: &'static str, reader: Option<Reader>, tail_bytes: usize) -> Stream {
         Stream {
             name,
             reader,
             pending: Vec::with_capacity(CHUNK_BYTES),
             since: None,
-            splitter: Utf8Splitter::default(),
-            tail: Tail::new(tail),
+            tail: Tail::new(tail_bytes),
         }
     }
 
-    fn flush_at(&self) -> Option<Instant> {
+    fn open(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// Open, with room in the buffer for another read.
+    fn readable(&self) -> bool {
+        self.open() && self.pending.len() < CHUNK_BYTES
+    }
+
+    /// When pending output must be logged at the latest.
+    fn due(&self) -> Option<Instant> {
         self.since.map(|s| s + COALESCE)
     }
 }
 
-/// Writes chunk events and counts them.
+/// Reads once into the stream's buffer, never past `CHUNK_BYTES` in all. Cancel-safe, which
+/// `select!` needs: `read_buf` appends only what a completed read returned, so dropping this
+/// future when another branch wins loses no bytes.
+async fn read_some(s: &mut Stream) -> std::io::Result<usize> {
+    let room = (CHUNK_BYTES - s.pending.len()) as u64;
+    match s.reader.as_mut() {
+        Some(r) => r.take(room).read_buf(&mut s.pending).await,
+        None => Ok(0),
+    }
+}
+
+/// Turns pending output into `exec:chunk` events and keeps count.
 struct Emitter<'a> {
     log: &'a mut StageLog,
     correlation_id: String,
     attempt: u32,
+    /// Shared by both streams, from 1.
     sequence: u64,
     max_retained: usize,
     retained: Vec<ChunkRecord>,
     dropped: u64,
+    /// Reused base64 buffer.
+    encoded: String,
 }
 
 impl Emitter<'_> {
-    fn emit(&mut self, s: &mut Stream, last: bool) -> Result<(), ExecError> {
+    /// Logs what `s` has pending: everything once the stream is closed, otherwise everything
+    /// but an unfinished code point at the end, which waits for the next read.
+    fn emit(&mut self, s: &mut Stream) -> Result<(), ExecError> {
         s.since = None;
-        if s.pending.is_empty() && !last {
+        if s.pending.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(&mut s.pending, Vec::with_capacity(CHUNK_BYTES));
-        s.tail.push(&data);
-        let name = s.name;
-        s.splitter.feed(&data, last, |piece| {
-            self.sequence += 1;
-            let (text, raw, base64) = match piece {
-                Piece::Text(t) => (std::borrow::Cow::Borrowed(t), t.as_bytes(), false),
-                Piece::Binary(b) => {
-                    use base64::Engine;
-                    (
-                        std::borrow::Cow::Owned(
-                            base64::engine::general_purpose::STANDARD.encode(b),
-                        ),
-                        b,
-                        true,
-                    )
-                }
-            };
-            if self.retained.len() < self.max_retained {
-                self.retained.push(ChunkRecord {
-                    stream: name,
-                    sequence: self.sequence,
-                    data: raw.to_vec(),
-                });
-            } else {
-                self.dropped += 1;
-            }
-            self.log.write_chunk(&Chunk {
-                correlation_id: &self.correlation_id,
-                attempt: self.attempt,
-                stream: name,
+        let (name, last) = (s.name, !s.open());
+        let consumed = split_pieces(&s.pending, last, |piece| self.piece(name, piece))?;
+        s.tail.push(&s.pending[..consumed]);
+        s.pending.drain(..consumed);
+        Ok(())
+    }
+
+    fn piece(&mut self, stream: &'static str, piece: Piece<'_>) -> Result<(), ExecError> {
+        self.sequence += 1;
+        let raw = match piece {
+            Piece::Text(t) => t.as_bytes(),
+            Piece::Binary(b) => b,
+        };
+        if self.retained.len() < self.max_retained {
+            self.retained.push(ChunkRecord {
+                stream,
                 sequence: self.sequence,
-                bytes: raw.len(),
-                data: &text,
-                base64,
-            })
-        })
+                data: raw.to_vec(),
+            });
+        } else {
+            self.dropped += 1;
+        }
+        let mut encoded = std::mem::take(&mut self.encoded);
+        let (data, base64) = match piece {
+            Piece::Text(t) => (t, false),
+            Piece::Binary(b) => {
+                encoded.clear();
+                base64::engine::general_purpose::STANDARD.encode_string(b, &mut encoded);
+                (encoded.as_str(), true)
+            }
+        };
+        let written = self.log.write_chunk(&Chunk {
+            correlation_id: &self.correlation_id,
+            attempt: self.attempt,
+            stream,
+            sequence: self.sequence,
+            bytes: raw.len(),
+            data,
+            base64,
+        });
+        self.encoded = encoded;
+        written
     }
 }
 
-/// A random UUID-v4-shaped id.
+/// Logs what both streams have pending, older data first, so that `sequence` follows the order
+/// the output was produced in (as closely as coalescing allows).
+fn flush(em: &mut Emitter<'_>, a: &mut Stream, b: &mut Stream) -> Result<(), ExecError> {
+    let b_first = match (a.since, b.since) {
+        (Some(x), Some(y)) => y < x,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if b_first {
+        em.emit(b)?;
+        em.emit(a)
+    } else {
+        em.emit(a)?;
+        em.emit(b)
+    }
+}
+
+/// Accounts for one read of `this`. A stream that ended or filled its buffer is logged at once.
+fn after_read(
+    em: &mut Emitter<'_>,
+    this: &mut Stream,
+    other: &mut Stream,
+    read: std::io::Result<usize>,
+) -> Result<(), ExecError> {
+    match read {
+        Ok(0) => this.reader = None,
+        Ok(_) => {
+            this.since.get_or_insert_with(Instant::now);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(e) => {
+            // A pipe read does not fail in practice; if it does, the stream is over for us.
+            tracing::warn!(stream = this.name, error = %e, "cannot read stage output; treating it as ended");
+            this.reader = None;
+        }
+    }
+    if !this.open() || this.pending.len() >= CHUNK_BYTES {
+        flush(em, this, other)?;
+    }
+    Ok(())
+}
+
+/// Carries out a decision of the [`Stopper`].
+fn apply(action: Action, pgid: i32, out: &mut Stream, err: &mut Stream) {
+    match action {
+        Action::Term => signal_group(pgid, Signal::SIGTERM),
+        Action::Kill => signal_group(pgid, Signal::SIGKILL),
+        Action::Detach => {
+            if out.open() || err.open() {
+                tracing::warn!(pgid, "a process outside the stage's group still holds its output; no longer reading it");
+            }
+            out.reader = None;
+            err.reader = None;
+        }
+    }
+}
+
+/// A random UUID-v4-shaped id (the peer's `correlation_id` / `session_id`).
 fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::rng().random();
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -144,11 +245,19 @@ fn uuid_v4() -> String {
 fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
-        _ => unreachable!("built as an object"),
+        _ => Map::new(),
     }
 }
 
-/// Runs one attempt of `spec`, logging to `log`. See the module docs.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs one attempt of `spec`, logging `exec:begin`, `exec:chunk`s and `exec:end` to `log`
+/// (chunks with their data in the stage log, as references in `runner.ndjson`). `on_spawn` is
+/// called right after the process started. Returns `Ok` for every way the command can end,
+/// including a failed spawn; `Err` only when the logs cannot be written (or the OS refuses to
+/// wait), and even then the process group is killed first.
 pub async fn run(
     spec: &ExecSpec,
     log: &mut StageLog,
@@ -164,6 +273,7 @@ pub async fn run(
         "args": [],
         "cwd": spec.cwd.to_string_lossy(),
         "session_id": uuid_v4(),
+        // We do not sandbox stages; say so rather than copy the peer's "sandboxed".
         "sandbox_state": "unsandboxed",
         "persisted": false,
     })))?;
@@ -176,15 +286,24 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own group, led by `sh`: timeouts and cancellation signal the whole group, and
+        // the terminal's Ctrl-C does not reach it behind the runner's back.
         .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             let message = format!("sh -c in `{}`: {e}", spec.cwd.display());
             log.write_fields(obj(json!({
-                "type": "exec:end", "correlation_id": correlation_id, "attempt": spec.attempt,
-                "exit_code": 127, "signal": null, "duration_ms": 0, "status": "failed", "error": message,
+                "type": "exec:end",
+                "correlation_id": correlation_id,
+                "attempt": spec.attempt,
+                "exit_code": 127,
+                "signal": null,
+                "duration_ms": millis(started.elapsed()),
+                "status": "failed",
+                "error": message,
             })))?;
+            log.flush_buffer()?;
             return Ok(ExecResult {
                 outcome: Outcome::SpawnFailed { message },
                 process: None,
@@ -197,9 +316,12 @@ pub async fn run(
             });
         }
     };
-    let pid = child.id().expect("a just-spawned child has a pid");
-    let pgid = pid as i32;
+    let pid = child
+        .id()
+        .expect("a child that was never waited for has a pid");
+    let pgid = i32::try_from(pid).expect("pids fit in pid_t");
     let guard = GroupGuard(pgid);
+    // `sh` is not reaped before `wait()` below, so its /proc entry is there to read.
     let process = ProcessInfo {
         pid,
         pgid,
@@ -210,12 +332,12 @@ pub async fn run(
 
     let mut out = Stream::new(
         "stdout",
-        child.stdout.take().map(|r| Box::new(r) as _),
+        child.stdout.take().map(|r| Box::new(r) as Reader),
         spec.tail_bytes,
     );
     let mut err = Stream::new(
         "stderr",
-        child.stderr.take().map(|r| Box::new(r) as _),
+        child.stderr.take().map(|r| Box::new(r) as Reader),
         spec.tail_bytes,
     );
     let mut em = Emitter {
@@ -226,116 +348,80 @@ pub async fn run(
         max_retained: spec.max_chunk_events,
         retained: Vec::new(),
         dropped: 0,
+        encoded: String::new(),
     };
-    let mut status = None;
-    let mut timeout_at = spec.timeout.map(|t| started + t);
-    let mut timed_out = false;
-    let mut cancelled = false;
-    let mut kill_at: Option<Instant> = None;
-    let mut leak_at: Option<Instant> = None;
-    let mut leaked = false;
+    let mut stopper = Stopper::new(started, spec.timeout, spec.kill_grace, spec.leak_timeout);
+    let mut status: Option<ExitStatus> = None;
+    // A cancellation requested before the spawn acts at once.
+    let request = *cancel.borrow_and_update();
+    if let Some(action) = stopper.cancel(request, Instant::now()) {
+        apply(action, pgid, &mut out, &mut err);
+    }
     let mut cancel_open = true;
-    // A cancellation that arrived before the spawn must act at once.
-    cancel.mark_changed();
-    let far = Instant::now() + Duration::from_secs(86400 * 365);
 
-    loop {
-        if status.is_some() && out.reader.is_none() && err.reader.is_none() {
-            break;
-        }
-        let flush_at = [out.flush_at(), err.flush_at()].into_iter().flatten().min();
+    // Ends when the main process was reaped and both pipes reached end of file (or were
+    // abandoned to a process outside the group).
+    while status.is_none() || out.open() || err.open() {
+        let deadline = [out.due(), err.due(), stopper.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
-            r = read_into(&mut out) => {
-                if r && out.pending.len() >= CHUNK_BYTES { em.emit(&mut out, false)?; }
-            }
-            r = read_into(&mut err) => {
-                if r && err.pending.len() >= CHUNK_BYTES { em.emit(&mut err, false)?; }
-            }
+            read = read_some(&mut out), if out.readable() => after_read(&mut em, &mut out, &mut err, read)?,
+            read = read_some(&mut err), if err.readable() => after_read(&mut em, &mut err, &mut out, read)?,
             st = child.wait(), if status.is_none() => {
-                status = Some(st.map_err(|e| ExecError { path: spec.cwd.clone(), source: e })?);
-                if out.reader.is_some() || err.reader.is_some() {
-                    leak_at = Some(Instant::now() + spec.leak_timeout);
+                let st = st.map_err(|source| ExecError::Wait { pid, cwd: spec.cwd.clone(), source })?;
+                status = Some(st);
+                stopper.exited(Instant::now(), out.open() || err.open());
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
+                let now = Instant::now();
+                while let Some(action) = stopper.expire(now) {
+                    apply(action, pgid, &mut out, &mut err);
+                }
+                if [out.due(), err.due()].into_iter().flatten().any(|d| d <= now) {
+                    flush(&mut em, &mut out, &mut err)?;
                 }
             }
-            () = tokio::time::sleep_until(flush_at.unwrap_or(far)), if flush_at.is_some() => {
-                if out.flush_at().is_some_and(|t| t <= Instant::now()) { em.emit(&mut out, false)?; }
-                if err.flush_at().is_some_and(|t| t <= Instant::now()) { em.emit(&mut err, false)?; }
-            }
-            () = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() && status.is_none() => {
-                timeout_at = None;
-                if !cancelled {
-                    timed_out = true;
-                    signal_group(pgid, Signal::SIGTERM);
-                    kill_at = Some(Instant::now() + spec.kill_grace);
-                }
-            }
-            () = tokio::time::sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() => {
-                kill_at = None;
-                signal_group(pgid, Signal::SIGKILL);
-            }
-            () = tokio::time::sleep_until(leak_at.unwrap_or(far)), if leak_at.is_some() => {
-                if leaked {
-                    // Whatever still holds the pipes is outside the group (setsid): stop
-                    // reading rather than hang the run.
-                    leak_at = None;
-                    out.reader = None;
-                    err.reader = None;
-                } else {
-                    leaked = true;
-                    signal_group(pgid, Signal::SIGKILL);
-                    leak_at = Some(Instant::now() + LEAK_DRAIN);
-                }
-            }
-            changed = cancel.changed(), if cancel_open => {
-                if changed.is_err() {
-                    cancel_open = false;
-                    continue;
-                }
-                let request = *cancel.borrow_and_update();
-                match request {
-                    CancelRequest::None => {}
-                    CancelRequest::Graceful { .. } if status.is_none() && !cancelled => {
-                        cancelled = true;
-                        timeout_at = None;
-                        signal_group(pgid, Signal::SIGTERM);
-                        kill_at = Some(Instant::now() + spec.kill_grace);
-                    }
-                    CancelRequest::Graceful { .. } => {}
-                    CancelRequest::Immediate { .. } => {
-                        cancelled |= status.is_none();
-                        kill_at = None;
-                        signal_group(pgid, Signal::SIGKILL);
+            changed = cancel.changed(), if cancel_open => match changed {
+                Ok(()) => {
+                    let request = *cancel.borrow_and_update();
+                    if let Some(action) = stopper.cancel(request, Instant::now()) {
+                        apply(action, pgid, &mut out, &mut err);
                     }
                 }
-            }
+                // Every sender is gone: no cancellation can come any more.
+                Err(_) => cancel_open = false,
+            },
         }
     }
-    em.emit(&mut out, true)?;
-    em.emit(&mut err, true)?;
-    // Processes of the group that closed their pipes but still run (background jobs) are
-    // killed too: a stage owns its group for exactly as long as it runs.
-    if group_alive(pgid) {
-        leaked = true;
-    }
-    drop(guard);
-    let status = status.expect("the loop ends only after the exit status");
+    // Both streams are closed: this logs everything, unfinished code points included.
+    flush(&mut em, &mut out, &mut err)?;
     let duration = started.elapsed();
-    let signal = status.signal();
-    let outcome = if timed_out {
+    // Group members still running now closed their pipes but outlived `sh` (background jobs):
+    // a stage owns its group for exactly as long as it runs, so they are killed too.
+    let leftovers = group_has_live_members(pgid);
+    drop(guard);
+
+    let status = status.expect("the loop ends only once the exit status is known");
+    let (signal, code) = (status.signal(), status.code());
+    let outcome = if stopper.timed_out {
         Outcome::TimedOut {
             after: spec.timeout.unwrap_or_default(),
             signal,
+            code,
         }
-    } else if cancelled {
-        Outcome::Cancelled { signal }
-    } else if let Some(sig) = signal {
-        Outcome::Signaled { signal: sig }
+    } else if stopper.cancelled {
+        Outcome::Cancelled { signal, code }
+    } else if let Some(signal) = signal {
+        Outcome::Signaled { signal }
     } else {
+        // `wait` reports only exits and deaths by signal, so a code is always there.
         Outcome::Exited {
-            code: status.code().unwrap_or(-1),
+            code: code.unwrap_or(-1),
         }
     };
-    let mut result = ExecResult {
+    let result = ExecResult {
         outcome,
         process: Some(process),
         duration,
@@ -343,13 +429,13 @@ pub async fn run(
         stderr: err.tail.finish(),
         chunk_events: std::mem::take(&mut em.retained),
         dropped_chunk_events: em.dropped,
-        leaked_processes: leaked,
+        leaked_processes: stopper.leaked || leftovers,
     };
     let status_name = if result.succeeded() {
         "succeeded"
-    } else if timed_out {
+    } else if stopper.timed_out {
         "timed_out"
-    } else if cancelled {
+    } else if stopper.cancelled {
         "cancelled"
     } else {
         "failed"
@@ -360,37 +446,31 @@ pub async fn run(
         "attempt": spec.attempt,
         "exit_code": result.exit_code(),
         "signal": result.signal(),
-        "duration_ms": u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        "duration_ms": millis(duration),
         "status": status_name,
     }));
-    if timed_out {
+    if stopper.timed_out {
         end.insert("timed_out".into(), Value::Bool(true));
     }
-    if leaked {
+    if result.leaked_processes {
         end.insert("leaked_processes".into(), Value::Bool(true));
     }
     em.log.write_fields(end)?;
-    result.duration = duration;
+    em.log.flush_buffer()?;
     Ok(result)
 }
 
-/// Reads what is available into the stream's pending buffer; false at end of stream (and the
-/// reader is dropped). Pending when the stream is closed, so `select!` skips it.
-async fn read_into(s: &mut Stream) -> bool {
-    let Some(reader) = s.reader.as_mut() else {
-        return std::future::pending().await;
-    };
-    if s.pending.capacity() - s.pending.len() == 0 {
-        s.pending.reserve(CHUNK_BYTES);
-    }
-    match reader.read_buf(&mut s.pending).await {
-        Ok(0) | Err(_) => {
-            s.reader = None;
-            false
-        }
-        Ok(_) => {
-            s.since.get_or_insert_with(Instant::now);
-            true
-        }
+#[cfg(test)]
+mod tests {
+    use super::uuid_v4;
+
+    #[test]
+    fn ids_look_like_uuid_v4() {
+        let id = uuid_v4();
+        let parts: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(uuid_v4(), id);
     }
 }

@@ -2,16 +2,22 @@
 //! concurrently, byte-exact ndjson logs, bounded in-memory capture, enforced timeouts and
 //! cancellation that leaves no process of the group behind.
 //!
-//! Processes that escape the group on purpose (`setsid` daemons) are outside what a process
-//! group can reach; they are cut off from the stage's pipes after the leak timeout so they
-//! cannot hang the run.
+//! The orchestrator builds an [`ExecSpec`], opens a [`StageLog`] (which also writes to the run's
+//! [`RunnerLog`]) and calls [`run`]; it gets an [`ExecResult`] whose [`Outcome`] says how the
+//! attempt ended, and [`summarize`] turns it into the peer's one-line summary.
+//!
+//! Processes that leave the group on purpose (`setsid` daemons) are beyond what a process group
+//! can reach: they are not killed, only cut off from the stage's pipes after the leak wait so
+//! they cannot hang the run.
 
 mod capture;
 mod child;
+mod chunk;
 pub mod errors;
 pub mod ndjson;
 pub mod outcome;
 pub mod spec;
+mod stop;
 mod summary;
 mod unix;
 

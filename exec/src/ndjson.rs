@@ -104,13 +104,15 @@ fn line(mut fields: Map<String, Value>, index: usize) -> Vec<u8> {
     fields.insert("timestamp".into(), Value::String(crate::now_rfc3339()));
     fields.insert("index".into(), json!(index));
     let mut out =
-        serde_json::to_vec(&Value::Object(fields)).expect("a JSON value always serializes");
+        serde_json::to_vec(&Value::Object(fields)).expect("a JSON map with string keys serializes");
     out.push(b'\n');
     out
 }
 
-/// The run's `runner.ndjson`. Cloneable; every line is one `write` under the mutex, so lines of
-/// concurrently running stages never interleave. Unbuffered: its lines are small (no output).
+/// The run's `runner.ndjson`. Cloneable; every line is one `write_all` on an `O_APPEND` file
+/// under the mutex, so lines of concurrently running stages never interleave. Unbuffered: its
+/// lines are small (chunks appear only as references) and must not be lost in a buffer when
+/// the runner dies.
 #[derive(Debug, Clone)]
 pub struct RunnerLog {
     path: Arc<PathBuf>,
@@ -124,7 +126,7 @@ impl RunnerLog {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| ExecError {
+            .map_err(|source| ExecError::Open {
                 path: path.to_owned(),
                 source,
             })?;
@@ -140,8 +142,10 @@ impl RunnerLog {
     }
 
     fn write_raw(&self, bytes: &[u8]) -> Result<(), ExecError> {
+        // A panic while holding the lock cannot leave a half-written line (write_all on one
+        // buffer), so a poisoned lock is still usable.
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(bytes).map_err(|source| ExecError {
+        f.write_all(bytes).map_err(|source| ExecError::Write {
             path: (*self.path).clone(),
             source,
         })
@@ -150,14 +154,16 @@ impl RunnerLog {
     /// fdatasync (end of run).
     pub fn sync(&self) -> Result<(), ExecError> {
         let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.sync_data().map_err(|source| ExecError {
+        f.sync_data().map_err(|source| ExecError::Write {
             path: (*self.path).clone(),
             source,
         })
     }
 }
 
-/// One stage's log plus the run's log. Appends: a retry or a resume continues the same file.
+/// One stage's log plus a handle on the run's log. Appends: a retry or a resume continues the
+/// same file. Buffered (64 KiB): output chunks go straight from the read buffer through here to
+/// the file, so the runner's memory does not grow with the output.
 #[derive(Debug)]
 pub struct StageLog {
     path: PathBuf,
@@ -165,9 +171,13 @@ pub struct StageLog {
     index: usize,
     runner: RunnerLog,
     log_ref: String,
+    /// Reused line buffer for chunk lines (up to ~6x a 64 KiB chunk when JSON escapes it).
+    scratch: Vec<u8>,
 }
 
-/// One `exec:chunk` line, serialized without copying the data.
+/// One `exec:chunk` line, serialized without copying the data. Field order is the line's key
+/// order: the peer's keys, then `encoding` (base64 chunks) or `ref` (runner log), then
+/// `timestamp` and `index`.
 #[derive(Serialize)]
 struct ChunkLine<'a> {
     #[serde(rename = "type")]
@@ -195,13 +205,14 @@ pub(crate) struct Chunk<'a> {
     pub(crate) sequence: u64,
     /// Raw byte count.
     pub(crate) bytes: usize,
-    /// UTF-8 text or base64 of the raw bytes.
+    /// UTF-8 text, or base64 of the raw bytes.
     pub(crate) data: &'a str,
     pub(crate) base64: bool,
 }
 
 impl StageLog {
-    /// Opens the stage log at `path` (append). `log_ref` is how runner lines refer to it.
+    /// Opens the stage log at `path` (append). `log_ref` is how runner lines refer to it (the
+    /// repo-relative path of the stage log).
     pub fn open(
         path: &Path,
         index: usize,
@@ -212,7 +223,7 @@ impl StageLog {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| ExecError {
+            .map_err(|source| ExecError::Open {
                 path: path.to_owned(),
                 source,
             })?;
@@ -222,11 +233,12 @@ impl StageLog {
             index,
             runner,
             log_ref,
+            scratch: Vec::new(),
         })
     }
 
     fn err(&self, source: std::io::Error) -> ExecError {
-        ExecError {
+        ExecError::Write {
             path: self.path.clone(),
             source,
         }
@@ -234,9 +246,7 @@ impl StageLog {
 
     /// Writes an event to the stage log and the runner log.
     pub fn write(&mut self, event: &LogEvent) -> Result<(), ExecError> {
-        let bytes = line(event.fields(), self.index);
-        self.file.write_all(&bytes).map_err(|e| self.err(e))?;
-        self.runner.write_raw(&bytes)
+        self.write_fields(event.fields())
     }
 
     /// Writes an event to the runner log only.
@@ -267,101 +277,34 @@ impl StageLog {
             timestamp: &ts,
             index: self.index,
         };
-        let mut buf = serde_json::to_vec(&l).expect("chunk lines always serialize");
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        serde_json::to_writer(&mut buf, &l).expect("chunk lines serialize into memory");
         buf.push(b'\n');
-        self.file.write_all(&buf).map_err(|e| self.err(e))?;
+        let written = self.file.write_all(&buf);
+        // Keep the buffer for the next chunk, but not a huge one (a chunk of control
+        // characters escapes to 6x its size).
+        if buf.capacity() <= 128 * 1024 {
+            self.scratch = buf;
+        }
+        written.map_err(|e| self.err(e))?;
         l.data = None;
         l.encoding = None;
         l.reference = Some(&self.log_ref);
-        let mut buf = serde_json::to_vec(&l).expect("chunk lines always serialize");
+        let mut buf = serde_json::to_vec(&l).expect("chunk lines serialize into memory");
         buf.push(b'\n');
         self.runner.write_raw(&buf)
     }
 
+    /// Pushes buffered lines to the file (no fsync), so that readers see a finished attempt.
+    pub(crate) fn flush_buffer(&mut self) -> Result<(), ExecError> {
+        self.file.flush().map_err(|e| self.err(e))
+    }
+
     /// Flushes the buffer and fdatasyncs the stage log.
     pub fn flush(&mut self) -> Result<(), ExecError> {
-        self.file.flush().map_err(|e| self.err(e))?;
+        self.flush_buffer()?;
         self.file.get_ref().sync_data().map_err(|e| self.err(e))
-    }
-}
-
-/// Splits a stream's bytes into chunk payloads: valid UTF-8 as text, never cutting a code point;
-/// invalid bytes as base64. An incomplete code point at the end is carried to the next read.
-#[derive(Debug, Default)]
-pub(crate) struct Utf8Splitter {
-    carry: Vec<u8>,
-}
-
-/// One payload: text, or raw bytes to base64.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Piece<'a> {
-    Text(&'a str),
-    Binary(&'a [u8]),
-}
-
-impl Utf8Splitter {
-    /// Feeds `input` (with any carried bytes prepended) and calls `emit` per piece. With
-    /// `last`, nothing is carried: an incomplete trailing sequence is emitted as binary.
-    pub(crate) fn feed<E>(
-        &mut self,
-        input: &[u8],
-        last: bool,
-        mut emit: impl FnMut(Piece<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let owned;
-        let mut buf: &[u8] = if self.carry.is_empty() {
-            input
-        } else {
-            let mut v = std::mem::take(&mut self.carry);
-            v.extend_from_slice(input);
-            owned = v;
-            &owned
-        };
-        while !buf.is_empty() {
-            match std::str::from_utf8(buf) {
-                Ok(s) => {
-                    emit(Piece::Text(s))?;
-                    break;
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    if valid > 0 {
-                        emit(Piece::Text(
-                            std::str::from_utf8(&buf[..valid]).expect("checked valid"),
-                        ))?;
-                        buf = &buf[valid..];
-                        continue;
-                    }
-                    match e.error_len() {
-                        None if !last => {
-                            // An incomplete code point at the very end: wait for the rest.
-                            self.carry.extend_from_slice(buf);
-                            break;
-                        }
-                        None => {
-                            emit(Piece::Binary(buf))?;
-                            break;
-                        }
-                        Some(mut n) => {
-                            // Gather the whole run of invalid bytes into one binary piece.
-                            while n < buf.len() {
-                                match std::str::from_utf8(&buf[n..]) {
-                                    Err(e2) if e2.valid_up_to() == 0 => match e2.error_len() {
-                                        Some(k) => n += k,
-                                        None if last => n = buf.len(),
-                                        None => break,
-                                    },
-                                    _ => break,
-                                }
-                            }
-                            emit(Piece::Binary(&buf[..n]))?;
-                            buf = &buf[n..];
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -369,59 +312,132 @@ impl Utf8Splitter {
 mod tests {
     use super::*;
 
-    fn split(chunks: &[&[u8]]) -> (Vec<u8>, Vec<String>) {
-        let mut s = Utf8Splitter::default();
-        let mut out = Vec::new();
-        let mut kinds = Vec::new();
-        for (i, c) in chunks.iter().enumerate() {
-            s.feed::<()>(c, i + 1 == chunks.len(), |p| {
-                match p {
-                    Piece::Text(t) => {
-                        out.extend_from_slice(t.as_bytes());
-                        kinds.push(format!("t:{t}"));
-                    }
-                    Piece::Binary(b) => {
-                        out.extend_from_slice(b);
-                        kinds.push(format!("b:{}", b.len()));
-                    }
-                }
-                Ok(())
-            })
-            .expect("no error");
-        }
-        (out, kinds)
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .expect("log readable")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect()
     }
 
     #[test]
-    fn split_code_point_is_carried_not_cut() {
-        let euro = "€".as_bytes();
-        let (bytes, kinds) = split(&[&[b'a', euro[0]], &euro[1..], b"z"]);
-        assert_eq!(bytes, "a€z".as_bytes());
-        assert_eq!(kinds, ["t:a", "t:€", "t:z"]);
+    fn events_go_to_both_logs_and_chunks_are_referenced_in_the_runner_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runner = RunnerLog::open(&dir.path().join("runner.ndjson")).expect("open runner");
+        let stage_path = dir.path().join("01-a.ndjson");
+        let mut log = StageLog::open(
+            &stage_path,
+            1,
+            runner.clone(),
+            "commands/01-a.ndjson".into(),
+        )
+        .expect("open");
+        log.write(&LogEvent::CommandStart {
+            command: "echo hi".into(),
+        })
+        .expect("write");
+        log.write_runner_only(&LogEvent::CommandConfig { timeout_ms: 5 })
+            .expect("write");
+        let chunk = Chunk {
+            correlation_id: "c",
+            attempt: 1,
+            stream: "stdout",
+            sequence: 1,
+            bytes: 3,
+            data: "/w==",
+            base64: true,
+        };
+        log.write_chunk(&chunk).expect("chunk");
+        log.write(&LogEvent::CommandFallback {
+            reason: "command_failed".into(),
+            exit_code: Some(3),
+            signal: None,
+            timeout_ms: None,
+        })
+        .expect("write");
+        log.flush().expect("flush");
+
+        let stage = lines(&stage_path);
+        assert_eq!(stage.len(), 3);
+        assert_eq!(keys(&stage[0]), ["type", "command", "timestamp", "index"]);
+        assert_eq!(
+            keys(&stage[1]),
+            [
+                "type",
+                "correlation_id",
+                "attempt",
+                "stream",
+                "sequence",
+                "bytes",
+                "data",
+                "encoding",
+                "timestamp",
+                "index"
+            ]
+        );
+        assert_eq!(
+            (stage[1]["data"].as_str(), stage[1]["encoding"].as_str()),
+            (Some("/w=="), Some("base64"))
+        );
+        assert_eq!(
+            keys(&stage[2]),
+            [
+                "type",
+                "fallback",
+                "reason",
+                "exit_code",
+                "signal",
+                "timeout_ms",
+                "timestamp",
+                "index"
+            ]
+        );
+
+        let run = lines(&dir.path().join("runner.ndjson"));
+        let types: Vec<_> = run
+            .iter()
+            .map(|v| v["type"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "command:start",
+                "command:config",
+                "exec:chunk",
+                "command:fallback"
+            ]
+        );
+        assert_eq!(
+            keys(&run[2]),
+            [
+                "type",
+                "correlation_id",
+                "attempt",
+                "stream",
+                "sequence",
+                "bytes",
+                "ref",
+                "timestamp",
+                "index"
+            ]
+        );
+        assert_eq!(run[2]["ref"], "commands/01-a.ndjson");
     }
 
     #[test]
-    fn invalid_bytes_become_binary_pieces() {
-        let (bytes, kinds) = split(&[b"ok\xff\xfe\xfdok"]);
-        assert_eq!(bytes, b"ok\xff\xfe\xfdok");
-        assert_eq!(kinds, ["t:ok", "b:3", "t:ok"]);
-        let (bytes, kinds) = split(&[b"end\xe2\x82"]);
-        assert_eq!(bytes, b"end\xe2\x82");
-        assert_eq!(kinds, ["t:end", "b:2"]);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_bytes_any_split_round_trip(data in proptest::collection::vec(proptest::num::u8::ANY, 0..300), cuts in proptest::collection::vec(0usize..300, 0..6)) {
-            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= data.len()).collect();
-            cuts.push(0);
-            cuts.push(data.len());
-            cuts.sort_unstable();
-            cuts.dedup();
-            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &data[w[0]..w[1]]).collect();
-            let chunks = if chunks.is_empty() { vec![&data[..]] } else { chunks };
-            let (bytes, _) = split(&chunks);
-            proptest::prop_assert_eq!(bytes, data);
-        }
+    fn open_errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no/such/runner.ndjson");
+        let err = RunnerLog::open(&missing).expect_err("parent missing");
+        assert_eq!(err.to_string(), format!("open log `{}`", missing.display()));
+        assert_eq!(err.path(), missing);
     }
 }

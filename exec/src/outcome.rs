@@ -35,11 +35,15 @@ pub enum Outcome {
         after: Duration,
         /// Signal that finally ended the main process, if it died of one.
         signal: Option<i32>,
+        /// Exit code of the main process, if it exited on its own after SIGTERM.
+        code: Option<i32>,
     },
     /// The runner was asked to cancel and stopped the group.
     Cancelled {
         /// Signal that finally ended the main process, if it died of one.
         signal: Option<i32>,
+        /// Exit code of the main process, if it exited on its own after SIGTERM.
+        code: Option<i32>,
     },
     /// `sh` could not be started.
     SpawnFailed {
@@ -83,11 +87,13 @@ pub struct ExecResult {
     pub stdout: Capture,
     /// Tail of stderr.
     pub stderr: Capture,
-    /// Retained chunk events, at most `max_chunk_events`.
+    /// Retained chunk events, the first `max_chunk_events` of the attempt.
     pub chunk_events: Vec<ChunkRecord>,
     /// Chunk events not retained because of the cap.
     pub dropped_chunk_events: u64,
-    /// True when processes of the group still held the pipes after the main process exited
-    /// and had to be killed.
+    /// True when processes of the group outlived the main process and had to be killed: they
+    /// held stdout/stderr past `leak_timeout`, or were still running (background jobs) when the
+    /// output ended. Processes that left the group (`setsid`) are not killed; they are only cut
+    /// off from the pipes.
     pub leaked_processes: bool,
 }

@@ -8,7 +8,14 @@ const SUMMARY_CHARS: usize = 240;
 
 /// Trimmed text, first 240 characters, `…` when cut. Empty when there is no text.
 fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+    // A tail cut from a longer stream may start inside a code point: skip its continuation
+    // bytes (at most 3) rather than show a replacement character.
+    let skip = bytes
+        .iter()
+        .take(3)
+        .take_while(|b| (0x80..0xc0).contains(*b))
+        .count();
+    let text = String::from_utf8_lossy(&bytes[skip..]);
     let text = text.trim();
     let mut out: String = text.chars().take(SUMMARY_CHARS).collect();
     if text.chars().nth(SUMMARY_CHARS).is_some() {
@@ -17,71 +24,74 @@ fn excerpt(bytes: &[u8]) -> String {
     out
 }
 
-/// The summary of an attempt, exactly the peer's `buildSummary`: timed out / signal / non-zero
-/// exit (each with ` — ` and the stderr excerpt when there is one); on success the hint, else
-/// the stdout excerpt, else the stderr excerpt, else `Command completed with code 0`.
+/// The summary of an attempt, exactly the peer's `buildSummary`: timed out / killed by a signal /
+/// non-zero exit, each followed by ` — ` and the stderr excerpt when there is one; on success the
+/// hint, else the stdout excerpt, else the stderr excerpt, else `Command completed with code 0`.
+/// A cancelled attempt is summarized by how its process ended (the orchestrator says that it was
+/// cancelled); a spawn failure is `Failed to start: <message>`.
 pub fn summarize(r: &ExecResult, summary_hint: Option<&str>) -> String {
-    let head = match &r.outcome {
-        Outcome::TimedOut { after, .. } => Some(format!("Timed out after {}ms", after.as_millis())),
-        Outcome::Signaled { signal } => {
-            Some(format!("Terminated with signal {}", signal_name(*signal)))
-        }
-        Outcome::Cancelled { signal: Some(sig) } => {
-            Some(format!("Terminated with signal {}", signal_name(*sig)))
-        }
-        Outcome::Cancelled { signal: None } => Some("Cancelled".to_owned()),
-        Outcome::Exited { code } if *code != 0 => Some(format!("Exited with code {code}")),
+    let (signal, code) = match &r.outcome {
         Outcome::SpawnFailed { message } => return format!("Failed to start: {message}"),
-        Outcome::Exited { .. } => None,
+        Outcome::TimedOut { after, .. } => {
+            return with_stderr(format!("Timed out after {}ms", after.as_millis()), r)
+        }
+        Outcome::Signaled { signal } => (Some(*signal), None),
+        Outcome::Cancelled { signal, code } => (*signal, *code),
+        Outcome::Exited { code } => (None, Some(*code)),
     };
-    if let Some(head) = head {
-        let err = excerpt(&r.stderr.tail);
-        return if err.is_empty() {
-            head
-        } else {
-            format!("{head} — {err}")
-        };
+    if let Some(sig) = signal {
+        return with_stderr(format!("Terminated with signal {}", signal_name(sig)), r);
+    }
+    if let Some(code) = code.filter(|&c| c != 0) {
+        return with_stderr(format!("Exited with code {code}"), r);
     }
     if let Some(hint) = summary_hint.map(str::trim).filter(|h| !h.is_empty()) {
         return hint.to_owned();
     }
-    let out = excerpt(&r.stdout.tail);
-    if !out.is_empty() {
-        return out;
-    }
+    [&r.stdout.tail, &r.stderr.tail]
+        .into_iter()
+        .map(|tail| excerpt(tail))
+        .find(|e| !e.is_empty())
+        .unwrap_or_else(|| "Command completed with code 0".to_owned())
+}
+
+/// `head — <stderr excerpt>`, or just `head` when stderr has no text.
+fn with_stderr(head: String, r: &ExecResult) -> String {
     let err = excerpt(&r.stderr.tail);
-    if !err.is_empty() {
-        return err;
+    if err.is_empty() {
+        head
+    } else {
+        format!("{head} — {err}")
     }
-    "Command completed with code 0".to_owned()
 }
 
 impl ExecResult {
-    /// Exit code as recorded: the code, or 128 + the signal that ended the process (the shell's
-    /// convention), 127 when it never started, `None` when it is unknown.
+    /// Exit code as recorded in logs and the manifest: the code when the process exited, 128 +
+    /// the signal when a signal ended it (the shell's convention; the signal itself is in
+    /// [`ExecResult::signal`]), 127 when it never started (the shell's "command not found").
     pub fn exit_code(&self) -> Option<i32> {
         match &self.outcome {
             Outcome::Exited { code } => Some(*code),
             Outcome::Signaled { signal } => Some(128 + signal),
-            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal } => {
-                signal.map(|s| 128 + s)
+            Outcome::TimedOut { signal, code, .. } | Outcome::Cancelled { signal, code } => {
+                code.or(signal.map(|s| 128 + s))
             }
             Outcome::SpawnFailed { .. } => Some(127),
         }
     }
 
-    /// Name of the signal that ended the process.
+    /// Name of the signal that ended the process (`SIGTERM`), if one did.
     pub fn signal(&self) -> Option<String> {
         match &self.outcome {
             Outcome::Signaled { signal } => Some(signal_name(*signal)),
-            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal } => {
+            Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal, .. } => {
                 signal.map(signal_name)
             }
-            _ => None,
+            Outcome::Exited { .. } | Outcome::SpawnFailed { .. } => None,
         }
     }
 
-    /// Exit code 0.
+    /// Exit code 0 (and not stopped by us).
     pub fn succeeded(&self) -> bool {
         self.outcome == Outcome::Exited { code: 0 }
     }
@@ -116,89 +126,159 @@ mod tests {
         }
     }
 
+    fn sum(outcome: Outcome, out: &str, err: &str, hint: Option<&str>) -> String {
+        summarize(&result(outcome, out, err), hint)
+    }
+
+    const OK: Outcome = Outcome::Exited { code: 0 };
+
     #[test]
-    fn every_branch_of_the_rule() {
-        let ok = Outcome::Exited { code: 0 };
+    fn timed_out() {
+        let t = Outcome::TimedOut {
+            after: Duration::from_millis(300),
+            signal: Some(15),
+            code: None,
+        };
         assert_eq!(
-            summarize(
-                &result(
-                    Outcome::TimedOut {
-                        after: Duration::from_millis(300),
-                        signal: Some(15)
-                    },
-                    "",
-                    " late \n"
-                ),
-                None
-            ),
+            sum(t.clone(), "out", " late \n", Some("hint")),
             "Timed out after 300ms — late"
         );
+        assert_eq!(sum(t, "out", "", None), "Timed out after 300ms");
+    }
+
+    #[test]
+    fn killed_by_a_signal() {
         assert_eq!(
-            summarize(
-                &result(Outcome::Signaled { signal: 9 }, "x", ""),
-                Some("hint")
-            ),
+            sum(Outcome::Signaled { signal: 9 }, "x", "", Some("hint")),
             "Terminated with signal SIGKILL"
         );
         assert_eq!(
-            summarize(
-                &result(Outcome::Exited { code: 3 }, "out", "oops\n"),
-                Some("hint")
+            sum(
+                Outcome::Cancelled {
+                    signal: Some(15),
+                    code: None
+                },
+                "",
+                "bye\n",
+                None
             ),
+            "Terminated with signal SIGTERM — bye"
+        );
+    }
+
+    #[test]
+    fn non_zero_exit() {
+        assert_eq!(
+            sum(Outcome::Exited { code: 3 }, "out", "oops\n", Some("hint")),
             "Exited with code 3 — oops"
         );
         assert_eq!(
-            summarize(&result(Outcome::Exited { code: 3 }, "out", ""), None),
+            sum(Outcome::Exited { code: 3 }, "out", "  \n", None),
             "Exited with code 3"
         );
         assert_eq!(
-            summarize(&result(ok.clone(), "out", "err"), Some("Hinted")),
-            "Hinted"
+            sum(
+                Outcome::Cancelled {
+                    signal: None,
+                    code: Some(1)
+                },
+                "",
+                "",
+                None
+            ),
+            "Exited with code 1"
         );
+    }
+
+    #[test]
+    fn success_prefers_hint_then_stdout_then_stderr() {
+        assert_eq!(sum(OK, "out", "err", Some("Hinted")), "Hinted");
+        assert_eq!(sum(OK, "  out\n", "err", Some(" ")), "out");
+        assert_eq!(sum(OK, "", "err\n", None), "err");
         assert_eq!(
-            summarize(&result(ok.clone(), "  out\n", "err"), None),
-            "out"
-        );
-        assert_eq!(summarize(&result(ok.clone(), "", "err\n"), None), "err");
-        assert_eq!(
-            summarize(&result(ok.clone(), " \n", ""), Some("  ")),
+            sum(OK, " \n", "", Some("  ")),
             "Command completed with code 0"
         );
+    }
+
+    #[test]
+    fn excerpts_are_240_chars_then_an_ellipsis() {
         let long = "é".repeat(241);
-        assert_eq!(
-            summarize(&result(ok, &long, ""), None),
-            format!("{}…", "é".repeat(240))
-        );
+        assert_eq!(sum(OK, &long, "", None), format!("{}…", "é".repeat(240)));
+        assert_eq!(sum(OK, "", &long, None), format!("{}…", "é".repeat(240)));
         let exactly = "a".repeat(240);
+        assert_eq!(sum(OK, &exactly, "", None), exactly);
         assert_eq!(
-            summarize(&result(Outcome::Exited { code: 1 }, "", &exactly), None),
+            sum(Outcome::Exited { code: 1 }, "", &exactly, None),
             format!("Exited with code 1 — {exactly}")
+        );
+        assert_eq!(
+            sum(
+                Outcome::Exited { code: 1 },
+                "",
+                &format!("{exactly}b"),
+                None
+            ),
+            format!("Exited with code 1 — {exactly}…")
+        );
+        // Trimmed before cutting; invalid UTF-8 is shown lossily.
+        let mut binary = result(OK, "", "");
+        binary.stdout.tail = b"\n\n  x\xff \n".to_vec();
+        assert_eq!(summarize(&binary, None), "x\u{FFFD}");
+        binary.stdout.tail = "€uro".as_bytes()[1..].to_vec();
+        assert_eq!(summarize(&binary, None), "uro");
+    }
+
+    #[test]
+    fn spawn_failure() {
+        assert_eq!(
+            sum(
+                Outcome::SpawnFailed {
+                    message: "no such dir".into()
+                },
+                "",
+                "e",
+                Some("h")
+            ),
+            "Failed to start: no such dir"
         );
     }
 
     #[test]
     fn exit_codes_and_signals() {
+        let r = |o| result(o, "", "");
+        assert_eq!(r(Outcome::Signaled { signal: 15 }).exit_code(), Some(143));
         assert_eq!(
-            result(Outcome::Signaled { signal: 15 }, "", "").exit_code(),
-            Some(143)
-        );
-        assert_eq!(
-            result(Outcome::Signaled { signal: 15 }, "", "")
-                .signal()
-                .as_deref(),
+            r(Outcome::Signaled { signal: 15 }).signal().as_deref(),
             Some("SIGTERM")
         );
         assert_eq!(
-            result(
-                Outcome::SpawnFailed {
-                    message: "x".into()
-                },
-                "",
-                ""
-            )
+            r(Outcome::SpawnFailed {
+                message: "x".into()
+            })
             .exit_code(),
             Some(127)
         );
-        assert!(result(Outcome::Exited { code: 0 }, "", "").succeeded());
+        let t = Outcome::TimedOut {
+            after: Duration::from_secs(1),
+            signal: Some(9),
+            code: None,
+        };
+        assert_eq!(
+            (r(t.clone()).exit_code(), r(t.clone()).signal().as_deref()),
+            (Some(137), Some("SIGKILL"))
+        );
+        assert!(r(t).timed_out());
+        let c = Outcome::Cancelled {
+            signal: None,
+            code: Some(0),
+        };
+        assert_eq!(
+            (r(c.clone()).exit_code(), r(c.clone()).signal()),
+            (Some(0), None)
+        );
+        assert!(!r(c).succeeded());
+        assert!(r(OK).succeeded());
+        assert_eq!(r(OK).exit_code(), Some(0));
     }
 }

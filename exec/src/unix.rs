@@ -11,19 +11,58 @@ pub(crate) fn signal_group(pgid: i32, sig: Signal) {
     }
 }
 
-/// True while any process of group `pgid` exists.
-pub(crate) fn group_alive(pgid: i32) -> bool {
-    killpg(Pid::from_raw(pgid), None).is_ok()
+/// True while a process of group `pgid` is still running. Zombies do not count: an orphan
+/// whose new parent never reaps it (a container whose init does not reap) stays a zombie
+/// forever, yet it runs nothing and holds nothing.
+pub(crate) fn group_has_live_members(pgid: i32) -> bool {
+    // Cheap common case first: no member at all, not even a zombie.
+    // (EPERM means members exist that we may not signal: look closer.)
+    if killpg(Pid::from_raw(pgid), None) == Err(nix::errno::Errno::ESRCH) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // Without /proc, believe the signal probe.
+        return true;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(proc_stat)
+        .any(|st| st.pgrp == pgid && st.state != 'Z')
+}
+
+/// The few fields of `/proc/<pid>/stat` the runner needs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    /// Field 3: `R`, `S`, `D`, `Z`, ...
+    pub(crate) state: char,
+    /// Field 5: process group.
+    pub(crate) pgrp: i32,
+    /// Field 22: start time in clock ticks since boot.
+    pub(crate) start_ticks: u64,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when the process is gone (or was never there).
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(stat: &str) -> Option<ProcStat> {
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    // `fields[0]` is field 3.
+    let fields: Vec<&str> = rest.split_whitespace().take(20).collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
 }
 
 /// Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22), to tell a
 /// process from a later one that reuses its pid.
 pub fn process_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // `rest` starts at field 3; field 22 is the 20th from here.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    proc_stat(pid).map(|st| st.start_ticks)
 }
 
 /// The conventional name of signal `sig` (`SIGTERM`), or `SIG<n>`.
@@ -44,5 +83,23 @@ mod tests {
         assert_eq!(signal_name(200), "SIG200");
         assert!(process_start_ticks(std::process::id()).is_some());
         assert_eq!(process_start_ticks(u32::MAX), None);
+    }
+
+    #[test]
+    fn stat_parsing_survives_odd_command_names() {
+        let line = "4242 (a) b (c)) S 1 777 777 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        let st = parse_stat(line).expect("parses");
+        assert_eq!(
+            st,
+            ProcStat {
+                state: 'S',
+                pgrp: 777,
+                start_ticks: 98765
+            }
+        );
+        assert_eq!(parse_stat("4242 (truncated"), None);
+        let me = proc_stat(std::process::id()).expect("own stat");
+        assert_ne!(me.state, 'Z');
+        assert_eq!(me.pgrp, nix::unistd::getpgrp().as_raw());
     }
 }
