@@ -4,6 +4,7 @@
 mod harness;
 
 mod bad_input;
+mod crash;
 mod graph;
 mod resume;
 mod run_basics;

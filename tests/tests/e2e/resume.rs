@@ -221,6 +221,27 @@ fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Wait until the stage's process is durable in the manifest: a runner killed before that
+    // point leaves nothing a resume could identify.
+    let run_dir = loop {
+        let found = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .map(|e| e.path());
+        if let Some(dir) = found {
+            let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap_or_default();
+            if text.contains("\"pgid\"") {
+                break dir;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "process recorded in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(run_dir);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
     let _ = child.wait();
     let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
