@@ -51,6 +51,10 @@ impl TestEnv {
         self
     }
 
+    pub(crate) fn envs(&self) -> &[(String, String)] {
+        &self.envs
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -32,6 +32,62 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// A cgroup v2 directory of our own: everything the runner starts lands in it, so
+/// `populated 0` after the run proves no process of the run survived (grandchildren and
+/// reparented orphans included). `None` (with a printed reason) when not root or no cgroup2.
+struct Cgroup(std::path::PathBuf);
+
+impl Cgroup {
+    fn new(name: &str) -> Option<Cgroup> {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let Some(root) = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_owned())
+        }) else {
+            eprintln!("SKIPPED cgroup check: no cgroup2 mount");
+            return None;
+        };
+        let dir = std::path::Path::new(&root).join(format!("co-e2e-{name}-{}", std::process::id()));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            eprintln!(
+                "SKIPPED cgroup check: cannot create {} ({e}); needs root",
+                dir.display()
+            );
+            return None;
+        }
+        Some(Cgroup(dir))
+    }
+
+    /// The runner, started through `sh` so it joins the cgroup before it execs.
+    fn wrap(&self, env: &TestEnv, args: &[&str]) -> std::process::Command {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec \"$0\" \"$@\"",
+            self.0.display()
+        );
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c").arg(script).arg(crate::harness::BIN).args(args);
+        sh.current_dir(env.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", env.path());
+        for (k, v) in env.envs() {
+            sh.env(k, v);
+        }
+        sh
+    }
+
+    fn populated(&self) -> bool {
+        let events = std::fs::read_to_string(self.0.join("cgroup.events")).expect("cgroup.events");
+        events.lines().any(|l| l == "populated 1")
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 fn cancel_with(sig: Signal, expected: i32) {
     // The stage records its own pid and a grandchild's, then waits; the grandchild ignores
     // nothing, the stage ignores SIGTERM (so the grace and SIGKILL path is exercised).
@@ -40,8 +96,12 @@ fn cancel_with(sig: Signal, expected: i32) {
           {"kind":"command","id":"wait","command":"trap '' TERM; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; echo $$$$ > s.tmp; mv s.tmp stage.pid; wait"},
           {"kind":"command","id":"never","command":"touch never-ran"}]}]}"#)
         .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "300");
-    let child = env
-        .command(["start", "p", "--format", "json"])
+    let cgroup = Cgroup::new(&format!("{sig}"));
+    let mut cmd = match &cgroup {
+        Some(cg) => cg.wrap(&env, &["start", "p", "--format", "json"]),
+        None => env.command(["start", "p", "--format", "json"]),
+    };
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -71,6 +131,12 @@ fn cancel_with(sig: Signal, expected: i32) {
     assert_eq!(m["commands"][0]["outcome"], "cancelled");
     assert_eq!(m["commands"][1]["status"], "pending");
     assert!(!env.path().join("never-ran").exists());
+    if let Some(cg) = &cgroup {
+        assert!(
+            !cg.populated(),
+            "cgroup still populated after the run: orphans survived"
+        );
+    }
     for f in ["stage.pid", "child.pid"] {
         let pid: i32 = std::fs::read_to_string(env.path().join(f))
             .expect("pid")
@@ -105,4 +171,22 @@ fn background_grandchild_does_not_hang_the_run() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let m = env.manifest(&out.run_id());
     assert_eq!(m["commands"][0]["leaked_processes"], true);
+}
+
+#[test]
+fn timeout_leaves_no_process_in_the_cgroup() {
+    let env = TestEnv::new()
+        .config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"t","command":"trap '' TERM; sleep 60 & sleep 60; wait","timeoutMs":300}]}]}"#)
+        .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "200");
+    let Some(cg) = Cgroup::new("timeout") else {
+        return;
+    };
+    let out = cg.wrap(&env, &["start", "p"]).output().expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!cg.populated(), "cgroup still populated after a timeout");
 }
