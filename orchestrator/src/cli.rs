@@ -32,10 +32,18 @@ pub enum Command {
     Plan(PlanArgs),
     /// Show a run's status from its manifest.
     Status(StatusArgs),
+    /// Query the run history (`.runs/index.sqlite`, rebuilt from the manifests when needed).
+    Runs(RunsArgs),
+    /// Export a run as a report for other tools.
+    Report(ReportArgs),
     /// Continue a failed, cancelled or crashed run: re-run every stage that is not done.
     Resume(ResumeArgs),
     /// Cancel a running run from another terminal.
     Cancel(CancelArgs),
+    /// Run one command as a one-stage run (same manifest and logs); its exit code passes through.
+    Exec(ExecArgs),
+    /// `docs-review`, then `implementation-gate` if the review succeeded.
+    Flow(FlowArgs),
 }
 
 /// Output format.
@@ -93,6 +101,9 @@ pub struct StartArgs {
     /// Unknown config keys are errors instead of warnings.
     #[arg(long)]
     pub strict: bool,
+    /// Write a JUnit XML report of the run to this file when it ends.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
 }
 
 /// `plan`.
@@ -129,6 +140,12 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Keep watching until the run ends, printing on every change (ndjson with --format json).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between polls with --watch.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
 }
 
 /// `resume`.
@@ -172,4 +189,183 @@ pub struct CancelArgs {
     /// Task id (default: search every task).
     #[arg(long)]
     pub task: Option<String>,
+}
+
+/// `runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Which query.
+    #[command(subcommand)]
+    pub command: RunsCommand,
+}
+
+/// The run history queries.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recorded runs, newest first.
+    List(RunsListArgs),
+    /// One run and its stages.
+    Show(RunsShowArgs),
+    /// Per pipeline and stage: runs, pass rate, p50/p95 duration, passes after a retry.
+    Stats(RunsStatsArgs),
+    /// Two runs' stages side by side, differences marked.
+    Diff(RunsDiffArgs),
+    /// Rebuild the index from every `.runs/*/cli/*/manifest.json`.
+    Reindex(RunsReindexArgs),
+}
+
+/// Run statuses a filter accepts.
+const RUN_STATUSES: [&str; 5] = ["queued", "in_progress", "succeeded", "failed", "cancelled"];
+
+/// `runs list`.
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Only runs of this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only runs of this pipeline.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Only runs with this status.
+    #[arg(long, value_parser = RUN_STATUSES)]
+    pub status: Option<String>,
+    /// Only runs started since: an RFC 3339 time, a date, or a duration back from now (`7d`).
+    #[arg(long, value_name = "TIME|DURATION")]
+    pub since: Option<String>,
+    /// At most this many runs, newest first (0: all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `runs show`.
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    /// Run id.
+    pub run: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `runs stats`.
+#[derive(Debug, Args)]
+pub struct RunsStatsArgs {
+    /// Only this pipeline.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Only runs started since: an RFC 3339 time, a date, or a duration back from now (`7d`).
+    #[arg(long, value_name = "TIME|DURATION")]
+    pub since: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `runs diff`.
+#[derive(Debug, Args)]
+pub struct RunsDiffArgs {
+    /// First run id.
+    pub a: String,
+    /// Second run id.
+    pub b: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `runs reindex`.
+#[derive(Debug, Args)]
+pub struct RunsReindexArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+/// Report formats.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// A run as JUnit XML (one test suite, one test case per stage).
+    Junit(ReportJunitArgs),
+}
+
+/// `report junit`.
+#[derive(Debug, Args)]
+pub struct ReportJunitArgs {
+    /// Run id.
+    #[arg(long)]
+    pub run: String,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Print the run's JSON object on stdout instead of the command's output.
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Print the stage's ndjson log, then the run's JSON object, one per line.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Task id, as for `start`.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Working directory, relative to the repo root.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// `flow`.
+#[derive(Debug, Args)]
+pub struct FlowArgs {
+    /// Task id, as for `start`.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Variables, as for `start`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+impl StartArgs {
+    /// `start <pipeline>` with every other option at its default (for `exec` and `flow`).
+    pub fn for_pipeline(pipeline: &str, task: Option<String>, format: Format) -> StartArgs {
+        StartArgs {
+            pipeline: Some(pipeline.to_owned()),
+            task,
+            format,
+            execution_mode: None,
+            cloud: false,
+            runtime_mode: None,
+            target: None,
+            parent_run: None,
+            approval_policy: None,
+            interactive: false,
+            no_interactive: false,
+            concurrency: None,
+            vars: Vec::new(),
+            strict: false,
+            junit: None,
+        }
+    }
 }

@@ -13,6 +13,8 @@ pub mod env_vars;
 pub mod errors;
 pub mod events;
 pub mod exit;
+pub mod history;
+pub mod junit;
 pub mod lock;
 pub mod modes;
 pub mod output;
@@ -62,8 +64,12 @@ pub fn main_impl() -> i32 {
             Command::Start(args) => commands::start::start(args).await,
             Command::Plan(args) => commands::plan::plan(args),
             Command::Status(args) => commands::status::status(args),
+            Command::Runs(args) => commands::runs::runs(args),
+            Command::Report(args) => commands::report::report(args),
             Command::Resume(args) => commands::resume::resume(args).await,
             Command::Cancel(args) => commands::cancel::cancel(args),
+            Command::Exec(args) => commands::exec::exec(args).await,
+            Command::Flow(args) => commands::flow::flow(args).await,
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

@@ -1,33 +1,115 @@
-//! Telling people what happens: one plain line per stage transition on stderr (stdout is
-//! reserved for `--format json`). Writes are whole lines so concurrent stages never interleave.
+//! Telling people what happens, on stderr (stdout is reserved for `--format json`).
+//!
+//! Off a terminal (CI logs, pipes): one plain line per stage transition, written whole so lines
+//! of concurrent stages never interleave. On a terminal (or with `--interactive`): a live
+//! display (indicatif) with one spinner per running stage showing its elapsed time, a
+//! done/total bar, and a permanent line per finished stage, failures included as they happen.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shared_manifest::schema::Manifest;
 
-/// Progress output on stderr.
-#[derive(Debug, Clone, Copy)]
+/// Progress output on stderr. Cheap to clone; clones share the live display.
+#[derive(Debug, Clone)]
 pub struct Reporter {
     quiet: bool,
+    live: Option<Arc<Live>>,
+}
+
+#[derive(Debug)]
+struct Live {
+    multi: MultiProgress,
+    /// done/total over every run of the invocation (sub-pipelines add their stages).
+    overall: ProgressBar,
+    /// One spinner per running stage, by label and index.
+    running: Mutex<HashMap<(String, usize), ProgressBar>>,
+    /// Stages done so far.
+    done: std::sync::atomic::AtomicU64,
+    /// Stages of every run started so far.
+    total: std::sync::atomic::AtomicU64,
+}
+
+impl Live {
+    /// One more stage done. Positions are set explicitly (not `inc`) so every redraw, including
+    /// the one `println` triggers, shows the current count.
+    fn tick(&self) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.show();
+    }
+
+    /// `done/total stages` as the bar's message (messages redraw at once).
+    fn show(&self) {
+        let done = self.done.load(std::sync::atomic::Ordering::SeqCst);
+        let total = self.total.load(std::sync::atomic::Ordering::SeqCst);
+        self.overall
+            .set_message(format!("{done}/{total} stages done"));
+    }
 }
 
 impl Reporter {
-    /// A reporter; `quiet` prints nothing.
+    /// Plain lines; `quiet` prints nothing.
     pub fn new(quiet: bool) -> Reporter {
-        Reporter { quiet }
+        Reporter { quiet, live: None }
+    }
+
+    /// A live display when `interactive` says so, or (when unset) when stderr is a terminal.
+    pub fn for_terminal(interactive: Option<bool>) -> Reporter {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        if !interactive.unwrap_or(tty) {
+            return Reporter::new(false);
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:.bold} {msg}  {elapsed}")
+                .expect("a valid template"),
+        );
+        overall.set_prefix("run");
+        overall.enable_steady_tick(Duration::from_millis(200));
+        let live = Live {
+            multi,
+            overall,
+            running: Mutex::new(HashMap::new()),
+            done: Default::default(),
+            total: Default::default(),
+        };
+        Reporter {
+            quiet: false,
+            live: Some(Arc::new(live)),
+        }
     }
 
     fn line(&self, text: String) {
         if self.quiet {
             return;
         }
+        if let Some(live) = &self.live {
+            // Above the bars, so it stays when they redraw.
+            let _ = live.multi.println(text);
+            return;
+        }
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{text}");
     }
 
-    /// A run starts.
-    pub fn run_started(&self, label: &str, run_id: &str, pipeline: &str, manifest: &str) {
+    /// A run starts with `stages` stages.
+    pub fn run_started(
+        &self,
+        label: &str,
+        run_id: &str,
+        pipeline: &str,
+        manifest: &str,
+        stages: usize,
+    ) {
+        if let Some(live) = &self.live {
+            live.total
+                .fetch_add(stages as u64, std::sync::atomic::Ordering::SeqCst);
+            live.show();
+        }
         self.line(format!(
             "{label}run {run_id}: pipeline `{pipeline}` started (manifest {manifest})"
         ));
@@ -36,9 +118,24 @@ impl Reporter {
     /// A stage starts.
     pub fn stage_started(&self, label: &str, index: usize, total: usize, id: &str, command: &str) {
         let first = command.lines().next().unwrap_or_default();
-        self.line(format!(
-            "{label}[{index:02}/{total:02}] {id}: started — {first}"
-        ));
+        let Some(live) = &self.live else {
+            self.line(format!(
+                "{label}[{index:02}/{total:02}] {id}: started — {first}"
+            ));
+            return;
+        };
+        let bar = live
+            .multi
+            .insert_before(&live.overall, ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"),
+        );
+        bar.set_message(format!("{label}[{index:02}/{total:02}] {id} — {first}"));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        live.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((label.to_owned(), index), bar);
     }
 
     /// A stage will be retried.
@@ -59,6 +156,18 @@ impl Reporter {
         took: Duration,
         summary: &str,
     ) {
+        if let Some(live) = &self.live {
+            if let Some(bar) = live
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(label.to_owned(), index))
+            {
+                bar.finish_and_clear();
+                live.multi.remove(&bar);
+            }
+            live.tick();
+        }
         let first = summary.lines().next().unwrap_or_default();
         self.line(format!(
             "{label}[{index:02}/{total:02}] {id}: {status} in {}ms — {first}",
@@ -68,6 +177,9 @@ impl Reporter {
 
     /// A stage will not run.
     pub fn stage_skipped(&self, label: &str, index: usize, total: usize, id: &str, reason: &str) {
+        if let Some(live) = &self.live {
+            live.tick();
+        }
         self.line(format!(
             "{label}[{index:02}/{total:02}] {id}: skipped — {reason}"
         ));
@@ -89,6 +201,9 @@ impl Reporter {
             for l in summary.lines() {
                 self.line(format!("{label}  {l}"));
             }
+        }
+        if let (Some(live), "") = (&self.live, label) {
+            live.overall.finish_and_clear();
         }
     }
 }

@@ -376,6 +376,7 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
         &run.dir.run_id,
         &run.plan.pipeline.id,
         &run.dir.rel(&run.dir.manifest()),
+        run.plan.pipeline.stages.len(),
     );
     let heartbeat = spawn_heartbeat(run.persister.clone());
     let finished = schedule::run_stages(run.clone()).await;

@@ -1,8 +1,12 @@
 //! The verbs: glue from parsed arguments to the library, returning an exit code.
 
 pub mod cancel;
+pub mod exec;
+pub mod flow;
 pub mod plan;
+pub mod report;
 pub mod resume;
+pub mod runs;
 pub mod start;
 pub mod status;
 

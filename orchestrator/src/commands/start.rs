@@ -7,7 +7,8 @@ use exec::CancelRequest;
 use serde_json::json;
 use shared_manifest::RunStatus;
 
-use crate::cli::{Format, StartArgs};
+use crate::cli::Format;
+pub use crate::cli::StartArgs;
 use crate::context::{Ctx, ExecKnobs};
 use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
@@ -17,14 +18,43 @@ use crate::{env_vars, exit, plan, run};
 
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
+    let launched = launch(&args, None).await?;
+    if args.format == Format::Json {
+        crate::output::json(&launched.json);
+    }
+    Ok(launched.code)
+}
+
+/// A finished run, as `start`, `exec` and `flow` report it.
+#[derive(Debug)]
+pub struct Launched {
+    /// The exit code of the run.
+    pub code: i32,
+    /// The `--format json` object (the peer's keys).
+    pub json: serde_json::Value,
+    /// The run.
+    pub report: run::RunReport,
+}
+
+/// Validates, creates and executes a run of `args.pipeline` from the repo config, or from
+/// `config` when given (`exec` builds a one-stage config in memory).
+pub async fn launch(
+    args: &StartArgs,
+    config: Option<crate::config::Config>,
+) -> Result<Launched, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     let task = super::task_id(args.task.as_deref())?;
-    let loaded = crate::config::load(&roots.config_path(), args.strict)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
-    let config = Arc::new(loaded.config);
+    let config = match config {
+        Some(c) => Arc::new(c),
+        None => {
+            let loaded = crate::config::load(&roots.config_path(), args.strict)?;
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Arc::new(loaded.config)
+        }
+    };
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
     let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
@@ -69,9 +99,6 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
         &now,
     )?;
     let knobs = ExecKnobs::from_env()?;
-    if args.interactive {
-        eprintln!("note: --interactive has no effect: progress is printed as one line per stage");
-    }
     if let Some(parent) = &args.parent_run {
         if !crate::run_layout::is_safe_component(parent) {
             return Err(AppError::Usage(format!(
@@ -96,7 +123,13 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
         runtime,
         execution,
         exec: knobs,
-        reporter: Reporter::new(false),
+        reporter: Reporter::for_terminal(if args.interactive {
+            Some(true)
+        } else if args.no_interactive {
+            Some(false)
+        } else {
+            None
+        }),
         cancel,
         fatal: Mutex::new(None),
     });
@@ -109,31 +142,31 @@ pub async fn start(args: StartArgs) -> Result<i32, AppError> {
         return Err(fatal);
     }
     let report = report?;
+    // Record the run in the history index (warnings only) and write `--junit`.
+    crate::history::after_run(&report, args.junit.as_deref())?;
     let m = &report.manifest;
-    if args.format == Format::Json {
-        let out = json!({
-            "run_id": m.run_id,
-            "status": m.status,
-            "status_detail": m.status_detail,
-            "artifact_root": m.artifact_root,
-            "manifest": report.dir.rel(&report.dir.manifest()),
-            "log_path": m.log_path,
-            "summary": m.summary,
-            "runtime_mode_requested": m.runtime_mode_requested,
-            "runtime_mode": m.runtime_mode,
-            "runtime_provider": m.runtime_provider,
-            "runtime_fallback": m.runtime_fallback,
-            "cloud_fallback_reason": m.cloud_fallback.as_ref().map(|c| c.reason.clone()),
-            "issue_log": null,
-            "issue_log_error": null,
-        });
-        crate::output::json(&out);
-    }
-    Ok(match m.status {
+    let json = json!({
+        "run_id": m.run_id,
+        "status": m.status,
+        "status_detail": m.status_detail,
+        "artifact_root": m.artifact_root,
+        "manifest": report.dir.rel(&report.dir.manifest()),
+        "log_path": m.log_path,
+        "summary": m.summary,
+        "runtime_mode_requested": m.runtime_mode_requested,
+        "runtime_mode": m.runtime_mode,
+        "runtime_provider": m.runtime_provider,
+        "runtime_fallback": m.runtime_fallback,
+        "cloud_fallback_reason": m.cloud_fallback.as_ref().map(|c| c.reason.clone()),
+        "issue_log": null,
+        "issue_log_error": null,
+    });
+    let code = match m.status {
         RunStatus::Succeeded => exit::OK,
         RunStatus::Cancelled => ctx
             .cancel_signal()
             .map_or(exit::RUN_FAILED, exit::interrupted),
         _ => exit::RUN_FAILED,
-    })
+    };
+    Ok(Launched { code, json, report })
 }

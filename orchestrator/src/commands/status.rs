@@ -13,7 +13,7 @@ use crate::errors::AppError;
 use crate::exit;
 use crate::run_layout::{is_safe_component, Roots};
 
-/// Runs `status`; returns the exit code.
+/// Runs `status` (once, or with `--watch` until the run ends); returns the exit code.
 pub fn status(args: StatusArgs) -> Result<i32, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
@@ -24,9 +24,54 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
         )));
     }
     let path = find_manifest(&roots, args.task.as_deref(), &args.run)?;
-    let text = std::fs::read_to_string(&path)
+    if !args.watch {
+        let v = view(&roots, &path)?;
+        match args.format {
+            Format::Json => crate::output::json(&v.json),
+            Format::Text => crate::output::line(v.text.trim_end()),
+        }
+        return Ok(exit::OK);
+    }
+    // Watch: poll the manifest (written atomically, so every read is a whole document) and
+    // print on change; ndjson in JSON mode. Ends when the run is terminal or abandoned.
+    let interval = std::time::Duration::from_secs_f64(args.interval.max(0.1));
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last = String::new();
+    loop {
+        let v = view(&roots, &path)?;
+        if v.fingerprint != last {
+            match args.format {
+                Format::Json => crate::output::line(&v.json.to_string()),
+                Format::Text if tty => {
+                    crate::output::line(&format!("\x1b[2J\x1b[H{}", v.text.trim_end()))
+                }
+                Format::Text => crate::output::line(&format!("{}\n", v.text.trim_end())),
+            }
+            last = v.fingerprint;
+        }
+        if v.done {
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// One reading of a run.
+struct View {
+    json: serde_json::Value,
+    text: String,
+    /// What a watcher redraws on: statuses and results, not the heartbeat's age.
+    fingerprint: String,
+    /// Terminal, or abandoned by its runner: nothing more will change by itself.
+    done: bool,
+}
+
+fn view(roots: &Roots, path: &std::path::Path) -> Result<View, AppError> {
+    let path = path.to_owned();
+    let mut text = String::new();
+    let raw = std::fs::read_to_string(&path)
         .map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+    let m: Manifest = serde_json::from_str(&raw).map_err(|e| {
         AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display()))
     })?;
     let age = m
@@ -41,9 +86,8 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
     let abandoned = !m.status.is_terminal() && !runner_alive;
     let stale =
         !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
-    match args.format {
-        Format::Json => {
-            let commands: Vec<_> = m
+    let json = {
+        let commands: Vec<_> = m
                 .commands
                 .iter()
                 .map(|c| json!({
@@ -53,73 +97,95 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
                     "sub_run_id": c.sub_run_id, "attempts": c.attempts,
                 }))
                 .collect();
-            let out = json!({
-                "run_id": m.run_id,
-                "task_id": m.task_id,
-                "pipeline_id": m.pipeline_id,
-                "status": m.status,
-                "status_detail": m.status_detail,
-                "started_at": m.started_at,
-                "completed_at": m.completed_at,
-                "manifest": roots.rel(&path),
-                "artifact_root": m.artifact_root,
-                "log_path": m.log_path,
+        let out = json!({
+            "run_id": m.run_id,
+            "task_id": m.task_id,
+            "pipeline_id": m.pipeline_id,
+            "status": m.status,
+            "status_detail": m.status_detail,
+            "started_at": m.started_at,
+            "completed_at": m.completed_at,
+            "manifest": roots.rel(&path),
+            "artifact_root": m.artifact_root,
+            "log_path": m.log_path,
+            "heartbeat_at": m.heartbeat_at,
+            "summary": m.summary,
+            "activity": {
                 "heartbeat_at": m.heartbeat_at,
-                "summary": m.summary,
-                "activity": {
-                    "heartbeat_at": m.heartbeat_at,
-                    "age_seconds": age.map(|a| (a * 1000.0).round() / 1000.0),
-                    "stale": stale,
-                    "runner_alive": runner_alive,
-                    "abandoned": abandoned,
-                    "stale_threshold_seconds": m.heartbeat_stale_after_seconds,
-                },
-                "commands": commands,
-            });
-            crate::output::json(&out);
+                "age_seconds": age.map(|a| (a * 1000.0).round() / 1000.0),
+                "stale": stale,
+                "runner_alive": runner_alive,
+                "abandoned": abandoned,
+                "stale_threshold_seconds": m.heartbeat_stale_after_seconds,
+            },
+            "commands": commands,
+        });
+        out
+    };
+    {
+        let detail = m
+            .status_detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        push(&mut text, &format!("Run: {}", m.run_id));
+        push(
+            &mut text,
+            &format!("Pipeline: {} ({})", m.pipeline_id, m.pipeline_title),
+        );
+        push(&mut text, &format!("Status: {}{detail}", m.status.as_str()));
+        if abandoned {
+            push(
+                &mut text,
+                "Runner: none (abandoned: the runner died; `resume --run` continues it)",
+            );
         }
-        Format::Text => {
-            let detail = m
-                .status_detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            crate::output::line(&format!("Run: {}", m.run_id));
-            crate::output::line(&format!(
-                "Pipeline: {} ({})",
-                m.pipeline_id, m.pipeline_title
-            ));
-            crate::output::line(&format!("Status: {}{detail}", m.status.as_str()));
-            if abandoned {
-                crate::output::line(
-                    "Runner: none (abandoned: the runner died; `resume --run` continues it)",
-                );
-            }
-            if m.status == RunStatus::InProgress {
-                let age = age.map_or("never".to_owned(), |a| format!("{a:.0}s ago"));
-                crate::output::line(&format!(
+        if m.status == RunStatus::InProgress {
+            let age = age.map_or("never".to_owned(), |a| format!("{a:.0}s ago"));
+            push(
+                &mut text,
+                &format!(
                     "Heartbeat: {age}{}",
                     if stale {
                         " (stale: the runner may have died)"
                     } else {
                         ""
                     }
-                ));
-            }
-            crate::output::line(&format!("Manifest: {}", roots.rel(&path)));
-            crate::output::line("Commands:");
-            for c in &m.commands {
-                let summary = c
-                    .summary
-                    .as_deref()
-                    .and_then(|s| s.lines().next())
-                    .map(|s| format!(" — {s}"))
-                    .unwrap_or_default();
-                crate::output::line(&format!("  [{}] {}{summary}", c.status.as_str(), c.title));
-            }
+                ),
+            );
+        }
+        push(&mut text, &format!("Manifest: {}", roots.rel(&path)));
+        push(&mut text, "Commands:");
+        for c in &m.commands {
+            let summary = c
+                .summary
+                .as_deref()
+                .and_then(|s| s.lines().next())
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default();
+            push(
+                &mut text,
+                &format!("  [{}] {}{summary}", c.status.as_str(), c.title),
+            );
         }
     }
-    Ok(exit::OK)
+    let fingerprint = {
+        let mut f = json.clone();
+        f["activity"] = serde_json::Value::Null;
+        f["heartbeat_at"] = serde_json::Value::Null;
+        f.to_string()
+    };
+    Ok(View {
+        json,
+        text,
+        fingerprint,
+        done: m.status.is_terminal() || abandoned,
+    })
+}
+
+fn push(text: &mut String, line: &str) {
+    text.push_str(line);
+    text.push('\n');
 }
 
 /// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.

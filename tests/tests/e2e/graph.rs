@@ -170,3 +170,40 @@ fn variables_from_each_source() {
         "the manifest records the resolved command"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// Random DAGs (edges only to earlier stages), random concurrency: no stage starts before
+    /// every dependency completed, and every stage runs.
+    #[test]
+    fn no_stage_starts_before_its_dependencies_finished(
+        n in 2usize..8,
+        edges in proptest::collection::vec((0usize..8, 0usize..8), 0..14),
+        concurrency in 1u32..4,
+    ) {
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (a, b) in edges {
+            if a < n && b < a && !deps[a].contains(&b) {
+                deps[a].push(b);
+            }
+        }
+        let stages: Vec<String> = (0..n)
+            .map(|i| {
+                let d: Vec<String> = deps[i].iter().map(|j| format!("\"s{j}\"")).collect();
+                format!(r#"{{"kind":"command","id":"s{i}","command":"sleep 0.0{}","dependsOn":[{}]}}"#, i % 3, d.join(","))
+            })
+            .collect();
+        let env = TestEnv::new().config(&format!(r#"{{"pipelines":[{{"id":"p","stages":[{}]}}]}}"#, stages.join(",")));
+        let out = env.start("p", &["--concurrency", &concurrency.to_string()]);
+        proptest::prop_assert_eq!(out.code, 0, "{}", out.stderr);
+        let m = env.manifest(&out.run_id());
+        let c = m["commands"].as_array().expect("commands");
+        for (i, d) in deps.iter().enumerate() {
+            proptest::prop_assert_eq!(&c[i]["status"], "succeeded");
+            for &j in d {
+                proptest::prop_assert!(ts(&c[i]["started_at"]) >= ts(&c[j]["completed_at"]), "s{} started before s{} finished", i, j);
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `exec [--json|--jsonl] [--task ID] [--cwd P] -- cmd args...`: one command recorded as a
+//! one-stage run with the same manifest and logs as `start`. The command's output is replayed
+//! from its log (text mode) and its exit code passes through.
+
+use std::io::Write;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::start::{launch, StartArgs};
+use crate::cli::{ExecArgs, Format};
+use crate::config::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+use crate::errors::AppError;
+use crate::exit;
+
+/// Runs `exec`; returns the command's exit code (or 128+n when the runner was interrupted).
+pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
+    if args.command.is_empty() {
+        return Err(AppError::Usage("exec needs a command after `--`".into()));
+    }
+    let command = shell_join(&args.command);
+    let stage = Stage {
+        id: crate::run_layout::slug(&args.command[0]),
+        title: args.command.join(" "),
+        kind: StageKind::Command(CommandStage {
+            // `$` doubled: the command is taken literally, not as `${NAME}` variables.
+            command: command.replace('$', "$$"),
+            cwd: args.cwd.clone(),
+            env: Vec::new(),
+            timeout: None,
+            allow_failure: false,
+            summary_hint: None,
+        }),
+        depends_on: None,
+        on_failure: OnFailure::Abort,
+        retries: RetryPolicy::default(),
+        plan: None,
+    };
+    let config = Config {
+        path: "<exec>".into(),
+        default_pipeline: Some("exec".into()),
+        runtime_mode: None,
+        pipelines: vec![Pipeline {
+            id: "exec".into(),
+            title: format!("exec: {}", args.command.join(" ")),
+            description: None,
+            stages: vec![stage],
+            concurrency: None,
+            vars: Vec::new(),
+        }],
+    };
+    let start = StartArgs::for_pipeline("exec", args.task.clone(), Format::Json);
+    let launched = launch(&start, Some(config)).await?;
+    let m = &launched.report.manifest;
+    let stage = &m.commands[0];
+    let code = match launched.code {
+        exit::OK | exit::RUN_FAILED => stage.exit_code.unwrap_or(exit::RUN_FAILED),
+        interrupted => interrupted,
+    };
+    let log = stage
+        .log_path
+        .as_ref()
+        .map(|p| launched.report.dir.roots().repo.join(p));
+    let mut json = launched.json;
+    json["exit_code"] = Value::from(code);
+    if args.jsonl {
+        if let Some(log) = &log {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            for line in text.lines() {
+                crate::output::line(line);
+            }
+        }
+        crate::output::line(&json.to_string());
+    } else if args.json {
+        crate::output::json(&json);
+    } else if let Some(log) = &log {
+        replay(log);
+    }
+    Ok(code)
+}
+
+/// Writes the logged stdout and stderr chunks back to our stdout and stderr, in order.
+fn replay(log: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return;
+    };
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if v["type"] != "exec:chunk" {
+            continue;
+        }
+        let data = v["data"].as_str().unwrap_or_default();
+        let bytes = if v["encoding"] == "base64" {
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap_or_default()
+        } else {
+            data.as_bytes().to_vec()
+        };
+        let _ = if v["stream"] == "stderr" {
+            err.write_all(&bytes)
+        } else {
+            out.write_all(&bytes)
+        };
+    }
+    let _ = out.flush();
+}
+
+/// Quotes arguments for `sh -c` so each reaches the command unchanged.
+fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            let safe = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_./=:@%+-,".contains(c));
+            if safe {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_join;
+
+    #[test]
+    fn quoting_keeps_every_argument_whole() {
+        let args: Vec<String> = ["echo", "a b", "it's", "$HOME", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(shell_join(&args), r"echo 'a b' 'it'\''s' '$HOME' ''");
+    }
+}

@@ -1,0 +1,44 @@
+//! `report junit --run <id> [--out PATH]`: a finished (or running) run as JUnit XML, from its
+//! manifest and logs; on stdout unless `--out` names a file.
+
+use crate::cli::{ReportArgs, ReportCommand, ReportJunitArgs};
+use crate::errors::AppError;
+use crate::exit;
+use crate::run_layout::{is_safe_component, Roots};
+
+/// Runs one `report` command; returns the exit code.
+pub fn report(args: ReportArgs) -> Result<i32, AppError> {
+    match args.command {
+        ReportCommand::Junit(a) => junit(a),
+    }
+}
+
+fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
+    let roots = Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    if !is_safe_component(&a.run) {
+        return Err(AppError::Usage(format!(
+            "--run `{}` is not a run id",
+            a.run
+        )));
+    }
+    let path = match &a.task {
+        Some(task) => Some(roots.run_dir(task, &a.run).manifest()).filter(|p| p.is_file()),
+        None => crate::history::find_manifest(&roots.runs, &a.run),
+    }
+    .ok_or_else(|| {
+        AppError::Conflict(format!(
+            "run `{}` not found under `{}`",
+            a.run,
+            roots.runs.display()
+        ))
+    })?;
+    let m = crate::history::read_manifest(&path)
+        .map_err(|e| AppError::Conflict(format!("`{}`: {}", roots.rel(&path), e.one_line())))?;
+    let xml = crate::junit::render(&m, &roots.repo);
+    match &a.out {
+        Some(out) => crate::junit::write(out, &xml)?,
+        None => crate::output::line(xml.trim_end_matches('\n')),
+    }
+    Ok(exit::OK)
+}

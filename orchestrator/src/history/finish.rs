@@ -1,0 +1,80 @@
+//! The hook into a finished run: record it (and the child runs of its sub-pipeline stages) in
+//! the index, then write the JUnit report when one was asked for.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use shared_manifest::schema::Manifest;
+
+use super::errors::HistoryError;
+use super::scan::read_manifest;
+use super::store::Index;
+use crate::errors::AppError;
+use crate::run::RunReport;
+use crate::run_layout::Roots;
+
+/// Nesting of sub-pipelines followed when recording child runs (config validation rejects
+/// cycles; this only bounds a damaged manifest).
+const MAX_DEPTH: usize = 16;
+
+/// After a run: the history index is a convenience, so failing to record the run is only a
+/// `warning:`. The JUnit file was asked for, so failing to write it is an error (exit 4).
+pub fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), AppError> {
+    let roots = report.dir.roots();
+    if let Err(e) = record_run(roots, &report.manifest, &report.dir.manifest()) {
+        eprintln!(
+            "warning: run `{}` is not in the run history: {}",
+            report.manifest.run_id,
+            e.one_line()
+        );
+    }
+    if let Some(path) = junit {
+        crate::junit::write(path, &crate::junit::render(&report.manifest, &roots.repo))?;
+    }
+    Ok(())
+}
+
+/// Records run `m` (manifest at `manifest`) and, from their manifests on disk, the child runs
+/// its sub-pipeline stages started, so that the index holds what a rebuild would give.
+pub fn record_run(roots: &Roots, m: &Manifest, manifest: &Path) -> Result<(), HistoryError> {
+    let mut index = Index::open(roots)?;
+    index.record(m, manifest)?;
+    let mut seen: HashSet<String> = HashSet::from([m.run_id.clone()]);
+    let mut todo: Vec<(PathBuf, usize)> = children(roots, m, 1);
+    while let Some((path, depth)) = todo.pop() {
+        let child = match read_manifest(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "warning: child run `{}` is not in the run history: {}",
+                    roots.rel(&path),
+                    e.one_line()
+                );
+                continue;
+            }
+        };
+        if !seen.insert(child.run_id.clone()) {
+            continue;
+        }
+        index.record(&child, &path)?;
+        if depth < MAX_DEPTH {
+            todo.extend(children(roots, &child, depth + 1));
+        }
+    }
+    Ok(())
+}
+
+fn children(roots: &Roots, m: &Manifest, depth: usize) -> Vec<(PathBuf, usize)> {
+    m.child_runs
+        .iter()
+        .map(|c| {
+            let p = Path::new(&c.manifest);
+            let p = if p.is_absolute() {
+                p.to_owned()
+            } else {
+                roots.repo.join(p)
+            };
+            (p, depth)
+        })
+        .collect()
+}
