@@ -454,6 +454,16 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     persister.send(ManifestUpdate::MetricsRecorded).await?;
     let manifest = persister.close().await?;
     let snapshot = &manifest;
+    if let Some(sig) = ctx.cancel_signal().filter(|_| event == RunEvent::Cancel) {
+        run.emit(
+            "run_cancelled",
+            json!({
+                "pipeline_id": run.plan.pipeline.id,
+                "signal": exec::signal_name(sig),
+                "interrupted": snapshot.commands.iter().filter(|c| c.outcome.as_deref() == Some("cancelled")).map(|c| c.id.clone()).collect::<Vec<_>>(),
+            }),
+        );
+    }
     run.emit(
         if event == RunEvent::Succeed {
             "run_completed"

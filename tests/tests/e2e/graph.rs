@@ -207,3 +207,55 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn events_of_a_run_with_a_retry_and_a_failure() {
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
+      {"kind":"command","id":"flaky","command":"n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; [ $n -ge 1 ]","retries":1},
+      {"kind":"command","id":"bad","command":"exit 3"},
+      {"kind":"command","id":"never","command":"true"}]}]}"#);
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 1);
+    let events = read_lines(&env.run_dir(&out.run_id()).join("events.jsonl"));
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let p = &e["payload"];
+            let stage = p["stage_id"]
+                .as_str()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default();
+            let extra = match e["event"].as_str().expect("event") {
+                "step_retry" => format!(" attempt={}", p["attempt"]),
+                "step_completed" | "step_failed" => {
+                    format!(" status={} exit={}", p["status"], p["exit_code"])
+                }
+                "run_failed" | "run_completed" => {
+                    format!(" status={} detail={}", p["status"], p["status_detail"])
+                }
+                _ => String::new(),
+            };
+            format!(
+                "{} {}{stage}{extra}",
+                e["seq"],
+                e["event"].as_str().expect("event")
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"), @r#"
+    1 run_started
+    2 step_started flaky
+    3 step_retry flaky attempt=2
+    4 step_completed flaky status="succeeded" exit=0
+    5 step_started bad
+    6 step_failed bad status="failed" exit=3
+    7 run_failed status="failed" detail="stage:bad:failed"
+    "#);
+    assert!(events
+        .iter()
+        .all(|e| e["schema_version"] == 1 && e["actor"] == "runner" && e["task_id"] == "0101"));
+    // No stage output is copied into the event stream.
+    let text =
+        std::fs::read_to_string(env.run_dir(&out.run_id()).join("events.jsonl")).expect("read");
+    assert!(!text.contains("exec:chunk"));
+}

@@ -131,6 +131,19 @@ fn cancel_with(sig: Signal, expected: i32) {
     assert_eq!(m["commands"][0]["outcome"], "cancelled");
     assert_eq!(m["commands"][1]["status"], "pending");
     assert!(!env.path().join("never-ran").exists());
+    let events = crate::harness::read_lines(
+        &env.run_dir(j["run_id"].as_str().expect("id"))
+            .join("events.jsonl"),
+    );
+    let cancelled = events
+        .iter()
+        .find(|e| e["event"] == "run_cancelled")
+        .expect("a run_cancelled event");
+    assert_eq!(cancelled["payload"]["signal"], format!("{sig}"));
+    assert_eq!(
+        cancelled["payload"]["interrupted"],
+        serde_json::json!(["wait"])
+    );
     if let Some(cg) = &cgroup {
         assert!(
             !cg.populated(),
