@@ -460,6 +460,36 @@ pub async fn run(
     Ok(result)
 }
 
+/// Logs `data` as one stream's output read in `read_size` pieces, through the same splitting,
+/// encoding and writing as a running stage (without a process). For micro-benchmarks of the
+/// chunk path only; returns the number of chunk events written.
+#[doc(hidden)]
+pub fn log_output_for_bench(
+    log: &mut StageLog,
+    data: &[u8],
+    read_size: usize,
+) -> Result<u64, ExecError> {
+    let mut em = Emitter {
+        log,
+        correlation_id: uuid_v4(),
+        attempt: 1,
+        sequence: 0,
+        max_retained: 0,
+        retained: Vec::new(),
+        dropped: 0,
+        encoded: String::new(),
+    };
+    let mut pending: Vec<u8> = Vec::with_capacity(read_size + 4);
+    let reads: Vec<&[u8]> = data.chunks(read_size.max(1)).collect();
+    for (i, read) in reads.iter().enumerate() {
+        pending.extend_from_slice(read);
+        let last = i + 1 == reads.len();
+        let consumed = split_pieces(&pending, last, |piece| em.piece("stdout", piece))?;
+        pending.drain(..consumed);
+    }
+    Ok(em.sequence)
+}
+
 #[cfg(test)]
 mod tests {
     use super::uuid_v4;

@@ -21,6 +21,8 @@ mod stop;
 mod summary;
 mod unix;
 
+#[doc(hidden)]
+pub use child::log_output_for_bench;
 pub use child::run;
 pub use errors::ExecError;
 pub use ndjson::{LogEvent, RunnerLog, StageLog};
