@@ -57,6 +57,23 @@ pub struct RuntimeInputs {
     pub fallback_env: Option<String>,
 }
 
+impl RuntimeInputs {
+    /// The flag, config and manifest values plus the environment's.
+    pub fn with_env(
+        flag: Option<String>,
+        config: Option<String>,
+        manifest: Option<String>,
+    ) -> Self {
+        RuntimeInputs {
+            flag,
+            env: std::env::var(crate::env_vars::RUNTIME_MODE).ok(),
+            config,
+            manifest,
+            fallback_env: std::env::var(crate::env_vars::RUNTIME_FALLBACK).ok(),
+        }
+    }
+}
+
 /// The resolved runtime mode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeDecision {
@@ -157,6 +174,19 @@ pub struct ExecutionInputs {
     pub env: Option<String>,
     /// `CODEX_ORCHESTRATOR_CLOUD_FALLBACK`.
     pub fallback_env: Option<String>,
+}
+
+impl ExecutionInputs {
+    /// The flags and the target stage's hints plus the environment's values.
+    pub fn with_env(flag: Option<String>, cloud_flag: bool, stage_plan: Option<Value>) -> Self {
+        ExecutionInputs {
+            flag,
+            cloud_flag,
+            stage_plan,
+            env: std::env::var(crate::env_vars::EXECUTION_MODE).ok(),
+            fallback_env: std::env::var(crate::env_vars::CLOUD_FALLBACK).ok(),
+        }
+    }
 }
 
 /// The resolved execution mode.

@@ -174,7 +174,28 @@ pub async fn prepare(
         .await?;
     persister.flush().await?;
     crate::artifacts::write_mcp_stub(&dir)?;
-    let events = EventLog::open(&dir.events(), &ctx.task, &run_id)
+    assemble(
+        ctx,
+        plan,
+        dir,
+        persister,
+        depth,
+        vec![false; plan_len],
+        lock,
+    )
+}
+
+/// Opens the run's logs and bundles everything its stages share.
+fn assemble(
+    ctx: Arc<Ctx>,
+    plan: Arc<Plan>,
+    dir: RunDir,
+    persister: Persister<Manifest>,
+    depth: usize,
+    done: Vec<bool>,
+    lock: crate::lock::RunLock,
+) -> Result<Prepared, AppError> {
+    let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
     let state = Arc::new(RunState {
@@ -185,7 +206,7 @@ pub async fn prepare(
         events,
         runner_log,
         depth,
-        done: vec![false; plan_len],
+        done,
         lock,
     });
     Ok(Prepared { state })
@@ -222,21 +243,7 @@ pub async fn prepare_resume(
         })
         .await?;
     persister.flush().await?;
-    let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
-        .map_err(|e| AppError::storage(&dir.events(), e))?;
-    let runner_log = RunnerLog::open(&dir.runner_log())?;
-    let state = Arc::new(RunState {
-        ctx,
-        dir,
-        plan,
-        persister,
-        events,
-        runner_log,
-        depth: 0,
-        done,
-        lock,
-    });
-    Ok(Prepared { state })
+    assemble(ctx, plan, dir, persister, 0, done, lock)
 }
 
 fn initial_manifest(

@@ -7,19 +7,10 @@ use nix::unistd::Pid;
 use crate::cli::CancelArgs;
 use crate::errors::AppError;
 use crate::exit;
-use crate::run_layout::{is_safe_component, Roots};
 
 /// Runs `cancel`; returns the exit code.
 pub fn cancel(args: CancelArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env()
-        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    if !is_safe_component(&args.run) {
-        return Err(AppError::Usage(format!(
-            "--run `{}` is not a run id",
-            args.run
-        )));
-    }
-    let manifest = super::status::find_manifest(&roots, args.task.as_deref(), &args.run)?;
+    let (_, manifest) = super::locate_run(&args.run, args.task.as_deref())?;
     let lock = manifest.with_file_name("run.lock");
     let Some(holder) = crate::lock::holder(&lock) else {
         return Err(AppError::Conflict(format!(

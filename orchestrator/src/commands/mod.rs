@@ -38,3 +38,18 @@ pub(crate) fn task_id(flag: Option<&str>) -> Result<String, AppError> {
     }
     Ok(task)
 }
+
+/// The roots and the manifest path of run `run` (searching every task without `task`), after
+/// checking the id is usable as a directory name.
+pub(crate) fn locate_run(
+    run: &str,
+    task: Option<&str>,
+) -> Result<(crate::run_layout::Roots, std::path::PathBuf), AppError> {
+    let roots = crate::run_layout::Roots::from_env()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    if !crate::run_layout::is_safe_component(run) {
+        return Err(AppError::Usage(format!("--run `{run}` is not a run id")));
+    }
+    let path = status::find_manifest(&roots, task, run)?;
+    Ok((roots, path))
+}

@@ -13,20 +13,11 @@ use crate::context::{Ctx, ExecKnobs};
 use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
 use crate::report::Reporter;
-use crate::run_layout::{is_safe_component, Roots};
-use crate::{env_vars, exit, plan, run};
+use crate::{exit, plan, run};
 
 /// Runs `resume`; returns the exit code.
 pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env()
-        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    if !is_safe_component(&args.run) {
-        return Err(AppError::Usage(format!(
-            "--run `{}` is not a run id",
-            args.run
-        )));
-    }
-    let path = super::status::find_manifest(&roots, args.task.as_deref(), &args.run)?;
+    let (roots, path) = super::locate_run(&args.run, args.task.as_deref())?;
     let manifest = read_manifest(&path)?;
     // The token is checked before anything is locked or written.
     if let Some(token) = &args.token {
@@ -73,23 +64,19 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     let now = crate::time::now();
     let runtime = resolve_runtime(
-        &RuntimeInputs {
-            flag: args.runtime_mode.clone(),
-            env: std::env::var(env_vars::RUNTIME_MODE).ok(),
-            config: config.runtime_mode.clone(),
-            manifest: Some(manifest.runtime_mode_requested.as_str().to_owned()),
-            fallback_env: std::env::var(env_vars::RUNTIME_FALLBACK).ok(),
-        },
+        &RuntimeInputs::with_env(
+            args.runtime_mode.clone(),
+            config.runtime_mode.clone(),
+            Some(manifest.runtime_mode_requested.as_str().to_owned()),
+        ),
         &now,
     )?;
     let execution = resolve_execution(
-        &ExecutionInputs {
-            flag: None,
-            cloud_flag: false,
-            stage_plan: plan.pipeline.stages.first().and_then(|s| s.plan.clone()),
-            env: std::env::var(env_vars::EXECUTION_MODE).ok(),
-            fallback_env: std::env::var(env_vars::CLOUD_FALLBACK).ok(),
-        },
+        &ExecutionInputs::with_env(
+            None,
+            false,
+            plan.pipeline.stages.first().and_then(|s| s.plan.clone()),
+        ),
         &now,
     )?;
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);

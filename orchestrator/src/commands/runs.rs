@@ -11,9 +11,7 @@ use crate::cli::{
 use crate::errors::AppError;
 use crate::exit;
 use crate::history::table::{self, duration, first_line, opt, percent};
-use crate::history::{
-    diff, parse_since, stats, with_index, HistoryError, Index, RunFilter, RunRow, StageRow,
-};
+use crate::history::{diff, parse_since, stats, with_index, Index, RunFilter, RunRow, StageRow};
 use crate::output;
 use crate::run_layout::{is_safe_component, Roots};
 
@@ -166,10 +164,11 @@ fn stats(roots: &Roots, a: RunsStatsArgs) -> Result<i32, AppError> {
         since_ms: since(a.since.as_deref())?,
         ..RunFilter::default()
     };
-    let (runs, stages) = with_index(roots, |i| {
-        Ok::<_, HistoryError>((i.run_samples(&filter)?, i.stage_samples(&filter)?))
+    let pipelines = with_index(roots, |i| {
+        let mut acc = stats::Aggregator::default();
+        i.aggregate(&filter, &mut acc)?;
+        Ok(acc.finish())
     })?;
-    let pipelines = stats::compute(&runs, &stages);
     if a.format == Format::Json {
         output::json(&json!({ "pipelines": pipelines }));
         return Ok(exit::OK);

@@ -14,7 +14,7 @@ use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
 use crate::report::Reporter;
 use crate::run_layout::Roots;
-use crate::{env_vars, exit, plan, run};
+use crate::{exit, plan, run};
 
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
@@ -60,13 +60,7 @@ pub async fn launch(
     let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     let now = crate::time::now();
     let runtime = resolve_runtime(
-        &RuntimeInputs {
-            flag: args.runtime_mode.clone(),
-            env: std::env::var(env_vars::RUNTIME_MODE).ok(),
-            config: config.runtime_mode.clone(),
-            manifest: None,
-            fallback_env: std::env::var(env_vars::RUNTIME_FALLBACK).ok(),
-        },
+        &RuntimeInputs::with_env(args.runtime_mode.clone(), config.runtime_mode.clone(), None),
         &now,
     )?;
     let target = match &args.target {
@@ -89,13 +83,11 @@ pub async fn launch(
         }
     };
     let execution = resolve_execution(
-        &ExecutionInputs {
-            flag: args.execution_mode.clone(),
-            cloud_flag: args.cloud,
-            stage_plan: target.and_then(|s| s.plan.clone()),
-            env: std::env::var(env_vars::EXECUTION_MODE).ok(),
-            fallback_env: std::env::var(env_vars::CLOUD_FALLBACK).ok(),
-        },
+        &ExecutionInputs::with_env(
+            args.execution_mode.clone(),
+            args.cloud,
+            target.and_then(|s| s.plan.clone()),
+        ),
         &now,
     )?;
     let knobs = ExecKnobs::from_env()?;

@@ -11,19 +11,11 @@ use shared_manifest::RunStatus;
 use crate::cli::{Format, StatusArgs};
 use crate::errors::AppError;
 use crate::exit;
-use crate::run_layout::{is_safe_component, Roots};
+use crate::run_layout::Roots;
 
 /// Runs `status` (once, or with `--watch` until the run ends); returns the exit code.
 pub fn status(args: StatusArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env()
-        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    if !is_safe_component(&args.run) {
-        return Err(AppError::Usage(format!(
-            "--run `{}` is not a run id",
-            args.run
-        )));
-    }
-    let path = find_manifest(&roots, args.task.as_deref(), &args.run)?;
+    let (roots, path) = super::locate_run(&args.run, args.task.as_deref())?;
     if !args.watch {
         let v = view(&roots, &path)?;
         match args.format {
