@@ -3,6 +3,8 @@
 pub mod error;
 pub mod load;
 pub mod model;
+#[cfg(test)]
+mod props;
 mod suggest;
 mod validate;
 
