@@ -274,3 +274,59 @@ pub(crate) fn redact_manifest(env: &TestEnv, m: &Value) -> Value {
     walk(&mut v);
     v
 }
+
+/// A cgroup v2 directory of our own: everything the runner starts lands in it, so
+/// `populated 0` after the run proves no process of the run survived (grandchildren and
+/// reparented orphans included). `None` (with a printed reason) when not root or no cgroup2.
+pub(crate) struct Cgroup(std::path::PathBuf);
+
+impl Cgroup {
+    pub(crate) fn new(name: &str) -> Option<Cgroup> {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let Some(root) = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_owned())
+        }) else {
+            eprintln!("SKIPPED cgroup check: no cgroup2 mount");
+            return None;
+        };
+        let dir = std::path::Path::new(&root).join(format!("co-e2e-{name}-{}", std::process::id()));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            eprintln!(
+                "SKIPPED cgroup check: cannot create {} ({e}); needs root",
+                dir.display()
+            );
+            return None;
+        }
+        Some(Cgroup(dir))
+    }
+
+    /// The runner, started through `sh` so it joins the cgroup before it execs.
+    pub(crate) fn wrap(&self, env: &TestEnv, args: &[&str]) -> std::process::Command {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec \"$0\" \"$@\"",
+            self.0.display()
+        );
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c").arg(script).arg(crate::harness::BIN).args(args);
+        sh.current_dir(env.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", env.path());
+        for (k, v) in env.envs() {
+            sh.env(k, v);
+        }
+        sh
+    }
+
+    pub(crate) fn populated(&self) -> bool {
+        let events = std::fs::read_to_string(self.0.join("cgroup.events")).expect("cgroup.events");
+        events.lines().any(|l| l == "populated 1")
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

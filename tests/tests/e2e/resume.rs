@@ -210,8 +210,14 @@ fn a_running_run_is_locked() {
 fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
     let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
       {"kind":"command","id":"s","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
-    let mut child = env
-        .command(["start", "p"])
+    // The first runner joins its own cgroup: its stages' survivors stay in it after kill -9,
+    // and the cgroup must be empty once resume has dealt with them.
+    let cgroup = crate::harness::Cgroup::new("crash");
+    let mut child = match &cgroup {
+        Some(cg) => cg.wrap(&env, &["start", "p"]),
+        None => env.command(["start", "p"]),
+    };
+    let mut child = child
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -287,4 +293,10 @@ fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
     let m = env.manifest(&id);
     assert_valid_manifest(&m);
     assert_eq!(m["status"], "succeeded");
+    if let Some(cg) = &cgroup {
+        assert!(
+            !cg.populated(),
+            "no process of the crashed run is left after resume"
+        );
+    }
 }

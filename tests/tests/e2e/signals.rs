@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::harness::{assert_valid_manifest, TestEnv};
+use crate::harness::{assert_valid_manifest, Cgroup, TestEnv};
 
 fn wait_for(path: &std::path::Path, limit: Duration) {
     let start = Instant::now();
@@ -29,62 +29,6 @@ fn alive(pid: i32) -> bool {
             .and_then(|i| stat[i + 2..].chars().next())
             .is_some_and(|state| state != 'Z'),
         Err(_) => kill(Pid::from_raw(pid), None).is_ok(),
-    }
-}
-
-/// A cgroup v2 directory of our own: everything the runner starts lands in it, so
-/// `populated 0` after the run proves no process of the run survived (grandchildren and
-/// reparented orphans included). `None` (with a printed reason) when not root or no cgroup2.
-struct Cgroup(std::path::PathBuf);
-
-impl Cgroup {
-    fn new(name: &str) -> Option<Cgroup> {
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let Some(root) = mounts.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_owned())
-        }) else {
-            eprintln!("SKIPPED cgroup check: no cgroup2 mount");
-            return None;
-        };
-        let dir = std::path::Path::new(&root).join(format!("co-e2e-{name}-{}", std::process::id()));
-        if let Err(e) = std::fs::create_dir(&dir) {
-            eprintln!(
-                "SKIPPED cgroup check: cannot create {} ({e}); needs root",
-                dir.display()
-            );
-            return None;
-        }
-        Some(Cgroup(dir))
-    }
-
-    /// The runner, started through `sh` so it joins the cgroup before it execs.
-    fn wrap(&self, env: &TestEnv, args: &[&str]) -> std::process::Command {
-        let script = format!(
-            "echo $$ > {}/cgroup.procs && exec \"$0\" \"$@\"",
-            self.0.display()
-        );
-        let mut sh = std::process::Command::new("sh");
-        sh.arg("-c").arg(script).arg(crate::harness::BIN).args(args);
-        sh.current_dir(env.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", env.path());
-        for (k, v) in env.envs() {
-            sh.env(k, v);
-        }
-        sh
-    }
-
-    fn populated(&self) -> bool {
-        let events = std::fs::read_to_string(self.0.join("cgroup.events")).expect("cgroup.events");
-        events.lines().any(|l| l == "populated 1")
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
     }
 }
 
