@@ -8,7 +8,7 @@ use rusqlite::Row;
 use serde::Serialize;
 
 use super::errors::HistoryError;
-use super::stats::{RunSample, StageSample};
+use super::stats::{Aggregator, RunSample, StageSample};
 use super::store::Index;
 
 /// Which runs `runs list` (and `runs stats`) look at.
@@ -233,44 +233,50 @@ impl Index {
         Ok(Some((run, stages)))
     }
 
-    /// Pipeline, status and wall time of every run matching `filter` (its limit ignored).
-    pub fn run_samples(&self, filter: &RunFilter) -> Result<Vec<RunSample>, HistoryError> {
-        let (clause, values) = filter.clause();
-        let sql = format!("SELECT r.pipeline_id, r.status, r.duration_ms FROM runs r{clause}");
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(rusqlite::params_from_iter(values), |r| {
-                Ok(RunSample {
-                    pipeline_id: r.get(0)?,
-                    status: r.get(1)?,
-                    duration_ms: r.get(2)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    /// Feeds every run matching `filter` (its limit ignored), and every stage of those runs,
+    /// to `acc`. Rows are read in place (see [`Aggregator`]).
+    pub fn aggregate(&self, filter: &RunFilter, acc: &mut Aggregator) -> Result<(), HistoryError> {
+        self.aggregate_rows(filter, acc).map_err(|e| self.err(e))
     }
 
-    /// One sample per stage of every run matching `filter` (its limit ignored).
-    pub fn stage_samples(&self, filter: &RunFilter) -> Result<Vec<StageSample>, HistoryError> {
+    fn aggregate_rows(&self, filter: &RunFilter, acc: &mut Aggregator) -> rusqlite::Result<()> {
         let (clause, values) = filter.clause();
-        let sql = format!(
-            "SELECT r.pipeline_id, s.stage_id, s.idx, s.status, s.duration_ms, s.attempts
-             FROM stages s JOIN runs r ON r.run_id = s.run_id{clause}"
-        );
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(rusqlite::params_from_iter(values), |r| {
-                Ok(StageSample {
-                    pipeline_id: r.get(0)?,
-                    stage_id: r.get(1)?,
-                    index: r.get(2)?,
-                    status: r.get(3)?,
-                    duration_ms: r.get(4)?,
-                    attempts: r.get(5)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        let sql = format!("SELECT r.pipeline_id, r.status, r.duration_ms FROM runs r{clause}");
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(values.iter()))?;
+        while let Some(r) = rows.next()? {
+            acc.run(RunSample {
+                pipeline_id: r.get_ref(0)?.as_str()?,
+                status: r.get_ref(1)?.as_str()?,
+                duration_ms: r.get(2)?,
+            });
+        }
+        // Stage rows carry their run's pipeline and start time: filtered on those alone, the
+        // scan stays inside the covering index `stages_for_stats`, with no join.
+        let sql = if filter.task.is_none() && filter.status.is_none() {
+            format!(
+                "SELECT r.pipeline_id, r.stage_id, r.idx, r.status, r.duration_ms, r.attempts
+                 FROM stages r{clause}"
+            )
+        } else {
+            format!(
+                "SELECT r.pipeline_id, s.stage_id, s.idx, s.status, s.duration_ms, s.attempts
+                 FROM stages s JOIN runs r ON r.run_id = s.run_id{clause}"
+            )
+        };
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(values.iter()))?;
+        while let Some(r) = rows.next()? {
+            acc.stage(StageSample {
+                pipeline_id: r.get_ref(0)?.as_str()?,
+                stage_id: r.get_ref(1)?.as_str()?,
+                index: r.get(2)?,
+                status: r.get_ref(3)?.as_str()?,
+                duration_ms: r.get(4)?,
+                attempts: r.get(5)?,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -296,7 +302,186 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::stats::PipelineStats;
+    use crate::run_layout::Roots;
+    use shared_manifest::schema::Manifest;
+    use std::path::{Path, PathBuf};
     use std::time::Duration;
+
+    /// A finished run's manifest: `stages` are (id, status, duration_ms, attempts).
+    fn manifest(
+        run_id: &str,
+        pipeline: &str,
+        status: &str,
+        started: &str,
+        stages: &[(&str, &str, u64, u32)],
+    ) -> Manifest {
+        let commands: Vec<_> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, (id, st, d, a))| {
+                serde_json::json!({"index": i + 1, "id": id, "title": id, "command": "true",
+                    "kind": "command", "status": st, "duration_ms": d, "attempts": a,
+                    "exit_code": if *st == "failed" { 1 } else { 0 }})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "version": 1, "task_id": "t", "run_id": run_id, "pipeline_id": pipeline,
+            "pipeline_title": pipeline, "runner": "codex-cli", "status": status,
+            "started_at": started, "completed_at": started, "updated_at": started,
+            "heartbeat_interval_seconds": 5, "heartbeat_stale_after_seconds": 30,
+            "artifact_root": "a", "compat_path": "c", "log_path": "l", "metrics_recorded": false,
+            "resume_token": "x", "resume_events": [], "approvals": [], "commands": commands,
+            "child_runs": [], "runtime_mode_requested": "cli", "runtime_mode": "cli",
+            "runtime_provider": "CliRuntimeProvider", "instructions_sources": [],
+        }))
+        .expect("a valid manifest")
+    }
+
+    fn save(roots: &Roots, m: &Manifest) -> PathBuf {
+        let dir = roots.runs.join(&m.task_id).join("cli").join(&m.run_id);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let p = dir.join("manifest.json");
+        std::fs::write(&p, serde_json::to_vec(m).expect("json")).expect("write");
+        p
+    }
+
+    fn ids(rows: &[RunRow]) -> Vec<&str> {
+        rows.iter().map(|r| r.run_id.as_str()).collect()
+    }
+
+    fn stats(index: &Index, filter: &RunFilter) -> Vec<PipelineStats> {
+        let mut acc = Aggregator::default();
+        index.aggregate(filter, &mut acc).expect("aggregate");
+        acc.finish()
+    }
+
+    #[test]
+    fn recorded_runs_answer_queries_and_survive_a_rebuild() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let roots = Roots {
+            repo: dir.path().to_owned(),
+            runs: dir.path().join(".runs"),
+            out: dir.path().join("out"),
+        };
+        std::fs::create_dir_all(&roots.runs).expect("mkdir");
+        let runs = [
+            manifest(
+                "r1",
+                "ci",
+                "succeeded",
+                "2026-01-01T00:00:00.000Z",
+                &[("build", "succeeded", 10, 1), ("test", "succeeded", 30, 2)],
+            ),
+            manifest(
+                "r2",
+                "ci",
+                "failed",
+                "2026-01-02T00:00:00.000Z",
+                &[("build", "succeeded", 20, 1), ("test", "failed", 50, 3)],
+            ),
+            manifest(
+                "r3",
+                "docs",
+                "succeeded",
+                "2026-01-03T00:00:00.000Z",
+                &[("render", "succeeded", 5, 1)],
+            ),
+        ];
+        let mut index = Index::open(&roots).expect("open");
+        for m in &runs {
+            let p = save(&roots, m);
+            index.record(m, &p).expect("record");
+        }
+        let all = index.list(&RunFilter::default()).expect("list");
+        assert_eq!(ids(&all), ["r3", "r2", "r1"]);
+        assert_eq!(all[1].manifest, ".runs/t/cli/r2/manifest.json");
+        let f = RunFilter {
+            pipeline: Some("ci".into()),
+            limit: Some(1),
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(&index.list(&f).expect("list")), ["r2"]);
+        let f = RunFilter {
+            since_ms: Some(super::super::record::epoch_ms("2026-01-02T00:00:00Z")),
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(&index.list(&f).expect("list")), ["r3", "r2"]);
+        let f = RunFilter {
+            status: Some("failed".into()),
+            ..RunFilter::default()
+        };
+        assert_eq!(ids(&index.list(&f).expect("list")), ["r2"]);
+
+        let (run, stages) = index.run("r2").expect("query").expect("r2 is indexed");
+        assert_eq!((run.stages_passed, run.stages_failed), (1, 1));
+        assert_eq!(stages[1].exit_code, Some(1));
+        assert!(index.run("nope").expect("query").is_none());
+
+        let s = stats(&index, &RunFilter::default());
+        assert_eq!(s[0].pipeline_id, "ci");
+        assert_eq!(s[0].stages[1].passed_after_retry, 1);
+        assert_eq!(s[0].stages[1].duration.p95_ms, Some(50));
+        // Filters that the stage rows do not carry go through the join.
+        let failed = RunFilter {
+            status: Some("failed".into()),
+            ..RunFilter::default()
+        };
+        assert_eq!(stats(&index, &failed)[0].stages[1].passed_after_retry, 0);
+
+        // Recording a run again replaces its rows (a resumed run): no duplicates.
+        let resumed = manifest(
+            "r2",
+            "ci",
+            "succeeded",
+            "2026-01-02T00:00:00.000Z",
+            &[("build", "succeeded", 20, 1), ("test", "succeeded", 40, 1)],
+        );
+        let p = save(&roots, &resumed);
+        index.record(&resumed, &p).expect("record");
+        let (run, stages) = index.run("r2").expect("query").expect("r2");
+        assert_eq!((run.status.as_str(), stages.len()), ("succeeded", 2));
+        let before = (
+            index.list(&RunFilter::default()).expect("list"),
+            stats(&index, &RunFilter::default()),
+        );
+        drop(index);
+
+        let done = Index::reindex(&roots).expect("reindex");
+        assert_eq!((done.runs, done.skipped), (3, 0));
+        let index = Index::open(&roots).expect("open");
+        let after = (
+            index.list(&RunFilter::default()).expect("list"),
+            stats(&index, &RunFilter::default()),
+        );
+        assert_eq!(
+            after, before,
+            "a rebuild from the manifests gives the same answers"
+        );
+    }
+
+    #[test]
+    fn unreadable_manifests_are_skipped_by_a_rebuild() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let roots = Roots {
+            repo: dir.path().to_owned(),
+            runs: dir.path().join(".runs"),
+            out: dir.path().join("out"),
+        };
+        let m = manifest("r1", "ci", "succeeded", "2026-01-01T00:00:00.000Z", &[]);
+        save(&roots, &m);
+        let bad = roots.runs.join("t/cli/r2");
+        std::fs::create_dir_all(&bad).expect("mkdir");
+        std::fs::write(bad.join("manifest.json"), "{ not json").expect("write");
+        assert_eq!(
+            Index::reindex(&roots).expect("reindex"),
+            crate::history::Rebuilt {
+                runs: 1,
+                skipped: 1
+            }
+        );
+        assert!(Path::new(&roots.runs.join("index.sqlite")).is_file());
+    }
 
     #[test]
     fn since_accepts_times_dates_and_durations() {

@@ -68,15 +68,19 @@ pub(crate) fn insert(conn: &Connection, m: &Manifest, manifest: &str) -> rusqlit
     conn.prepare_cached("DELETE FROM stages WHERE run_id = ?1")?
         .execute([&m.run_id])?;
     let mut st = conn.prepare_cached(
-        "INSERT INTO stages (run_id, idx, stage_id, title, kind, command, status, exit_code,
-            attempts, outcome, signal, started_at, completed_at, duration_ms, summary, log_path,
-            error_file, sub_run_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        "INSERT INTO stages (run_id, idx, pipeline_id, started_ms, stage_id, title, kind,
+            command, status, exit_code, attempts, outcome, signal, started_at, completed_at,
+            duration_ms, summary, log_path, error_file, sub_run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20)",
     )?;
+    let started_ms = epoch_ms(&m.started_at);
     for c in &m.commands {
         st.execute(params![
             m.run_id,
             c.index as i64,
+            m.pipeline_id,
+            started_ms,
             c.id,
             c.title,
             kind_str(c.kind),

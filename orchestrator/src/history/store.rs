@@ -51,11 +51,14 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_by_started  ON runs (started_ms);
 CREATE INDEX runs_by_task     ON runs (task_id, started_ms);
-CREATE INDEX runs_by_pipeline ON runs (pipeline_id, started_ms);
 CREATE INDEX runs_by_status   ON runs (status, started_ms);
+-- Covers `stats`' scan of runs: it never reads the wide rows.
+CREATE INDEX runs_by_pipeline ON runs (pipeline_id, started_ms, status, duration_ms);
 CREATE TABLE stages (
     run_id       TEXT NOT NULL,
     idx          INTEGER NOT NULL,
+    pipeline_id  TEXT NOT NULL,  -- the run's, so that `stats` needs no join
+    started_ms   INTEGER NOT NULL, -- the run's
     stage_id     TEXT NOT NULL,
     title        TEXT NOT NULL,
     kind         TEXT NOT NULL,
@@ -74,6 +77,9 @@ CREATE TABLE stages (
     sub_run_id   TEXT,
     PRIMARY KEY (run_id, idx)
 ) WITHOUT ROWID;
+-- Covers `stats`' scan of stages, in the order its aggregation likes (runs of one stage).
+CREATE INDEX stages_for_stats ON stages
+    (pipeline_id, stage_id, started_ms, idx, status, duration_ms, attempts);
 ";
 
 /// An open run index.
