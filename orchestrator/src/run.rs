@@ -444,22 +444,19 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             summary,
         })
         .await?;
-    run.persister.flush().await?;
     let status = match event {
         RunEvent::Succeed => "succeeded",
         RunEvent::Cancel => "cancelled",
         _ => "failed",
     };
-    // The terminal state is durable before the summary and metrics are written: a crash in
-    // between leaves an honest manifest that only lacks `metrics_recorded`.
-    let manifest = run.persister.clone().close().await?;
+    // The terminal state is durable before the summary and metrics are written, and they are
+    // built from exactly that state: a crash in between leaves an honest manifest that only
+    // lacks `metrics_recorded`.
+    let manifest = run.persister.inspect(Manifest::clone).await?;
     crate::artifacts::write_run_summary(&run.dir, &manifest, ctx.execution.mode)?;
     crate::artifacts::append_metrics(&run.dir, &manifest)?;
-    // The manifest's owner is gone; a short-lived persister (still the only writer) records the
-    // metrics flag, keeping one write path for the manifest.
-    let persister = Persister::spawn(manifest, run.dir.manifest(), Some(run.dir.heartbeat()));
-    persister.send(ManifestUpdate::MetricsRecorded).await?;
-    let manifest = persister.close().await?;
+    run.persister.send(ManifestUpdate::MetricsRecorded).await?;
+    let manifest = run.persister.clone().close().await?;
     let snapshot = &manifest;
     if let Some(sig) = ctx.cancel_signal().filter(|_| event == RunEvent::Cancel) {
         run.emit(

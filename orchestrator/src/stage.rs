@@ -46,15 +46,6 @@ pub async fn run_command(
     let log_abs = run.dir.stage_log(index, &stage.id);
     let log_rel = run.dir.rel(&log_abs);
     let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
-    run.persister
-        .send(ManifestUpdate::StageStarted {
-            index,
-            at: crate::time::now(),
-            attempt: 1,
-            log_path: Some(log_rel.clone()),
-            command: Some(command.clone()),
-        })
-        .await?;
     run.emit(
         "step_started",
         json!({
@@ -88,32 +79,44 @@ pub async fn run_command(
             spec.kill_grace = ctx.exec.kill_grace;
             spec.attempt = attempt;
             spec.max_chunk_events = ctx.exec.max_chunk_events;
+            // The start of the attempt and its process go to the manifest as one update (one
+            // write), queued from `on_spawn` while the stage runs: a later resume needs the
+            // pid to find survivors.
+            let first = attempt == 1;
+            let start = ManifestUpdate::StageStarted {
+                index,
+                at: crate::time::now(),
+                attempt,
+                log_path: first.then(|| log_rel.clone()),
+                command: first.then(|| command.clone()),
+                process: None,
+            };
             let persister = run.persister.clone();
             let recorded = std::sync::Arc::new(std::sync::Mutex::new(None));
             let slot = recorded.clone();
+            let mut spawned_start = start.clone();
             let on_spawn = move |p: &exec::ProcessInfo| {
-                let process = ProcessRecord {
-                    pid: p.pid,
-                    pgid: p.pgid,
-                    started_at: p.started_at.clone(),
-                    start_ticks: p.start_ticks,
-                };
-                // `on_spawn` is synchronous: the update is queued from a task, so the pid is in the
-                // manifest while the stage runs (a later resume needs it to find survivors).
-                let task = tokio::spawn(async move {
-                    persister
-                        .send(ManifestUpdate::StageProcess { index, process })
-                        .await
-                });
+                if let ManifestUpdate::StageStarted { process, .. } = &mut spawned_start {
+                    *process = Some(ProcessRecord {
+                        pid: p.pid,
+                        pgid: p.pgid,
+                        started_at: p.started_at.clone(),
+                        start_ticks: p.start_ticks,
+                    });
+                }
+                let task = tokio::spawn(async move { persister.send(spawned_start).await });
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
             };
             let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;
-            // The process update lands before the stage's result, always.
+            // The start lands before the stage's result, always; without a spawn it is sent now.
             let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(task) = task {
-                if let Ok(sent) = task.await {
-                    sent?;
+            match task {
+                Some(task) => {
+                    if let Ok(sent) = task.await {
+                        sent?;
+                    }
                 }
+                None => run.persister.send(start).await?,
             }
             let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
             if result.succeeded() || cancelled || attempt > stage.retries.count {
@@ -134,15 +137,6 @@ pub async fn run_command(
             if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
                 break result;
             }
-            run.persister
-                .send(ManifestUpdate::StageStarted {
-                    index,
-                    at: crate::time::now(),
-                    attempt,
-                    log_path: None,
-                    command: None,
-                })
-                .await?;
         };
 
     let duration = started.elapsed();
@@ -292,6 +286,7 @@ async fn finish_unstarted(
             attempt: 1,
             log_path: None,
             command: None,
+            process: None,
         })
         .await?;
     run.persister

@@ -16,6 +16,19 @@ use crate::errors::{AtomicWriteError, WriteStep};
 /// temp file, and the last rename wins with a complete payload. On failure the target keeps its
 /// previous content and the temp file is removed.
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+    write_atomic_with(target, bytes, true)
+}
+
+/// [`write_atomic`] without the fsyncs: readers still see the old or the new content, never a
+/// mix, but a power cut may lose the write. Only for files that are hints or derived from a
+/// durable record (the `.heartbeat` sidecar duplicates the manifest's `heartbeat_at`, and its
+/// only job after a crash is to be stale; the `mcp/` redirect and `run-summary.json` are
+/// rebuilt from the manifest).
+pub fn write_atomic_relaxed(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+    write_atomic_with(target, bytes, false)
+}
+
+fn write_atomic_with(target: &Path, bytes: &[u8], durable: bool) -> Result<(), AtomicWriteError> {
     let err = |step, source| AtomicWriteError {
         path: target.to_owned(),
         step,
@@ -45,12 +58,17 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>
     let result = (|| {
         file.write_all(bytes)
             .map_err(|e| err(WriteStep::Write, e))?;
-        file.sync_all().map_err(|e| err(WriteStep::Fsync, e))?;
+        if durable {
+            file.sync_all().map_err(|e| err(WriteStep::Fsync, e))?;
+        }
         drop(file);
         std::fs::rename(&tmp_path, target).map_err(|e| err(WriteStep::Rename, e))?;
         renamed = true;
         // Without this the rename itself may not survive a power cut.
-        fsync_dir(dir).map_err(|e| err(WriteStep::FsyncDir, e))
+        if durable {
+            fsync_dir(dir).map_err(|e| err(WriteStep::FsyncDir, e))?;
+        }
+        Ok(())
     })();
     // After the rename the temp name is free again and could belong to another writer by now.
     if result.is_err() && !renamed {

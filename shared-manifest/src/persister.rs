@@ -38,6 +38,12 @@ pub trait Sink: Send + 'static {
     /// Writes `bytes` to `path` durably, all or nothing. Called on the blocking pool, one call at
     /// a time.
     fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>;
+
+    /// Writes a sidecar that only needs to be atomic, not durable (the heartbeat: the manifest
+    /// holds the same time durably). Defaults to [`Sink::write`].
+    fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+        self.write(path, bytes)
+    }
 }
 
 /// The real sink: [`write_atomic`].
@@ -47,6 +53,10 @@ pub struct AtomicSink;
 impl Sink for AtomicSink {
     fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
         write_atomic(path, bytes)
+    }
+
+    fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+        crate::atomic::write_atomic_relaxed(path, bytes)
     }
 }
 
@@ -65,7 +75,13 @@ enum Msg<D: Document> {
     Flush(oneshot::Sender<()>),
     /// Receives the document once everything queued is written.
     Close(oneshot::Sender<D>),
+    /// Like `Flush`, then runs on the written document (a read-only look, e.g. to build
+    /// derived files from exactly what is on disk).
+    Inspect(Look<D>),
 }
+
+/// A read-only look at the document, run by the task after a write.
+type Look<D> = Box<dyn FnOnce(&D) + Send>;
 
 /// State every handle can read. The task sets the errors *before* it drops an acknowledgement
 /// or closes the channel, so a caller woken by either always finds the error in place.
@@ -191,6 +207,24 @@ impl<D: Document> Persister<D> {
         self.shared.outcome()
     }
 
+    /// A barrier like [`Persister::flush`] that also returns `f` of the document as written:
+    /// derived files (summaries, metrics) are built from exactly the durable state.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&D) -> R + Send + 'static,
+    ) -> Result<R, PersistError> {
+        let (tx, rx) = oneshot::channel();
+        let look: Look<D> = Box::new(move |d: &D| {
+            let _ = tx.send(f(d));
+        });
+        self.tx
+            .send(Msg::Inspect(look))
+            .await
+            .map_err(|_| self.shared.gone())?;
+        let value = rx.await.map_err(|_| self.shared.gone())?;
+        self.shared.outcome().map(|()| value)
+    }
+
     /// Writes everything queued, ends the task and returns the document, or the run's first
     /// error. Works while other handles are alive; their later calls get
     /// [`PersistError::Closed`], as does a second concurrent `close`.
@@ -233,6 +267,7 @@ impl<D: Document> Owner<D> {
         while rx.recv_many(&mut batch, BATCH).await > 0 {
             let mut changed = false;
             let mut acks = Vec::new();
+            let mut inspects: Vec<Look<D>> = Vec::new();
             for msg in batch.drain(..) {
                 match msg {
                     Msg::Apply(update) => {
@@ -245,6 +280,7 @@ impl<D: Document> Owner<D> {
                         }
                     }
                     Msg::Flush(ack) => acks.push(ack),
+                    Msg::Inspect(look) => inspects.push(look),
                     Msg::Close(reply) => {
                         // New sends fail from now on; what is queued still gets applied.
                         rx.close();
@@ -267,6 +303,9 @@ impl<D: Document> Owner<D> {
                 // The flusher may have stopped waiting; nothing to do then.
                 let _ = ack.send(());
             }
+            for look in inspects {
+                look(&self.doc);
+            }
         }
         if let Some(reply) = closer {
             let _ = reply.send(self.doc);
@@ -278,7 +317,8 @@ impl<D: Document> Owner<D> {
     async fn write(&mut self) -> Result<(), PersistError> {
         let mut bytes = serde_json::to_vec_pretty(&self.doc).map_err(PersistError::Serialize)?;
         bytes.push(b'\n');
-        self.write_file(self.manifest_path.clone(), bytes).await?;
+        self.write_file(self.manifest_path.clone(), bytes, true)
+            .await?;
         self.shared.writes.fetch_add(1, Ordering::Relaxed);
         let Some(path) = self.heartbeat_path.clone() else {
             return Ok(());
@@ -288,20 +328,30 @@ impl<D: Document> Owner<D> {
             .as_ref()
             .filter(|b| Some(*b) != self.last_heartbeat.as_ref())
         {
-            self.write_file(path, text.clone().into_bytes()).await?;
+            self.write_file(path, text.clone().into_bytes(), false)
+                .await?;
             self.shared.heartbeat_writes.fetch_add(1, Ordering::Relaxed);
             self.last_heartbeat = beat;
         }
         Ok(())
     }
 
-    async fn write_file(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<(), PersistError> {
+    async fn write_file(
+        &mut self,
+        path: PathBuf,
+        bytes: Vec<u8>,
+        durable: bool,
+    ) -> Result<(), PersistError> {
         let mut sink = self
             .sink
             .take()
             .expect("the sink is put back after every write");
         let (sink, result) = tokio::task::spawn_blocking(move || {
-            let r = sink.write(&path, &bytes);
+            let r = if durable {
+                sink.write(&path, &bytes)
+            } else {
+                sink.write_relaxed(&path, &bytes)
+            };
             (sink, r)
         })
         .await
@@ -620,6 +670,67 @@ mod tests {
                 heartbeat_writes: 2
             }
         );
+    }
+
+    #[tokio::test]
+    async fn inspect_sees_exactly_what_is_on_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.json");
+        let p = Persister::spawn(Toy::default(), path.clone(), None);
+        for i in 0..10 {
+            p.send(ToyUpdate::Push(i)).await.expect("send");
+        }
+        let seen = p.inspect(|d: &Toy| d.items.clone()).await.expect("inspect");
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            items(&path),
+            seen,
+            "inspect runs after the write that covers earlier sends"
+        );
+        p.send(ToyUpdate::Reject).await.expect("send");
+        assert!(matches!(
+            p.inspect(|d: &Toy| d.items.len()).await,
+            Err(PersistError::Apply(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn heartbeat_sidecar_is_written_relaxed() {
+        struct Probe(std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>);
+        impl Sink for Probe {
+            fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push((path.display().to_string(), true));
+                write_atomic(path, bytes)
+            }
+            fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push((path.display().to_string(), false));
+                crate::atomic::write_atomic_relaxed(path, bytes)
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let p = Persister::spawn_with_sink(
+            Toy::default(),
+            dir.path().join("m.json"),
+            Some(dir.path().join(".heartbeat")),
+            Box::new(Probe(log.clone())),
+        );
+        p.send(ToyUpdate::Beat("t1".into())).await.expect("send");
+        p.close().await.expect("close");
+        let log = log.lock().expect("lock").clone();
+        let durable: Vec<bool> = log.iter().map(|(_, d)| *d).collect();
+        assert_eq!(
+            durable,
+            [true, false],
+            "manifest durable, heartbeat relaxed: {log:?}"
+        );
+        assert!(log[1].0.ends_with(".heartbeat"));
     }
 
     #[tokio::test]

@@ -40,13 +40,9 @@ pub enum ManifestUpdate {
         log_path: Option<String>,
         /// The command with variables resolved (what actually runs).
         command: Option<String>,
-    },
-    /// The attempt's process was spawned.
-    StageProcess {
-        /// Stage index.
-        index: usize,
-        /// The process.
-        process: ProcessRecord,
+        /// The attempt's process, recorded in the same write as the start (one manifest write
+        /// per start) so a later resume can find survivors; `None` when it never spawned.
+        process: Option<ProcessRecord>,
     },
     /// A stage reached a terminal status after running.
     StageFinished(Box<StageFinish>),
@@ -206,6 +202,7 @@ impl Document for Manifest {
                 attempt,
                 log_path,
                 command,
+                process,
             } => {
                 let stage = self.stage(index)?;
                 if attempt <= 1 || stage.status == CommandStatus::Pending {
@@ -221,10 +218,10 @@ impl Document for Manifest {
                 if command.is_some() {
                     stage.command = command;
                 }
+                if process.is_some() {
+                    stage.process = process;
+                }
                 self.updated_at = at;
-            }
-            ManifestUpdate::StageProcess { index, process } => {
-                self.stage(index)?.process = Some(process);
             }
             ManifestUpdate::StageFinished(done) => {
                 let stage = self.stage(done.index)?;
