@@ -113,6 +113,8 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         return Err(fatal);
     }
     let report = report?;
+    // The history index gets the resumed outcome (warnings only, never fatal).
+    crate::history::after_run(&report, None)?;
     let m = &report.manifest;
     if args.format == Format::Json {
         crate::output::json(&json!({
