@@ -69,6 +69,10 @@ fn resume_after_a_failure_reruns_only_what_is_not_done() {
         read_lines(&env.path().join(".runs/0101/metrics.json")).len(),
         2
     );
+    // The run history follows the resume.
+    let shown = env.cli(["runs", "show", &id, "--format", "json"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(shown.json()["status"], "succeeded");
     // the stage log of b holds both attempts
     let log = read_lines(&env.run_dir(&id).join("commands/02-b.ndjson"));
     assert_eq!(log.iter().filter(|l| l["type"] == "exec:begin").count(), 2);
