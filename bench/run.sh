@@ -6,9 +6,9 @@
 #   bench/run.sh --write    ... and put the table into BENCHMARKS.md (between its markers)
 #
 # Options:
-#   --runs N        counted runs for the small scenarios 1, 2 and 5 (default 10, at least 5)
+#   --runs N        counted runs for scenarios 1 and 2 (default 10, at least 5; scenario 5 uses 5)
 #   --big-runs N    counted runs of ours for the 200 MiB scenario 3 (default 3)
-#   --big-peer-runs N  counted runs of the peer for scenario 3 (default 1: it takes ~6 min each)
+#   --big-peer-runs N  counted runs of the peer for scenario 3 (default 1: it takes ~5 min each)
 #   --no-peer       skip the peer (our figures and the floors only)
 #   --no-build      use the existing target/release/codex-orchestrator (or $BENCH_BIN)
 #   --keep          keep the temp directory (printed at the end)
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     --no-peer) PEER=0 ;;
     --no-build) BUILD=0 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -231,9 +231,11 @@ timed_fn() { local t0; now_us; t0=$T; "$@"; now_us; T_RUN=$((T - t0)); }
 # stats SCALE DECIMALS values... -> "min / median / max" of values/SCALE
 stats() {
   local scale=$1 dec=$2; shift 2
+  [ $# -gt 0 ] || { echo "—"; return; }
   printf '%s\n' "$@" | sort -g | awk -v s="$scale" -v d="$dec" '
     { v[NR] = $1 / s }
-    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    END { if (NR == 0) { print "—"; exit }
+          m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
           f = "%." d "f"; printf(f " / " f " / " f "\n", v[1], m, v[NR]) }'
 }
 # median SCALE values... -> median of values/SCALE (full precision)
@@ -247,7 +249,7 @@ median() {
 ratios() {
   local -n ra=$1 rb=$2
   local i
-  for ((i = 0; i < ${#ra[@]}; i++)); do awk -v a="${ra[$i]}" -v b="${rb[$i]}" 'BEGIN { printf("%.6g\n", a / b) }'; done
+  for ((i = 0; i < ${#ra[@]}; i++)); do awk -v a="${ra[$i]}" -v b="${rb[$i]}" 'BEGIN { if (b != 0) printf("%.6g\n", a / b) }'; done
 }
 # diffs_per NAME_A NAME_B N -> (a[i]-b[i])/N
 diffs_per() {
@@ -404,16 +406,17 @@ rm -rf "$BASE/s3/.runs" "$BASE/s3b/.runs"
 trace_counts() {
   local f=$1
   read -r MAN FSY FSY_MS DURABLE < <(awk '
-    function dur(   s) { if (match($0, /<[0-9.]+>$/)) return substr($0, RSTART + 1, RLENGTH - 2); return 0 }
-    /<\.\.\. (fsync|fdatasync) resumed>/ { t += dur(); next }
+    function dur() { if (match($0, /<[0-9.]+>$/)) return substr($0, RSTART + 1, RLENGTH - 2); return 0 }
+    { sub(/^[0-9]+ +/, "") }                        # the pid column (strace -f pads it)
+    /^<\.\.\. (fsync|fdatasync) resumed>/ { t += dur(); next }
     /resumed>/ { next }
-    /(^|[0-9] )rename(at2?)?\(/ {
+    /^rename(at2?)?\(/ {
       n = split($0, q, "\""); tgt = ""
       for (i = 2; i <= n; i += 2) tgt = q[i]          # last quoted string: the target path
       if (tgt ~ /(^|\/)manifest\.json$/ && tgt !~ /\/mcp\//) { man++; last = NR }
       next
     }
-    /(^|[0-9] )(fsync|fdatasync)\(/ { fs++; lastfs = NR; t += dur() }
+    /^(fsync|fdatasync)\(/ { fs++; lastfs = NR; t += dur() }
     END { printf("%d %d %.1f %s\n", man, fs, t * 1000, (man > 0 && lastfs > last) ? "yes" : "no") }' "$f")
 }
 strace_run() { # dir label -> trace file in dir/.strace
@@ -466,7 +469,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # scenario 5: 1000 independent stages at concurrency 2 (ours only) against xargs -P2
 # ---------------------------------------------------------------------------------------------
-S5_RUNS=$(( RUNS < 5 ? 5 : (RUNS > 5 ? 5 : RUNS) ))
+S5_RUNS=5  # each run of ours takes seconds
 say "scenario 5: 1000 independent true stages at concurrency 2 and the xargs -P2 floor, 1 warm-up + $S5_RUNS counted runs each"
 cmd_ours graph --concurrency 2; warm "$BASE/s5" "ours 1000-stage graph"
 floor_xargs 1000
