@@ -72,6 +72,14 @@ impl ErrorFile<'_> {
     /// Writes the file; returns its path.
     pub fn write(self) -> Result<std::path::PathBuf, shared_manifest::errors::AtomicWriteError> {
         let path = self.run.error_file(self.index, self.stage_id);
+        // Created on the first failure; durable, like the error file itself.
+        shared_manifest::atomic::create_dir_all_durable(&self.run.errors_dir()).map_err(|e| {
+            shared_manifest::errors::AtomicWriteError {
+                path: self.run.errors_dir(),
+                step: shared_manifest::errors::WriteStep::Create,
+                source: e,
+            }
+        })?;
         let value = json!({
             "run_id": self.run.run_id,
             "task_id": self.task_id,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use exec::RunnerLog;
 use serde_json::{json, Value};
-use shared_manifest::atomic::{create_dir_all_durable, write_atomic};
+use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
 use shared_manifest::schema::{self, ChildRun, CommandRecord, Manifest, StageKind as ManifestKind};
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus};
 
@@ -158,13 +158,15 @@ pub async fn prepare(
 ) -> Result<Prepared, AppError> {
     let run_id = new_run_id();
     let dir = ctx.roots.run_dir(&ctx.task, &run_id);
-    for d in [dir.commands_dir(), dir.errors_dir()] {
-        create_dir_all_durable(&d).map_err(|e| AppError::storage(&d, e))?;
-    }
+    // `errors/` is created on the first failure (see artifacts::ErrorFile).
+    let commands = dir.commands_dir();
+    create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
     // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder.
     let lock = crate::lock::acquire(&dir.lock()).map_err(|e| AppError::Conflict(e.to_string()))?;
     let token = new_resume_token();
-    write_atomic(&dir.resume_token(), token.as_bytes())?;
+    // The token is durable in the manifest (written next); `.resume-token` is a convenience
+    // copy for scripts, so it is written atomically without fsync.
+    write_atomic_relaxed(&dir.resume_token(), token.as_bytes())?;
     let now = crate::time::now();
     let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
     let plan_len = plan.pipeline.stages.len();
