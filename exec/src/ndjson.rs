@@ -119,17 +119,22 @@ pub struct RunnerLog {
     file: Arc<Mutex<File>>,
 }
 
+/// Opens `path` for appending, creating it: a retry or a resume continues the same log.
+fn open_append(path: &Path) -> Result<File, ExecError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ExecError::Open {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 impl RunnerLog {
     /// Creates or appends to `path`.
     pub fn open(path: &Path) -> Result<RunnerLog, ExecError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| ExecError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = open_append(path)?;
         Ok(RunnerLog {
             path: Arc::new(path.to_owned()),
             file: Arc::new(Mutex::new(file)),
@@ -219,14 +224,7 @@ impl StageLog {
         runner: RunnerLog,
         log_ref: String,
     ) -> Result<StageLog, ExecError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| ExecError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = open_append(path)?;
         Ok(StageLog {
             path: path.to_owned(),
             file: BufWriter::with_capacity(64 * 1024, file),

@@ -563,8 +563,9 @@ pub async fn run_subpipeline(
         .summary
         .clone()
         .unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
-    run.persister
-        .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
+    crate::stage::record_end(
+        &run,
+        StageFinish {
             index,
             at: crate::time::now(),
             event,
@@ -577,26 +578,14 @@ pub async fn run_subpipeline(
             stdout_bytes: None,
             stderr_bytes: None,
             leaked_processes: false,
-        })))
-        .await?;
-    run.persister.flush().await?;
-    let status = match event {
-        CommandEvent::Succeed => "succeeded",
-        CommandEvent::Skip => "skipped",
-        _ => "failed",
-    };
-    run.emit(
-        if event == CommandEvent::Fail {
-            "step_failed"
-        } else {
-            "step_completed"
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
-            "status": status, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
+            "status": Value::Null, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
             "sub_run_id": child.run_id,
         }),
-    );
+    )
+    .await?;
     Ok(crate::stage::StageEnd {
         event,
         detail: format!("subpipeline:{}:failed", stage.id),

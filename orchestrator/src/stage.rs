@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use exec::{CancelRequest, ExecResult, ExecSpec, LogEvent, Outcome, StageLog};
 use serde_json::{json, Map, Value};
 use shared_manifest::schema::ProcessRecord;
-use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish};
+use shared_manifest::{CommandEvent, CommandStatus, ManifestUpdate, StageFinish};
 
 use crate::artifacts::{put_capped, ErrorFile};
 use crate::config::{CommandStage, Stage};
@@ -198,8 +198,9 @@ pub async fn run_command(
         .write()?;
         Some(run.dir.rel(&path))
     };
-    run.persister
-        .send(ManifestUpdate::StageFinished(Box::new(StageFinish {
+    let status = record_end(
+        &run,
+        StageFinish {
             index,
             at: crate::time::now(),
             event,
@@ -212,26 +213,14 @@ pub async fn run_command(
             stdout_bytes: Some(result.stdout.total_bytes),
             stderr_bytes: Some(result.stderr.total_bytes),
             leaked_processes: result.leaked_processes,
-        })))
-        .await?;
-    run.persister.flush().await?;
-    let status = match event {
-        CommandEvent::Succeed => "succeeded",
-        CommandEvent::Skip => "skipped",
-        _ => "failed",
-    };
-    run.emit(
-        if event == CommandEvent::Fail {
-            "step_failed"
-        } else {
-            "step_completed"
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
-            "status": status, "exit_code": result.exit_code(), "summary": summary,
+            "status": Value::Null, "exit_code": result.exit_code(), "summary": summary,
             "log_path": log_rel, "sub_run_id": Value::Null, "attempts": attempt,
         }),
-    );
+    )
+    .await?;
     ctx.reporter.stage_finished(
         &run.label(),
         (index, run.plan.pipeline.stages.len()),
@@ -269,6 +258,32 @@ pub async fn run_command(
         detail: format!("stage:{}:{detail_kind}", stage.id),
         failure_line,
     })
+}
+
+/// Records a stage's end: the manifest update (made durable), then `step_completed` or
+/// `step_failed` with `payload`, whose `status` key is filled in here. Returns the status as the manifest spells it,
+/// read from the stage transition table rather than spelled again here.
+pub async fn record_end(
+    run: &RunState,
+    finish: StageFinish,
+    mut payload: Value,
+) -> Result<&'static str, AppError> {
+    let event = finish.event;
+    run.persister
+        .send(ManifestUpdate::StageFinished(Box::new(finish)))
+        .await?;
+    run.persister.flush().await?;
+    let status = CommandStatus::Running
+        .on(event)
+        .map_or("failed", CommandStatus::as_str);
+    payload["status"] = Value::from(status);
+    let name = if event == CommandEvent::Fail {
+        "step_failed"
+    } else {
+        "step_completed"
+    };
+    run.emit(name, payload);
+    Ok(status)
 }
 
 /// A stage that failed before its process could start.

@@ -53,3 +53,27 @@ pub(crate) fn locate_run(
     let path = status::find_manifest(&roots, task, run)?;
     Ok((roots, path))
 }
+
+/// Executes a prepared top-level run and ends it the same way for `start` and `resume`: a fatal
+/// (storage) error wins over the run's outcome; the run goes into the history index (warnings
+/// only) and, when asked, a JUnit report. Returns the run and its exit code.
+pub(crate) async fn finish_run(
+    ctx: &crate::context::Ctx,
+    prepared: crate::run::Prepared,
+    junit: Option<&std::path::Path>,
+) -> Result<(crate::run::RunReport, i32), AppError> {
+    let report = crate::run::execute(prepared).await;
+    if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(fatal);
+    }
+    let report = report?;
+    crate::history::after_run(&report, junit)?;
+    let code = match report.manifest.status {
+        shared_manifest::RunStatus::Succeeded => crate::exit::OK,
+        shared_manifest::RunStatus::Cancelled => ctx
+            .cancel_signal()
+            .map_or(crate::exit::RUN_FAILED, crate::exit::interrupted),
+        _ => crate::exit::RUN_FAILED,
+    };
+    Ok((report, code))
+}

@@ -13,7 +13,7 @@ use crate::context::{Ctx, ExecKnobs};
 use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
 use crate::report::Reporter;
-use crate::{exit, plan, run};
+use crate::{plan, run};
 
 /// Runs `resume`; returns the exit code.
 pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
@@ -108,13 +108,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     };
     let prepared =
         run::prepare_resume(ctx.clone(), plan.into_shared(), dir, manifest, event, lock).await?;
-    let report = run::execute(prepared).await;
-    if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(fatal);
-    }
-    let report = report?;
-    // The history index gets the resumed outcome (warnings only, never fatal).
-    crate::history::after_run(&report, None)?;
+    let (report, code) = super::finish_run(&ctx, prepared, None).await?;
     let m = &report.manifest;
     if args.format == Format::Json {
         crate::output::json(&json!({
@@ -128,13 +122,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             "resume_events": m.resume_events.len(),
         }));
     }
-    Ok(match m.status {
-        RunStatus::Succeeded => exit::OK,
-        RunStatus::Cancelled => ctx
-            .cancel_signal()
-            .map_or(exit::RUN_FAILED, exit::interrupted),
-        _ => exit::RUN_FAILED,
-    })
+    Ok(code)
 }
 
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {

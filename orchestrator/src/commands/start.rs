@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use exec::CancelRequest;
 use serde_json::json;
-use shared_manifest::RunStatus;
 
 use crate::cli::Format;
 pub use crate::cli::StartArgs;
@@ -14,7 +13,7 @@ use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
 use crate::report::Reporter;
 use crate::run_layout::Roots;
-use crate::{exit, plan, run};
+use crate::{plan, run};
 
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
@@ -129,13 +128,7 @@ pub async fn launch(
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
     let prepared =
         run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
-    let report = run::execute(prepared).await;
-    if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(fatal);
-    }
-    let report = report?;
-    // Record the run in the history index (warnings only) and write `--junit`.
-    crate::history::after_run(&report, args.junit.as_deref())?;
+    let (report, code) = super::finish_run(&ctx, prepared, args.junit.as_deref()).await?;
     let m = &report.manifest;
     let json = json!({
         "run_id": m.run_id,
@@ -153,12 +146,5 @@ pub async fn launch(
         "issue_log": null,
         "issue_log_error": null,
     });
-    let code = match m.status {
-        RunStatus::Succeeded => exit::OK,
-        RunStatus::Cancelled => ctx
-            .cancel_signal()
-            .map_or(exit::RUN_FAILED, exit::interrupted),
-        _ => exit::RUN_FAILED,
-    };
     Ok(Launched { code, json, report })
 }
