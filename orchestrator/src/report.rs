@@ -16,7 +16,6 @@ use shared_manifest::schema::Manifest;
 /// Progress output on stderr. Cheap to clone; clones share the live display.
 #[derive(Debug, Clone)]
 pub struct Reporter {
-    quiet: bool,
     live: Option<Arc<Live>>,
 }
 
@@ -51,16 +50,16 @@ impl Live {
 }
 
 impl Reporter {
-    /// Plain lines; `quiet` prints nothing.
-    pub fn new(quiet: bool) -> Reporter {
-        Reporter { quiet, live: None }
+    /// Plain lines.
+    pub fn plain() -> Reporter {
+        Reporter { live: None }
     }
 
     /// A live display when `interactive` says so, or (when unset) when stderr is a terminal.
     pub fn for_terminal(interactive: Option<bool>) -> Reporter {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         if !interactive.unwrap_or(tty) {
-            return Reporter::new(false);
+            return Reporter::plain();
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let overall = multi.add(ProgressBar::new(0));
@@ -78,15 +77,11 @@ impl Reporter {
             total: Default::default(),
         };
         Reporter {
-            quiet: false,
             live: Some(Arc::new(live)),
         }
     }
 
     fn line(&self, text: String) {
-        if self.quiet {
-            return;
-        }
         if let Some(live) = &self.live {
             // Above the bars, so it stays when they redraw.
             let _ = live.multi.println(text);

@@ -90,7 +90,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         runtime,
         execution,
         exec: ExecKnobs::from_env()?,
-        reporter: Reporter::new(false),
+        reporter: Reporter::plain(),
         cancel,
         fatal: Mutex::new(None),
     });
