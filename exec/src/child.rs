@@ -212,6 +212,23 @@ fn after_read(
 }
 
 /// Carries out a decision of the [`Stopper`].
+/// How long [`wait_group_gone`] waits for killed processes to disappear. SIGKILL cannot be
+/// caught, so only a process stuck in uninterruptible sleep (a hung NFS read) takes longer;
+/// the runner then goes on rather than hang, and says so.
+const GONE_WAIT: Duration = Duration::from_secs(2);
+
+/// Polls until no process of group `pgid` runs (zombies and exiting processes do not count).
+async fn wait_group_gone(pgid: i32) {
+    let deadline = Instant::now() + GONE_WAIT;
+    while group_has_live_members(pgid) {
+        if Instant::now() >= deadline {
+            tracing::warn!(pgid, "processes of the stage's group outlived SIGKILL");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn apply(action: Action, pgid: i32, out: &mut Stream, err: &mut Stream) {
     match action {
         Action::Term => signal_group(pgid, Signal::SIGTERM),
@@ -402,6 +419,10 @@ pub async fn run(
     // a stage owns its group for exactly as long as it runs, so they are killed too.
     let leftovers = group_has_live_members(pgid);
     drop(guard);
+    // SIGKILL is delivered asynchronously: wait until the group is really gone, so that when a
+    // stage is reported finished nothing of it still runs (a cancelled or timed-out run must
+    // not leave a process behind for even a moment after the runner exits).
+    wait_group_gone(pgid).await;
 
     let status = status.expect("the loop ends only once the exit status is known");
     let (signal, code) = (status.signal(), status.code());

@@ -82,8 +82,21 @@ impl Stopper {
     pub(crate) fn exited(&mut self, now: Instant, pipes_open: bool) {
         self.exited = true;
         self.timeout_at = None;
-        if pipes_open {
+        // While a SIGTERM's grace runs, the processes still holding the pipes are the ones
+        // cleaning up after it (`sh` dies on SIGTERM at once, its children may take the whole
+        // grace): they get the grace, not the shorter leak wait, and the SIGKILL at its end
+        // starts the final drain (see `expire`).
+        if pipes_open && self.kill_at.is_none() {
             self.leak_at = Some(now + self.leak_timeout);
+        }
+    }
+
+    /// After a SIGKILL once the main process is gone: drain what the killed processes left,
+    /// then stop reading (only a process outside the group can still hold the pipes).
+    fn drain_then_detach(&mut self, now: Instant) {
+        if self.exited && !self.leak_killed {
+            self.leak_killed = true;
+            self.leak_at = Some(now + LEAK_DRAIN);
         }
     }
 
@@ -97,6 +110,7 @@ impl Stopper {
         }
         if self.kill_at.is_some_and(|t| t <= now) {
             self.kill_at = None;
+            self.drain_then_detach(now);
             return Some(Action::Kill);
         }
         if self.leak_at.is_some_and(|t| t <= now) {
@@ -134,8 +148,13 @@ impl Stopper {
                 if !self.exited && !self.timed_out {
                     self.cancelled = true;
                 }
+                if self.exited && self.leak_at.is_some() && !self.leak_killed {
+                    // The leak wait was running: what is killed now held the pipes past `sh`.
+                    self.leaked = true;
+                }
                 self.timeout_at = None;
                 self.kill_at = None;
+                self.drain_then_detach(now);
                 Some(Action::Kill)
             }
         }
@@ -196,6 +215,42 @@ mod tests {
         assert!(s.leaked);
         assert_eq!(s.next_deadline(), Some(t0 + S / 2 + LEAK_DRAIN));
         assert_eq!(drain(&mut s, t0 + S), [Action::Detach]);
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn processes_cleaning_up_after_sigterm_get_the_whole_grace() {
+        // `sh` dies on SIGTERM at once; its child cleans up with the pipes open.
+        let t0 = Instant::now();
+        let mut s = stopper(t0, Some(S));
+        assert_eq!(drain(&mut s, t0 + S), [Action::Term]);
+        s.exited(t0 + S + S / 10, true);
+        // Not the leak wait (0.5 s): the SIGKILL comes at the end of the 5 s grace.
+        assert_eq!(s.next_deadline(), Some(t0 + 6 * S));
+        assert!(drain(&mut s, t0 + 5 * S).is_empty());
+        assert_eq!(drain(&mut s, t0 + 6 * S), [Action::Kill]);
+        assert!(s.timed_out && !s.leaked);
+        // Then a short drain, and the pipes are abandoned to whatever left the group.
+        assert_eq!(s.next_deadline(), Some(t0 + 6 * S + LEAK_DRAIN));
+        assert_eq!(drain(&mut s, t0 + 7 * S), [Action::Detach]);
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn immediate_cancel_during_the_grace_after_exit_still_detaches() {
+        let t0 = Instant::now();
+        let mut s = stopper(t0, None);
+        assert_eq!(
+            s.cancel(CancelRequest::Graceful { signal: 2 }, t0),
+            Some(Action::Term)
+        );
+        s.exited(t0 + S / 10, true);
+        assert_eq!(
+            s.cancel(CancelRequest::Immediate { signal: 2 }, t0 + S),
+            Some(Action::Kill)
+        );
+        assert_eq!(s.next_deadline(), Some(t0 + S + LEAK_DRAIN));
+        assert_eq!(drain(&mut s, t0 + 2 * S), [Action::Detach]);
         assert_eq!(s.next_deadline(), None);
     }
 
@@ -262,7 +317,7 @@ mod tests {
             s.cancel(CancelRequest::Immediate { signal: 2 }, t0),
             Some(Action::Kill)
         );
-        assert!(!s.cancelled);
+        assert!(!s.cancelled && s.leaked);
         assert_eq!(s.cancel(CancelRequest::None, t0), None);
     }
 }

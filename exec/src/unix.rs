@@ -28,8 +28,14 @@ pub(crate) fn group_has_live_members(pgid: i32) -> bool {
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter_map(proc_stat)
-        .any(|st| st.pgrp == pgid && st.state != 'Z')
+        .any(|st| st.pgrp == pgid && st.is_running())
 }
+
+/// `PF_EXITING` in the `flags` field of `/proc/<pid>/stat` (include/linux/sched.h): the
+/// process is inside `exit()`. It has already closed its files (which is how the pipes reached
+/// end of file) but is not a zombie yet; on a loaded machine that window is long enough to be
+/// seen, and such a process is dying, not leaking.
+const PF_EXITING: u32 = 0x4;
 
 /// The few fields of `/proc/<pid>/stat` the runner needs.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,8 +44,17 @@ pub(crate) struct ProcStat {
     pub(crate) state: char,
     /// Field 5: process group.
     pub(crate) pgrp: i32,
+    /// Field 9: kernel flags (`PF_*`).
+    pub(crate) flags: u32,
     /// Field 22: start time in clock ticks since boot.
     pub(crate) start_ticks: u64,
+}
+
+impl ProcStat {
+    /// Running, sleeping or stopped: neither a zombie (`Z`), nor dead (`X`), nor exiting.
+    pub(crate) fn is_running(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x') && self.flags & PF_EXITING == 0
+    }
 }
 
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone (or was never there).
@@ -55,6 +70,7 @@ fn parse_stat(stat: &str) -> Option<ProcStat> {
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
         pgrp: fields.get(2)?.parse().ok()?,
+        flags: fields.get(6)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
@@ -94,9 +110,15 @@ mod tests {
             ProcStat {
                 state: 'S',
                 pgrp: 777,
+                flags: 4194560,
                 start_ticks: 98765
             }
         );
+        assert!(st.is_running());
+        let exiting = "4242 (a) R 1 777 777 0 -1 4194564 1 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert!(!parse_stat(exiting).expect("parses").is_running());
+        let zombie = "4242 (a) Z 1 777 777 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert!(!parse_stat(zombie).expect("parses").is_running());
         assert_eq!(parse_stat("4242 (truncated"), None);
         let me = proc_stat(std::process::id()).expect("own stat");
         assert_ne!(me.state, 'Z');

@@ -379,6 +379,33 @@ async fn timeout_stops_a_process_that_ignores_sigterm() {
 }
 
 #[tokio::test]
+async fn a_process_cleaning_up_after_sigterm_gets_the_whole_grace() {
+    // Not `exec`: `sh` stays the main process and dies on SIGTERM at once, while its child
+    // takes 0.6 s to clean up with the pipes open. That must not count as a leak after 0.2 s.
+    let (timeout, grace) = (Duration::from_millis(300), Duration::from_secs(3));
+    let r = run(&format!("{}; echo never", helper("slow-term 0.6")), |s| {
+        s.timeout = Some(timeout);
+        s.kill_grace = grace;
+        s.leak_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let out = String::from_utf8(r.stream("stdout")).expect("utf-8");
+    assert_eq!(out, "waiting for SIGTERM\ncleaned up\n");
+    assert!(
+        r.elapsed >= timeout + Duration::from_millis(600),
+        "{:?}",
+        r.elapsed
+    );
+    assert!(
+        r.elapsed < timeout + grace,
+        "ended before SIGKILL: {:?}",
+        r.elapsed
+    );
+    assert!(r.result.timed_out());
+    assert!(!r.result.leaked_processes);
+}
+
+#[tokio::test]
 async fn timeout_terminates_a_cooperative_group() {
     let timeout = Duration::from_millis(300);
     let r = run(&helper("sleep 30"), |s| s.timeout = Some(timeout)).await;

@@ -14,7 +14,7 @@ const PATTERN: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 fn usage() -> ExitCode {
     eprintln!(
         "usage: co-test-helper <bytes N | lines N | invalid-utf8 | split-utf8 | flood N | \
-         ignore-term SECS | grandchild SECS | daemon SECS | background SECS | sleep SECS | exit N>"
+         ignore-term SECS | slow-term SECS | grandchild SECS | daemon SECS | background SECS | sleep SECS | exit N>"
     );
     ExitCode::from(2)
 }
@@ -107,6 +107,27 @@ fn main() -> ExitCode {
                 left -= k;
             }
             res
+        }
+        (Some("slow-term"), Some(secs)) => {
+            // Waits for SIGTERM, then takes SECS to "clean up" before exiting 0: a cooperative
+            // process that needs the grace period. SIGTERM is blocked and taken with sigwait,
+            // so no handler is needed.
+            let mut term = nix::sys::signal::SigSet::empty();
+            term.add(nix::sys::signal::Signal::SIGTERM);
+            if let Err(e) = term.thread_block() {
+                eprintln!("cannot block SIGTERM: {e}");
+                return ExitCode::from(3);
+            }
+            println!("waiting for SIGTERM");
+            let _ = std::io::stdout().flush();
+            match term.wait() {
+                Ok(_) => {
+                    sleep_secs(secs);
+                    println!("cleaned up");
+                    Ok(())
+                }
+                Err(e) => Err(std::io::Error::other(e)),
+            }
         }
         (Some("ignore-term"), Some(secs)) => {
             // SAFETY: installing SIG_IGN is async-signal-safe and no handler is replaced.
