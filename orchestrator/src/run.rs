@@ -302,6 +302,7 @@ fn initial_manifest(
                 stdout_bytes: None,
                 stderr_bytes: None,
                 leaked_processes: None,
+                dropped_chunk_events: None,
             }
         })
         .collect();
@@ -578,6 +579,7 @@ pub async fn run_subpipeline(
             stdout_bytes: None,
             stderr_bytes: None,
             leaked_processes: false,
+            dropped_chunk_events: None,
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",

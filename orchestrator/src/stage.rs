@@ -213,6 +213,9 @@ pub async fn run_command(
             stdout_bytes: Some(result.stdout.total_bytes),
             stderr_bytes: Some(result.stderr.total_bytes),
             leaked_processes: result.leaked_processes,
+            // 0 = the knob is unset: no chunk events are retained, so none count as dropped.
+            dropped_chunk_events: (ctx.exec.max_chunk_events > 0)
+                .then_some(result.dropped_chunk_events),
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
@@ -318,6 +321,7 @@ async fn finish_unstarted(
             stdout_bytes: None,
             stderr_bytes: None,
             leaked_processes: false,
+            dropped_chunk_events: None,
         })))
         .await?;
     run.persister.flush().await?;

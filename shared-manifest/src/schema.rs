@@ -39,6 +39,7 @@ pub const COMMAND_EXTENSION_KEYS: &[&str] = &[
     "stdout_bytes",
     "stderr_bytes",
     "leaked_processes",
+    "dropped_chunk_events",
 ];
 
 /// `manifest.json` of one run.
@@ -207,6 +208,10 @@ pub struct CommandRecord {
     /// True when processes still held the pipes after the stage exited and were killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaked_processes: Option<bool>,
+    /// With `CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS` set: output chunk events of the final
+    /// attempt that were not kept in memory (the stage log still has every one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_chunk_events: Option<u64>,
 }
 
 /// Identity of a stage process.

@@ -115,6 +115,8 @@ pub struct StageFinish {
     pub stderr_bytes: Option<u64>,
     /// Processes killed after holding the pipes.
     pub leaked_processes: bool,
+    /// Chunk events over the in-memory cap, when a cap is set.
+    pub dropped_chunk_events: Option<u64>,
 }
 
 impl Manifest {
@@ -236,6 +238,7 @@ impl Document for Manifest {
                 stage.stdout_bytes = done.stdout_bytes;
                 stage.stderr_bytes = done.stderr_bytes;
                 stage.leaked_processes = done.leaked_processes.then_some(true);
+                stage.dropped_chunk_events = done.dropped_chunk_events;
                 self.updated_at = done.at;
             }
             ManifestUpdate::StageNotRun {

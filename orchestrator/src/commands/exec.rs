@@ -1,8 +1,9 @@
 //! `exec [--json|--jsonl] [--task ID] [--cwd P] -- cmd args...`: one command recorded as a
 //! one-stage run with the same manifest and logs as `start`. The command's output is replayed
-//! from its log (text mode) and its exit code passes through.
+//! from its log (text mode), streamed line by line so memory stays bounded, and its exit code
+//! passes through.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 
 use base64::Engine;
 use serde_json::Value;
@@ -65,9 +66,8 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
     json["exit_code"] = Value::from(code);
     if args.jsonl {
         if let Some(log) = &log {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            for line in text.lines() {
-                crate::output::line(line);
+            for line in log_lines(log) {
+                crate::output::line(&line);
             }
         }
         crate::output::line(&json.to_string());
@@ -79,14 +79,21 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
     Ok(code)
 }
 
+/// The lines of a stage log, read one at a time: the log holds the command's whole output,
+/// which must never be in memory at once (a line is one chunk of at most 64 KiB).
+fn log_lines(log: &std::path::Path) -> impl Iterator<Item = String> {
+    std::fs::File::open(log)
+        .ok()
+        .map(|f| std::io::BufReader::new(f).lines().map_while(Result::ok))
+        .into_iter()
+        .flatten()
+}
+
 /// Writes the logged stdout and stderr chunks back to our stdout and stderr, in order.
 fn replay(log: &std::path::Path) {
-    let Ok(text) = std::fs::read_to_string(log) else {
-        return;
-    };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
+    for line in log_lines(log) {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
         if v["type"] != "exec:chunk" {

@@ -372,3 +372,35 @@ fn timeout_is_enforced_and_recorded() {
     assert_eq!(err["details"]["failure_reason"], "timed_out");
     assert_eq!(err["details"]["timed_out"], true);
 }
+
+#[test]
+fn chunk_event_cap_records_what_it_dropped() {
+    // About 5 chunks of 64 KiB; only 2 are kept in memory, the log keeps them all.
+    let env = TestEnv::new()
+        .config(
+            r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"big","command":"head -c 300000 /dev/zero | tr '\\0' a"},
+  {"kind":"command","id":"quiet","command":"true"}]}]}"#,
+        )
+        .env("CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS", "2");
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let run_id = out.run_id();
+    let m = env.manifest(&run_id);
+    assert_valid_manifest(&m);
+    let chunks = read_lines(&env.run_dir(&run_id).join("commands/01-big.ndjson"))
+        .iter()
+        .filter(|l| l["type"] == "exec:chunk")
+        .count() as u64;
+    assert!(chunks >= 5, "{chunks} chunks");
+    assert_eq!(m["commands"][0]["dropped_chunk_events"], chunks - 2);
+    assert_eq!(m["commands"][0]["stdout_bytes"], 300_000);
+    assert_eq!(m["commands"][1]["dropped_chunk_events"], 0);
+    // Without the knob nothing is retained and nothing is reported.
+    let plain = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"echo x"}]}]}"#,
+    );
+    let out = plain.start("p", &[]);
+    let m = plain.manifest(&out.run_id());
+    assert!(m["commands"][0].get("dropped_chunk_events").is_none());
+}
