@@ -106,6 +106,15 @@ impl Ctx {
             .is_some()
     }
 
+    /// True when the recorded fatal error is a bug of the runner, not a storage failure.
+    pub fn fatal_is_internal(&self) -> bool {
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(AppError::is_internal)
+    }
+
     /// The signal that cancelled the invocation, if a signal did.
     pub fn cancel_signal(&self) -> Option<i32> {
         match *self.cancel.borrow() {

@@ -39,6 +39,10 @@ pub enum AppError {
     /// A stage log could not be written.
     #[error("cannot write a stage log")]
     Exec(#[from] exec::ExecError),
+    /// A bug: a stage task panicked. (An illegal state transition arrives as
+    /// `Persist(PersistError::Apply)`.) The run is recorded failed with `internal-error`.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl AppError {
@@ -50,8 +54,21 @@ impl AppError {
         }
     }
 
+    /// A bug in the runner rather than a storage or input problem: an illegal state transition
+    /// refused by the manifest, or a stage task that panicked. The run fails (exit 1) with
+    /// `status_detail` `internal-error`, never a silent overwrite and never "storage".
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            AppError::Internal(_) | AppError::Persist(shared_manifest::PersistError::Apply(_))
+        )
+    }
+
     /// The process exit status for this error.
     pub fn exit_code(&self) -> i32 {
+        if self.is_internal() {
+            return exit::RUN_FAILED;
+        }
         match self {
             AppError::Usage(_) | AppError::Config(_) | AppError::Mode(_) => exit::USAGE,
             AppError::Conflict(_) => exit::CONFLICT,
@@ -59,6 +76,27 @@ impl AppError {
             | AppError::Write(_)
             | AppError::Persist(_)
             | AppError::Exec(_) => exit::STORAGE,
+            AppError::Internal(_) => exit::RUN_FAILED,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_illegal_transition_is_an_internal_error_not_a_storage_failure() {
+        let illegal = AppError::Persist(shared_manifest::PersistError::Apply(
+            shared_manifest::ApplyError("illegal stage transition: succeeded on Start".into()),
+        ));
+        assert!(illegal.is_internal());
+        assert_eq!(illegal.exit_code(), exit::RUN_FAILED);
+        assert_eq!(AppError::Internal("x".into()).exit_code(), exit::RUN_FAILED);
+        let closed = AppError::Persist(shared_manifest::PersistError::Closed);
+        assert!(!closed.is_internal());
+        assert_eq!(closed.exit_code(), exit::STORAGE);
+        let disk = AppError::storage(Path::new(".runs"), std::io::Error::other("full"));
+        assert_eq!(disk.exit_code(), exit::STORAGE);
     }
 }

@@ -418,14 +418,43 @@ fn spawn_heartbeat(persister: Persister<Manifest>) -> tokio::task::JoinHandle<()
 
 async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError> {
     let ctx = &run.ctx;
+    // Succeeded or failed is a function of the stages' recorded statuses (`run_outcome`, the
+    // rule the state-machine tests check), read from the manifest the persister owns; the
+    // scheduler only supplies which failure came first, for `status_detail`.
+    let stages: Vec<(String, CommandStatus)> = run
+        .persister
+        .inspect(|m| {
+            m.commands
+                .iter()
+                .map(|c| (c.id.clone(), c.status))
+                .collect()
+        })
+        .await?;
+    let statuses: Vec<CommandStatus> = stages.iter().map(|(_, s)| *s).collect();
     let (event, detail) = if ctx.has_fatal() {
-        (RunEvent::Fail, Some("storage-error".to_owned()))
+        let detail = if ctx.fatal_is_internal() {
+            "internal-error"
+        } else {
+            "storage-error"
+        };
+        (RunEvent::Fail, Some(detail.to_owned()))
     } else if ctx.cancel_signal().is_some() {
         (RunEvent::Cancel, Some("run-canceled".to_owned()))
-    } else if let Some(first) = &f.first_failure {
-        (RunEvent::Fail, Some(first.clone()))
     } else {
-        (RunEvent::Succeed, None)
+        let failed = shared_manifest::run_outcome(&statuses) == RunEvent::Fail;
+        match (failed, &f.first_failure) {
+            (false, None) => (RunEvent::Succeed, None),
+            (true, Some(first)) => (RunEvent::Fail, Some(first.clone())),
+            // The stages say failed but the scheduler saw no failure: name the first one.
+            (true, None) => {
+                let first = stages.iter().find(|(_, s)| *s == CommandStatus::Failed);
+                let id = first.map_or("unknown", |(id, _)| id.as_str());
+                (RunEvent::Fail, Some(format!("stage:{id}:failed")))
+            }
+            // A failure was seen but no stage is recorded failed: the record and the run
+            // disagree, which is a bug; never report that as a success.
+            (false, Some(_)) => (RunEvent::Fail, Some("internal-error".to_owned())),
+        }
     };
     let mut lines = Vec::new();
     if let Some(sig) = ctx.cancel_signal() {

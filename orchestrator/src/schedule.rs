@@ -89,9 +89,8 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
             Ok(v) => v,
             Err(e) => {
                 // A stage task panicked: a bug, reported as a fatal error rather than lost.
-                run.ctx.fail_fatally(AppError::Usage(format!(
-                    "internal error in a stage task: {e}"
-                )));
+                run.ctx
+                    .fail_fatally(AppError::Internal(format!("a stage task failed: {e}")));
                 continue;
             }
         };

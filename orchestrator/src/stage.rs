@@ -135,7 +135,15 @@ pub async fn run_command(
             ctx.reporter
                 .stage_retry(&run.label(), index, &stage.id, attempt, delay);
             if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
-                break result;
+                // Cancelled while waiting to retry: the stage was interrupted before it had
+                // used its attempts, which the record must say (not a plain failure of the
+                // last attempt). The attempt that was about to start never did.
+                attempt -= 1;
+                let (signal, code) = (None, result.exit_code());
+                break ExecResult {
+                    outcome: Outcome::Cancelled { signal, code },
+                    ..result
+                };
             }
         };
 

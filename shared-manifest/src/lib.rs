@@ -14,5 +14,5 @@ pub use document::{ApplyError, Document};
 pub use errors::{AtomicWriteError, PersistError};
 pub use persister::{Persister, PersisterStats};
 pub use schema::Manifest;
-pub use state::{CommandEvent, CommandStatus, RunEvent, RunStatus};
+pub use state::{run_outcome, CommandEvent, CommandStatus, RunEvent, RunStatus};
 pub use update::{ManifestUpdate, StageFinish};

@@ -208,6 +208,103 @@ proptest::proptest! {
     }
 }
 
+/// One random stage of the outcome property: whether its command fails, its policies, and
+/// its dependencies (indices of earlier stages).
+#[derive(Debug, Clone)]
+struct RandomStage {
+    fails: bool,
+    allow_failure: bool,
+    on_failure: &'static str,
+    deps: Vec<usize>,
+}
+
+fn random_stages() -> impl proptest::strategy::Strategy<Value = Vec<RandomStage>> {
+    use proptest::prelude::*;
+    let stage = (
+        proptest::bool::weighted(0.35),
+        proptest::bool::weighted(0.2),
+        prop_oneof![Just("abort"), Just("skip-dependents"), Just("continue")],
+        proptest::collection::vec(0usize..8, 0..3),
+    );
+    proptest::collection::vec(stage, 1..8).prop_map(|raw| {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, (fails, allow_failure, on_failure, deps))| {
+                let mut deps: Vec<usize> = deps.into_iter().filter(|&d| d < i).collect();
+                deps.sort_unstable();
+                deps.dedup();
+                RandomStage {
+                    fails,
+                    allow_failure,
+                    on_failure,
+                    deps,
+                }
+            })
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+
+    /// Random graphs with random stage outcomes and failure policies, run by the real binary:
+    /// the run's status is a function of its stages' recorded statuses (failed iff a stage
+    /// failed), `status_detail` names a failed stage, each stage's status follows from its
+    /// command and `allowFailure`, a stage ran only after dependencies that let it run, and
+    /// unless some failure aborted the run, every stage whose dependencies let it run did run.
+    #[test]
+    fn run_status_follows_from_the_stages(stages in random_stages(), concurrency in 1u32..4) {
+        use proptest::{prop_assert, prop_assert_eq};
+        let json: Vec<String> = stages.iter().enumerate().map(|(i, s)| {
+            let deps: Vec<String> = s.deps.iter().map(|d| format!("\"s{d}\"")).collect();
+            format!(
+                r#"{{"kind":"command","id":"s{i}","command":"exit {}","allowFailure":{},"onFailure":"{}","dependsOn":[{}]}}"#,
+                u8::from(s.fails), s.allow_failure, s.on_failure, deps.join(",")
+            )
+        }).collect();
+        let env = TestEnv::new().config(&format!(r#"{{"pipelines":[{{"id":"p","stages":[{}]}}]}}"#, json.join(",")));
+        let out = env.start("p", &["--concurrency", &concurrency.to_string()]);
+        let m = env.manifest(&out.run_id());
+        let c = m["commands"].as_array().expect("commands");
+        let status = |i: usize| c[i]["status"].as_str().expect("status").to_owned();
+        let ran = |i: usize| !c[i]["started_at"].is_null();
+        let any_failed = (0..stages.len()).any(|i| status(i) == "failed");
+        prop_assert_eq!(&m["status"], if any_failed { "failed" } else { "succeeded" });
+        prop_assert_eq!(out.code, i32::from(any_failed), "{}", out.stderr);
+        if any_failed {
+            let detail = m["status_detail"].as_str().expect("detail");
+            let id = detail.strip_prefix("stage:").and_then(|d| d.strip_suffix(":failed")).expect("stage:<id>:failed");
+            let i: usize = id[1..].parse().expect("index");
+            prop_assert_eq!(status(i), "failed");
+        }
+        // Dependencies that let a dependent run: succeeded, failed under allowFailure
+        // (recorded skipped, but it ran), or failed under `onFailure: continue`.
+        let lets_run = |d: usize| match status(d).as_str() {
+            "succeeded" => true,
+            "skipped" => ran(d),
+            "failed" => stages[d].on_failure == "continue",
+            _ => false,
+        };
+        let aborted = (0..stages.len()).any(|i| status(i) == "failed" && stages[i].on_failure == "abort");
+        for (i, s) in stages.iter().enumerate() {
+            if ran(i) {
+                let expected = match (s.fails, s.allow_failure) {
+                    (false, _) => "succeeded",
+                    (true, true) => "skipped",
+                    (true, false) => "failed",
+                };
+                prop_assert_eq!(status(i), expected, "s{}", i);
+                for &d in &s.deps {
+                    prop_assert!(lets_run(d), "s{} ran although s{} is {}", i, d, status(d));
+                    prop_assert!(ts(&c[i]["started_at"]) >= ts(&c[d]["completed_at"]));
+                }
+            } else if !aborted {
+                prop_assert!(!s.deps.iter().all(|&d| lets_run(d)), "s{} never ran", i);
+            }
+        }
+    }
+}
+
 #[test]
 fn events_of_a_run_with_a_retry_and_a_failure() {
     let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[

@@ -147,3 +147,80 @@ fn timeout_leaves_no_process_in_the_cgroup() {
     );
     assert!(!cg.populated(), "cgroup still populated after a timeout");
 }
+
+/// Starts `start p --format json` and waits until `marker` exists in the repo.
+fn spawn_until(env: &TestEnv, marker: &str) -> std::process::Child {
+    let child = env
+        .command(["start", "p", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for(&env.path().join(marker), Duration::from_secs(10));
+    child
+}
+
+#[test]
+fn second_ctrl_c_kills_at_once_without_waiting_for_the_grace() {
+    // The stage ignores SIGTERM and the grace is 30 s: only the second SIGINT's immediate
+    // SIGKILL can end the run promptly.
+    let env = TestEnv::new()
+        .config(r#"{"pipelines":[{"id":"p","stages":[
+          {"kind":"command","id":"stubborn","command":"trap '' TERM INT; touch ready; while :; do sleep 0.05; done"}]}]}"#)
+        .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "30000");
+    let child = spawn_until(&env, "ready");
+    let runner = Pid::from_raw(child.id() as i32);
+    kill(runner, Signal::SIGINT).expect("first SIGINT");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    kill(runner, Signal::SIGINT).expect("second SIGINT");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "the second Ctrl-C did not wait out the 30 s grace"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let m = env.manifest(j["run_id"].as_str().expect("id"));
+    assert_eq!(m["status"], "cancelled");
+    assert_eq!(m["commands"][0]["outcome"], "cancelled");
+    assert_eq!(m["commands"][0]["signal"], "SIGKILL");
+}
+
+#[test]
+fn ctrl_c_during_a_retry_delay_records_the_stage_as_interrupted() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[
+          {"kind":"command","id":"flaky","command":"touch tried; exit 1","retries":{"count":3,"delayMs":60000}}]}]}"#,
+    );
+    let child = spawn_until(&env, "tried");
+    // The first attempt failed and the runner waits 60 s before the second one.
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let run_id = j["run_id"].as_str().expect("id");
+    let m = env.manifest(run_id);
+    assert_eq!(m["status"], "cancelled");
+    let stage = &m["commands"][0];
+    assert_eq!(stage["status"], "failed");
+    assert_eq!(stage["outcome"], "cancelled");
+    assert_eq!(stage["attempts"], 1, "the second attempt never started");
+    assert!(
+        stage["summary"]
+            .as_str()
+            .expect("summary")
+            .starts_with("Cancelled by SIGINT"),
+        "{stage}"
+    );
+    let events = crate::harness::read_lines(&env.run_dir(run_id).join("events.jsonl"));
+    let cancelled = events
+        .iter()
+        .find(|e| e["event"] == "run_cancelled")
+        .expect("run_cancelled");
+    assert_eq!(
+        cancelled["payload"]["interrupted"],
+        serde_json::json!(["flaky"])
+    );
+}
