@@ -7,6 +7,8 @@
 //! leader is gone, the kernel cannot hand its pid out as a new group id while members of the old
 //! group live, so any process still in that group is a survivor of ours.
 
+use std::path::Path;
+
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use shared_manifest::schema::{CommandRecord, Manifest};
@@ -33,15 +35,35 @@ fn processes() -> Vec<(i32, i32, u64)> {
         .collect()
 }
 
-/// Kills what is left of stages a crashed runner left `running`; returns how many groups.
-pub fn kill_survivors(m: &Manifest) -> usize {
-    let procs = processes();
+/// How deep child runs are followed: sub-pipeline cycles are rejected at plan time, this only
+/// guards against a hand-edited manifest naming itself.
+const MAX_CHILD_DEPTH: usize = 16;
+
+/// Kills what is left of stages a crashed runner left `running`, in this run and in the child
+/// runs of its running sub-pipeline stages (a child's stages ran in the same crashed runner);
+/// returns how many groups. `repo` resolves the repo-relative child manifest paths.
+pub fn kill_survivors(m: &Manifest, repo: &Path) -> usize {
+    kill_survivors_in(m, repo, &processes(), 0)
+}
+
+fn kill_survivors_in(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)], depth: usize) -> usize {
     let mut killed = 0;
     for c in m
         .commands
         .iter()
         .filter(|c| c.status == CommandStatus::Running)
     {
+        if let Some(child) = c
+            .sub_run_id
+            .as_ref()
+            .and_then(|id| m.child_runs.iter().find(|r| &r.run_id == id))
+            .filter(|_| depth < MAX_CHILD_DEPTH)
+        {
+            if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
+                killed += kill_survivors_in(&cm, repo, procs, depth + 1);
+            }
+            continue;
+        }
         let Some(p) = &c.process else { continue };
         let leader = procs.iter().find(|(pid, _, _)| *pid == p.pgid);
         let ours = match (leader, p.start_ticks) {

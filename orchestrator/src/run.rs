@@ -225,7 +225,20 @@ pub async fn prepare_resume(
     event: shared_manifest::schema::ResumeEvent,
     lock: crate::lock::RunLock,
 ) -> Result<Prepared, AppError> {
-    let killed = crate::resume::kill_survivors(&manifest);
+    prepare_resume_at(ctx, plan, dir, manifest, event, lock, 0).await
+}
+
+/// [`prepare_resume`] for a run nested `depth` levels deep (a child run resumed with its parent).
+async fn prepare_resume_at(
+    ctx: Arc<Ctx>,
+    plan: Arc<Plan>,
+    dir: RunDir,
+    manifest: Manifest,
+    event: shared_manifest::schema::ResumeEvent,
+    lock: crate::lock::RunLock,
+    depth: usize,
+) -> Result<Prepared, AppError> {
+    let killed = crate::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
         eprintln!("note: killed {killed} process group(s) left running by the previous runner");
     }
@@ -245,7 +258,7 @@ pub async fn prepare_resume(
         })
         .await?;
     persister.flush().await?;
-    assemble(ctx, plan, dir, persister, 0, done, lock)
+    assemble(ctx, plan, dir, persister, depth, done, lock)
 }
 
 fn initial_manifest(
@@ -533,7 +546,6 @@ pub async fn run_subpipeline(
     pipeline: String,
     optional: bool,
 ) -> Result<crate::stage::StageEnd, AppError> {
-    use shared_manifest::{CommandEvent, StageFinish};
     let index = pos + 1;
     let ctx = run.ctx.clone();
     let child_pipeline = ctx
@@ -549,13 +561,45 @@ pub async fn run_subpipeline(
     )?
     .into_shared();
     let started = std::time::Instant::now();
-    let prepared = prepare(
-        ctx.clone(),
-        child_plan,
-        Some(run.dir.run_id.clone()),
-        run.depth + 1,
-    )
-    .await?;
+    // On a resume the stage may already have a child run (a crashed or failed one): that run
+    // is resumed, so its succeeded stages do not run twice and it does not stay `in_progress`
+    // forever; a child that had already succeeded is taken as it is.
+    let previous = run
+        .persister
+        .inspect(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
+        .await?;
+    let earlier = match previous {
+        Some(id) => earlier_child(&run, &child_plan, &id).await?,
+        None => None,
+    };
+    let prepared = match earlier {
+        Some(EarlierChild::Succeeded(report)) => {
+            run.persister
+                .send(ManifestUpdate::SubRunStarted {
+                    index,
+                    at: crate::time::now(),
+                    child: ChildRun {
+                        run_id: report.dir.run_id.clone(),
+                        pipeline_id: pipeline.clone(),
+                        status: RunStatus::Succeeded,
+                        manifest: report.dir.rel(&report.dir.manifest()),
+                    },
+                })
+                .await?;
+            return finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report)
+                .await;
+        }
+        Some(EarlierChild::Resumed(prepared)) => prepared,
+        None => {
+            prepare(
+                ctx.clone(),
+                child_plan,
+                Some(run.dir.run_id.clone()),
+                run.depth + 1,
+            )
+            .await?
+        }
+    };
     let child_dir = prepared.dir().clone();
     run.persister
         .send(ManifestUpdate::SubRunStarted {
@@ -577,6 +621,83 @@ pub async fn run_subpipeline(
         }),
     );
     let report = execute(prepared).await?;
+    finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report).await
+}
+
+/// What a resumed parent finds of a sub-pipeline stage's earlier child run.
+enum EarlierChild {
+    /// It had succeeded (the parent crashed before recording it): nothing to run.
+    Succeeded(Box<RunReport>),
+    /// It is taken over under its lock and resumes where it stopped.
+    Resumed(Prepared),
+}
+
+/// Looks up child run `run_id` of a resumed parent. `None` (a fresh child run) when its
+/// manifest is gone or unreadable, or its stages no longer match the pipeline.
+async fn earlier_child(
+    run: &RunState,
+    plan: &Arc<Plan>,
+    run_id: &str,
+) -> Result<Option<EarlierChild>, AppError> {
+    let ctx = &run.ctx;
+    let dir = ctx.roots.run_dir(&ctx.task, run_id);
+    let Ok(manifest) = crate::history::read_manifest(&dir.manifest()) else {
+        tracing::warn!(
+            child = run_id,
+            "earlier child run unreadable; starting a new one"
+        );
+        return Ok(None);
+    };
+    let ids = plan.pipeline.stages.iter().map(|s| s.id.as_str());
+    if !ids.eq(manifest.commands.iter().map(|c| c.id.as_str())) {
+        tracing::warn!(
+            child = run_id,
+            "stages of the child pipeline changed; starting a new run"
+        );
+        return Ok(None);
+    }
+    if manifest.status == RunStatus::Succeeded {
+        return Ok(Some(EarlierChild::Succeeded(Box::new(RunReport {
+            dir,
+            manifest,
+        }))));
+    }
+    let lock = crate::lock::acquire(&dir.lock())
+        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
+    // Re-read under the lock, as `resume` does.
+    let manifest = crate::history::read_manifest(&dir.manifest())
+        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
+    let event = shared_manifest::schema::ResumeEvent {
+        timestamp: crate::time::now(),
+        actor: "runner".into(),
+        reason: format!("parent-resume:{}", run.dir.run_id),
+        outcome: "accepted".into(),
+        detail: Some(format!("previous status: {}", manifest.status.as_str())),
+    };
+    let prepared = prepare_resume_at(
+        ctx.clone(),
+        plan.clone(),
+        dir,
+        manifest,
+        event,
+        lock,
+        run.depth + 1,
+    )
+    .await?;
+    Ok(Some(EarlierChild::Resumed(prepared)))
+}
+
+/// Records a sub-pipeline stage's end from its child run's final manifest.
+async fn finish_subpipeline(
+    run: &Arc<RunState>,
+    index: usize,
+    stage: &crate::config::Stage,
+    pipeline: &str,
+    optional: bool,
+    started: std::time::Instant,
+    report: &RunReport,
+) -> Result<crate::stage::StageEnd, AppError> {
+    use shared_manifest::{CommandEvent, StageFinish};
     let child = &report.manifest;
     run.persister
         .send(ManifestUpdate::ChildRunUpdated {
@@ -594,7 +715,7 @@ pub async fn run_subpipeline(
         .clone()
         .unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
     crate::stage::record_end(
-        &run,
+        run,
         StageFinish {
             index,
             at: crate::time::now(),

@@ -263,7 +263,15 @@ impl Document for Manifest {
                 stage_to(stage, CommandEvent::Start)?;
                 stage.started_at = Some(at.clone());
                 stage.sub_run_id = Some(child.run_id.clone());
-                self.child_runs.push(child);
+                // A resumed child run starts again under the same id: one entry per child run.
+                match self
+                    .child_runs
+                    .iter_mut()
+                    .find(|c| c.run_id == child.run_id)
+                {
+                    Some(known) => *known = child,
+                    None => self.child_runs.push(child),
+                }
                 self.updated_at = at;
             }
             ManifestUpdate::ChildRunUpdated { run_id, status } => {

@@ -304,3 +304,110 @@ fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
         );
     }
 }
+
+/// The manifest of the one run of `pipeline` under `.runs/0101/cli`, once `ready` holds.
+fn wait_for_run(env: &TestEnv, pipeline: &str, ready: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        for e in std::fs::read_dir(env.path().join(".runs/0101/cli"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(e.path().join("manifest.json")).unwrap_or_default();
+            let top = serde_json::from_str::<serde_json::Value>(&text)
+                .is_ok_and(|m| m["pipeline_id"] == pipeline);
+            if top && ready(&text) {
+                return e.file_name().to_string_lossy().into_owned();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "run of {pipeline} in time"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn resume_after_a_crash_inside_a_subpipeline_resumes_the_child_run() {
+    let env = TestEnv::new().config(r#"{"pipelines":[
+      {"id":"p","stages":[
+        {"kind":"command","id":"a","command":"echo x >> a.count"},
+        {"kind":"subpipeline","id":"sub","pipeline":"q"},
+        {"kind":"command","id":"c","command":"echo x >> c.count"}]},
+      {"id":"q","stages":[
+        {"kind":"command","id":"q1","command":"echo x >> q1.count"},
+        {"kind":"command","id":"q2","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
+    let mut runner = env
+        .command(["start", "p"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // q2's process is durable in the child manifest before the runner is killed.
+    let child_id = wait_for_run(&env, "q", |m| m.contains("\"pgid\""));
+    let start = Instant::now();
+    while !env.path().join("child.pid").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let parent_id = wait_for_run(&env, "p", |_| true);
+    kill(Pid::from_raw(runner.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
+    let _ = runner.wait();
+    let survivor: i32 = std::fs::read_to_string(env.path().join("child.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    std::fs::write(env.path().join("resumed"), "").expect("w");
+    let out = env.cli(["resume", "--run", &parent_id, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("killed 1 process group"),
+        "the survivor inside the child run was found: {}",
+        out.stderr
+    );
+    let mut gone = false;
+    for _ in 0..50 {
+        let state = std::fs::read_to_string(format!("/proc/{survivor}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()));
+        if matches!(state, None | Some('Z') | Some('X')) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        gone,
+        "the crashed child run's survivor {survivor} was killed"
+    );
+    // Nothing that had succeeded ran twice, inside the child run or outside it.
+    assert_eq!(count(&env, "a.count"), 1);
+    assert_eq!(count(&env, "q1.count"), 1);
+    assert_eq!(count(&env, "c.count"), 1);
+    let parent = env.manifest(&parent_id);
+    assert_valid_manifest(&parent);
+    assert_eq!(parent["status"], "succeeded");
+    assert_eq!(
+        parent["child_runs"].as_array().expect("child_runs").len(),
+        1
+    );
+    assert_eq!(parent["child_runs"][0]["run_id"], child_id.as_str());
+    assert_eq!(parent["child_runs"][0]["status"], "succeeded");
+    assert_eq!(parent["commands"][1]["sub_run_id"], child_id.as_str());
+    let child = env.manifest(&child_id);
+    assert_valid_manifest(&child);
+    assert_eq!(
+        child["status"], "succeeded",
+        "the child run no longer hangs in_progress"
+    );
+    assert_eq!(child["resume_events"].as_array().expect("events").len(), 1);
+    assert_eq!(child["commands"][0]["status"], "succeeded");
+    assert_eq!(child["commands"][1]["status"], "succeeded");
+    let runs = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .expect("ls")
+        .count();
+    assert_eq!(runs, 2, "no new child run was created");
+}
