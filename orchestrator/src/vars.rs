@@ -1,6 +1,8 @@
 //! `${NAME}` variables in commands, cwd and env values. Sources, first match wins: `--var`,
 //! the pipeline's `vars`, then the environment (the runner's, plus the `CODEX_ORCHESTRATOR_*`
-//! values of the run). `$$` is a literal `$`; any other `$` is left for the shell.
+//! values of the run). `$$` is a literal `$`; any other `$` is left for the shell, and so is
+//! a `${...}` that is not a plain name (`${VAR:-default}`, `${#VAR}`, `${1}`): those are shell
+//! parameter expansions that peer configs use, and the shell expands them at run time.
 
 /// A problem with a variable reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,9 +13,6 @@ pub enum VarError {
     /// `${` without `}`.
     #[error("unterminated `${{` (write `$$` for a literal `$`)")]
     Unterminated,
-    /// `${}` or a name with other characters.
-    #[error("`${{{0}}}` is not a valid variable name (letters, digits and `_`, not starting with a digit)")]
-    BadName(String),
 }
 
 /// True for `[A-Za-z_][A-Za-z0-9_]*`.
@@ -23,7 +22,8 @@ pub fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Replaces every `${NAME}` with `lookup(NAME)` and `$$` with `$`.
+/// Replaces every `${NAME}` with `lookup(NAME)` and `$$` with `$`; other `${...}` stay as
+/// they are, for the shell.
 pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, VarError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -36,10 +36,13 @@ pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Str
         } else if let Some(tail) = after.strip_prefix('{') {
             let end = tail.find('}').ok_or(VarError::Unterminated)?;
             let name = &tail[..end];
-            if !is_name(name) {
-                return Err(VarError::BadName(name.to_owned()));
+            if is_name(name) {
+                out.push_str(&lookup(name).ok_or_else(|| VarError::Undefined(name.to_owned()))?);
+            } else {
+                out.push_str("${");
+                out.push_str(name);
+                out.push('}');
             }
-            out.push_str(&lookup(name).ok_or_else(|| VarError::Undefined(name.to_owned()))?);
             rest = &tail[end + 1..];
         } else {
             out.push('$');
@@ -83,7 +86,24 @@ mod tests {
             Err(VarError::Undefined("NOPE".into()))
         );
         assert_eq!(expand("${A", look), Err(VarError::Unterminated));
-        assert_eq!(expand("${}", look), Err(VarError::BadName(String::new())));
-        assert_eq!(expand("${1x}", look), Err(VarError::BadName("1x".into())));
+    }
+
+    #[test]
+    fn shell_parameter_expansions_are_left_for_the_shell() {
+        for text in [
+            "${NOPE:-x}",
+            "${#NOPE}",
+            "${1}",
+            "${A%.*}",
+            "${}",
+            "${A:+y} ${A}",
+        ] {
+            let expected = text.replace("} ${A}", "} 1");
+            assert_eq!(
+                expand(text, look).as_deref(),
+                Ok(expected.as_str()),
+                "{text}"
+            );
+        }
     }
 }

@@ -171,6 +171,19 @@ fn variables_from_each_source() {
     );
 }
 
+#[test]
+fn shell_parameter_expansions_reach_the_shell_untouched() {
+    // Peer configs use these; they are the shell's, not undefined variables of ours.
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"v",
+          "command":"X=abc.txt; echo ${NOPE:-fallback} ${#X} ${X%.txt} > out.txt"}]}]}"#,
+    );
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(env.path().join("out.txt")).expect("out");
+    assert_eq!(text, "fallback 7 abc\n");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
 
