@@ -21,11 +21,27 @@ pub enum GraphError {
         stage: String,
     },
     /// Stages wait for each other in a circle.
-    #[error("stages depend on each other in a cycle: {}", .cycle.join(" -> "))]
+    #[error("stages depend on each other in a cycle: {}{}", .cycle.join(" -> "), implicit_note(.implicit))]
     Cycle {
         /// `a -> b -> a`.
         cycle: Vec<String>,
+        /// `(stage, previous)` for each edge of the cycle that comes from the implicit rule (a
+        /// stage without `dependsOn` depends on the stage before it), which the config does
+        /// not spell out and the message must.
+        implicit: Vec<(String, String)>,
     },
+}
+
+/// ` (`b` has no `dependsOn`, so it depends on the stage before it, `a`)` for each implicit edge.
+fn implicit_note(implicit: &[(String, String)]) -> String {
+    implicit
+        .iter()
+        .map(|(stage, prev)| {
+            format!(
+                " (`{stage}` has no `dependsOn`, so it depends on the stage before it, `{prev}`)"
+            )
+        })
+        .collect()
 }
 
 impl GraphError {
@@ -33,7 +49,7 @@ impl GraphError {
     pub fn stage(&self) -> &str {
         match self {
             GraphError::Unknown { stage, .. } | GraphError::SelfDependency { stage } => stage,
-            GraphError::Cycle { cycle } => &cycle[0],
+            GraphError::Cycle { cycle, .. } => &cycle[0],
         }
     }
 }
@@ -85,8 +101,14 @@ impl StageGraph {
         if let Some(cycle) = find_cycle(&deps) {
             // `deps` edges point from a stage to what it waits for; spell the cycle in the
             // direction of waiting: `a -> b` means a depends on b.
+            let implicit = cycle
+                .windows(2)
+                .filter(|w| p.stages[w[0]].depends_on.is_none())
+                .map(|w| (ids[w[0]].to_owned(), ids[w[1]].to_owned()))
+                .collect();
             return Err(GraphError::Cycle {
                 cycle: cycle.iter().map(|&i| ids[i].to_owned()).collect(),
+                implicit,
             });
         }
         let mut dependents = vec![Vec::new(); deps.len()];

@@ -106,6 +106,12 @@ fn stage_graph_errors() {
         {"kind":"command","id":"b","command":"true","dependsOn":["a"]},
         {"kind":"command","id":"c","command":"true","dependsOn":["b"]}]}]}"#, &["p"]),
         @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependsOn`: stages depend on each other in a cycle: a -> c -> b -> a");
+    // An edge from the implicit "previous stage" rule is spelled out.
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[
+        {"kind":"command","id":"a","command":"true"},
+        {"kind":"command","id":"b","command":"true","dependsOn":["c"]},
+        {"kind":"command","id":"c","command":"true"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `b`, field `dependsOn`: stages depend on each other in a cycle: b -> c -> b (`c` has no `dependsOn`, so it depends on the stage before it, `b`)");
     insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","dependsOn":["ghost"]}]}]}"#, &["p"]),
         @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependsOn`: depends on `ghost`, which is not a stage of this pipeline");
     insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","dependsOn":["a"]}]}]}"#, &["p"]),
