@@ -295,7 +295,10 @@ pub async fn run(
         "persisted": false,
     })))?;
     let started = Instant::now();
-    let mut cmd = tokio::process::Command::new("sh");
+    // `/bin/sh` by path: a bare `sh` makes every spawn search `PATH` (8 failed execve calls
+    // per stage on a usual PATH), and the shell a stage gets must not depend on the PATH the
+    // runner was started with (the peer's `shell: true` is `/bin/sh` too).
+    let mut cmd = tokio::process::Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&spec.command)
         .current_dir(&spec.cwd)
