@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::{assert_valid_manifest, TestEnv};
+use crate::pty::{self, Pty};
 
 #[test]
 fn exec_records_a_one_stage_run_and_passes_the_exit_code_through() {
@@ -138,88 +139,84 @@ fn status_watch_follows_a_run_in_another_process() {
     assert_eq!(dedup.len(), states.len(), "one line per change");
 }
 
-/// Removes ANSI escape sequences and carriage-return redraws, keeping printed lines.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for n in chars.by_ref() {
-                    if n.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
+/// A frame or screen for a snapshot: run ids redacted, `in 12ms` -> `in [DUR]`, elapsed times
+/// (`0s`, `12s`) -> `[ELAPSED]`, spinner glyphs -> `[SPIN]`, runs of spaces (padding and
+/// right-aligned times) folded to one.
+fn redact_screen(env: &TestEnv, rows: &[String]) -> String {
+    let word = |w: &str| -> String {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let mut cs = w.chars();
+        if let (Some(c), None) = (cs.next(), cs.next()) {
+            if ('\u{2800}'..='\u{28ff}').contains(&c) {
+                return "[SPIN]".into();
             }
-        } else if c != '\r' {
-            out.push(c);
         }
-    }
-    out
+        if w.strip_suffix("ms").is_some_and(digits) {
+            "[DUR]".into()
+        } else if w.strip_suffix(['s', 'm', 'h']).is_some_and(digits) {
+            "[ELAPSED]".into()
+        } else {
+            w.to_owned()
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            env.redact(r)
+                .split_whitespace()
+                .map(word)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
+
+/// `a` and then `c` end at once; `b` runs until the test creates `go`, then fails.
+const LIVE: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"a","command":"true"},
+  {"kind":"command","id":"b","command":"while [ ! -f go ]; do sleep 0.02; done; exit 2","dependsOn":[]},
+  {"kind":"command","id":"c","command":"true","dependsOn":["a"]}]}]}"#;
 
 #[test]
 fn live_progress_on_a_terminal() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+    if !pty::available() {
         return;
     }
-    let env = TestEnv::new().config(
-        r#"{"pipelines":[{"id":"p","stages":[
-      {"kind":"command","id":"a","command":"sleep 0.2"},
-      {"kind":"command","id":"b","command":"sleep 0.8; exit 2","dependsOn":[]},
-      {"kind":"command","id":"c","command":"true","dependsOn":["a"]}]}]}"#,
-    );
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} start p", crate::harness::BIN),
-            "/dev/null",
-        ])
-        .current_dir(env.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TERM", "xterm")
-        .output()
-        .expect("script");
-    assert_eq!(out.status.code(), Some(1));
-    let raw = String::from_utf8_lossy(&out.stdout);
-    // b fails (abort): c never starts, so two of three stages end.
+    let env = TestEnv::new().config(LIVE);
+    // Three at once, so `b` runs beside `a` and `c` whatever the number of cores.
+    let mut term = Pty::spawn(&env, &["start", "p", "--concurrency", "3"], &[]);
+    // A live frame: `a` and `c` done (permanent lines), `b` still running (a spinner with its
+    // elapsed time), the done/total line below. Both live rows drawn whole, so the frame is
+    // complete, not a redraw caught halfway.
+    let frame = term.wait_for("the frame with only `b` running", |rows| {
+        let n = rows.len();
+        n >= 2
+            && rows.iter().any(|r| r.starts_with("[03/03] c: succeeded"))
+            && rows[n - 2].ends_with("[02/03] b — while [ ! -f go ]; do sleep 0.02; done; exit 2")
+            && rows[n - 1].starts_with("run 2/3 stages done")
+            && rows[n - 1].ends_with('s')
+    });
+    insta::assert_snapshot!(redact_screen(&env, &frame), @r"
+    run [RUN_ID]: pipeline `p` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/03] a: succeeded in [DUR] — Command completed with code 0
+    [03/03] c: succeeded in [DUR] — Command completed with code 0
+    [SPIN] [ELAPSED] [02/03] b — while [ ! -f go ]; do sleep 0.02; done; exit 2
+    run 2/3 stages done [ELAPSED]
+    ");
+    std::fs::write(env.path().join("go"), "").expect("release b");
+    let (code, raw, end) = term.finish();
+    assert_eq!(code, 1, "{}", end.join("\n"));
     assert!(
-        raw.contains("1/3 stages done") && raw.contains("2/3 stages done"),
-        "the done/total line counts: {raw}"
-    );
-    assert!(
-        raw.contains("\u{1b}["),
+        raw.windows(2).any(|w| w == b"\x1b["),
         "a live display redraws with escape sequences"
     );
-    // The permanent lines (the frames are drawn with cursor moves, not newlines): every
-    // `[NN/03] id: status in Nms — summary`, without durations.
-    let text = strip_ansi(&raw);
-    let mut finished: Vec<String> = Vec::new();
-    for status in [": succeeded in ", ": failed in "] {
-        for (at, _) in text.match_indices(status) {
-            let start = text[..at].rfind('[').expect("stage prefix");
-            let rest = &text[at + status.len()..];
-            let summary = rest.split_once(" — ").map_or("", |t| t.1);
-            let summary = summary.split("  ").next().unwrap_or_default().trim_end();
-            finished.push(format!(
-                "{}{} — {summary}",
-                &text[start..at],
-                status.trim_end().trim_end_matches(" in")
-            ));
-        }
-    }
-    finished.sort();
-    finished.dedup();
-    insta::assert_snapshot!(finished.join("\n"), @r"
-    [01/03] a: succeeded — Command completed with code 0
-    [02/03] b: failed — Exited with code 2
-    [03/03] c: succeeded — Command completed with code 0
+    // At the end the live rows are gone; the permanent lines stay, the failure among them.
+    insta::assert_snapshot!(redact_screen(&env, &end), @r"
+    run [RUN_ID]: pipeline `p` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/03] a: succeeded in [DUR] — Command completed with code 0
+    [03/03] c: succeeded in [DUR] — Command completed with code 0
+    [02/03] b: failed in [DUR] — Exited with code 2
+    run [RUN_ID]: failed (stage:b:failed)
+    Stage 'b' failed with exit code 2.
     ");
 }
