@@ -220,3 +220,91 @@ fn live_progress_on_a_terminal() {
     Stage 'b' failed with exit code 2.
     ");
 }
+
+/// `q` fails until `fixed` exists; `docs-review` and `implementation-gate` pass (for `flow`).
+const PROGRESS: &str = r#"{"pipelines":[
+  {"id":"q","stages":[{"kind":"command","id":"x","command":"test -f fixed"}]},
+  {"id":"docs-review","stages":[{"kind":"command","id":"review","command":"true"}]},
+  {"id":"implementation-gate","stages":[{"kind":"command","id":"gate","command":"true"}]}]}"#;
+
+const NO_TERMINAL: &str =
+    "note: --interactive: stderr is not a terminal; printing plain progress lines";
+
+#[test]
+fn interactive_without_a_terminal_prints_plain_lines() {
+    let env = TestEnv::new().config(PROGRESS);
+    // stderr is a pipe: a live display would draw nothing, not even the final status.
+    let out = env.cli(["start", "q", "--interactive"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines: Vec<String> = out.stderr.lines().map(str::to_owned).collect();
+    insta::assert_snapshot!(redact_screen(&env, &lines), @r"
+    note: --interactive: stderr is not a terminal; printing plain progress lines
+    run [RUN_ID]: pipeline `q` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/01] x: started — test -f fixed
+    [01/01] x: failed in [DUR] — Exited with code 1
+    run [RUN_ID]: failed (stage:x:failed)
+    Stage 'x' failed with exit code 1.
+    ");
+    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .expect("runs")
+        .next()
+        .expect("one run")
+        .expect("entry")
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    // The peer's flags are accepted by every verb that runs stages.
+    let resumed = env.cli(["resume", "--run", &id, "--interactive"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.starts_with(NO_TERMINAL),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        resumed.stderr.contains("[01/01] x: succeeded in "),
+        "{}",
+        resumed.stderr
+    );
+    for flag in ["--interactive", "--no-interactive"] {
+        let exec = env.cli(["exec", flag, "--", "true"]);
+        assert_eq!(exec.code, 0, "exec {flag}: {}", exec.stderr);
+        let flow = env.cli(["flow", flag, "--format", "json"]);
+        assert_eq!(flow.code, 0, "flow {flag}: {}", flow.stderr);
+        assert_eq!(flow.json()["status"], "succeeded");
+        // Said once, not once per run of the flow.
+        let notes = flow.stderr.matches(NO_TERMINAL).count();
+        assert_eq!(
+            notes,
+            usize::from(flag == "--interactive"),
+            "{}",
+            flow.stderr
+        );
+    }
+}
+
+#[test]
+fn resume_on_a_terminal_shows_the_live_display() {
+    if !pty::available() {
+        return;
+    }
+    let env = TestEnv::new().config(PROGRESS);
+    let first = env.start("q", &[]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    let (code, raw, end) = Pty::spawn(&env, &["resume", "--run", &first.run_id()], &[]).finish();
+    assert_eq!(code, 0, "{}", end.join("\n"));
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        raw.contains("1/1 stages done"),
+        "the live display's done/total line: {raw:?}"
+    );
+    // No plain `started` line: the running stage was a spinner, gone at the end.
+    insta::assert_snapshot!(redact_screen(&env, &end), @r"
+    run [RUN_ID]: pipeline `q` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/01] x: succeeded in [DUR] — Command completed with code 0
+    run [RUN_ID]: succeeded
+    Pipeline 'q' succeeded.
+    ");
+}
