@@ -139,7 +139,7 @@ fn status_watch_follows_a_run_in_another_process() {
     assert_eq!(dedup.len(), states.len(), "one line per change");
 }
 
-/// A frame or screen for a snapshot: run ids redacted, `in 12ms` -> `in [DUR]`, elapsed times
+/// A frame or screen for a snapshot: run ids and timestamps redacted, `in 12ms` -> `in [DUR]`, elapsed times
 /// (`0s`, `12s`) -> `[ELAPSED]`, spinner glyphs -> `[SPIN]`, runs of spaces (padding and
 /// right-aligned times) folded to one.
 fn redact_screen(env: &TestEnv, rows: &[String]) -> String {
@@ -151,7 +151,9 @@ fn redact_screen(env: &TestEnv, rows: &[String]) -> String {
                 return "[SPIN]".into();
             }
         }
-        if w.strip_suffix("ms").is_some_and(digits) {
+        if w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('T') && w.ends_with('Z') {
+            "[TS]".into()
+        } else if w.strip_suffix("ms").is_some_and(digits) {
             "[DUR]".into()
         } else if w.strip_suffix(['s', 'm', 'h']).is_some_and(digits) {
             "[ELAPSED]".into()
@@ -307,4 +309,116 @@ fn resume_on_a_terminal_shows_the_live_display() {
     run [RUN_ID]: succeeded
     Pipeline 'q' succeeded.
     ");
+}
+
+/// `a` ends at once; `b` says it started, then runs until it is cancelled.
+const CANCEL: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"a","command":"true"},
+  {"kind":"command","id":"b","command":"touch b.started; exec sleep 30"}]}]}"#;
+
+fn wait_for_file(path: &std::path::Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn diagnostics_off_a_terminal_have_no_colour_codes() {
+    let env = TestEnv::new().config(CANCEL);
+    let child = env
+        .command(["start", "p"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_file(&env.path().join("b.started"));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal the runner");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains(" WARN stopping stages signal=15\n"),
+        "the cancel warning: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a pipe: {stderr:?}"
+    );
+}
+
+#[test]
+fn diagnostics_on_a_terminal_are_drawn_above_the_live_display() {
+    if !pty::available() {
+        return;
+    }
+    for no_color in [false, true] {
+        let env = TestEnv::new().config(CANCEL);
+        let extra: &[(&str, &str)] = if no_color { &[("NO_COLOR", "1")] } else { &[] };
+        let mut term = Pty::spawn(&env, &["start", "p"], extra);
+        term.wait_for("`b` running", |rows| {
+            rows.iter()
+                .any(|r| r.ends_with("[02/02] b — touch b.started; exec sleep 30"))
+                && rows
+                    .last()
+                    .is_some_and(|r| r.starts_with("run 1/2 stages done"))
+        });
+        wait_for_file(&env.path().join("b.started"));
+        let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+            .expect("runs")
+            .next()
+            .expect("one run")
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        // From another terminal: SIGTERM to the runner, which warns while the frame is up.
+        let cancel = env.cli(["cancel", "--run", &id]);
+        assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+        let (code, raw, end) = term.finish();
+        assert_eq!(code, 143, "{}", end.join("\n"));
+        // The warning is a line of its own above the frame, not erased by the next redraw
+        // nor glued to the bars.
+        // Same screen with and without colour.
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(redact_screen(&env, &end), @r"
+            run [RUN_ID]: pipeline `p` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+            [01/02] a: succeeded in [DUR] — Command completed with code 0
+            [TS] WARN stopping stages signal=15
+            [02/02] b: failed in [DUR] — Cancelled by SIGTERM — Terminated with signal SIGTERM
+            run [RUN_ID]: cancelled (run-canceled)
+            Run cancelled by SIGTERM.
+            Stage 'b' was cancelled.
+            ");
+        }
+        if no_color {
+            assert!(
+                !has_colour(&raw),
+                "NO_COLOR: no colour codes: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+        } else {
+            assert!(
+                String::from_utf8_lossy(&raw).contains("\u{1b}[33m WARN"),
+                "on a terminal the level is coloured"
+            );
+        }
+    }
+}
+
+/// Whether `raw` holds an SGR (colour or style) sequence: ESC `[` digits/`;` `m`.
+fn has_colour(raw: &[u8]) -> bool {
+    raw.windows(2).enumerate().any(|(i, w)| {
+        w == b"\x1b["
+            && raw[i + 2..]
+                .iter()
+                .find(|b| !(b.is_ascii_digit() || **b == b';'))
+                == Some(&b'm')
+    })
 }
