@@ -56,6 +56,28 @@ pub enum Format {
     Json,
 }
 
+/// `--interactive` / `--no-interactive`, shared by every verb that runs stages.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ProgressArgs {
+    /// Live progress display (default: when stderr is a terminal; off a terminal, plain lines).
+    #[arg(long, overrides_with = "no_interactive")]
+    pub interactive: bool,
+    /// Plain progress lines, one per stage transition.
+    #[arg(long, overrides_with = "interactive")]
+    pub no_interactive: bool,
+}
+
+impl ProgressArgs {
+    /// What the flags ask for; `None` when neither is given (decided by the terminal).
+    pub fn choice(self) -> Option<bool> {
+        match (self.interactive, self.no_interactive) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -85,12 +107,9 @@ pub struct StartArgs {
     /// Recorded in the manifest; shell stages never ask for approval.
     #[arg(long)]
     pub approval_policy: Option<String>,
-    /// Live progress display (default: when stderr is a terminal).
-    #[arg(long, overrides_with = "no_interactive")]
-    pub interactive: bool,
-    /// Plain progress lines.
-    #[arg(long)]
-    pub no_interactive: bool,
+    /// Progress display.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     /// Cap on stages running at once (default: pipeline `concurrency`; 1 without `dependsOn`,
     /// the number of cores with it).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -178,6 +197,9 @@ pub struct ResumeArgs {
     /// Cap on stages running at once, as for `start`.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+    /// Progress display, as for `start`.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// `cancel`.
@@ -328,6 +350,9 @@ pub struct ExecArgs {
     /// Working directory, relative to the repo root.
     #[arg(long)]
     pub cwd: Option<String>,
+    /// Progress display, as for `start`.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -345,6 +370,9 @@ pub struct FlowArgs {
     /// Variables, as for `start`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Progress display, as for `start`.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 impl StartArgs {
@@ -360,8 +388,7 @@ impl StartArgs {
             target: None,
             parent_run: None,
             approval_policy: None,
-            interactive: false,
-            no_interactive: false,
+            progress: ProgressArgs::default(),
             concurrency: None,
             vars: Vec::new(),
             strict: false,

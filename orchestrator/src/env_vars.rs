@@ -38,6 +38,8 @@ pub const EXECUTION_MODE: &str = "CODEX_ORCHESTRATOR_EXECUTION_MODE";
 pub const CLOUD_FALLBACK: &str = "CODEX_ORCHESTRATOR_CLOUD_FALLBACK";
 /// Log filter for the runner's own diagnostics.
 pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
+/// Set and not empty: no colour codes in diagnostics (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
 
 /// A variable's value, with blank treated as unset (the peer's rule).
 pub fn non_blank(name: &str) -> Option<String> {

@@ -1,6 +1,10 @@
 //! JUnit XML for one run, for CI systems: one `<testsuite>` (the pipeline) with one
-//! `<testcase>` per stage. Failed stages carry the stderr tail from their error file, every
-//! command stage the tail of its stdout, read back from its ndjson log.
+//! `<testcase>` per stage. Failed stages carry the stderr tail from their error file in
+//! `<failure>`; every stage with output carries the tails of its stdout and stderr in
+//! `<system-out>` and `<system-err>`, read back from its ndjson log (allowFailure stages,
+//! reported `<skipped>`, keep their stderr that way). A run still in progress gives a partial
+//! report: a running stage is an `<error message="still running">`, one not started yet is
+//! skipped as "not started yet".
 //!
 //! Stage output is arbitrary bytes, so everything that reaches the XML is escaped, and
 //! characters XML 1.0 cannot carry at all (control characters such as ESC from colour codes,
@@ -19,8 +23,8 @@ use shared_manifest::CommandStatus;
 use crate::errors::AppError;
 use crate::history::record::{span_ms, stage_duration_ms};
 
-/// Most stdout kept per stage in `<system-out>` (the last bytes).
-pub const STDOUT_TAIL: usize = 64 * 1024;
+/// Most output kept per stage and stream in `<system-out>` / `<system-err>` (the last bytes).
+pub const OUTPUT_TAIL: usize = 64 * 1024;
 /// A log line longer than this is not a chunk we wrote; reading backwards stops there.
 const MAX_LINE: usize = 16 * 1024 * 1024;
 /// Block size for reading a log backwards.
@@ -32,17 +36,18 @@ pub fn render(m: &Manifest, repo: &Path) -> String {
         |f: &dyn Fn(CommandStatus) -> bool| m.commands.iter().filter(|c| f(c.status)).count();
     let tests = m.commands.len();
     let failures = count(&|s| s == CommandStatus::Failed);
-    let skipped = count(&|s| !matches!(s, CommandStatus::Failed | CommandStatus::Succeeded));
+    let errors = count(&|s| s == CommandStatus::Running);
+    let skipped = count(&|s| matches!(s, CommandStatus::Skipped | CommandStatus::Pending));
     let time = seconds(
         span_ms(Some(&m.started_at), m.completed_at.as_deref())
             .or_else(|| Some(m.commands.iter().filter_map(stage_duration_ms).sum())),
     );
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
-        "<testsuites name=\"codex-orchestrator\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\">\n"
+        "<testsuites name=\"codex-orchestrator\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time}\">\n"
     ));
     x.push_str(&format!(
-        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time}\" timestamp=\"{}\">\n",
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time}\" timestamp=\"{}\">\n",
         escape_attr(&m.pipeline_id),
         escape_attr(&m.started_at),
     ));
@@ -90,14 +95,24 @@ fn testcase(x: &mut String, m: &Manifest, c: &CommandRecord, repo: &Path) {
                 escape_text(&body),
             ));
         }
-        CommandStatus::Skipped | CommandStatus::Pending | CommandStatus::Running => {
+        CommandStatus::Running => {
+            // Not skipped: it ran, and its outcome is unknown yet.
+            inner.push_str(
+                "      <error message=\"still running\" type=\"running\">the run was still in progress when the report was written</error>\n",
+            );
+        }
+        CommandStatus::Skipped | CommandStatus::Pending => {
+            let pending = if m.status.is_terminal() {
+                "not run"
+            } else {
+                "not started yet"
+            };
             let message =
                 c.skip_reason
                     .as_deref()
                     .or(c.summary.as_deref())
                     .unwrap_or(match c.status {
-                        CommandStatus::Running => "still running when the report was written",
-                        CommandStatus::Pending => "not run",
+                        CommandStatus::Pending => pending,
                         _ => "skipped",
                     });
             inner.push_str(&format!(
@@ -107,12 +122,11 @@ fn testcase(x: &mut String, m: &Manifest, c: &CommandRecord, repo: &Path) {
         }
     }
     if let Some(log) = c.log_path.as_deref() {
-        if let Ok(out) = stdout_tail(&resolve(repo, log), STDOUT_TAIL) {
-            if !out.is_empty() {
-                inner.push_str(&format!(
-                    "      <system-out>{}</system-out>\n",
-                    escape_text(&out)
-                ));
+        if let Ok(tails) = output_tails(&resolve(repo, log), OUTPUT_TAIL) {
+            for (tag, text) in [("system-out", tails.stdout), ("system-err", tails.stderr)] {
+                if !text.is_empty() {
+                    inner.push_str(&format!("      <{tag}>{}</{tag}>\n", escape_text(&text)));
+                }
             }
         }
     }
@@ -160,24 +174,45 @@ fn error_stderr(path: &Path) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// The last `cap` bytes a stage wrote to stdout, from the `exec:chunk` lines of its log, read
-/// backwards so that a huge log costs only its tail. When the stage ran more than once each
-/// attempt's output is introduced by `[attempt N]`; a cut is marked at the front.
-pub fn stdout_tail(log: &Path, cap: usize) -> std::io::Result<String> {
-    let mut pieces: Vec<(Option<u64>, Vec<u8>)> = Vec::new();
-    let mut total = 0usize;
+/// What a stage wrote to each stream, the last bytes only.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tails {
+    /// The end of stdout.
+    pub stdout: String,
+    /// The end of stderr.
+    pub stderr: String,
+}
+
+/// One stream's chunks, newest first, while reading a log backwards.
+#[derive(Debug, Default)]
+struct Tail {
+    pieces: Vec<(Option<u64>, Vec<u8>)>,
+    total: usize,
+    /// More than `cap` bytes held: older chunks of this stream are no longer read.
+    full: bool,
+}
+
+/// The last `cap` bytes a stage wrote to stdout and to stderr, from the `exec:chunk` lines of
+/// its log, read backwards in one pass so that a huge log costs only its tail (or one scan
+/// when a stream has less than `cap` bytes). When the stage ran more than once each attempt's
+/// output is introduced by `[attempt N]`; a cut is marked at the front.
+pub fn output_tails(log: &Path, cap: usize) -> std::io::Result<Tails> {
+    let mut tails = [Tail::default(), Tail::default()];
     let mut f = File::open(log)?;
     let mut pos = f.metadata()?.len();
     let mut carry: Vec<u8> = Vec::new();
-    // Newest first: each line is parsed once, and we stop as soon as we hold more than `cap`.
-    let mut take = |line: &[u8], pieces: &mut Vec<(Option<u64>, Vec<u8>)>| -> bool {
-        if let Some((attempt, data)) = stdout_chunk(line) {
-            total += data.len();
-            pieces.push((attempt, data));
+    // Newest first: each line is parsed at most once, only for a stream not yet full; true
+    // once both are full.
+    let take = |line: &[u8], tails: &mut [Tail; 2]| -> bool {
+        if let Some((stream, attempt, data)) = chunk(line, |s| !tails[s].full) {
+            let t = &mut tails[stream];
+            t.total += data.len();
+            t.pieces.push((attempt, data));
+            t.full = t.total > cap;
         }
-        total > cap
+        tails.iter().all(|t| t.full)
     };
-    let mut full = false;
+    let mut done = false;
     'read: while pos > 0 {
         let start = pos.saturating_sub(BLOCK);
         let mut block = vec![0u8; usize::try_from(pos - start).unwrap_or(0)];
@@ -191,8 +226,8 @@ pub fn stdout_tail(log: &Path, cap: usize) -> std::io::Result<String> {
         while let Some(nl) = carry.iter().rposition(|b| *b == b'\n') {
             let line = carry.split_off(nl + 1);
             carry.truncate(nl);
-            if take(&line, &mut pieces) {
-                full = true;
+            if take(&line, &mut tails) {
+                done = true;
                 break 'read;
             }
         }
@@ -200,9 +235,19 @@ pub fn stdout_tail(log: &Path, cap: usize) -> std::io::Result<String> {
             break;
         }
     }
-    if !full && pos == 0 && !carry.is_empty() {
-        full = take(&carry, &mut pieces);
+    if !done && pos == 0 && !carry.is_empty() {
+        take(&carry, &mut tails);
     }
+    let [out, err] = tails;
+    Ok(Tails {
+        stdout: render_tail(out, cap),
+        stderr: render_tail(err, cap),
+    })
+}
+
+/// One stream's text: attempts marked when there were several, at most `cap` bytes.
+fn render_tail(tail: Tail, cap: usize) -> String {
+    let mut pieces = tail.pieces;
     pieces.reverse();
     let attempts: std::collections::BTreeSet<_> = pieces.iter().map(|p| p.0).collect();
     let mut out: Vec<u8> = Vec::new();
@@ -223,7 +268,7 @@ pub fn stdout_tail(log: &Path, cap: usize) -> std::io::Result<String> {
         }
         out.extend_from_slice(data);
     }
-    let mut cut = full;
+    let mut cut = tail.full;
     if out.len() > cap {
         let mut from = out.len() - cap;
         // Do not start in the middle of a UTF-8 character.
@@ -234,21 +279,36 @@ pub fn stdout_tail(log: &Path, cap: usize) -> std::io::Result<String> {
         cut = true;
     }
     let text = String::from_utf8_lossy(&out);
-    Ok(if cut {
+    if cut {
         format!("[earlier output omitted]\n{text}")
     } else {
         text.into_owned()
-    })
+    }
 }
 
-/// The attempt and bytes of a stdout `exec:chunk` line; none for any other line.
-fn stdout_chunk(line: &[u8]) -> Option<(Option<u64>, Vec<u8>)> {
+/// The stream (0 stdout, 1 stderr), attempt and bytes of an `exec:chunk` line, when `want`
+/// accepts its stream; none for any other line.
+fn chunk(line: &[u8], want: impl Fn(usize) -> bool) -> Option<(usize, Option<u64>, Vec<u8>)> {
     const MARK: &[u8] = b"exec:chunk";
-    if !line.windows(MARK.len()).any(|w| w == MARK) {
+    let has = |m: &[u8]| line.windows(m.len()).any(|w| w == m);
+    if !has(MARK) {
+        return None;
+    }
+    // A cheap look at the stream before parsing: a line of a full stream costs no JSON parse.
+    // The log is compact JSON, and a quote inside `data` is escaped, so the raw key and value
+    // only match the real field.
+    let stream = if has(br#""stream":"stdout""#) {
+        0
+    } else if has(br#""stream":"stderr""#) {
+        1
+    } else {
+        return None;
+    };
+    if !want(stream) {
         return None;
     }
     let v: Value = serde_json::from_slice(line).ok()?;
-    if v["type"] != "exec:chunk" || v["stream"] != "stdout" {
+    if v["type"] != "exec:chunk" || v["stream"] != ["stdout", "stderr"][stream] {
         return None;
     }
     let data = v["data"].as_str()?;
@@ -259,7 +319,7 @@ fn stdout_chunk(line: &[u8]) -> Option<(Option<u64>, Vec<u8>)> {
     } else {
         data.as_bytes().to_vec()
     };
-    Some((v["attempt"].as_u64(), bytes))
+    Some((stream, v["attempt"].as_u64(), bytes))
 }
 
 /// True for the characters XML 1.0 allows in a document.
@@ -344,6 +404,32 @@ mod tests {
             writeln!(f, "{l}").expect("write");
         }
         f
+    }
+
+    fn stdout_tail(log: &Path, cap: usize) -> std::io::Result<String> {
+        output_tails(log, cap).map(|t| t.stdout)
+    }
+
+    #[test]
+    fn both_tails_come_from_one_pass_and_a_full_stream_does_not_stop_the_other() {
+        let mut lines = vec![chunk(1, "stderr", b"early warning\n")];
+        lines.extend((0..1000).map(|i| chunk(1, "stdout", format!("out {i:04}\n").as_bytes())));
+        lines.push(chunk(1, "stderr", b"late error\n"));
+        let f = log(&lines);
+        let tails = output_tails(f.path(), 30).expect("tails");
+        assert_eq!(
+            tails.stdout,
+            "[earlier output omitted]\n96\nout 0997\nout 0998\nout 0999\n"
+        );
+        assert_eq!(tails.stderr, "early warning\nlate error\n");
+        let f = log(&[chunk(1, "stdout", b"only out")]);
+        assert_eq!(
+            output_tails(f.path(), 20).expect("tails"),
+            Tails {
+                stdout: "only out".into(),
+                stderr: String::new()
+            }
+        );
     }
 
     #[test]

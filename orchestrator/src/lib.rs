@@ -16,6 +16,7 @@ pub mod exit;
 pub mod history;
 pub mod junit;
 pub mod lock;
+pub mod logging;
 pub mod modes;
 pub mod output;
 pub mod plan;
@@ -48,7 +49,7 @@ pub fn main_impl() -> i32 {
             };
         }
     };
-    init_logging(cli.global.verbose);
+    logging::init(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,19 +94,4 @@ fn print_error(e: &AppError) {
         source = s.source();
     }
     eprintln!("{text}");
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env(env_vars::LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }

@@ -1,12 +1,15 @@
 //! Telling people what happens, on stderr (stdout is reserved for `--format json`).
 //!
 //! Off a terminal (CI logs, pipes): one plain line per stage transition, written whole so lines
-//! of concurrent stages never interleave. On a terminal (or with `--interactive`): a live
+//! of concurrent stages never interleave. On a terminal (unless `--no-interactive`): a live
 //! display (indicatif) with one spinner per running stage showing its elapsed time, a
 //! done/total bar, and a permanent line per finished stage, failures included as they happen.
+//! `--interactive` cannot make a pipe a terminal: indicatif draws nothing to a non-terminal, so
+//! it would hide every line, the final status included; plain lines are printed instead.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,17 +52,48 @@ impl Live {
     }
 }
 
+/// Which progress output a run gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Display {
+    /// One line per transition.
+    Plain,
+    /// `--interactive` without a terminal: plain lines, and a note saying why.
+    PlainNoTerminal,
+    /// The live display.
+    Live,
+}
+
+/// The flag (`None`: neither given) and whether stderr is a terminal decide.
+fn display(interactive: Option<bool>, tty: bool) -> Display {
+    match (interactive, tty) {
+        (Some(false), _) | (None, false) => Display::Plain,
+        (Some(true), false) => Display::PlainNoTerminal,
+        (_, true) => Display::Live,
+    }
+}
+
 impl Reporter {
     /// Plain lines.
     pub fn plain() -> Reporter {
         Reporter { live: None }
     }
 
-    /// A live display when `interactive` says so, or (when unset) when stderr is a terminal.
+    /// A live display when stderr is a terminal, unless `interactive` is `Some(false)`.
     pub fn for_terminal(interactive: Option<bool>) -> Reporter {
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        if !interactive.unwrap_or(tty) {
-            return Reporter::plain();
+        match display(interactive, tty) {
+            Display::Plain => return Reporter::plain(),
+            Display::PlainNoTerminal => {
+                // Once per process: `flow` builds a reporter per run.
+                static SAID: AtomicBool = AtomicBool::new(false);
+                if !SAID.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "note: --interactive: stderr is not a terminal; printing plain progress lines"
+                    );
+                }
+                return Reporter::plain();
+            }
+            Display::Live => {}
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let overall = multi.add(ProgressBar::new(0));
@@ -69,6 +103,8 @@ impl Reporter {
         );
         overall.set_prefix("run");
         overall.enable_steady_tick(Duration::from_millis(200));
+        // Diagnostics (tracing) are written above the frame from now on.
+        crate::logging::draw_above(Some(multi.clone()));
         let live = Live {
             multi,
             overall,
@@ -199,6 +235,22 @@ impl Reporter {
         }
         if let (Some(live), "") = (&self.live, label) {
             live.overall.finish_and_clear();
+            crate::logging::draw_above(None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{display, Display};
+
+    #[test]
+    fn the_live_display_needs_a_terminal() {
+        assert_eq!(display(None, true), Display::Live);
+        assert_eq!(display(Some(true), true), Display::Live);
+        assert_eq!(display(Some(false), true), Display::Plain);
+        assert_eq!(display(None, false), Display::Plain);
+        assert_eq!(display(Some(false), false), Display::Plain);
+        assert_eq!(display(Some(true), false), Display::PlainNoTerminal);
     }
 }

@@ -50,7 +50,8 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
             vars: Vec::new(),
         }],
     };
-    let start = StartArgs::for_pipeline("exec", args.task.clone(), Format::Json);
+    let mut start = StartArgs::for_pipeline("exec", args.task.clone(), Format::Json);
+    start.progress = args.progress;
     let launched = launch(&start, Some(config)).await?;
     let m = &launched.report.manifest;
     let stage = &m.commands[0];

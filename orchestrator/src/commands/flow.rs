@@ -12,6 +12,7 @@ use crate::exit;
 pub async fn flow(args: FlowArgs) -> Result<i32, AppError> {
     let mut review_args = StartArgs::for_pipeline("docs-review", args.task.clone(), args.format);
     review_args.vars = args.vars.clone();
+    review_args.progress = args.progress;
     let review = launch(&review_args, None).await?;
     let mut gate_json = Value::Null;
     let mut code = review.code;
@@ -19,6 +20,7 @@ pub async fn flow(args: FlowArgs) -> Result<i32, AppError> {
         let mut gate_args =
             StartArgs::for_pipeline("implementation-gate", args.task.clone(), args.format);
         gate_args.vars = args.vars.clone();
+        gate_args.progress = args.progress;
         let gate = launch(&gate_args, None).await?;
         code = gate.code;
         gate_json = gate.json;

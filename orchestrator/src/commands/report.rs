@@ -1,5 +1,7 @@
 //! `report junit --run <id> [--out PATH]`: a finished (or running) run as JUnit XML, from its
-//! manifest and logs; on stdout unless `--out` names a file.
+//! manifest and logs; on stdout unless `--out` names a file. A run that is not finished still
+//! gets its (partial) report, with a note on stderr so a CI step cannot mistake it for the
+//! final one.
 
 use crate::cli::{ReportArgs, ReportCommand, ReportJunitArgs};
 use crate::errors::AppError;
@@ -35,6 +37,19 @@ fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
     })?;
     let m = crate::history::read_manifest(&path)
         .map_err(|e| AppError::Conflict(format!("`{}`: {}", roots.rel(&path), e.one_line())))?;
+    if !m.status.is_terminal() {
+        // A live runner holds the run's lock; without one the run was abandoned.
+        let why = if crate::lock::holder(&path.with_file_name("run.lock")).is_some() {
+            "is still in progress"
+        } else {
+            "is unfinished and no runner holds it (abandoned; `resume --run` continues it)"
+        };
+        eprintln!(
+            "note: run `{}` {why} (status `{}`): the report is partial; running stages are reported as errors (`still running`), stages not started as skipped",
+            m.run_id,
+            m.status.as_str()
+        );
+    }
     let xml = crate::junit::render(&m, &roots.repo);
     match &a.out {
         Some(out) => crate::junit::write(out, &xml)?,

@@ -90,7 +90,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         runtime,
         execution,
         exec: ExecKnobs::from_env()?,
-        reporter: Reporter::plain(),
+        reporter: Reporter::for_terminal(args.progress.choice()),
         cancel,
         fatal: Mutex::new(None),
     });

@@ -114,13 +114,7 @@ pub async fn launch(
         runtime,
         execution,
         exec: knobs,
-        reporter: Reporter::for_terminal(if args.interactive {
-            Some(true)
-        } else if args.no_interactive {
-            Some(false)
-        } else {
-            None
-        }),
+        reporter: Reporter::for_terminal(args.progress.choice()),
         cancel,
         fatal: Mutex::new(None),
     });

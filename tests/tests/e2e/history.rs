@@ -426,9 +426,19 @@ fn python3_ok() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs `junitparser` from PyPI once; the reason when it cannot.
-fn junitparser() -> Result<(), String> {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+/// Whether the Python JUnit parser can be used.
+#[derive(Debug, Clone)]
+enum JunitParser {
+    Ready,
+    /// No python3 or no pip: the check is skipped, saying why.
+    Unavailable(String),
+    /// pip runs but could not install it: the test fails, saying why.
+    InstallFailed(String),
+}
+
+/// `junitparser` from PyPI, installed once per test run when missing.
+fn junitparser() -> JunitParser {
+    static READY: OnceLock<JunitParser> = OnceLock::new();
     READY
         .get_or_init(|| {
             let has = || {
@@ -438,7 +448,21 @@ fn junitparser() -> Result<(), String> {
                     .is_ok_and(|o| o.status.success())
             };
             if has() {
-                return Ok(());
+                return JunitParser::Ready;
+            }
+            match Command::new("python3").args(["-m", "pip", "--version"]).output() {
+                Err(e) => {
+                    return JunitParser::Unavailable(format!(
+                        "python3 cannot be run ({e}); install python3 with pip to have the report parsed by junitparser"
+                    ))
+                }
+                Ok(o) if !o.status.success() => {
+                    return JunitParser::Unavailable(format!(
+                        "pip is not available (`python3 -m pip --version` failed: {}); install pip to have the report parsed by junitparser",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ))
+                }
+                Ok(_) => {}
             }
             let out = Command::new("python3")
                 .args([
@@ -450,18 +474,44 @@ fn junitparser() -> Result<(), String> {
                 ])
                 .args(["--retries", "1", "--timeout", "20", "junitparser"])
                 .env("PIP_ROOT_USER_ACTION", "ignore")
-                .output()
-                .map_err(|e| format!("python3 cannot run: {e}"))?;
-            if out.status.success() && has() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "pip could not install junitparser: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
+                .output();
+            match out {
+                Ok(o) if o.status.success() && has() => JunitParser::Ready,
+                Ok(o) => JunitParser::InstallFailed(format!(
+                    "`python3 -m pip install junitparser` failed (exit {:?}): {}",
+                    o.status.code(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => JunitParser::InstallFailed(format!("pip could not be started: {e}")),
             }
         })
         .clone()
+}
+
+/// Parses `file` with junitparser: one JSON object per suite (`JUNIT_PARSE`); `None` (after
+/// saying why) when there is no pip to install it with.
+fn parse_junit(file: &Path) -> Option<Value> {
+    match junitparser() {
+        JunitParser::Ready => {}
+        JunitParser::Unavailable(reason) => {
+            eprintln!("SKIPPED junitparser check: {reason}");
+            return None;
+        }
+        JunitParser::InstallFailed(reason) => {
+            panic!("pip is available but junitparser could not be installed: {reason}")
+        }
+    }
+    let parsed = Command::new("python3")
+        .args(["-c", JUNIT_PARSE])
+        .arg(file)
+        .output()
+        .expect("python3");
+    assert!(
+        parsed.status.success(),
+        "junitparser rejected the report: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    Some(serde_json::from_slice(&parsed.stdout).expect("json"))
 }
 
 const JUNIT_PARSE: &str = r#"
@@ -471,7 +521,7 @@ out = []
 for suite in JUnitXml.fromfile(sys.argv[1]):
     cases = [{"classname": c.classname, "name": c.name, "time": c.time,
               "results": [[type(r).__name__, r.message, r.text] for r in c.result],
-              "system_out": c.system_out} for c in suite]
+              "system_out": c.system_out, "system_err": c.system_err} for c in suite]
     out.append({"name": suite.name, "tests": suite.tests, "failures": suite.failures,
                 "errors": suite.errors, "skipped": suite.skipped, "cases": cases})
 print(json.dumps(out))
@@ -527,21 +577,9 @@ fn junit_reports_are_read_by_a_real_consumer() {
     );
     insta::assert_snapshot!("junit_xml", redact_times(&env.redact(&xml)));
 
-    if let Err(reason) = junitparser() {
-        eprintln!("SKIPPED junitparser check: {reason}");
+    let Some(suites) = parse_junit(&file) else {
         return;
-    }
-    let parsed = Command::new("python3")
-        .args(["-c", JUNIT_PARSE])
-        .arg(&file)
-        .output()
-        .expect("python3");
-    assert!(
-        parsed.status.success(),
-        "junitparser rejected the report: {}",
-        String::from_utf8_lossy(&parsed.stderr)
-    );
-    let suites: Value = serde_json::from_slice(&parsed.stdout).expect("json");
+    };
     let suite = &suites[0];
     assert_eq!(suites.as_array().map(Vec::len), Some(1));
     assert_eq!(suite["name"], "ci");
@@ -582,10 +620,109 @@ fn junit_reports_are_read_by_a_real_consumer() {
         ]])
     );
     assert_eq!(case("bad")["system_out"], "partial\n");
+    assert_eq!(
+        case("bad")["system_err"],
+        "it broke <here> & \"there\"\n",
+        "stderr in <system-err> as well as in <failure>"
+    );
+    assert_eq!(
+        case("noisy")["system_err"],
+        Value::Null,
+        "no stderr, no element"
+    );
     assert_eq!(case("soft")["results"][0][0], "Skipped");
+    assert_eq!(
+        case("soft")["system_err"],
+        "tolerated\n",
+        "an allowFailure stage keeps its stderr"
+    );
     assert_eq!(
         case("never")["results"],
         serde_json::json!([["Skipped", "not run", null]])
+    );
+}
+
+#[test]
+fn junit_of_a_run_in_progress_says_so() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"ci","stages":[
+      {"kind":"command","id":"done","command":"echo finished"},
+      {"kind":"command","id":"busy","command":"echo working; echo warming up >&2; touch busy.started; exec sleep 30"},
+      {"kind":"command","id":"later","command":"true"}]}]}"#,
+    );
+    let runner = env
+        .command(["start", "ci", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    while !env.path().join("busy.started").exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .expect("runs")
+        .next()
+        .expect("one run")
+        .expect("entry")
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    // The manifest is written by its own task: wait until it records `busy` running.
+    while env.manifest(&id)["commands"][1]["status"] != "running" {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let report = env.cli(["report", "junit", "--run", &id, "--out", "partial.xml"]);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(runner.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("stop the runner");
+    let _ = runner.wait_with_output();
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    assert!(
+        report.stderr.starts_with(&format!(
+            "note: run `{id}` is still in progress (status `in_progress`): the report is partial"
+        )),
+        "{}",
+        report.stderr
+    );
+    let file = env.path().join("partial.xml");
+    let xml = std::fs::read_to_string(&file).expect("report");
+    let cases = &xml[xml.find("    <testcase").expect("cases")..];
+    // `busy`'s output is not there yet: a stage log is buffered until the stage ends.
+    insta::assert_snapshot!(redact_times(cases), @r#"
+        <testcase classname="ci" name="done" time="[DUR]">
+          <system-out>finished
+    </system-out>
+        </testcase>
+        <testcase classname="ci" name="busy" time="[DUR]">
+          <error message="still running" type="running">the run was still in progress when the report was written</error>
+        </testcase>
+        <testcase classname="ci" name="later" time="[DUR]">
+          <skipped message="not started yet"/>
+        </testcase>
+      </testsuite>
+    </testsuites>
+    "#);
+    let Some(suites) = parse_junit(&file) else {
+        return;
+    };
+    assert_eq!(
+        (
+            &suites[0]["tests"],
+            &suites[0]["failures"],
+            &suites[0]["errors"],
+            &suites[0]["skipped"]
+        ),
+        (&3.into(), &0.into(), &1.into(), &1.into())
+    );
+    assert_eq!(
+        suites[0]["cases"][1]["results"],
+        serde_json::json!([[
+            "Error",
+            "still running",
+            "the run was still in progress when the report was written"
+        ]])
     );
 }
 

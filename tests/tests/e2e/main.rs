@@ -2,6 +2,7 @@
 //! modules group the tests by feature.
 
 mod harness;
+mod pty;
 
 mod bad_input;
 mod crash;

@@ -79,6 +79,40 @@ fn resume_after_a_failure_reruns_only_what_is_not_done() {
 }
 
 #[test]
+fn resume_after_a_torn_events_line_appends_whole_events() {
+    let env = TestEnv::new().config(FLAKY);
+    let id = env.start("p", &[]).run_id();
+    let path = env.run_dir(&id).join("events.jsonl");
+    let before = std::fs::read_to_string(&path).expect("events");
+    let last = read_lines(&path).last().expect("events")["seq"]
+        .as_u64()
+        .expect("seq");
+    // A runner that died mid-write: a fragment, no newline.
+    let torn = r#"{"schema_version":1,"seq":99,"tim"#;
+    std::fs::write(&path, format!("{before}{torn}")).expect("tear");
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    let out = env.cli(["resume", "--run", &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(&path).expect("events");
+    let after = text
+        .strip_prefix(&before)
+        .and_then(|t| t.strip_prefix(torn))
+        .and_then(|t| t.strip_prefix('\n'))
+        .unwrap_or_else(|| panic!("the fragment stays on a line of its own:\n{text}"));
+    let appended: Vec<serde_json::Value> = after
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a whole event ({e}): {l}")))
+        .collect();
+    assert_eq!(appended[0]["event"], "run_started", "{after}");
+    assert_eq!(
+        appended[0]["seq"],
+        last + 1,
+        "seq continues from the last whole line"
+    );
+    assert_eq!(appended.last().expect("events")["event"], "run_completed");
+}
+
+#[test]
 fn resume_still_failing_exits_1() {
     let env = TestEnv::new().config(FLAKY);
     let id = env.start("p", &[]).run_id();

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::{assert_valid_manifest, TestEnv};
+use crate::pty::{self, Pty};
 
 #[test]
 fn exec_records_a_one_stage_run_and_passes_the_exit_code_through() {
@@ -138,88 +139,286 @@ fn status_watch_follows_a_run_in_another_process() {
     assert_eq!(dedup.len(), states.len(), "one line per change");
 }
 
-/// Removes ANSI escape sequences and carriage-return redraws, keeping printed lines.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for n in chars.by_ref() {
-                    if n.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
+/// A frame or screen for a snapshot: run ids and timestamps redacted, `in 12ms` -> `in [DUR]`, elapsed times
+/// (`0s`, `12s`) -> `[ELAPSED]`, spinner glyphs -> `[SPIN]`, runs of spaces (padding and
+/// right-aligned times) folded to one.
+fn redact_screen(env: &TestEnv, rows: &[String]) -> String {
+    let word = |w: &str| -> String {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let mut cs = w.chars();
+        if let (Some(c), None) = (cs.next(), cs.next()) {
+            if ('\u{2800}'..='\u{28ff}').contains(&c) {
+                return "[SPIN]".into();
             }
-        } else if c != '\r' {
-            out.push(c);
         }
-    }
-    out
+        if w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('T') && w.ends_with('Z') {
+            "[TS]".into()
+        } else if w.strip_suffix("ms").is_some_and(digits) {
+            "[DUR]".into()
+        } else if w.strip_suffix(['s', 'm', 'h']).is_some_and(digits) {
+            "[ELAPSED]".into()
+        } else {
+            w.to_owned()
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            env.redact(r)
+                .split_whitespace()
+                .map(word)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
+
+/// `a` and then `c` end at once; `b` runs until the test creates `go`, then fails.
+const LIVE: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"a","command":"true"},
+  {"kind":"command","id":"b","command":"while [ ! -f go ]; do sleep 0.02; done; exit 2","dependsOn":[]},
+  {"kind":"command","id":"c","command":"true","dependsOn":["a"]}]}]}"#;
 
 #[test]
 fn live_progress_on_a_terminal() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+    if !pty::available() {
         return;
     }
-    let env = TestEnv::new().config(
-        r#"{"pipelines":[{"id":"p","stages":[
-      {"kind":"command","id":"a","command":"sleep 0.2"},
-      {"kind":"command","id":"b","command":"sleep 0.8; exit 2","dependsOn":[]},
-      {"kind":"command","id":"c","command":"true","dependsOn":["a"]}]}]}"#,
-    );
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} start p", crate::harness::BIN),
-            "/dev/null",
-        ])
-        .current_dir(env.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TERM", "xterm")
-        .output()
-        .expect("script");
-    assert_eq!(out.status.code(), Some(1));
-    let raw = String::from_utf8_lossy(&out.stdout);
-    // b fails (abort): c never starts, so two of three stages end.
+    let env = TestEnv::new().config(LIVE);
+    // Three at once, so `b` runs beside `a` and `c` whatever the number of cores.
+    let mut term = Pty::spawn(&env, &["start", "p", "--concurrency", "3"], &[]);
+    // A live frame: `a` and `c` done (permanent lines), `b` still running (a spinner with its
+    // elapsed time), the done/total line below. Both live rows drawn whole, so the frame is
+    // complete, not a redraw caught halfway.
+    let frame = term.wait_for("the frame with only `b` running", |rows| {
+        let n = rows.len();
+        n >= 2
+            && rows.iter().any(|r| r.starts_with("[03/03] c: succeeded"))
+            && rows[n - 2].ends_with("[02/03] b — while [ ! -f go ]; do sleep 0.02; done; exit 2")
+            && rows[n - 1].starts_with("run 2/3 stages done")
+            && rows[n - 1].ends_with('s')
+    });
+    insta::assert_snapshot!(redact_screen(&env, &frame), @r"
+    run [RUN_ID]: pipeline `p` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/03] a: succeeded in [DUR] — Command completed with code 0
+    [03/03] c: succeeded in [DUR] — Command completed with code 0
+    [SPIN] [ELAPSED] [02/03] b — while [ ! -f go ]; do sleep 0.02; done; exit 2
+    run 2/3 stages done [ELAPSED]
+    ");
+    std::fs::write(env.path().join("go"), "").expect("release b");
+    let (code, raw, end) = term.finish();
+    assert_eq!(code, 1, "{}", end.join("\n"));
     assert!(
-        raw.contains("1/3 stages done") && raw.contains("2/3 stages done"),
-        "the done/total line counts: {raw}"
-    );
-    assert!(
-        raw.contains("\u{1b}["),
+        raw.windows(2).any(|w| w == b"\x1b["),
         "a live display redraws with escape sequences"
     );
-    // The permanent lines (the frames are drawn with cursor moves, not newlines): every
-    // `[NN/03] id: status in Nms — summary`, without durations.
-    let text = strip_ansi(&raw);
-    let mut finished: Vec<String> = Vec::new();
-    for status in [": succeeded in ", ": failed in "] {
-        for (at, _) in text.match_indices(status) {
-            let start = text[..at].rfind('[').expect("stage prefix");
-            let rest = &text[at + status.len()..];
-            let summary = rest.split_once(" — ").map_or("", |t| t.1);
-            let summary = summary.split("  ").next().unwrap_or_default().trim_end();
-            finished.push(format!(
-                "{}{} — {summary}",
-                &text[start..at],
-                status.trim_end().trim_end_matches(" in")
-            ));
+    // At the end the live rows are gone; the permanent lines stay, the failure among them.
+    insta::assert_snapshot!(redact_screen(&env, &end), @r"
+    run [RUN_ID]: pipeline `p` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/03] a: succeeded in [DUR] — Command completed with code 0
+    [03/03] c: succeeded in [DUR] — Command completed with code 0
+    [02/03] b: failed in [DUR] — Exited with code 2
+    run [RUN_ID]: failed (stage:b:failed)
+    Stage 'b' failed with exit code 2.
+    ");
+}
+
+/// `q` fails until `fixed` exists; `docs-review` and `implementation-gate` pass (for `flow`).
+const PROGRESS: &str = r#"{"pipelines":[
+  {"id":"q","stages":[{"kind":"command","id":"x","command":"test -f fixed"}]},
+  {"id":"docs-review","stages":[{"kind":"command","id":"review","command":"true"}]},
+  {"id":"implementation-gate","stages":[{"kind":"command","id":"gate","command":"true"}]}]}"#;
+
+const NO_TERMINAL: &str =
+    "note: --interactive: stderr is not a terminal; printing plain progress lines";
+
+#[test]
+fn interactive_without_a_terminal_prints_plain_lines() {
+    let env = TestEnv::new().config(PROGRESS);
+    // stderr is a pipe: a live display would draw nothing, not even the final status.
+    let out = env.cli(["start", "q", "--interactive"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines: Vec<String> = out.stderr.lines().map(str::to_owned).collect();
+    insta::assert_snapshot!(redact_screen(&env, &lines), @r"
+    note: --interactive: stderr is not a terminal; printing plain progress lines
+    run [RUN_ID]: pipeline `q` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/01] x: started — test -f fixed
+    [01/01] x: failed in [DUR] — Exited with code 1
+    run [RUN_ID]: failed (stage:x:failed)
+    Stage 'x' failed with exit code 1.
+    ");
+    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .expect("runs")
+        .next()
+        .expect("one run")
+        .expect("entry")
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    // The peer's flags are accepted by every verb that runs stages.
+    let resumed = env.cli(["resume", "--run", &id, "--interactive"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.starts_with(NO_TERMINAL),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        resumed.stderr.contains("[01/01] x: succeeded in "),
+        "{}",
+        resumed.stderr
+    );
+    for flag in ["--interactive", "--no-interactive"] {
+        let exec = env.cli(["exec", flag, "--", "true"]);
+        assert_eq!(exec.code, 0, "exec {flag}: {}", exec.stderr);
+        let flow = env.cli(["flow", flag, "--format", "json"]);
+        assert_eq!(flow.code, 0, "flow {flag}: {}", flow.stderr);
+        assert_eq!(flow.json()["status"], "succeeded");
+        // Said once, not once per run of the flow.
+        let notes = flow.stderr.matches(NO_TERMINAL).count();
+        assert_eq!(
+            notes,
+            usize::from(flag == "--interactive"),
+            "{}",
+            flow.stderr
+        );
+    }
+}
+
+#[test]
+fn resume_on_a_terminal_shows_the_live_display() {
+    if !pty::available() {
+        return;
+    }
+    let env = TestEnv::new().config(PROGRESS);
+    let first = env.start("q", &[]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    let (code, raw, end) = Pty::spawn(&env, &["resume", "--run", &first.run_id()], &[]).finish();
+    assert_eq!(code, 0, "{}", end.join("\n"));
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        raw.contains("1/1 stages done"),
+        "the live display's done/total line: {raw:?}"
+    );
+    // No plain `started` line: the running stage was a spinner, gone at the end.
+    insta::assert_snapshot!(redact_screen(&env, &end), @r"
+    run [RUN_ID]: pipeline `q` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+    [01/01] x: succeeded in [DUR] — Command completed with code 0
+    run [RUN_ID]: succeeded
+    Pipeline 'q' succeeded.
+    ");
+}
+
+/// `a` ends at once; `b` says it started, then runs until it is cancelled.
+const CANCEL: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"a","command":"true"},
+  {"kind":"command","id":"b","command":"touch b.started; exec sleep 30"}]}]}"#;
+
+fn wait_for_file(path: &std::path::Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn diagnostics_off_a_terminal_have_no_colour_codes() {
+    let env = TestEnv::new().config(CANCEL);
+    let child = env
+        .command(["start", "p"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_file(&env.path().join("b.started"));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal the runner");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains(" WARN stopping stages signal=15\n"),
+        "the cancel warning: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a pipe: {stderr:?}"
+    );
+}
+
+#[test]
+fn diagnostics_on_a_terminal_are_drawn_above_the_live_display() {
+    if !pty::available() {
+        return;
+    }
+    for no_color in [false, true] {
+        let env = TestEnv::new().config(CANCEL);
+        let extra: &[(&str, &str)] = if no_color { &[("NO_COLOR", "1")] } else { &[] };
+        let mut term = Pty::spawn(&env, &["start", "p"], extra);
+        term.wait_for("`b` running", |rows| {
+            rows.iter()
+                .any(|r| r.ends_with("[02/02] b — touch b.started; exec sleep 30"))
+                && rows
+                    .last()
+                    .is_some_and(|r| r.starts_with("run 1/2 stages done"))
+        });
+        wait_for_file(&env.path().join("b.started"));
+        let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+            .expect("runs")
+            .next()
+            .expect("one run")
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        // From another terminal: SIGTERM to the runner, which warns while the frame is up.
+        let cancel = env.cli(["cancel", "--run", &id]);
+        assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+        let (code, raw, end) = term.finish();
+        assert_eq!(code, 143, "{}", end.join("\n"));
+        // The warning is a line of its own above the frame, not erased by the next redraw
+        // nor glued to the bars.
+        // Same screen with and without colour.
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(redact_screen(&env, &end), @r"
+            run [RUN_ID]: pipeline `p` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
+            [01/02] a: succeeded in [DUR] — Command completed with code 0
+            [TS] WARN stopping stages signal=15
+            [02/02] b: failed in [DUR] — Cancelled by SIGTERM — Terminated with signal SIGTERM
+            run [RUN_ID]: cancelled (run-canceled)
+            Run cancelled by SIGTERM.
+            Stage 'b' was cancelled.
+            ");
+        }
+        if no_color {
+            assert!(
+                !has_colour(&raw),
+                "NO_COLOR: no colour codes: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+        } else {
+            assert!(
+                String::from_utf8_lossy(&raw).contains("\u{1b}[33m WARN"),
+                "on a terminal the level is coloured"
+            );
         }
     }
-    finished.sort();
-    finished.dedup();
-    insta::assert_snapshot!(finished.join("\n"), @r"
-    [01/03] a: succeeded — Command completed with code 0
-    [02/03] b: failed — Exited with code 2
-    [03/03] c: succeeded — Command completed with code 0
-    ");
+}
+
+/// Whether `raw` holds an SGR (colour or style) sequence: ESC `[` digits/`;` `m`.
+fn has_colour(raw: &[u8]) -> bool {
+    raw.windows(2).enumerate().any(|(i, w)| {
+        w == b"\x1b["
+            && raw[i + 2..]
+                .iter()
+                .find(|b| !(b.is_ascii_digit() || **b == b';'))
+                == Some(&b'm')
+    })
 }
