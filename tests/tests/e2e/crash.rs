@@ -171,6 +171,74 @@ fn eio_on_fsync_exits_4_naming_the_path() {
     }
 }
 
+/// A manifest write that fails while a stage runs stops that stage at once, not when it ends:
+/// `b` would append to `b-ran` after its sleep. The write that fails is found from the trace:
+/// strace counts fsyncs per thread, so `when=N` cannot name "the write after `b` spawned"; each
+/// N is classified instead by where its injected fsync falls relative to `b`'s exec and to
+/// `b`'s own write of `b-ran`, and only failures in between must stop `b`. strace waits for
+/// every traced descendant, so a stage left running would still get to write `b-ran`.
+#[test]
+fn eio_while_a_stage_runs_stops_it_at_once() {
+    if !have_strace() {
+        return;
+    }
+    let config = r#"{"pipelines":[{"id":"p","stages":[
+      {"kind":"command","id":"a","command":"echo a"},
+      {"kind":"command","id":"b","command":"sleep 3; echo b >> b-ran"},
+      {"kind":"command","id":"c","command":"touch c-ran"}]}]}"#;
+    let mut stopped = 0;
+    for n in 1..=16 {
+        let env = TestEnv::new().config(config);
+        let trace = env.path().join("trace.txt");
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-s", "200", "-e", "trace=fsync,execve,openat"])
+            .args(["-e", &format!("inject=fsync:error=EIO:when={n}"), "-o"])
+            .arg(&trace)
+            .arg(crate::harness::BIN)
+            .args(["start", "p"])
+            .current_dir(env.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", env.path())
+            .output()
+            .expect("strace");
+        let text = std::fs::read_to_string(&trace).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |f: &dyn Fn(&str) -> bool| lines.iter().position(|l| f(l));
+        let Some(injected) = at(&|l| l.contains("(INJECTED)")) else {
+            break; // fewer fsyncs than n: the run went through
+        };
+        let b_exec = at(&|l| l.contains("execve(") && l.contains("b-ran") && l.ends_with("= 0"));
+        let b_wrote = at(&|l| l.contains("openat(") && l.contains("\"b-ran\""));
+        if b_wrote.is_some_and(|w| w < injected) {
+            break; // `b` was done before the failure; so it is for every later n
+        }
+        if b_exec.is_none_or(|e| e > injected) {
+            continue; // failed before `b` started
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "when={n}: {stderr}");
+        assert!(
+            stderr.contains("manifest.json") && stderr.contains("Input/output error"),
+            "when={n}: {stderr}"
+        );
+        assert!(
+            b_wrote.is_none() && !env.path().join("b-ran").exists(),
+            "when={n}: stage `b` ran on after the manifest write failed"
+        );
+        assert!(!env.path().join("c-ran").exists(), "when={n}: `c` started");
+        for m in manifests(&env) {
+            let last = read_json(&m);
+            assert_eq!(
+                last["status"], "in_progress",
+                "when={n}: last good manifest"
+            );
+        }
+        stopped += 1;
+    }
+    assert!(stopped > 0, "no injection landed while `b` was running");
+}
+
 #[test]
 fn enospc_exits_4_with_an_intact_manifest() {
     let is_root = Command::new("id")
