@@ -19,6 +19,7 @@ pub mod lock;
 pub mod modes;
 pub mod output;
 pub mod plan;
+pub mod repair;
 pub mod report;
 pub mod resume;
 pub mod run;

@@ -54,6 +54,26 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
     // Re-read under the lock: the run may have moved on while we waited for nothing.
     let manifest = read_manifest(&path)?;
+    // A runner killed after the terminal manifest write left its bookkeeping unfinished; that
+    // needs no stage, so it is completed here. A succeeded run then ends with its own code; a
+    // failed or cancelled one goes on to be resumed, as asked.
+    let (manifest, repairs) = crate::repair::complete(&dir, manifest).await?;
+    if !repairs.is_empty() {
+        eprintln!(
+            "note: run `{}` had ended {} but its runner stopped before finishing its records; repaired: {}",
+            manifest.run_id,
+            manifest.status.as_str(),
+            repairs.describe()
+        );
+        if manifest.status == RunStatus::Succeeded {
+            let report = run::RunReport { dir, manifest };
+            crate::history::after_run(&report, None)?;
+            if args.format == Format::Json {
+                print_json(&report);
+            }
+            return Ok(crate::exit::OK);
+        }
+    }
     if manifest.status == RunStatus::Succeeded {
         return Err(AppError::Conflict(format!(
             "run `{}` already succeeded; nothing to resume",
@@ -109,20 +129,25 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     let prepared =
         run::prepare_resume(ctx.clone(), plan.into_shared(), dir, manifest, event, lock).await?;
     let (report, code) = super::finish_run(&ctx, prepared, None).await?;
-    let m = &report.manifest;
     if args.format == Format::Json {
-        crate::output::json(&json!({
-            "run_id": m.run_id,
-            "status": m.status,
-            "status_detail": m.status_detail,
-            "artifact_root": m.artifact_root,
-            "manifest": report.dir.rel(&report.dir.manifest()),
-            "log_path": m.log_path,
-            "summary": m.summary,
-            "resume_events": m.resume_events.len(),
-        }));
+        print_json(&report);
     }
     Ok(code)
+}
+
+/// The `--format json` object of a resume.
+fn print_json(report: &run::RunReport) {
+    let m = &report.manifest;
+    crate::output::json(&json!({
+        "run_id": m.run_id,
+        "status": m.status,
+        "status_detail": m.status_detail,
+        "artifact_root": m.artifact_root,
+        "manifest": report.dir.rel(&report.dir.manifest()),
+        "log_path": m.log_path,
+        "summary": m.summary,
+        "resume_events": m.resume_events.len(),
+    }));
 }
 
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {
