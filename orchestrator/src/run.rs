@@ -242,6 +242,7 @@ pub async fn prepare_resume(
             at: crate::time::now(),
             event,
             runner_pid: std::process::id(),
+            runtime: ctx.runtime.record(),
         })
         .await?;
     persister.flush().await?;
@@ -355,6 +356,7 @@ fn initial_manifest(
         runner_pid: Some(std::process::id()),
         concurrency: Some(plan.concurrency),
         execution_mode: Some(ctx.execution.requested.clone()),
+        runtime_mode_source: Some(ctx.runtime.source.to_owned()),
         variables,
     }
 }

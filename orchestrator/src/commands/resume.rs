@@ -49,6 +49,29 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             recorded.join(", ")
         )));
     }
+    let cli_vars = plan::parse_cli_vars(&args.vars)?;
+    let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    let now = crate::time::now();
+    // Resolved again with the peer's precedence (flag > env > config > the recorded request >
+    // default), before anything is locked or written: a bad value is a usage error (exit 2).
+    // `prepare_resume` records the new decision in the manifest.
+    let runtime = resolve_runtime(
+        &RuntimeInputs::with_env(
+            args.runtime_mode.clone(),
+            config.runtime_mode.clone(),
+            Some(manifest.runtime_mode_requested.as_str().to_owned()),
+        ),
+        &now,
+    )?;
+    let execution = resolve_execution(
+        &ExecutionInputs::with_env(
+            None,
+            false,
+            plan.pipeline.stages.first().and_then(|s| s.plan.clone()),
+        ),
+        &now,
+    )?;
+    let knobs = ExecKnobs::from_env()?;
     let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
     let lock = crate::lock::acquire(&dir.lock())
         .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
@@ -80,25 +103,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             manifest.run_id
         )));
     }
-    let cli_vars = plan::parse_cli_vars(&args.vars)?;
-    let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
-    let now = crate::time::now();
-    let runtime = resolve_runtime(
-        &RuntimeInputs::with_env(
-            args.runtime_mode.clone(),
-            config.runtime_mode.clone(),
-            Some(manifest.runtime_mode_requested.as_str().to_owned()),
-        ),
-        &now,
-    )?;
-    let execution = resolve_execution(
-        &ExecutionInputs::with_env(
-            None,
-            false,
-            plan.pipeline.stages.first().and_then(|s| s.plan.clone()),
-        ),
-        &now,
-    )?;
+    super::note_runtime_fallback(&runtime);
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
     let ctx = Arc::new(Ctx {
         roots,
@@ -109,7 +114,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         approval_policy: manifest.approval_policy.clone(),
         runtime,
         execution,
-        exec: ExecKnobs::from_env()?,
+        exec: knobs,
         reporter: Reporter::plain(),
         cancel,
         fatal: Mutex::new(None),
@@ -146,6 +151,11 @@ fn print_json(report: &run::RunReport) {
         "manifest": report.dir.rel(&report.dir.manifest()),
         "log_path": m.log_path,
         "summary": m.summary,
+        // The same runtime keys as `start`'s object.
+        "runtime_mode_requested": m.runtime_mode_requested,
+        "runtime_mode": m.runtime_mode,
+        "runtime_provider": m.runtime_provider,
+        "runtime_fallback": m.runtime_fallback,
         "resume_events": m.resume_events.len(),
     }));
 }
