@@ -139,16 +139,26 @@ fn concurrent_resumes_exactly_one_proceeds() {
                     .expect("spawn")
             })
             .collect();
-        let codes: Vec<i32> = kids
+        let outs: Vec<_> = kids
             .into_iter()
-            .map(|k| {
-                k.wait_with_output()
-                    .expect("wait")
-                    .status
-                    .code()
-                    .unwrap_or(-1)
-            })
+            .map(|k| k.wait_with_output().expect("wait"))
             .collect();
+        let codes: Vec<i32> = outs.iter().map(|o| o.status.code().unwrap_or(-1)).collect();
+        // The refused one names the winner: it may read the lock file in the instant between
+        // the winner taking the lock and writing its pid, and must wait for the pid then.
+        for o in outs.iter().filter(|o| o.status.code() == Some(3)) {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let pid = stderr
+                .split("locked by a running runner (pid ")
+                .nth(1)
+                .and_then(|rest| rest.split(')').next())
+                .map(str::to_owned)
+                .unwrap_or_default();
+            assert!(
+                !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+                "round {round}: the holder is named: {stderr}"
+            );
+        }
         let mut sorted = codes.clone();
         sorted.sort_unstable();
         assert_eq!(
