@@ -20,6 +20,7 @@ pub mod logging;
 pub mod modes;
 pub mod output;
 pub mod plan;
+pub mod repair;
 pub mod report;
 pub mod resume;
 pub mod run;

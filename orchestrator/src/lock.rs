@@ -2,12 +2,27 @@
 //! as the runner works on the run. The file also records the holder's pid and start time so
 //! `resume` can name it and `cancel` can signal it. A lock left by a dead process is free by
 //! construction: the kernel drops a `flock` when its holder dies.
+//!
+//! Two short windows make the lock tolerant of harmless overlaps (both bounded by [`SETTLE`]):
+//! - `status` and `cancel` probe the lock with a *shared* `flock` for a moment; an `acquire`
+//!   that meets such a probe retries instead of reporting the run as locked.
+//! - The winner writes its pid just *after* taking the lock, so a loser (or a probe) may read an
+//!   empty file, or the previous holder's pid; readers re-read until the file names a live
+//!   process.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
+
+/// Longest an `acquire` retries a busy lock, and a reader waits for the holder's pid: far longer
+/// than a probe holds its shared lock or a winner takes to write its pid (microseconds), short
+/// enough that a second `resume` of a running run still fails at once to a human.
+const SETTLE: Duration = Duration::from_millis(200);
+/// Pause between retries.
+const STEP: Duration = Duration::from_millis(5);
 
 /// The holder recorded in a lock file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +69,40 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     Some(Holder { pid, start_ticks })
 }
 
-/// Takes the lock at `path` without waiting.
+/// True when `h` names a process that is alive and, when the start time is recorded, is the
+/// same process (not a reused pid).
+fn is_live(h: &Holder) -> bool {
+    let Ok(pid) = u32::try_from(h.pid) else {
+        return false;
+    };
+    match h.start_ticks {
+        Some(ticks) => exec::process_start_ticks(pid) == Some(ticks),
+        None => {
+            use nix::sys::signal::kill;
+            matches!(
+                kill(nix::unistd::Pid::from_raw(h.pid), None),
+                Ok(()) | Err(nix::errno::Errno::EPERM)
+            )
+        }
+    }
+}
+
+/// The holder of a lock known to be held, read until the file names a live process or
+/// [`SETTLE`] passes (then the last reading, which may be `None`).
+fn read_settled(file: &mut File) -> Option<Holder> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let holder = read_holder(file);
+        if holder.as_ref().is_some_and(is_live) || Instant::now() >= deadline {
+            return holder;
+        }
+        std::thread::sleep(STEP);
+    }
+}
+
+/// Takes the lock at `path`. Does not wait for a holder: a busy lock is retried only for
+/// [`SETTLE`] (blocking the thread), so a momentary probe by `status` never fails a `resume`,
+/// then reported as [`LockError::Held`].
 pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
     let io = |source| LockError::Io {
         path: path.to_owned(),
@@ -67,7 +115,18 @@ pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
         .truncate(false)
         .open(path)
         .map_err(io)?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+    let deadline = Instant::now() + SETTLE;
+    let mut file = file;
+    let locked = loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = back;
+                std::thread::sleep(STEP);
+            }
+            other => break other,
+        }
+    };
+    match locked {
         Ok(mut lock) => {
             let me = std::process::id();
             let text = format!(
@@ -80,7 +139,7 @@ pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
             Ok(RunLock { _lock: lock })
         }
         Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => Err(LockError::Held {
-            holder: read_holder(&mut file),
+            holder: read_settled(&mut file),
         }),
         Err((_, errno)) => Err(io(std::io::Error::from(errno))),
     }
@@ -92,7 +151,7 @@ pub fn holder(path: &Path) -> Option<Option<Holder>> {
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         // We could take it: nobody holds it (dropping our shared lock releases it at once).
         Ok(_) => None,
-        Err((mut file, _)) => Some(read_holder(&mut file)),
+        Err((mut file, _)) => Some(read_settled(&mut file)),
     }
 }
 
@@ -115,5 +174,67 @@ mod tests {
         drop(held);
         assert!(holder(&p).is_none());
         acquire(&p).expect("free again");
+    }
+
+    /// What `holder` does, held for `hold` on another open file description.
+    fn probe_for(p: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
+        let file = File::open(p).expect("open");
+        let lock = Flock::lock(file, FlockArg::LockSharedNonblock).expect("shared");
+        std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            drop(lock);
+        })
+    }
+
+    #[test]
+    fn a_momentary_shared_probe_does_not_fail_an_acquire() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("run.lock");
+        drop(acquire(&p).expect("create"));
+        let probe = probe_for(&p, Duration::from_millis(30));
+        acquire(&p).expect("the probe ends well within the retry window");
+        probe.join().expect("probe");
+    }
+
+    /// A winner that has the lock but has not written its pid yet (it writes after `delay`,
+    /// over what the file held), then holds on until told.
+    fn slow_winner(p: &Path, delay: Duration) -> std::sync::mpsc::Sender<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p)
+            .expect("open");
+        let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("exclusive");
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let me = std::process::id();
+            let ticks = exec::process_start_ticks(me).expect("ticks");
+            let text = format!("{me} {ticks}\n");
+            lock.write_all(text.as_bytes()).expect("write");
+            lock.set_len(text.len() as u64).expect("trim");
+            let _ = wait.recv();
+            drop(lock);
+        });
+        done
+    }
+
+    #[test]
+    fn readers_wait_briefly_for_the_winner_to_write_its_pid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("run.lock");
+        // The previous holder, long gone, left its pid in the file.
+        std::fs::write(&p, "999999999 1\n").expect("stale");
+        let release = slow_winner(&p, Duration::from_millis(40));
+        let me = std::process::id() as i32;
+        match holder(&p) {
+            Some(Some(h)) => assert_eq!(h.pid, me, "not the stale or empty content"),
+            other => panic!("expected the winner, got {other:?}"),
+        }
+        match acquire(&p) {
+            Err(LockError::Held { holder: Some(h) }) => assert_eq!(h.pid, me),
+            other => panic!("expected Held naming the winner, got {other:?}"),
+        }
+        release.send(()).expect("release");
     }
 }

@@ -87,6 +87,18 @@ pub struct RuntimeDecision {
     pub fallback: RuntimeFallback,
 }
 
+impl RuntimeDecision {
+    /// The decision as the manifest records it.
+    pub fn record(&self) -> shared_manifest::RuntimeRecord {
+        shared_manifest::RuntimeRecord {
+            requested: self.requested,
+            mode: self.mode,
+            fallback: self.fallback.clone(),
+            source: self.source.to_owned(),
+        }
+    }
+}
+
 fn clean(v: Option<&str>) -> Option<String> {
     v.map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty())
 }
@@ -313,6 +325,21 @@ mod tests {
             },
             "t",
         )
+    }
+
+    #[test]
+    fn runtime_record_carries_the_source_and_the_fallback() {
+        let d = rt(None, None, None, Some(" AppServer ")).expect("resolves");
+        let r = d.record();
+        assert_eq!(
+            (r.requested, r.mode, r.source.as_str()),
+            (RuntimeMode::Appserver, RuntimeMode::Cli, "manifest")
+        );
+        assert!(r.fallback.occurred);
+        assert_eq!(
+            rt(None, None, None, None).expect("default").record().source,
+            "default"
+        );
     }
 
     #[test]

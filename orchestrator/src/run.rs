@@ -255,6 +255,7 @@ async fn prepare_resume_at(
             at: crate::time::now(),
             event,
             runner_pid: std::process::id(),
+            runtime: ctx.runtime.record(),
         })
         .await?;
     persister.flush().await?;
@@ -368,6 +369,7 @@ fn initial_manifest(
         runner_pid: Some(std::process::id()),
         concurrency: Some(plan.concurrency),
         execution_mode: Some(ctx.execution.requested.clone()),
+        runtime_mode_source: Some(ctx.runtime.source.to_owned()),
         variables,
     }
 }
@@ -402,8 +404,10 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
         run.plan.pipeline.stages.len(),
     );
     let heartbeat = spawn_heartbeat(run.persister.clone());
+    let storage_watch = spawn_storage_watch(run.persister.clone(), run.ctx.clone());
     let finished = schedule::run_stages(run.clone()).await;
     heartbeat.abort();
+    storage_watch.abort();
     finalize(run, finished).await
 }
 
@@ -426,6 +430,22 @@ fn spawn_heartbeat(persister: Persister<Manifest>) -> tokio::task::JoinHandle<()
                 return;
             }
         }
+    })
+}
+
+/// Stops the run on the persister's first failed write, as it happens: without this, the
+/// failure surfaces only at the next send or flush, typically when a running stage ends, so a
+/// long stage would run to its end (and new ones could start) with nothing being recorded.
+/// `fail_fatally` takes the scheduler's cancellation path: no new stage starts, running ones get
+/// SIGTERM, grace, SIGKILL. It holds the context and a handle, not the run state, so aborting
+/// it at the end of the run never delays the release of the run lock.
+fn spawn_storage_watch(
+    persister: Persister<Manifest>,
+    ctx: Arc<Ctx>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let error = persister.failed().await;
+        ctx.fail_fatally(error.into());
     })
 }
 

@@ -15,4 +15,4 @@ pub use errors::{AtomicWriteError, PersistError};
 pub use persister::{Persister, PersisterStats};
 pub use schema::Manifest;
 pub use state::{run_outcome, CommandEvent, CommandStatus, RunEvent, RunStatus};
-pub use update::{ManifestUpdate, StageFinish};
+pub use update::{ManifestUpdate, RuntimeRecord, StageFinish};

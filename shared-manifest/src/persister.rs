@@ -15,6 +15,8 @@
 //! - Errors live in a slot shared by every handle, so whoever asks next gets the real error (with
 //!   the path and the OS error), not a bare "closed". A rejected update is reported and the task
 //!   goes on; the first failed write ends the task, and the last good file stays intact.
+//! - [`Persister::failed`] resolves on that failed write, without anyone sending: the run watches
+//!   it to stop its stages at once instead of finding out at its next flush.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +96,9 @@ struct Shared {
     first: Mutex<Option<PersistError>>,
     /// The failure that ended the task: what every call reports afterwards.
     failed: Mutex<Option<PersistError>>,
+    /// Becomes `true` once `failed` is set. A watch rather than a `Notify`: a waiter that
+    /// subscribes after the failure still sees it.
+    ended_by_failure: tokio::sync::watch::Sender<bool>,
 }
 
 /// The slots hold plain data and are never locked across a panic point that leaves them
@@ -110,6 +115,7 @@ impl Shared {
     fn fail(&self, e: PersistError) {
         self.record(e.duplicate());
         lock(&self.failed).get_or_insert(e);
+        self.ended_by_failure.send_replace(true);
     }
 
     /// What an acknowledged flush or close reports.
@@ -236,6 +242,18 @@ impl<D: Document> Persister<D> {
             .map_err(|_| self.shared.gone())?;
         let doc = done.await.map_err(|_| self.shared.gone())?;
         self.shared.outcome().map(|()| doc)
+    }
+
+    /// Resolves with the error once a write has failed and the task has ended; pending forever
+    /// when no write fails (including after a clean `close`). Lets a run react to a storage
+    /// fault while its stages are still running, before anyone sends or flushes again.
+    pub async fn failed(&self) -> PersistError {
+        let mut rx = self.shared.ended_by_failure.subscribe();
+        // `Shared` owns the sender and we hold `Shared`, so the channel cannot close under us.
+        if rx.wait_for(|ended| *ended).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        self.shared.gone()
     }
 
     /// Writes completed so far.
@@ -606,6 +624,44 @@ mod tests {
         assert!(matches!(other.flush().await, Err(PersistError::Write(_))));
         assert!(matches!(p.close().await, Err(PersistError::Write(_))));
         assert!(!path.exists(), "nothing was written");
+    }
+
+    #[tokio::test]
+    async fn failed_resolves_on_a_failed_write_without_a_send() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = Probe {
+            fail: true,
+            ..Probe::default()
+        };
+        let p = Persister::spawn_with_sink(
+            Toy::default(),
+            dir.path().join("m.json"),
+            None,
+            Box::new(sink),
+        );
+        let watcher = tokio::spawn({
+            let p = p.clone();
+            async move { p.failed().await }
+        });
+        p.send(ToyUpdate::Push(1)).await.expect("queued");
+        let e = tokio::time::timeout(std::time::Duration::from_secs(5), watcher)
+            .await
+            .expect("failed() resolves without another send or flush")
+            .expect("join");
+        assert!(e.to_string().contains("m.json"), "{e}");
+        // A late subscriber sees the failure too.
+        assert!(matches!(p.failed().await, PersistError::Write(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_stays_pending_after_a_clean_close() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), None);
+        let other = p.clone();
+        p.send(ToyUpdate::Push(1)).await.expect("send");
+        p.close().await.expect("close");
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(60), other.failed()).await;
+        assert!(waited.is_err(), "no write failed: {waited:?}");
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ pub const EXTENSION_KEYS: &[&str] = &[
     "runner_pid",
     "concurrency",
     "execution_mode",
+    "runtime_mode_source",
     "variables",
 ];
 /// Per-command keys we add beyond the peer's schema.
@@ -138,6 +139,10 @@ pub struct Manifest {
     /// Execution mode resolved for the run and where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_mode: Option<ModeDecision>,
+    /// Which source decided `runtime_mode_requested`: `flag`, `env`, `config`, `manifest` (a
+    /// resume keeping the recorded request) or `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_mode_source: Option<String>,
     /// Variables given with `--var` (names and values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<serde_json::Map<String, serde_json::Value>>,

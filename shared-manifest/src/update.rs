@@ -2,7 +2,9 @@
 //! every status change goes through the transition tables in `state`.
 
 use crate::document::{ApplyError, Document};
-use crate::schema::{ChildRun, CommandRecord, Manifest, ProcessRecord, ResumeEvent};
+use crate::schema::{
+    ChildRun, CommandRecord, Manifest, ProcessRecord, ResumeEvent, RuntimeFallback, RuntimeMode,
+};
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunStatus};
 
 /// One change to a manifest.
@@ -22,6 +24,8 @@ pub enum ManifestUpdate {
         event: ResumeEvent,
         /// Pid of the new runner.
         runner_pid: u32,
+        /// The runtime mode resolved again for this runner; replaces the recorded decision.
+        runtime: RuntimeRecord,
     },
     /// The runner is alive.
     Heartbeat {
@@ -86,6 +90,20 @@ pub enum ManifestUpdate {
     },
     /// The metrics line was appended.
     MetricsRecorded,
+}
+
+/// A runtime-mode decision as the manifest records it (`runtime_mode_requested`,
+/// `runtime_mode`, `runtime_provider`, `runtime_fallback`, `runtime_mode_source`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeRecord {
+    /// What was asked for.
+    pub requested: RuntimeMode,
+    /// What runs; the provider follows from it.
+    pub mode: RuntimeMode,
+    /// The fallback record (`occurred: false` when none).
+    pub fallback: RuntimeFallback,
+    /// Which source decided.
+    pub source: String,
 }
 
 /// The result of a stage that ran.
@@ -163,8 +181,14 @@ impl Document for Manifest {
                 at,
                 event,
                 runner_pid,
+                runtime,
             } => {
                 self.run_to(RunEvent::Resume)?;
+                self.runtime_mode_requested = runtime.requested;
+                self.runtime_mode = runtime.mode;
+                self.runtime_provider = runtime.mode.provider().to_owned();
+                self.runtime_fallback = Some(runtime.fallback);
+                self.runtime_mode_source = Some(runtime.source);
                 for stage in &mut self.commands {
                     let never_ran = stage.status == CommandStatus::Skipped
                         && stage.outcome.as_deref() == Some("dependency_failed");

@@ -54,6 +54,13 @@ pub(crate) fn locate_run(
     Ok((roots, path))
 }
 
+/// Says on stderr that `appserver` was asked for and `cli` runs (start and resume alike).
+pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
+    if runtime.fallback.occurred {
+        eprintln!("note: runtime mode `appserver` is not available for shell stages; running with `cli` (recorded in runtime_fallback)");
+    }
+}
+
 /// Executes a prepared top-level run and ends it the same way for `start` and `resume`: a fatal
 /// (storage) error wins over the run's outcome; the run goes into the history index (warnings
 /// only) and, when asked, a JUnit report. Returns the run and its exit code.

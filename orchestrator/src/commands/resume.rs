@@ -49,20 +49,12 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             recorded.join(", ")
         )));
     }
-    let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
-    let lock = crate::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
-    // Re-read under the lock: the run may have moved on while we waited for nothing.
-    let manifest = read_manifest(&path)?;
-    if manifest.status == RunStatus::Succeeded {
-        return Err(AppError::Conflict(format!(
-            "run `{}` already succeeded; nothing to resume",
-            manifest.run_id
-        )));
-    }
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
     let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     let now = crate::time::now();
+    // Resolved again with the peer's precedence (flag > env > config > the recorded request >
+    // default), before anything is locked or written: a bad value is a usage error (exit 2).
+    // `prepare_resume` records the new decision in the manifest.
     let runtime = resolve_runtime(
         &RuntimeInputs::with_env(
             args.runtime_mode.clone(),
@@ -79,6 +71,39 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         ),
         &now,
     )?;
+    let knobs = ExecKnobs::from_env()?;
+    let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
+    let lock = crate::lock::acquire(&dir.lock())
+        .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
+    // Re-read under the lock: the run may have moved on while we waited for nothing.
+    let manifest = read_manifest(&path)?;
+    // A runner killed after the terminal manifest write left its bookkeeping unfinished; that
+    // needs no stage, so it is completed here. A succeeded run then ends with its own code; a
+    // failed or cancelled one goes on to be resumed, as asked.
+    let (manifest, repairs) = crate::repair::complete(&dir, manifest).await?;
+    if !repairs.is_empty() {
+        eprintln!(
+            "note: run `{}` had ended {} but its runner stopped before finishing its records; repaired: {}",
+            manifest.run_id,
+            manifest.status.as_str(),
+            repairs.describe()
+        );
+        if manifest.status == RunStatus::Succeeded {
+            let report = run::RunReport { dir, manifest };
+            crate::history::after_run(&report, None)?;
+            if args.format == Format::Json {
+                print_json(&report);
+            }
+            return Ok(crate::exit::OK);
+        }
+    }
+    if manifest.status == RunStatus::Succeeded {
+        return Err(AppError::Conflict(format!(
+            "run `{}` already succeeded; nothing to resume",
+            manifest.run_id
+        )));
+    }
+    super::note_runtime_fallback(&runtime);
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
     let ctx = Arc::new(Ctx {
         roots,
@@ -89,7 +114,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         approval_policy: manifest.approval_policy.clone(),
         runtime,
         execution,
-        exec: ExecKnobs::from_env()?,
+        exec: knobs,
         reporter: Reporter::for_terminal(args.progress.choice()),
         cancel,
         fatal: Mutex::new(None),
@@ -109,20 +134,30 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     let prepared =
         run::prepare_resume(ctx.clone(), plan.into_shared(), dir, manifest, event, lock).await?;
     let (report, code) = super::finish_run(&ctx, prepared, None).await?;
-    let m = &report.manifest;
     if args.format == Format::Json {
-        crate::output::json(&json!({
-            "run_id": m.run_id,
-            "status": m.status,
-            "status_detail": m.status_detail,
-            "artifact_root": m.artifact_root,
-            "manifest": report.dir.rel(&report.dir.manifest()),
-            "log_path": m.log_path,
-            "summary": m.summary,
-            "resume_events": m.resume_events.len(),
-        }));
+        print_json(&report);
     }
     Ok(code)
+}
+
+/// The `--format json` object of a resume.
+fn print_json(report: &run::RunReport) {
+    let m = &report.manifest;
+    crate::output::json(&json!({
+        "run_id": m.run_id,
+        "status": m.status,
+        "status_detail": m.status_detail,
+        "artifact_root": m.artifact_root,
+        "manifest": report.dir.rel(&report.dir.manifest()),
+        "log_path": m.log_path,
+        "summary": m.summary,
+        // The same runtime keys as `start`'s object.
+        "runtime_mode_requested": m.runtime_mode_requested,
+        "runtime_mode": m.runtime_mode,
+        "runtime_provider": m.runtime_provider,
+        "runtime_fallback": m.runtime_fallback,
+        "resume_events": m.resume_events.len(),
+    }));
 }
 
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {

@@ -97,9 +97,7 @@ pub async fn launch(
             )));
         }
     }
-    if runtime.fallback.occurred {
-        eprintln!("note: runtime mode `appserver` is not available for shell stages; running with `cli` (recorded in runtime_fallback)");
-    }
+    super::note_runtime_fallback(&runtime);
     if execution.cloud_fallback.is_some() {
         eprintln!("note: cloud execution is not available; running in mcp mode (recorded in cloud_fallback)");
     }

@@ -173,16 +173,26 @@ fn concurrent_resumes_exactly_one_proceeds() {
                     .expect("spawn")
             })
             .collect();
-        let codes: Vec<i32> = kids
+        let outs: Vec<_> = kids
             .into_iter()
-            .map(|k| {
-                k.wait_with_output()
-                    .expect("wait")
-                    .status
-                    .code()
-                    .unwrap_or(-1)
-            })
+            .map(|k| k.wait_with_output().expect("wait"))
             .collect();
+        let codes: Vec<i32> = outs.iter().map(|o| o.status.code().unwrap_or(-1)).collect();
+        // The refused one names the winner: it may read the lock file in the instant between
+        // the winner taking the lock and writing its pid, and must wait for the pid then.
+        for o in outs.iter().filter(|o| o.status.code() == Some(3)) {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let pid = stderr
+                .split("locked by a running runner (pid ")
+                .nth(1)
+                .and_then(|rest| rest.split(')').next())
+                .map(str::to_owned)
+                .unwrap_or_default();
+            assert!(
+                !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()),
+                "round {round}: the holder is named: {stderr}"
+            );
+        }
         let mut sorted = codes.clone();
         sorted.sort_unstable();
         assert_eq!(
@@ -444,4 +454,99 @@ fn resume_after_a_crash_inside_a_subpipeline_resumes_the_child_run() {
         .expect("ls")
         .count();
     assert_eq!(runs, 2, "no new child run was created");
+}
+
+/// The `runtime_*` keys of a `--format json` object.
+fn runtime_keys(v: &serde_json::Value) -> Vec<String> {
+    let obj = v.as_object().expect("an object");
+    obj.keys()
+        .filter(|k| k.starts_with("runtime_"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn resume_re_resolves_the_runtime_mode_and_records_it() {
+    let env = TestEnv::new().config(FLAKY);
+    let first = env.start("p", &[]);
+    assert_eq!(first.code, 1);
+    let id = first.run_id();
+    let m = env.manifest(&id);
+    assert_eq!(
+        (&m["runtime_mode_requested"], &m["runtime_mode_source"]),
+        (&"cli".into(), &"default".into())
+    );
+    let start_keys = runtime_keys(&first.json());
+    assert_eq!(start_keys.len(), 4, "{start_keys:?}");
+
+    // The flag wins over the recorded request, and the decision is recorded.
+    let out = env.cli([
+        "resume",
+        "--run",
+        &id,
+        "--runtime-mode",
+        "appserver",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "b still fails: {}", out.stderr);
+    assert!(
+        out.stderr.contains("runtime mode `appserver`"),
+        "{}",
+        out.stderr
+    );
+    let m = env.manifest(&id);
+    assert_valid_manifest(&m);
+    assert_eq!(m["runtime_mode_requested"], "appserver");
+    assert_eq!(m["runtime_mode"], "cli");
+    assert_eq!(m["runtime_provider"], "CliRuntimeProvider");
+    assert_eq!(m["runtime_fallback"]["occurred"], true);
+    assert_eq!(m["runtime_fallback"]["from_mode"], "appserver");
+    assert_eq!(m["runtime_mode_source"], "flag");
+    let json = out.json();
+    assert_eq!(
+        runtime_keys(&json),
+        start_keys,
+        "same keys as start's object"
+    );
+    for k in &start_keys {
+        assert_eq!(json[k], m[k], "`{k}` as recorded");
+    }
+
+    // An invalid value from the environment is a usage error; nothing is written.
+    let bad = env
+        .command(["resume", "--run", &id])
+        .env("CODEX_ORCHESTRATOR_RUNTIME_MODE", "bogus")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("CODEX_ORCHESTRATOR_RUNTIME_MODE"));
+    assert_eq!(
+        env.manifest(&id)["resume_events"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Nothing given: the recorded request stands.
+    assert_eq!(env.cli(["resume", "--run", &id]).code, 1);
+    let m = env.manifest(&id);
+    assert_eq!(m["runtime_mode_requested"], "appserver");
+    assert_eq!(m["runtime_mode_source"], "manifest");
+
+    // The environment beats the recorded request.
+    std::fs::write(env.path().join("fixed"), "").expect("fix");
+    let ok = env
+        .command(["resume", "--run", &id])
+        .env("CODEX_ORCHESTRATOR_RUNTIME_MODE", " CLI ")
+        .output()
+        .expect("run");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let m = env.manifest(&id);
+    assert_eq!(m["runtime_mode_requested"], "cli");
+    assert_eq!(m["runtime_mode_source"], "env");
+    assert_eq!(m["runtime_fallback"]["occurred"], false);
 }

@@ -1,0 +1,134 @@
+//! Finishing the bookkeeping of a run that reached its terminal state but whose runner died
+//! before it was done with it.
+//!
+//! A run ends in this order (see `run::finalize`): terminal manifest (durable), then
+//! `run-summary.json`, then the `metrics.json` line, then `metrics_recorded: true` in the
+//! manifest. A kill anywhere after the first step leaves an honest terminal manifest with
+//! `metrics_recorded: false`, maybe no summary, maybe a temp file of the interrupted write.
+//! Nothing about that needs the stages again, so `resume` completes these steps (under the run
+//! lock) instead of refusing a run that "already succeeded".
+
+use shared_manifest::schema::Manifest;
+use shared_manifest::{ManifestUpdate, Persister, RunStatus};
+
+use crate::errors::AppError;
+use crate::run_layout::RunDir;
+
+/// What [`complete`] did; empty when the bookkeeping was already complete.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Repairs {
+    /// Temp files of interrupted writes removed from the run directory.
+    pub temps_removed: usize,
+    /// `run-summary.json` was missing and is written now.
+    pub summary_written: bool,
+    /// The run's `metrics.json` line was missing and is appended now.
+    pub metrics_appended: bool,
+    /// The manifest now says `metrics_recorded: true`.
+    pub marked_recorded: bool,
+}
+
+impl Repairs {
+    /// True when nothing needed doing.
+    pub fn is_empty(&self) -> bool {
+        *self == Repairs::default()
+    }
+
+    /// `removed 1 temp file, wrote run-summary.json, ...`, for the stderr note.
+    pub fn describe(&self) -> String {
+        let mut done = Vec::new();
+        if self.temps_removed > 0 {
+            let s = if self.temps_removed == 1 { "" } else { "s" };
+            done.push(format!("removed {} stale temp file{s}", self.temps_removed));
+        }
+        if self.summary_written {
+            done.push("wrote run-summary.json".to_owned());
+        }
+        if self.metrics_appended {
+            done.push("appended its metrics.json line".to_owned());
+        }
+        if self.marked_recorded {
+            done.push("set metrics_recorded".to_owned());
+        }
+        done.join(", ")
+    }
+}
+
+/// True for the states a runner records last.
+fn is_terminal(status: RunStatus) -> bool {
+    matches!(
+        status,
+        RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+    )
+}
+
+/// Completes the bookkeeping of terminal run `m` in `dir`; returns the manifest as it now is
+/// and what was repaired. A run that is not terminal is returned untouched (its runner, or the
+/// resume about to start, does the bookkeeping at its end).
+///
+/// The caller holds the run lock: nobody else writes in `dir`, so every temp file there is stale.
+pub async fn complete(dir: &RunDir, m: Manifest) -> Result<(Manifest, Repairs), AppError> {
+    let mut repairs = Repairs::default();
+    if !is_terminal(m.status) {
+        return Ok((m, repairs));
+    }
+    repairs.temps_removed = shared_manifest::atomic::remove_stale_temps(&dir.dir)
+        .map_err(|e| AppError::storage(&dir.dir, e))?;
+    if !dir.run_summary().exists() {
+        // The execution mode that ran is always `mcp` (cloud has no backend and falls back).
+        crate::artifacts::write_run_summary(dir, &m, "mcp")?;
+        repairs.summary_written = true;
+    }
+    if m.metrics_recorded {
+        return Ok((m, repairs));
+    }
+    // The kill may have hit between the append and the manifest write that records it: append
+    // only when this run's end is not in the file yet, so the line is never doubled.
+    if !has_metrics_line(dir, &m)? {
+        crate::artifacts::append_metrics(dir, &m)?;
+        repairs.metrics_appended = true;
+    }
+    // Through a persister, like every manifest write: it is the one writer of the file. No
+    // heartbeat path: the run is over, its heartbeat stays as the runner left it.
+    let persister = Persister::spawn(m, dir.manifest(), None);
+    persister.send(ManifestUpdate::MetricsRecorded).await?;
+    let m = persister.close().await?;
+    repairs.marked_recorded = true;
+    Ok((m, repairs))
+}
+
+/// True when `metrics.json` holds the line of this run's end (same run id and completion time).
+fn has_metrics_line(dir: &RunDir, m: &Manifest) -> Result<bool, AppError> {
+    let path = dir.metrics();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(AppError::storage(&path, e)),
+    };
+    Ok(text.lines().any(|line| {
+        // A torn or foreign line is not ours; skip it rather than fail the repair.
+        serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
+            v["run_id"] == m.run_id.as_str()
+                && v["completed_at"].as_str() == m.completed_at.as_deref()
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_lists_what_was_done() {
+        assert!(Repairs::default().is_empty());
+        let r = Repairs {
+            temps_removed: 1,
+            summary_written: true,
+            metrics_appended: true,
+            marked_recorded: true,
+        };
+        assert_eq!(
+            r.describe(),
+            "removed 1 stale temp file, wrote run-summary.json, appended its metrics.json line, set metrics_recorded"
+        );
+    }
+}
