@@ -348,6 +348,14 @@ pub async fn run(
         started_at: crate::now_rfc3339(),
         start_ticks: process_start_ticks(pid),
     };
+    // Unbuffered and before anything else: once `sh` runs, a record of its group exists that
+    // survives a crash of the runner (the manifest gets it later, see `on_spawn`).
+    log.write_runner_only(&crate::ndjson::LogEvent::ExecProcess {
+        attempt: spec.attempt,
+        pid,
+        pgid,
+        start_ticks: process.start_ticks,
+    })?;
     on_spawn(&process);
 
     let mut out = Stream::new(

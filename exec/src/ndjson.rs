@@ -26,6 +26,19 @@ pub enum LogEvent {
         /// Timeout.
         timeout_ms: u64,
     },
+    /// `exec:process` (runner log only): an attempt's process group, written the moment it is
+    /// spawned, so a resume can find its survivors even if the runner dies before the manifest
+    /// records the process.
+    ExecProcess {
+        /// Attempt number.
+        attempt: u32,
+        /// Pid of `sh`, which leads the group.
+        pid: u32,
+        /// Process group id.
+        pgid: i32,
+        /// Start time of `sh` in clock ticks since boot.
+        start_ticks: Option<u64>,
+    },
     /// `command:end`.
     CommandEnd {
         /// Exit code of the final attempt.
@@ -68,6 +81,14 @@ impl LogEvent {
             }
             LogEvent::CommandConfig { timeout_ms } => {
                 json!({"type": "command:config", "timeout_ms": timeout_ms})
+            }
+            LogEvent::ExecProcess {
+                attempt,
+                pid,
+                pgid,
+                start_ticks,
+            } => {
+                json!({"type": "exec:process", "attempt": attempt, "pid": pid, "pgid": pgid, "start_ticks": start_ticks})
             }
             LogEvent::CommandEnd {
                 exit_code,

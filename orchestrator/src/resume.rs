@@ -62,24 +62,58 @@ fn kill_survivors_in(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)], depth
             if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
                 killed += kill_survivors_in(&cm, repo, procs, depth + 1);
             }
-            continue;
         }
-        let Some(p) = &c.process else { continue };
-        let leader = procs.iter().find(|(pid, _, _)| *pid == p.pgid);
-        let ours = match (leader, p.start_ticks) {
+    }
+    // Every group the run ever spawned: the manifest's records, and the runner log's
+    // `exec:process` lines, written the moment each attempt was spawned (the manifest may not
+    // have the latest attempt yet when the runner died). Groups that ended are gone; the
+    // identity check leaves reused pids alone.
+    let mut groups: Vec<(String, i32, Option<u64>)> = m
+        .commands
+        .iter()
+        .filter_map(|c| Some((c.id.clone(), c.process.as_ref()?)))
+        .map(|(id, p)| (id, p.pgid, p.start_ticks))
+        .collect();
+    groups.extend(logged_groups(&repo.join(&m.log_path), m));
+    groups.sort_by_key(|g| g.1);
+    groups.dedup_by_key(|g| g.1);
+    for (stage, pgid, start_ticks) in groups {
+        let leader = procs.iter().find(|(pid, _, _)| *pid == pgid);
+        let ours = match (leader, start_ticks) {
             (Some((_, _, ticks)), Some(recorded)) => *ticks == recorded,
             // Alive but no recorded start time: cannot prove identity, leave it.
             (Some(_), None) => false,
-            (None, _) => procs.iter().any(|(_, pgrp, _)| *pgrp == p.pgid),
+            (None, _) => procs.iter().any(|(_, pgrp, _)| *pgrp == pgid),
         };
         if ours {
-            tracing::warn!(stage = %c.id, pgid = p.pgid, "killing survivors of a crashed runner");
-            if killpg(Pid::from_raw(p.pgid), Signal::SIGKILL).is_ok() {
+            tracing::warn!(%stage, pgid, "killing survivors of a crashed runner");
+            if killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok() {
                 killed += 1;
             }
         }
     }
     killed
+}
+
+/// `(stage id, pgid, start_ticks)` of every `exec:process` line in the runner log at `path`.
+/// Read line by line: the log also references every output chunk of the run.
+fn logged_groups(path: &Path, m: &Manifest) -> Vec<(String, i32, Option<u64>)> {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.contains("\"exec:process\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter_map(|v| {
+            let index = usize::try_from(v["index"].as_u64()?).ok()?;
+            let stage = m.commands.get(index.checked_sub(1)?)?.id.clone();
+            let pgid = i32::try_from(v["pgid"].as_i64()?).ok()?;
+            Some((stage, pgid, v["start_ticks"].as_u64()))
+        })
+        .collect()
 }
 
 /// True when the stage is done for a resume: succeeded, or skipped by `allowFailure` (a stage

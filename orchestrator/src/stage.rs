@@ -14,6 +14,9 @@ use crate::config::{CommandStage, Stage};
 use crate::errors::AppError;
 use crate::run::RunState;
 
+/// How long a stage's start may wait for the next manifest write (see `run_command`).
+const START_WRITE_DEFER: Duration = Duration::from_millis(100);
+
 /// How a stage ended, as the scheduler needs it.
 #[derive(Debug, Clone)]
 pub struct StageEnd {
@@ -79,9 +82,11 @@ pub async fn run_command(
             spec.kill_grace = ctx.exec.kill_grace;
             spec.attempt = attempt;
             spec.max_chunk_events = ctx.exec.max_chunk_events;
-            // The start of the attempt and its process go to the manifest as one update (one
-            // write), queued from `on_spawn` while the stage runs: a later resume needs the
-            // pid to find survivors.
+            // The start of the attempt and its process go to the manifest as one update, queued
+            // from `on_spawn` while the stage runs. Deferred: a stage that ends within
+            // `START_WRITE_DEFER` has its start and its end in one durable write instead of
+            // two; a longer one is shown running that much later. Crash recovery does not
+            // wait for it: exec logged the process group to runner.ndjson at the spawn.
             let first = attempt == 1;
             let start = ManifestUpdate::StageStarted {
                 index,
@@ -104,7 +109,11 @@ pub async fn run_command(
                         start_ticks: p.start_ticks,
                     });
                 }
-                let task = tokio::spawn(async move { persister.send(spawned_start).await });
+                let task = tokio::spawn(async move {
+                    persister
+                        .send_deferred(spawned_start, START_WRITE_DEFER)
+                        .await
+                });
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
             };
             let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;

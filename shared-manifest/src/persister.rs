@@ -73,6 +73,9 @@ pub struct PersisterStats {
 
 enum Msg<D: Document> {
     Apply(D::Update),
+    /// Applied at once, but its write may wait up to the given time for the next write (see
+    /// [`Persister::send_deferred`]).
+    ApplyDeferred(D::Update, std::time::Duration),
     /// Acknowledged after the write covering everything queued before it.
     Flush(oneshot::Sender<()>),
     /// Receives the document once everything queued is written.
@@ -200,6 +203,21 @@ impl<D: Document> Persister<D> {
             .map_err(|_| self.shared.gone())
     }
 
+    /// Queues an update whose write may wait up to `within` for the next write (a flush, another
+    /// update, or the deadline), so that it shares that write. For records that must reach
+    /// the file soon but not at once: a stage that started is written when it ends if it ends
+    /// quickly, one write instead of two. Readers of the file see it at most `within` late.
+    pub async fn send_deferred(
+        &self,
+        update: D::Update,
+        within: std::time::Duration,
+    ) -> Result<(), PersistError> {
+        self.tx
+            .send(Msg::ApplyDeferred(update, within))
+            .await
+            .map_err(|_| self.shared.gone())
+    }
+
     /// Barrier: returns once a write including every update sent before this call is durable.
     /// Returns the run's first error instead (a failed write or a rejected update).
     pub async fn flush(&self) -> Result<(), PersistError> {
@@ -280,10 +298,23 @@ impl<D: Document> Owner<D> {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg<D>>) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut closer = None;
-        // `recv_many` returns 0 once the channel is closed (by a `Close`) or every handle is
-        // dropped, *and* it is empty: everything accepted has been applied and written.
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            let mut changed = false;
+        // Applied but not written yet: set by deferred updates, until the write that covers
+        // them (which must happen by `due`).
+        let mut due: Option<tokio::time::Instant> = None;
+        loop {
+            // `recv_many` returns 0 once the channel is closed (by a `Close`) or every handle is
+            // dropped, *and* it is empty: everything accepted has been applied.
+            let received = match due {
+                None => rx.recv_many(&mut batch, BATCH).await,
+                Some(at) => tokio::select! {
+                    n = rx.recv_many(&mut batch, BATCH) => n,
+                    () = tokio::time::sleep_until(at) => usize::MAX,
+                },
+            };
+            let closed = received == 0;
+            // Write now: a non-deferred update, a barrier, the end of the channel, or the
+            // deadline of a deferred one.
+            let mut changed = received == usize::MAX || (closed && due.is_some());
             let mut acks = Vec::new();
             let mut inspects: Vec<Look<D>> = Vec::new();
             for msg in batch.drain(..) {
@@ -292,10 +323,12 @@ impl<D: Document> Owner<D> {
                         // A rejected update should leave the document as it was; counting it as a
                         // change costs at most one extra write and never hides a partial apply.
                         changed = true;
-                        if let Err(e) = self.doc.apply(update) {
-                            tracing::debug!(error = %e, "manifest update rejected");
-                            self.shared.record(PersistError::Apply(e));
-                        }
+                        self.apply(update);
+                    }
+                    Msg::ApplyDeferred(update, within) => {
+                        let at = tokio::time::Instant::now() + within;
+                        due = Some(due.map_or(at, |d| d.min(at)));
+                        self.apply(update);
                     }
                     Msg::Flush(ack) => acks.push(ack),
                     Msg::Inspect(look) => inspects.push(look),
@@ -307,7 +340,11 @@ impl<D: Document> Owner<D> {
                     }
                 }
             }
+            // A barrier covers deferred updates too: they were sent before it.
+            changed |=
+                due.is_some() && (!acks.is_empty() || !inspects.is_empty() || closer.is_some());
             if changed {
+                due = None;
                 if let Err(e) = self.write().await {
                     tracing::debug!(error = %e, "manifest write failed; the writer stops");
                     // Error first, then close, then the acks drop on return: whoever wakes up
@@ -324,9 +361,19 @@ impl<D: Document> Owner<D> {
             for look in inspects {
                 look(&self.doc);
             }
+            if closed {
+                break;
+            }
         }
         if let Some(reply) = closer {
             let _ = reply.send(self.doc);
+        }
+    }
+
+    fn apply(&mut self, update: D::Update) {
+        if let Err(e) = self.doc.apply(update) {
+            tracing::debug!(error = %e, "manifest update rejected");
+            self.shared.record(PersistError::Apply(e));
         }
     }
 
@@ -506,6 +553,59 @@ mod tests {
         );
         let doc = p.close().await.expect("close");
         assert_eq!(doc.items.len(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deferred_update_shares_the_next_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.json");
+        let p = Persister::spawn(Toy::default(), path.clone(), None);
+        let long = std::time::Duration::from_secs(60);
+        p.send_deferred(ToyUpdate::Push(1), long)
+            .await
+            .expect("send");
+        p.send(ToyUpdate::Push(2)).await.expect("send");
+        p.flush().await.expect("flush");
+        assert_eq!(p.stats().writes, 1, "one write for both");
+        assert_eq!(items(&path), [1, 2]);
+        // A flush alone covers a deferred update too.
+        p.send_deferred(ToyUpdate::Push(3), long)
+            .await
+            .expect("send");
+        p.flush().await.expect("flush");
+        assert_eq!(p.stats().writes, 2);
+        assert_eq!(items(&path), [1, 2, 3]);
+        // And so does close.
+        p.send_deferred(ToyUpdate::Push(4), long)
+            .await
+            .expect("send");
+        let doc = p.close().await.expect("close");
+        assert_eq!(doc.items, [1, 2, 3, 4]);
+        assert_eq!(items(&path), [1, 2, 3, 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deferred_update_is_written_by_its_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.json");
+        let p = Persister::spawn(Toy::default(), path.clone(), None);
+        let within = std::time::Duration::from_millis(100);
+        p.send_deferred(ToyUpdate::Push(7), within)
+            .await
+            .expect("send");
+        tokio::time::sleep(within / 2).await;
+        assert_eq!(p.stats().writes, 0, "not before the deadline");
+        tokio::time::sleep(within).await;
+        // The write runs on the blocking pool: give it a moment of real time.
+        for _ in 0..1000 {
+            if p.stats().writes == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(p.stats().writes, 1, "written once the deadline passed");
+        assert_eq!(items(&path), [7]);
     }
 
     #[tokio::test]
