@@ -39,29 +39,19 @@ fn processes() -> Vec<(i32, i32, u64)> {
 /// guards against a hand-edited manifest naming itself.
 const MAX_CHILD_DEPTH: usize = 16;
 
-/// Kills what is left of stages a crashed runner left `running`, in this run and in the child
-/// runs of its running sub-pipeline stages (a child's stages ran in the same crashed runner);
-/// returns how many groups. `repo` resolves the repo-relative child manifest paths.
+/// Kills what is left of the stages of a crashed runner, in this run and in its child runs (a
+/// child's stages ran in the same crashed runner); returns how many groups. `repo` resolves the repo-relative child manifest paths.
 pub fn kill_survivors(m: &Manifest, repo: &Path) -> usize {
     kill_survivors_in(m, repo, &processes(), 0)
 }
 
 fn kill_survivors_in(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)], depth: usize) -> usize {
     let mut killed = 0;
-    for c in m
-        .commands
-        .iter()
-        .filter(|c| c.status == CommandStatus::Running)
-    {
-        if let Some(child) = c
-            .sub_run_id
-            .as_ref()
-            .and_then(|id| m.child_runs.iter().find(|r| &r.run_id == id))
-            .filter(|_| depth < MAX_CHILD_DEPTH)
-        {
-            if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
-                killed += kill_survivors_in(&cm, repo, procs, depth + 1);
-            }
+    // Every child run, not only those of stages recorded running: the parent's record of a
+    // sub-pipeline stage may lag behind what its child run did.
+    for child in m.child_runs.iter().filter(|_| depth < MAX_CHILD_DEPTH) {
+        if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
+            killed += kill_survivors_in(&cm, repo, procs, depth + 1);
         }
     }
     // Every group the run ever spawned: the manifest's records, and the runner log's

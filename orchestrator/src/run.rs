@@ -216,20 +216,9 @@ fn assemble(
 
 /// Takes over an existing run for `resume`: the caller holds the lock and has checked the token
 /// and the stages; survivors of a crashed runner are killed, leftover temp files removed, the
-/// resume recorded, and stages that are not done put back to pending.
+/// resume recorded, and stages that are not done put back to pending. `depth` is 0 for a
+/// top-level run, more for a child run resumed with its parent.
 pub async fn prepare_resume(
-    ctx: Arc<Ctx>,
-    plan: Arc<Plan>,
-    dir: RunDir,
-    manifest: Manifest,
-    event: shared_manifest::schema::ResumeEvent,
-    lock: crate::lock::RunLock,
-) -> Result<Prepared, AppError> {
-    prepare_resume_at(ctx, plan, dir, manifest, event, lock, 0).await
-}
-
-/// [`prepare_resume`] for a run nested `depth` levels deep (a child run resumed with its parent).
-async fn prepare_resume_at(
     ctx: Arc<Ctx>,
     plan: Arc<Plan>,
     dir: RunDir,
@@ -694,7 +683,7 @@ async fn earlier_child(
         outcome: "accepted".into(),
         detail: Some(format!("previous status: {}", manifest.status.as_str())),
     };
-    let prepared = prepare_resume_at(
+    let prepared = prepare_resume(
         ctx.clone(),
         plan.clone(),
         dir,

@@ -61,6 +61,28 @@ pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
     }
 }
 
+/// The `--format json` object of a finished run, with the peer's keys (`start` prints it as is,
+/// `resume` adds its own).
+pub(crate) fn run_json(report: &crate::run::RunReport) -> serde_json::Value {
+    let m = &report.manifest;
+    serde_json::json!({
+        "run_id": m.run_id,
+        "status": m.status,
+        "status_detail": m.status_detail,
+        "artifact_root": m.artifact_root,
+        "manifest": report.dir.rel(&report.dir.manifest()),
+        "log_path": m.log_path,
+        "summary": m.summary,
+        "runtime_mode_requested": m.runtime_mode_requested,
+        "runtime_mode": m.runtime_mode,
+        "runtime_provider": m.runtime_provider,
+        "runtime_fallback": m.runtime_fallback,
+        "cloud_fallback_reason": m.cloud_fallback.as_ref().map(|c| c.reason.clone()),
+        "issue_log": null,
+        "issue_log_error": null,
+    })
+}
+
 /// Executes a prepared top-level run and ends it the same way for `start` and `resume`: a fatal
 /// (storage) error wins over the run's outcome; the run goes into the history index (warnings
 /// only) and, when asked, a JUnit report. Returns the run and its exit code.

@@ -131,8 +131,16 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         outcome: "accepted".into(),
         detail: Some(format!("previous status: {}", manifest.status.as_str())),
     };
-    let prepared =
-        run::prepare_resume(ctx.clone(), plan.into_shared(), dir, manifest, event, lock).await?;
+    let prepared = run::prepare_resume(
+        ctx.clone(),
+        plan.into_shared(),
+        dir,
+        manifest,
+        event,
+        lock,
+        0,
+    )
+    .await?;
     let (report, code) = super::finish_run(&ctx, prepared, None).await?;
     if args.format == Format::Json {
         print_json(&report);
@@ -142,22 +150,10 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
 
 /// The `--format json` object of a resume.
 fn print_json(report: &run::RunReport) {
-    let m = &report.manifest;
-    crate::output::json(&json!({
-        "run_id": m.run_id,
-        "status": m.status,
-        "status_detail": m.status_detail,
-        "artifact_root": m.artifact_root,
-        "manifest": report.dir.rel(&report.dir.manifest()),
-        "log_path": m.log_path,
-        "summary": m.summary,
-        // The same runtime keys as `start`'s object.
-        "runtime_mode_requested": m.runtime_mode_requested,
-        "runtime_mode": m.runtime_mode,
-        "runtime_provider": m.runtime_provider,
-        "runtime_fallback": m.runtime_fallback,
-        "resume_events": m.resume_events.len(),
-    }));
+    // The same keys as `start`'s object, plus the number of resumes.
+    let mut json = super::run_json(report);
+    json["resume_events"] = json!(report.manifest.resume_events.len());
+    crate::output::json(&json);
 }
 
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {

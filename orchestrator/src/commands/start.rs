@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 
 use exec::CancelRequest;
-use serde_json::json;
 
 use crate::cli::Format;
 pub use crate::cli::StartArgs;
@@ -121,22 +120,6 @@ pub async fn launch(
     let prepared =
         run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
     let (report, code) = super::finish_run(&ctx, prepared, args.junit.as_deref()).await?;
-    let m = &report.manifest;
-    let json = json!({
-        "run_id": m.run_id,
-        "status": m.status,
-        "status_detail": m.status_detail,
-        "artifact_root": m.artifact_root,
-        "manifest": report.dir.rel(&report.dir.manifest()),
-        "log_path": m.log_path,
-        "summary": m.summary,
-        "runtime_mode_requested": m.runtime_mode_requested,
-        "runtime_mode": m.runtime_mode,
-        "runtime_provider": m.runtime_provider,
-        "runtime_fallback": m.runtime_fallback,
-        "cloud_fallback_reason": m.cloud_fallback.as_ref().map(|c| c.reason.clone()),
-        "issue_log": null,
-        "issue_log_error": null,
-    });
+    let json = super::run_json(&report);
     Ok(Launched { code, json, report })
 }

@@ -349,6 +349,49 @@ fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
     }
 }
 
+/// `start p` in the background, output discarded.
+fn spawn_runner(env: &TestEnv) -> std::process::Child {
+    env.command(["start", "p"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+/// The pid a stage wrote to `file` (written to a temp name and renamed, so it is whole).
+fn wait_for_pid(env: &TestEnv, file: &str) -> i32 {
+    let start = Instant::now();
+    while !env.path().join(file).exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{file} in time");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::read_to_string(env.path().join(file))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+/// `kill -9` of a runner, reaped.
+fn kill_runner(mut runner: std::process::Child) {
+    kill(Pid::from_raw(runner.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
+    let _ = runner.wait();
+}
+
+/// True once `pid` is gone or a zombie, within two seconds.
+fn gone_soon(pid: i32) -> bool {
+    (0..100).any(|_| {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()));
+        let gone = matches!(state, None | Some('Z') | Some('X'));
+        if !gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gone
+    })
+}
+
 /// The manifest of the one run of `pipeline` under `.runs/0101/cli`, once `ready` holds.
 fn wait_for_run(env: &TestEnv, pipeline: &str, ready: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
@@ -383,27 +426,11 @@ fn resume_after_a_crash_inside_a_subpipeline_resumes_the_child_run() {
       {"id":"q","stages":[
         {"kind":"command","id":"q1","command":"echo x >> q1.count"},
         {"kind":"command","id":"q2","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
-    let mut runner = env
-        .command(["start", "p"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    // q2's process is durable in the child manifest before the runner is killed.
-    let child_id = wait_for_run(&env, "q", |m| m.contains("\"pgid\""));
-    let start = Instant::now();
-    while !env.path().join("child.pid").exists() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let runner = spawn_runner(&env);
+    let survivor = wait_for_pid(&env, "child.pid");
+    let child_id = wait_for_run(&env, "q", |_| true);
     let parent_id = wait_for_run(&env, "p", |_| true);
-    kill(Pid::from_raw(runner.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
-    let _ = runner.wait();
-    let survivor: i32 = std::fs::read_to_string(env.path().join("child.pid"))
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid");
+    kill_runner(runner);
     std::fs::write(env.path().join("resumed"), "").expect("w");
     let out = env.cli(["resume", "--run", &parent_id, "--format", "json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -412,19 +439,8 @@ fn resume_after_a_crash_inside_a_subpipeline_resumes_the_child_run() {
         "the survivor inside the child run was found: {}",
         out.stderr
     );
-    let mut gone = false;
-    for _ in 0..50 {
-        let state = std::fs::read_to_string(format!("/proc/{survivor}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()));
-        if matches!(state, None | Some('Z') | Some('X')) {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert!(
-        gone,
+        gone_soon(survivor),
         "the crashed child run's survivor {survivor} was killed"
     );
     // Nothing that had succeeded ran twice, inside the child run or outside it.
@@ -557,30 +573,15 @@ fn resume_finds_survivors_the_manifest_had_not_recorded_yet() {
     // is deferred to share a write): the process group is in runner.ndjson from the spawn on.
     let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
       {"kind":"command","id":"s","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
-    let mut runner = env
-        .command(["start", "p"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let start = Instant::now();
-    while !env.path().join("child.pid").exists() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    kill(Pid::from_raw(runner.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
-    let _ = runner.wait();
+    let runner = spawn_runner(&env);
+    let survivor = wait_for_pid(&env, "child.pid");
+    kill_runner(runner);
     let id = wait_for_run(&env, "p", |_| true);
     let recorded = env.manifest(&id)["commands"][0].get("process").is_some();
     if recorded {
         // A slow machine got the deferred write out first; the log path is then untested here.
         eprintln!("note: the manifest recorded the process before the kill");
     }
-    let survivor: i32 = std::fs::read_to_string(env.path().join("child.pid"))
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid");
     assert!(
         kill(Pid::from_raw(survivor), None).is_ok(),
         "it survived the runner"
@@ -593,16 +594,5 @@ fn resume_finds_survivors_the_manifest_had_not_recorded_yet() {
         "{}",
         out.stderr
     );
-    let mut gone = false;
-    for _ in 0..100 {
-        let state = std::fs::read_to_string(format!("/proc/{survivor}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()));
-        if matches!(state, None | Some('Z') | Some('X')) {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone, "survivor {survivor} killed by resume");
+    assert!(gone_soon(survivor), "survivor {survivor} killed by resume");
 }
