@@ -131,9 +131,26 @@ impl Index {
                 roots: roots.clone(),
             });
         }
+        // The first runs of a repo may finish at the same moment and all find no index: the
+        // one that creates it does so under the lock, so no other opens a file whose header
+        // is half written (and takes it for damage) or races it to switch to WAL.
+        let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        let creating = if fresh {
+            Some(lock(&roots.runs.join(LOCK_NAME))?)
+        } else {
+            None
+        };
         match connect(&path) {
-            Ok((conn, ready)) => Index::ready(conn, ready || !build, path, roots),
-            Err(e) if is_corrupt(&e) => Index::repair(path, roots, build, false),
+            Ok((conn, ready)) => {
+                let index = Index::ready(conn, ready || !build, path, roots);
+                drop(creating);
+                index
+            }
+            Err(e) if is_corrupt(&e) => {
+                // `repair` takes the lock itself.
+                drop(creating);
+                Index::repair(path, roots, build, false)
+            }
             Err(e) => Err(HistoryError::index(&path, e)),
         }
     }
