@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod control;
 pub mod env_vars;
 pub mod errors;
 pub mod events;

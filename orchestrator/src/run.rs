@@ -43,6 +43,9 @@ pub struct RunState {
     pub done: Vec<bool>,
     /// One runner per run: held until the run state is dropped.
     pub lock: crate::lock::RunLock,
+    /// `control_seq` of `control.json` when this runner took the run: only later requests
+    /// are for it.
+    pub control_seq: u64,
 }
 
 /// A run's end, as the command needs it.
@@ -200,6 +203,7 @@ fn assemble(
     let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
+    let control_seq = crate::control::current_seq(&dir.control());
     let state = Arc::new(RunState {
         ctx,
         dir,
@@ -210,6 +214,7 @@ fn assemble(
         depth,
         done,
         lock,
+        control_seq,
     });
     Ok(Prepared { state })
 }

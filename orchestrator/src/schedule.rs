@@ -51,6 +51,9 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
     let mut cancel = run.ctx.cancel.subscribe();
     loop {
         if !aborting && !run.ctx.stopping() {
+            cancel_on_control_request(&run);
+        }
+        if !aborting && !run.ctx.stopping() {
             for pos in 0..stages.len() {
                 if tasks.len() >= plan.concurrency {
                     break;
@@ -122,6 +125,32 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
         }
     }
     finished
+}
+
+/// Between stages: a `cancel` in the peer's `control.json` cancels the run as `cancel --run`
+/// does (SIGTERM semantics: running stages get SIGTERM, grace, SIGKILL; exit 143).
+fn cancel_on_control_request(run: &RunState) {
+    let path = run.dir.control();
+    if !crate::control::cancel_requested(&path, run.control_seq) {
+        return;
+    }
+    eprintln!(
+        "cancel requested in `{}`: stopping the run",
+        run.dir.rel(&path)
+    );
+    run.emit(
+        "run_canceled",
+        serde_json::json!({ "requested_by": "control.json", "control_seq": crate::control::current_seq(&path) }),
+    );
+    let sigterm = nix::sys::signal::Signal::SIGTERM as i32;
+    run.ctx.cancel.send_if_modified(|c| {
+        if *c == exec::CancelRequest::None {
+            *c = exec::CancelRequest::Graceful { signal: sigterm };
+            true
+        } else {
+            false
+        }
+    });
 }
 
 /// Marks every pending stage downstream of `failed` as skipped, with the reason.

@@ -596,3 +596,32 @@ fn resume_finds_survivors_the_manifest_had_not_recorded_yet() {
     );
     assert!(gone_soon(survivor), "survivor {survivor} killed by resume");
 }
+
+#[test]
+fn a_cancel_in_control_json_stops_the_run_between_stages_once() {
+    // Stage b writes the peer's control.json cancel request into its own run directory.
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
+      {"kind":"command","id":"a","command":"echo x >> a.count"},
+      {"kind":"command","id":"b","command":"printf '{\"control_seq\":1,\"latest_action\":{\"action\":\"cancel\"}}' > \"$CODEX_ORCHESTRATOR_RUN_DIR/control.json\""},
+      {"kind":"command","id":"c","command":"echo x >> c.count"}]}]}"#);
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 143, "{}", out.stderr);
+    assert!(out.stderr.contains("cancel requested in"), "{}", out.stderr);
+    let id = out.run_id();
+    let m = env.manifest(&id);
+    assert_valid_manifest(&m);
+    assert_eq!(m["status"], "cancelled");
+    assert_eq!(m["status_detail"], "run-canceled");
+    assert_eq!(m["commands"][1]["status"], "succeeded");
+    assert_eq!(m["commands"][2]["status"], "pending");
+    assert_eq!(count(&env, "c.count"), 0);
+    let events = read_lines(&env.run_dir(&id).join("events.jsonl"));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "run_canceled" && e["payload"]["requested_by"] == "control.json"));
+    // The request was for that runner: a resume is not cancelled by it again.
+    let again = env.cli(["resume", "--run", &id]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(count(&env, "a.count"), 1);
+    assert_eq!(count(&env, "c.count"), 1);
+}
