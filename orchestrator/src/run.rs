@@ -485,7 +485,12 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     };
     let mut lines = Vec::new();
     if let Some(sig) = ctx.cancel_signal() {
-        lines.push(format!("Run cancelled by {}.", exec::signal_name(sig)));
+        // A control.json request cancels with SIGTERM semantics; say who asked.
+        if crate::control::cancel_requested(&run.dir.control(), run.control_seq) {
+            lines.push("Run cancellation requested in control.json.".to_owned());
+        } else {
+            lines.push(format!("Run cancelled by {}.", exec::signal_name(sig)));
+        }
     }
     lines.extend(f.failure_lines.iter().cloned());
     let summary = if lines.is_empty() {

@@ -612,6 +612,7 @@ fn a_cancel_in_control_json_stops_the_run_between_stages_once() {
     assert_valid_manifest(&m);
     assert_eq!(m["status"], "cancelled");
     assert_eq!(m["status_detail"], "run-canceled");
+    assert_eq!(m["summary"], "Run cancellation requested in control.json.");
     assert_eq!(m["commands"][1]["status"], "succeeded");
     assert_eq!(m["commands"][2]["status"], "pending");
     assert_eq!(count(&env, "c.count"), 0);

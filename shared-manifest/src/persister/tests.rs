@@ -1,0 +1,513 @@
+//! Tests of the persister: coalescing, the flush barrier, one write in flight, errors reaching
+//! every handle, deferred updates.
+
+use super::*;
+use crate::document::ApplyError;
+use crate::errors::WriteStep;
+use serde::Serialize;
+use std::error::Error as _;
+use std::sync::atomic::AtomicUsize;
+
+#[derive(Debug, Serialize, Default)]
+struct Toy {
+    items: Vec<u32>,
+    beat: Option<String>,
+}
+
+enum ToyUpdate {
+    Push(u32),
+    Beat(String),
+    Reject,
+}
+
+impl Document for Toy {
+    type Update = ToyUpdate;
+    fn apply(&mut self, u: ToyUpdate) -> Result<(), ApplyError> {
+        match u {
+            ToyUpdate::Push(n) => self.items.push(n),
+            ToyUpdate::Beat(b) => self.beat = Some(b),
+            ToyUpdate::Reject => return Err(ApplyError("illegal".into())),
+        }
+        Ok(())
+    }
+    fn heartbeat(&self) -> Option<String> {
+        self.beat.clone()
+    }
+}
+
+/// Wraps the real sink: can hold the first write until released, can fail every write, and
+/// records the most writes ever in flight at once.
+#[derive(Default)]
+struct Probe {
+    gate: Option<std::sync::mpsc::Receiver<()>>,
+    entered: Option<std::sync::mpsc::Sender<()>>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+    delay_ms: u64,
+    fail: bool,
+}
+
+impl Sink for Probe {
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(self.delay_ms));
+        let r = if self.fail {
+            Err(AtomicWriteError {
+                path: path.to_owned(),
+                step: WriteStep::Fsync,
+                source: std::io::Error::from_raw_os_error(5),
+            })
+        } else {
+            write_atomic(path, bytes)
+        };
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+}
+
+/// A probe whose first write blocks until the returned sender sends; `entered` reports that
+/// the write has started.
+fn gated() -> (
+    Box<Probe>,
+    std::sync::mpsc::Sender<()>,
+    std::sync::mpsc::Receiver<()>,
+) {
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let probe = Probe {
+        gate: Some(gate_rx),
+        entered: Some(entered_tx),
+        ..Probe::default()
+    };
+    (Box::new(probe), gate_tx, entered_rx)
+}
+
+async fn wait_entered(entered: std::sync::mpsc::Receiver<()>) {
+    tokio::task::spawn_blocking(move || entered.recv())
+        .await
+        .expect("join")
+        .expect("the write started");
+}
+
+fn items(p: &Path) -> Vec<u32> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json");
+    serde_json::from_value(v["items"].clone()).expect("items")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_updates_coalesce_into_one_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let (sink, release, entered) = gated();
+    let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
+    // The first update's write blocks on the gate; the next 99 queue up behind it and must
+    // all land in the one write that follows.
+    p.send(ToyUpdate::Push(0)).await.expect("send");
+    wait_entered(entered).await;
+    for i in 1..100 {
+        p.send(ToyUpdate::Push(i)).await.expect("send");
+    }
+    release.send(()).expect("release");
+    p.flush().await.expect("flush");
+    assert_eq!(items(&path), (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        p.stats().writes,
+        2,
+        "the held write, then one for the 99 queued"
+    );
+    let doc = p.close().await.expect("close");
+    assert_eq!(doc.items.len(), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deferred_update_shares_the_next_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let long = std::time::Duration::from_secs(60);
+    p.send_deferred(ToyUpdate::Push(1), long)
+        .await
+        .expect("send");
+    p.send(ToyUpdate::Push(2)).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(p.stats().writes, 1, "one write for both");
+    assert_eq!(items(&path), [1, 2]);
+    // A flush alone covers a deferred update too.
+    p.send_deferred(ToyUpdate::Push(3), long)
+        .await
+        .expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(p.stats().writes, 2);
+    assert_eq!(items(&path), [1, 2, 3]);
+    // And so does close.
+    p.send_deferred(ToyUpdate::Push(4), long)
+        .await
+        .expect("send");
+    let doc = p.close().await.expect("close");
+    assert_eq!(doc.items, [1, 2, 3, 4]);
+    assert_eq!(items(&path), [1, 2, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deferred_update_is_written_by_its_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let within = std::time::Duration::from_millis(100);
+    p.send_deferred(ToyUpdate::Push(7), within)
+        .await
+        .expect("send");
+    tokio::time::sleep(within / 2).await;
+    assert_eq!(p.stats().writes, 0, "not before the deadline");
+    tokio::time::sleep(within).await;
+    // The write runs on the blocking pool: give it a moment of real time.
+    for _ in 0..1000 {
+        if p.stats().writes == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(p.stats().writes, 1, "written once the deadline passed");
+    assert_eq!(items(&path), [7]);
+}
+
+#[tokio::test]
+async fn spawn_writes_nothing_until_the_first_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), path.clone(), Some(dir.path().join(".hb")));
+    p.flush().await.expect("an empty flush");
+    assert_eq!(p.stats(), PersisterStats::default());
+    p.close().await.expect("close");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_is_a_barrier_for_every_handle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let mut tasks = Vec::new();
+    for t in 0..4u32 {
+        let (p, path) = (p.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15 {
+                p.send(ToyUpdate::Push(t * 100 + i)).await.expect("send");
+                p.flush().await.expect("flush");
+                // Everything this handle sent is on disk now, whatever the others do.
+                let on_disk = items(&path);
+                for j in 0..=i {
+                    assert!(
+                        on_disk.contains(&(t * 100 + j)),
+                        "{} missing after flush",
+                        t * 100 + j
+                    );
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    assert_eq!(p.close().await.expect("close").items.len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_two_writes_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let max = Arc::new(AtomicUsize::new(0));
+    let sink = Probe {
+        max_in_flight: Arc::clone(&max),
+        delay_ms: 2,
+        ..Probe::default()
+    };
+    let hb = Some(dir.path().join(".hb"));
+    let p = Persister::spawn_with_sink(
+        Toy::default(),
+        dir.path().join("m.json"),
+        hb,
+        Box::new(sink),
+    );
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                p.send(ToyUpdate::Push(t * 100 + i)).await.expect("send");
+                p.send(ToyUpdate::Beat(format!("{t}-{i}")))
+                    .await
+                    .expect("send");
+                if i % 7 == 0 {
+                    p.flush().await.expect("flush");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let stats = p.stats();
+    let doc = p.close().await.expect("close");
+    assert_eq!(doc.items.len(), 400);
+    assert!(
+        stats.writes > 1 && stats.heartbeat_writes > 1,
+        "{stats:?}: the test must overlap writes"
+    );
+    assert_eq!(max.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn write_error_reaches_every_handle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let sink = Probe {
+        fail: true,
+        ..Probe::default()
+    };
+    let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, Box::new(sink));
+    let other = p.clone();
+    p.send(ToyUpdate::Push(1))
+        .await
+        .expect("queued before the failure");
+    let e = p.flush().await.expect_err("the write failed");
+    assert!(matches!(e, PersistError::Write(_)), "{e:?}");
+    let text = format!(
+        "{e}: {}",
+        e.source().map(ToString::to_string).unwrap_or_default()
+    );
+    assert!(
+        text.contains("m.json` (fsync)") && text.contains("os error 5"),
+        "{text}"
+    );
+    let again = other
+        .send(ToyUpdate::Push(2))
+        .await
+        .expect_err("the writer stopped");
+    assert!(again.to_string().contains("m.json"), "{again}");
+    assert!(matches!(other.flush().await, Err(PersistError::Write(_))));
+    assert!(matches!(p.close().await, Err(PersistError::Write(_))));
+    assert!(!path.exists(), "nothing was written");
+}
+
+#[tokio::test]
+async fn failed_resolves_on_a_failed_write_without_a_send() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = Probe {
+        fail: true,
+        ..Probe::default()
+    };
+    let p = Persister::spawn_with_sink(
+        Toy::default(),
+        dir.path().join("m.json"),
+        None,
+        Box::new(sink),
+    );
+    let watcher = tokio::spawn({
+        let p = p.clone();
+        async move { p.failed().await }
+    });
+    p.send(ToyUpdate::Push(1)).await.expect("queued");
+    let e = tokio::time::timeout(std::time::Duration::from_secs(5), watcher)
+        .await
+        .expect("failed() resolves without another send or flush")
+        .expect("join");
+    assert!(e.to_string().contains("m.json"), "{e}");
+    // A late subscriber sees the failure too.
+    assert!(matches!(p.failed().await, PersistError::Write(_)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_stays_pending_after_a_clean_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), None);
+    let other = p.clone();
+    p.send(ToyUpdate::Push(1)).await.expect("send");
+    p.close().await.expect("close");
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), other.failed()).await;
+    assert!(waited.is_err(), "no write failed: {waited:?}");
+}
+
+#[tokio::test]
+async fn write_to_a_missing_directory_fails_with_the_path_and_the_os_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gone/m.json");
+    let p = Persister::spawn(Toy::default(), path, None);
+    p.send(ToyUpdate::Push(1)).await.expect("send");
+    let e = p.flush().await.expect_err("no directory");
+    assert!(e.to_string().contains("gone/m.json"), "{e}");
+    let source = e.source().map(ToString::to_string).unwrap_or_default();
+    assert!(source.contains("os error 2"), "{source}");
+    let e = p.close().await.expect_err("close reports it too");
+    assert!(e.to_string().contains("gone/m.json"), "{e}");
+}
+
+#[tokio::test]
+async fn rejected_update_is_reported_and_the_rest_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    p.send(ToyUpdate::Push(1)).await.expect("send");
+    p.send(ToyUpdate::Reject).await.expect("send");
+    p.send(ToyUpdate::Push(2)).await.expect("send");
+    let e = p.flush().await.expect_err("rejected");
+    assert!(
+        matches!(&e, PersistError::Apply(ApplyError(m)) if m == "illegal"),
+        "{e:?}"
+    );
+    assert_eq!(items(&path), [1, 2]);
+    p.send(ToyUpdate::Push(3))
+        .await
+        .expect("the writer goes on");
+    assert!(matches!(p.close().await, Err(PersistError::Apply(_))));
+    assert_eq!(items(&path), [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn heartbeat_written_only_when_it_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hb = dir.path().join(".heartbeat");
+    let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), Some(hb.clone()));
+    p.send(ToyUpdate::Push(0)).await.expect("send");
+    p.flush().await.expect("flush");
+    assert!(!hb.exists(), "no heartbeat yet");
+    p.send(ToyUpdate::Beat("t1".into())).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(std::fs::read_to_string(&hb).expect("hb"), "t1");
+    p.send(ToyUpdate::Push(1)).await.expect("send");
+    p.flush().await.expect("flush");
+    p.send(ToyUpdate::Beat("t2".into())).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(
+        std::fs::read_to_string(&hb).expect("hb"),
+        "t2",
+        "no trailing newline"
+    );
+    assert_eq!(
+        p.stats(),
+        PersisterStats {
+            writes: 4,
+            heartbeat_writes: 2
+        }
+    );
+}
+
+#[tokio::test]
+async fn inspect_sees_exactly_what_is_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    for i in 0..10 {
+        p.send(ToyUpdate::Push(i)).await.expect("send");
+    }
+    let seen = p.inspect(|d: &Toy| d.items.clone()).await.expect("inspect");
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        items(&path),
+        seen,
+        "inspect runs after the write that covers earlier sends"
+    );
+    p.send(ToyUpdate::Reject).await.expect("send");
+    assert!(matches!(
+        p.inspect(|d: &Toy| d.items.len()).await,
+        Err(PersistError::Apply(_))
+    ));
+}
+
+#[tokio::test]
+async fn heartbeat_sidecar_is_written_relaxed() {
+    struct Probe(std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>);
+    impl Sink for Probe {
+        fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((path.display().to_string(), true));
+            write_atomic(path, bytes)
+        }
+        fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((path.display().to_string(), false));
+            crate::atomic::write_atomic_relaxed(path, bytes)
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let p = Persister::spawn_with_sink(
+        Toy::default(),
+        dir.path().join("m.json"),
+        Some(dir.path().join(".heartbeat")),
+        Box::new(Probe(log.clone())),
+    );
+    p.send(ToyUpdate::Beat("t1".into())).await.expect("send");
+    p.close().await.expect("close");
+    let log = log.lock().expect("lock").clone();
+    let durable: Vec<bool> = log.iter().map(|(_, d)| *d).collect();
+    assert_eq!(
+        durable,
+        [true, false],
+        "manifest durable, heartbeat relaxed: {log:?}"
+    );
+    assert!(log[1].0.ends_with(".heartbeat"));
+}
+
+#[tokio::test]
+async fn close_works_while_other_handles_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), None);
+    let other = p.clone();
+    other.send(ToyUpdate::Push(7)).await.expect("send");
+    let doc = p.close().await.expect("close");
+    assert_eq!(doc.items, vec![7]);
+    assert!(matches!(
+        other.send(ToyUpdate::Push(8)).await,
+        Err(PersistError::Closed)
+    ));
+    assert!(matches!(other.flush().await, Err(PersistError::Closed)));
+    assert!(matches!(other.close().await, Err(PersistError::Closed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_writes_updates_queued_behind_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let (sink, release, entered) = gated();
+    let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
+    let other = p.clone();
+    p.send(ToyUpdate::Push(0)).await.expect("send");
+    wait_entered(entered).await;
+    // Queue `Close` while the writer is held, then more updates than one batch holds from
+    // another handle behind it: those sends succeeded, so all of them must reach the disk
+    // before close returns.
+    let mut closing = Box::pin(p.close());
+    tokio::select! {
+        biased;
+        _ = &mut closing => panic!("close cannot finish while the write is held"),
+        () = std::future::ready(()) => {}
+    }
+    for i in 1..=2 * BATCH as u32 {
+        other
+            .send(ToyUpdate::Push(i))
+            .await
+            .expect("queued behind close");
+    }
+    release.send(()).expect("release");
+    let doc = closing.await.expect("close");
+    let all: Vec<u32> = (0..=2 * BATCH as u32).collect();
+    assert_eq!(doc.items, all);
+    assert_eq!(items(&path), all);
+    assert!(matches!(
+        other.send(ToyUpdate::Push(2)).await,
+        Err(PersistError::Closed)
+    ));
+}
