@@ -29,6 +29,7 @@ pub mod run_layout;
 pub mod schedule;
 pub mod signals;
 pub mod stage;
+pub mod subpipeline;
 pub mod time;
 pub mod vars;
 

@@ -70,8 +70,10 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                                 crate::stage::run_command(run2, pos, stage, c).await
                             }
                             StageKind::Subpipeline { pipeline, optional } => {
-                                crate::run::run_subpipeline(run2, pos, stage, pipeline, optional)
-                                    .await
+                                crate::subpipeline::run_subpipeline(
+                                    run2, pos, stage, pipeline, optional,
+                                )
+                                .await
                             }
                         };
                         (pos, end)

@@ -1,0 +1,227 @@
+//! A sub-pipeline stage: a child run of another pipeline, recorded in the parent's
+//! `child_runs`. On a resume the stage takes over its earlier child run (resumed under that
+//! run's lock, or taken as it is when it had succeeded) instead of starting a new one.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use shared_manifest::schema::ChildRun;
+use shared_manifest::{ManifestUpdate, RunStatus};
+
+use crate::errors::AppError;
+use crate::plan::Plan;
+use crate::run::{execute, prepare, prepare_resume, Prepared, RunReport, RunState};
+
+/// A sub-pipeline stage: a child run of another pipeline, recorded in `child_runs`.
+pub async fn run_subpipeline(
+    run: Arc<RunState>,
+    pos: usize,
+    stage: crate::config::Stage,
+    pipeline: String,
+    optional: bool,
+) -> Result<crate::stage::StageEnd, AppError> {
+    let index = pos + 1;
+    let ctx = run.ctx.clone();
+    let child_pipeline = ctx
+        .config
+        .pipeline(&pipeline)
+        .expect("sub-pipelines are checked at load")
+        .clone();
+    let child_plan = crate::plan::build(
+        &ctx.config,
+        &child_pipeline,
+        &ctx.cli_vars,
+        ctx.concurrency_flag,
+    )?
+    .into_shared();
+    let started = std::time::Instant::now();
+    // On a resume the stage may already have a child run (a crashed or failed one): that run
+    // is resumed, so its succeeded stages do not run twice and it does not stay `in_progress`
+    // forever; a child that had already succeeded is taken as it is.
+    let previous = run
+        .persister
+        .inspect(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
+        .await?;
+    let earlier = match previous {
+        Some(id) => earlier_child(&run, &child_plan, &id).await?,
+        None => None,
+    };
+    let prepared = match earlier {
+        Some(EarlierChild::Succeeded(report)) => {
+            run.persister
+                .send(ManifestUpdate::SubRunStarted {
+                    index,
+                    at: crate::time::now(),
+                    child: ChildRun {
+                        run_id: report.dir.run_id.clone(),
+                        pipeline_id: pipeline.clone(),
+                        status: RunStatus::Succeeded,
+                        manifest: report.dir.rel(&report.dir.manifest()),
+                    },
+                })
+                .await?;
+            return finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report)
+                .await;
+        }
+        Some(EarlierChild::Resumed(prepared)) => prepared,
+        None => {
+            prepare(
+                ctx.clone(),
+                child_plan,
+                Some(run.dir.run_id.clone()),
+                run.depth + 1,
+            )
+            .await?
+        }
+    };
+    let child_dir = prepared.dir().clone();
+    run.persister
+        .send(ManifestUpdate::SubRunStarted {
+            index,
+            at: crate::time::now(),
+            child: ChildRun {
+                run_id: child_dir.run_id.clone(),
+                pipeline_id: pipeline.clone(),
+                status: RunStatus::InProgress,
+                manifest: child_dir.rel(&child_dir.manifest()),
+            },
+        })
+        .await?;
+    run.emit(
+        "step_started",
+        json!({
+            "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
+            "status": "running", "log_path": Value::Null,
+        }),
+    );
+    let report = execute(prepared).await?;
+    finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report).await
+}
+
+/// What a resumed parent finds of a sub-pipeline stage's earlier child run.
+enum EarlierChild {
+    /// It had succeeded (the parent crashed before recording it): nothing to run.
+    Succeeded(Box<RunReport>),
+    /// It is taken over under its lock and resumes where it stopped.
+    Resumed(Prepared),
+}
+
+/// Looks up child run `run_id` of a resumed parent. `None` (a fresh child run) when its
+/// manifest is gone or unreadable, or its stages no longer match the pipeline.
+async fn earlier_child(
+    run: &RunState,
+    plan: &Arc<Plan>,
+    run_id: &str,
+) -> Result<Option<EarlierChild>, AppError> {
+    let ctx = &run.ctx;
+    let dir = ctx.roots.run_dir(&ctx.task, run_id);
+    let Ok(manifest) = crate::history::read_manifest(&dir.manifest()) else {
+        tracing::warn!(
+            child = run_id,
+            "earlier child run unreadable; starting a new one"
+        );
+        return Ok(None);
+    };
+    let ids = plan.pipeline.stages.iter().map(|s| s.id.as_str());
+    if !ids.eq(manifest.commands.iter().map(|c| c.id.as_str())) {
+        tracing::warn!(
+            child = run_id,
+            "stages of the child pipeline changed; starting a new run"
+        );
+        return Ok(None);
+    }
+    if manifest.status == RunStatus::Succeeded {
+        return Ok(Some(EarlierChild::Succeeded(Box::new(RunReport {
+            dir,
+            manifest,
+        }))));
+    }
+    let lock = crate::lock::acquire(&dir.lock())
+        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
+    // Re-read under the lock, as `resume` does.
+    let manifest = crate::history::read_manifest(&dir.manifest())
+        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
+    let event = shared_manifest::schema::ResumeEvent {
+        timestamp: crate::time::now(),
+        actor: "runner".into(),
+        reason: format!("parent-resume:{}", run.dir.run_id),
+        outcome: "accepted".into(),
+        detail: Some(format!("previous status: {}", manifest.status.as_str())),
+    };
+    let prepared = prepare_resume(
+        ctx.clone(),
+        plan.clone(),
+        dir,
+        manifest,
+        event,
+        lock,
+        run.depth + 1,
+    )
+    .await?;
+    Ok(Some(EarlierChild::Resumed(prepared)))
+}
+
+/// Records a sub-pipeline stage's end from its child run's final manifest.
+async fn finish_subpipeline(
+    run: &Arc<RunState>,
+    index: usize,
+    stage: &crate::config::Stage,
+    pipeline: &str,
+    optional: bool,
+    started: std::time::Instant,
+    report: &RunReport,
+) -> Result<crate::stage::StageEnd, AppError> {
+    use shared_manifest::{CommandEvent, StageFinish};
+    let child = &report.manifest;
+    run.persister
+        .send(ManifestUpdate::ChildRunUpdated {
+            run_id: child.run_id.clone(),
+            status: child.status,
+        })
+        .await?;
+    let event = match child.status {
+        RunStatus::Succeeded => CommandEvent::Succeed,
+        _ if optional && child.status == RunStatus::Failed => CommandEvent::Skip,
+        _ => CommandEvent::Fail,
+    };
+    let summary = child
+        .summary
+        .clone()
+        .unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
+    crate::stage::record_end(
+        run,
+        StageFinish {
+            index,
+            at: crate::time::now(),
+            event,
+            exit_code: None,
+            summary: Some(summary.clone()),
+            error_file: None,
+            outcome: Some(child.status.as_str().to_owned()),
+            signal: None,
+            duration_ms: Some(crate::time::millis(started.elapsed())),
+            stdout_bytes: None,
+            stderr_bytes: None,
+            leaked_processes: false,
+            dropped_chunk_events: None,
+        },
+        json!({
+            "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",
+            "status": Value::Null, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
+            "sub_run_id": child.run_id,
+        }),
+    )
+    .await?;
+    Ok(crate::stage::StageEnd {
+        event,
+        detail: format!("subpipeline:{}:failed", stage.id),
+        failure_line: (event == CommandEvent::Fail).then(|| {
+            format!(
+                "Sub-pipeline '{}' ({}) {}.",
+                stage.title,
+                pipeline,
+                child.status.as_str()
+            )
+        }),
+    })
+}
