@@ -125,25 +125,18 @@ fn kill_at_every_manifest_write_then_resume() {
         let trace = env.path().join("trace.txt");
         // strace counts renames per thread; each `when` still lands the SIGKILL on one rename
         // (an atomic write), and the trace tells which one overall.
-        let out = Command::new("strace")
-            .args([
-                "-f",
-                "-qq",
-                "-e",
-                "trace=rename",
-                "-e",
-                &format!("inject=rename:signal=KILL:when={n}"),
-                "-o",
-            ])
-            .arg(&trace)
-            .arg(crate::harness::BIN)
-            .args(["start", "p"])
-            .current_dir(env.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", env.path())
-            .output()
-            .expect("strace");
+        let inject = format!("inject=rename:signal=KILL:when={n}");
+        let trace_path = trace.to_string_lossy().into_owned();
+        let out = env.start_under_strace(&[
+            "-f",
+            "-qq",
+            "-e",
+            "trace=rename",
+            "-e",
+            &inject,
+            "-o",
+            &trace_path,
+        ]);
         let renames = std::fs::read_to_string(&trace)
             .unwrap_or_default()
             .matches("rename(")
@@ -271,18 +264,20 @@ fn eio_while_a_stage_runs_stops_it_at_once() {
     for n in 1..=16 {
         let env = TestEnv::new().config(config);
         let trace = env.path().join("trace.txt");
-        let out = Command::new("strace")
-            .args(["-f", "-qq", "-s", "200", "-e", "trace=fsync,execve,openat"])
-            .args(["-e", &format!("inject=fsync:error=EIO:when={n}"), "-o"])
-            .arg(&trace)
-            .arg(crate::harness::BIN)
-            .args(["start", "p"])
-            .current_dir(env.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", env.path())
-            .output()
-            .expect("strace");
+        let inject = format!("inject=fsync:error=EIO:when={n}");
+        let trace_path = trace.to_string_lossy().into_owned();
+        let out = env.start_under_strace(&[
+            "-f",
+            "-qq",
+            "-s",
+            "200",
+            "-e",
+            "trace=fsync,execve,openat",
+            "-e",
+            &inject,
+            "-o",
+            &trace_path,
+        ]);
         let text = std::fs::read_to_string(&trace).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let at = |f: &dyn Fn(&str) -> bool| lines.iter().position(|l| f(l));

@@ -105,6 +105,32 @@ impl TestEnv {
         read_json(&self.run_dir(run_id).join("manifest.json"))
     }
 
+    /// The id of the one run under `.runs/0101/cli` (the first one listed if there are more).
+    pub(crate) fn only_run_id(&self) -> String {
+        std::fs::read_dir(self.path().join(".runs/0101/cli"))
+            .expect("runs")
+            .next()
+            .expect("one run")
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// `strace <strace_args> <our binary> start p` in the repo with the test's clean env.
+    pub(crate) fn start_under_strace(&self, strace_args: &[&str]) -> std::process::Output {
+        Command::new("strace")
+            .args(strace_args)
+            .arg(BIN)
+            .args(["start", "p"])
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .output()
+            .expect("strace")
+    }
+
     pub(crate) fn runs_exists(&self) -> bool {
         self.path().join(".runs").exists()
     }

@@ -661,14 +661,7 @@ fn junit_of_a_run_in_progress_says_so() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
-        .expect("runs")
-        .next()
-        .expect("one run")
-        .expect("entry")
-        .file_name()
-        .to_string_lossy()
-        .into_owned();
+    let id = env.only_run_id();
     // The manifest is written by its own task: wait until it records `busy` running.
     while env.manifest(&id)["commands"][1]["status"] != "running" {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));

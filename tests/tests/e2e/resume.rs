@@ -372,6 +372,28 @@ fn wait_for_pid(env: &TestEnv, file: &str) -> i32 {
         .expect("pid")
 }
 
+/// Waits until run `id`'s runner.ndjson has the `exec:process` record of stage `index`. (The
+/// stage's own output can appear a few microseconds before the runner logs its group; a
+/// runner killed in that instant leaves survivors no record names, a documented limit.)
+fn wait_for_process_record(env: &TestEnv, id: &str, index: u64) {
+    let start = Instant::now();
+    let log = env.run_dir(id).join("runner.ndjson");
+    let logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| l["type"] == "exec:process" && l["index"] == index)
+    };
+    while !logged() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "exec:process logged"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// `kill -9` of a runner, reaped.
 fn kill_runner(mut runner: std::process::Child) {
     kill(Pid::from_raw(runner.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
@@ -430,6 +452,7 @@ fn resume_after_a_crash_inside_a_subpipeline_resumes_the_child_run() {
     let survivor = wait_for_pid(&env, "child.pid");
     let child_id = wait_for_run(&env, "q", |_| true);
     let parent_id = wait_for_run(&env, "p", |_| true);
+    wait_for_process_record(&env, &child_id, 2);
     kill_runner(runner);
     std::fs::write(env.path().join("resumed"), "").expect("w");
     let out = env.cli(["resume", "--run", &parent_id, "--format", "json"]);
@@ -575,8 +598,9 @@ fn resume_finds_survivors_the_manifest_had_not_recorded_yet() {
       {"kind":"command","id":"s","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
     let runner = spawn_runner(&env);
     let survivor = wait_for_pid(&env, "child.pid");
-    kill_runner(runner);
     let id = wait_for_run(&env, "p", |_| true);
+    wait_for_process_record(&env, &id, 1);
+    kill_runner(runner);
     let recorded = env.manifest(&id)["commands"][0].get("process").is_some();
     if recorded {
         // A slow machine got the deferred write out first; the log path is then untested here.

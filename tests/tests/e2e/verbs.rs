@@ -247,14 +247,7 @@ fn interactive_without_a_terminal_prints_plain_lines() {
     run [RUN_ID]: failed (stage:x:failed)
     Stage 'x' failed with exit code 1.
     ");
-    let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
-        .expect("runs")
-        .next()
-        .expect("one run")
-        .expect("entry")
-        .file_name()
-        .to_string_lossy()
-        .into_owned();
+    let id = env.only_run_id();
     std::fs::write(env.path().join("fixed"), "").expect("fix");
     // The peer's flags are accepted by every verb that runs stages.
     let resumed = env.cli(["resume", "--run", &id, "--interactive"]);
@@ -370,14 +363,7 @@ fn diagnostics_on_a_terminal_are_drawn_above_the_live_display() {
                     .is_some_and(|r| r.starts_with("run 1/2 stages done"))
         });
         wait_for_file(&env.path().join("b.started"));
-        let id = std::fs::read_dir(env.path().join(".runs/0101/cli"))
-            .expect("runs")
-            .next()
-            .expect("one run")
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+        let id = env.only_run_id();
         // From another terminal: SIGTERM to the runner, which warns while the frame is up.
         let cancel = env.cli(["cancel", "--run", &id]);
         assert_eq!(cancel.code, 0, "{}", cancel.stderr);
