@@ -85,6 +85,68 @@ fn kill_survivors_in(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)], depth
     killed
 }
 
+/// Kills every process that carries this run's id in its environment (`CODEX_ORCHESTRATOR_RUN_ID`,
+/// which every stage gets and its children inherit), and the same for its child runs; returns
+/// how many. This finds what the recorded groups cannot: a stage spawned in the instant before
+/// the runner logged its group, and processes that left the group (`setsid` daemons). Only
+/// for a run whose lock we hold: no live runner's stage carries the id then.
+pub fn kill_marked(m: &Manifest, repo: &Path) -> usize {
+    let mut ids = vec![m.run_id.clone()];
+    let mut todo = vec![(m.clone(), 0usize)];
+    while let Some((run, depth)) = todo.pop() {
+        for child in run.child_runs.iter().filter(|_| depth < MAX_CHILD_DEPTH) {
+            if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
+                ids.push(cm.run_id.clone());
+                todo.push((cm, depth + 1));
+            }
+        }
+    }
+    let marks: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| format!("{}={id}", crate::env_vars::RUN_ID).into_bytes())
+        .collect();
+    let me = std::process::id();
+    let mut killed = 0;
+    // A survivor may be forking while we look: repeat until a pass finds nothing (bounded).
+    for _ in 0..10 {
+        let found: Vec<u32> = proc_pids()
+            .into_iter()
+            .filter(|&pid| pid != me && carries_mark(pid, &marks))
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        for pid in found {
+            let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+            if nix::sys::signal::kill(pid, Signal::SIGKILL).is_ok() {
+                killed += 1;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    killed
+}
+
+fn proc_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc").map_or_else(
+        |_| Vec::new(),
+        |d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        },
+    )
+}
+
+/// True when `/proc/<pid>/environ` has one of `marks` as a whole entry. Zombies have an empty
+/// environ and are not counted (they run nothing).
+fn carries_mark(pid: u32, marks: &[Vec<u8>]) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+        env.split(|&b| b == 0)
+            .any(|e| marks.iter().any(|m| e == m.as_slice()))
+    })
+}
+
 /// `(stage id, pgid, start_ticks)` of every `exec:process` line in the runner log at `path`.
 /// Read line by line: the log also references every output chunk of the run.
 fn logged_groups(path: &Path, m: &Manifest) -> Vec<(String, i32, Option<u64>)> {

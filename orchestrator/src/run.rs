@@ -237,6 +237,14 @@ pub async fn prepare_resume(
     if killed > 0 {
         eprintln!("note: killed {killed} process group(s) left running by the previous runner");
     }
+    // Then whatever is left that carries the run's id: processes outside the recorded groups.
+    let marked = crate::resume::kill_marked(&manifest, &ctx.roots.repo);
+    if marked > 0 {
+        eprintln!(
+            "note: killed {marked} more process(es) of the previous runner's stages (found by {})",
+            crate::env_vars::RUN_ID
+        );
+    }
     shared_manifest::atomic::remove_stale_temps(&dir.dir)
         .map_err(|e| AppError::storage(&dir.dir, e))?;
     let done = manifest

@@ -373,8 +373,8 @@ fn wait_for_pid(env: &TestEnv, file: &str) -> i32 {
 }
 
 /// Waits until run `id`'s runner.ndjson has the `exec:process` record of stage `index`. (The
-/// stage's own output can appear a few microseconds before the runner logs its group; a
-/// runner killed in that instant leaves survivors no record names, a documented limit.)
+/// stage's own output can appear a few microseconds before the runner logs its group; tests
+/// of the group records kill the runner only after that.)
 fn wait_for_process_record(env: &TestEnv, id: &str, index: u64) {
     let start = Instant::now();
     let log = env.run_dir(id).join("runner.ndjson");
@@ -649,4 +649,33 @@ fn a_cancel_in_control_json_stops_the_run_between_stages_once() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(count(&env, "a.count"), 1);
     assert_eq!(count(&env, "c.count"), 1);
+}
+
+#[test]
+fn resume_kills_a_setsid_daemon_that_left_the_stage_group() {
+    // A daemon outside the stage's process group: no group signal reaches it, but it carries
+    // the run's CODEX_ORCHESTRATOR_RUN_ID, which resume looks for.
+    let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
+      {"kind":"command","id":"s","command":"test -f resumed && exit 0; setsid sleep 60 & echo $! > d.tmp; mv d.tmp daemon.pid; wait"}]}]}"#);
+    let runner = spawn_runner(&env);
+    let daemon = wait_for_pid(&env, "daemon.pid");
+    let id = wait_for_run(&env, "p", |_| true);
+    wait_for_process_record(&env, &id, 1);
+    kill_runner(runner);
+    let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).expect("daemon alive");
+    let sid_differs = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(3))
+        .is_some_and(|sid| sid == daemon.to_string());
+    assert!(sid_differs, "the daemon leads its own session: {stat}");
+    std::fs::write(env.path().join("resumed"), "").expect("w");
+    let out = env.cli(["resume", "--run", &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("found by CODEX_ORCHESTRATOR_RUN_ID"),
+        "{}",
+        out.stderr
+    );
+    assert!(gone_soon(daemon), "daemon {daemon} killed by resume");
 }
