@@ -31,7 +31,7 @@ pub use spec::{
     CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES,
 };
 pub use summary::summarize;
-pub use unix::{process_start_ticks, signal_name};
+pub use unix::{process_group_and_start, process_start_ticks, signal_name};
 
 /// Now as the logs write it: RFC 3339 UTC with milliseconds (`2026-11-22T07:39:12.703Z`).
 pub fn now_rfc3339() -> String {

@@ -81,6 +81,12 @@ pub fn process_start_ticks(pid: u32) -> Option<u64> {
     proc_stat(pid).map(|st| st.start_ticks)
 }
 
+/// Process group and start time (clock ticks since boot) of `pid`, for telling survivors of a
+/// crashed runner from unrelated processes; `None` when it is gone.
+pub fn process_group_and_start(pid: u32) -> Option<(i32, u64)> {
+    proc_stat(pid).map(|st| (st.pgrp, st.start_ticks))
+}
+
 /// The conventional name of signal `sig` (`SIGTERM`), or `SIG<n>`.
 pub fn signal_name(sig: i32) -> String {
     Signal::try_from(sig)

@@ -16,44 +16,70 @@ use shared_manifest::CommandStatus;
 
 /// `(pid, pgid, start_ticks)` of every process, from `/proc`.
 fn processes() -> Vec<(i32, i32, u64)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    proc_pids()
+        .into_iter()
         .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // After the name: state(3) ppid(4) pgrp(5) ... starttime(22).
-            Some((
-                pid,
-                fields.get(2)?.parse().ok()?,
-                fields.get(19)?.parse().ok()?,
-            ))
+            let (pgid, ticks) = exec::process_group_and_start(pid)?;
+            Some((i32::try_from(pid).ok()?, pgid, ticks))
         })
         .collect()
+}
+
+fn proc_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc").map_or_else(
+        |_| Vec::new(),
+        |d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        },
+    )
 }
 
 /// How deep child runs are followed: sub-pipeline cycles are rejected at plan time, this only
 /// guards against a hand-edited manifest naming itself.
 const MAX_CHILD_DEPTH: usize = 16;
 
-/// Kills what is left of the stages of a crashed runner, in this run and in its child runs (a
-/// child's stages ran in the same crashed runner); returns how many groups. `repo` resolves the repo-relative child manifest paths.
-pub fn kill_survivors(m: &Manifest, repo: &Path) -> usize {
-    kill_survivors_in(m, repo, &processes(), 0)
+/// The child runs below `m` (a sub-pipeline's child run ran in the same runner as its parent),
+/// read from their manifests; unreadable ones are left out.
+fn descendants(m: &Manifest, repo: &Path) -> Vec<Manifest> {
+    let mut out = Vec::new();
+    let mut todo: Vec<(String, usize)> = m
+        .child_runs
+        .iter()
+        .map(|c| (c.manifest.clone(), 1))
+        .collect();
+    while let Some((path, depth)) = todo.pop() {
+        let Ok(child) = crate::history::read_manifest(&repo.join(&path)) else {
+            continue;
+        };
+        if depth < MAX_CHILD_DEPTH {
+            todo.extend(
+                child
+                    .child_runs
+                    .iter()
+                    .map(|c| (c.manifest.clone(), depth + 1)),
+            );
+        }
+        out.push(child);
+    }
+    out
 }
 
-fn kill_survivors_in(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)], depth: usize) -> usize {
+/// Kills what is left of the stages of a crashed runner, in this run and in its child runs;
+/// returns how many groups. `repo` resolves the repo-relative paths of manifests and logs.
+pub fn kill_survivors(m: &Manifest, repo: &Path) -> usize {
+    let procs = processes();
+    let children = descendants(m, repo);
+    std::iter::once(m)
+        .chain(&children)
+        .map(|run| kill_groups(run, repo, &procs))
+        .sum()
+}
+
+/// Kills the surviving process groups of one run's stages.
+fn kill_groups(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)]) -> usize {
     let mut killed = 0;
-    // Every child run, not only those of stages recorded running: the parent's record of a
-    // sub-pipeline stage may lag behind what its child run did.
-    for child in m.child_runs.iter().filter(|_| depth < MAX_CHILD_DEPTH) {
-        if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
-            killed += kill_survivors_in(&cm, repo, procs, depth + 1);
-        }
-    }
     // Every group the run ever spawned: the manifest's records, and the runner log's
     // `exec:process` lines, written the moment each attempt was spawned (the manifest may not
     // have the latest attempt yet when the runner died). Groups that ended are gone; the
@@ -91,18 +117,8 @@ fn kill_survivors_in(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)], depth
 /// the runner logged its group, and processes that left the group (`setsid` daemons). Only
 /// for a run whose lock we hold: no live runner's stage carries the id then.
 pub fn kill_marked(m: &Manifest, repo: &Path) -> usize {
-    let mut ids = vec![m.run_id.clone()];
-    let mut todo = vec![(m.clone(), 0usize)];
-    while let Some((run, depth)) = todo.pop() {
-        for child in run.child_runs.iter().filter(|_| depth < MAX_CHILD_DEPTH) {
-            if let Ok(cm) = crate::history::read_manifest(&repo.join(&child.manifest)) {
-                ids.push(cm.run_id.clone());
-                todo.push((cm, depth + 1));
-            }
-        }
-    }
-    let marks: Vec<Vec<u8>> = ids
-        .iter()
+    let marks: Vec<Vec<u8>> = std::iter::once(m.run_id.clone())
+        .chain(descendants(m, repo).into_iter().map(|c| c.run_id))
         .map(|id| format!("{}={id}", crate::env_vars::RUN_ID).into_bytes())
         .collect();
     let me = std::process::id();
@@ -125,17 +141,6 @@ pub fn kill_marked(m: &Manifest, repo: &Path) -> usize {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     killed
-}
-
-fn proc_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc").map_or_else(
-        |_| Vec::new(),
-        |d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        },
-    )
 }
 
 /// True when `/proc/<pid>/environ` has one of `marks` as a whole entry. Zombies have an empty
