@@ -88,9 +88,15 @@ impl Ctx {
             *slot = Some(error);
         }
         drop(slot);
+        self.cancel_gracefully(0);
+    }
+
+    /// Asks every running stage to stop gracefully (SIGTERM, grace, SIGKILL) unless a stop was
+    /// already asked for; `signal` is what `cancel_signal` reports (0: none, a fatal error).
+    pub fn cancel_gracefully(&self, signal: i32) {
         self.cancel.send_if_modified(|c| {
             if *c == CancelRequest::None {
-                *c = CancelRequest::Graceful { signal: 0 };
+                *c = CancelRequest::Graceful { signal };
                 true
             } else {
                 false

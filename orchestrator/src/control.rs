@@ -12,9 +12,11 @@ pub fn current_seq(path: &Path) -> u64 {
     read(path).map_or(0, |c| c.0)
 }
 
-/// True when `path` holds a `cancel` action with a `control_seq` above `since`.
-pub fn cancel_requested(path: &Path, since: u64) -> bool {
-    read(path).is_some_and(|(seq, action)| seq > since && action.as_deref() == Some("cancel"))
+/// The `control_seq` of a `cancel` action in `path` newer than `since`, if there is one.
+pub fn cancel_requested(path: &Path, since: u64) -> Option<u64> {
+    read(path).and_then(|(seq, action)| {
+        (seq > since && action.as_deref() == Some("cancel")).then_some(seq)
+    })
 }
 
 /// `(control_seq, latest_action.action)`; `None` when there is no file or it is not JSON (a
@@ -36,22 +38,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("control.json");
         assert_eq!(current_seq(&p), 0);
-        assert!(!cancel_requested(&p, 0), "no file");
+        assert_eq!(cancel_requested(&p, 0), None, "no file");
         std::fs::write(
             &p,
             r#"{"control_seq":2,"latest_action":{"action":"pause"}}"#,
         )
         .expect("w");
         assert_eq!(current_seq(&p), 2);
-        assert!(!cancel_requested(&p, 0), "not a cancel");
+        assert_eq!(cancel_requested(&p, 0), None, "not a cancel");
         std::fs::write(
             &p,
             r#"{"control_seq":3,"latest_action":{"action":"cancel"}}"#,
         )
         .expect("w");
-        assert!(cancel_requested(&p, 2));
-        assert!(!cancel_requested(&p, 3), "seen before this run started");
+        assert_eq!(cancel_requested(&p, 2), Some(3));
+        assert_eq!(
+            cancel_requested(&p, 3),
+            None,
+            "seen before this run started"
+        );
         std::fs::write(&p, r#"{"control_seq":4,"latest_"#).expect("w");
-        assert!(!cancel_requested(&p, 3), "a torn file is not a request yet");
+        assert_eq!(
+            cancel_requested(&p, 3),
+            None,
+            "a torn file is not a request yet"
+        );
     }
 }

@@ -495,7 +495,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     let mut lines = Vec::new();
     if let Some(sig) = ctx.cancel_signal() {
         // A control.json request cancels with SIGTERM semantics; say who asked.
-        if crate::control::cancel_requested(&run.dir.control(), run.control_seq) {
+        if f.control_cancel {
             lines.push("Run cancellation requested in control.json.".to_owned());
         } else {
             lines.push(format!("Run cancelled by {}.", exec::signal_name(sig)));

@@ -22,6 +22,8 @@ pub struct Finished {
     pub first_failure: Option<String>,
     /// Summary lines of every failure, in completion order.
     pub failure_lines: Vec<String>,
+    /// A `cancel` in `control.json` stopped the run (it then looks like a SIGTERM).
+    pub control_cancel: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +52,7 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
     let mut aborting = false;
     let mut cancel = run.ctx.cancel.subscribe();
     loop {
-        if !aborting && !run.ctx.stopping() {
-            cancel_on_control_request(&run);
-        }
-        if !aborting && !run.ctx.stopping() {
+        if !aborting && !run.ctx.stopping() && !cancel_on_control_request(&run, &mut finished) {
             for pos in 0..stages.len() {
                 if tasks.len() >= plan.concurrency {
                     break;
@@ -130,29 +129,25 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
 }
 
 /// Between stages: a `cancel` in the peer's `control.json` cancels the run as `cancel --run`
-/// does (SIGTERM semantics: running stages get SIGTERM, grace, SIGKILL; exit 143).
-fn cancel_on_control_request(run: &RunState) {
+/// does (SIGTERM semantics: running stages get SIGTERM, grace, SIGKILL; exit 143). Returns
+/// true when it did, and records that in `finished` for the run's summary.
+fn cancel_on_control_request(run: &RunState, finished: &mut Finished) -> bool {
     let path = run.dir.control();
-    if !crate::control::cancel_requested(&path, run.control_seq) {
-        return;
-    }
+    let Some(seq) = crate::control::cancel_requested(&path, run.control_seq) else {
+        return false;
+    };
     eprintln!(
         "cancel requested in `{}`: stopping the run",
         run.dir.rel(&path)
     );
     run.emit(
         "run_canceled",
-        serde_json::json!({ "requested_by": "control.json", "control_seq": crate::control::current_seq(&path) }),
+        serde_json::json!({ "requested_by": "control.json", "control_seq": seq }),
     );
-    let sigterm = nix::sys::signal::Signal::SIGTERM as i32;
-    run.ctx.cancel.send_if_modified(|c| {
-        if *c == exec::CancelRequest::None {
-            *c = exec::CancelRequest::Graceful { signal: sigterm };
-            true
-        } else {
-            false
-        }
-    });
+    run.ctx
+        .cancel_gracefully(nix::sys::signal::Signal::SIGTERM as i32);
+    finished.control_cancel = true;
+    true
 }
 
 /// Marks every pending stage downstream of `failed` as skipped, with the reason.
