@@ -69,20 +69,22 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     Some(Holder { pid, start_ticks })
 }
 
-/// True when `h` names a process that is alive and, when the start time is recorded, is the
-/// same process (not a reused pid).
-fn is_live(h: &Holder) -> bool {
-    let Ok(pid) = u32::try_from(h.pid) else {
-        return false;
-    };
-    match h.start_ticks {
-        Some(ticks) => exec::process_start_ticks(pid) == Some(ticks),
-        None => {
-            use nix::sys::signal::kill;
-            matches!(
-                kill(nix::unistd::Pid::from_raw(h.pid), None),
-                Ok(()) | Err(nix::errno::Errno::EPERM)
-            )
+impl Holder {
+    /// True when the holder is a process that is alive and, when the start time is recorded,
+    /// the same process (not a reused pid).
+    pub fn is_live(&self) -> bool {
+        let Ok(pid) = u32::try_from(self.pid) else {
+            return false;
+        };
+        match self.start_ticks {
+            Some(ticks) => exec::process_start_ticks(pid) == Some(ticks),
+            None => {
+                use nix::sys::signal::kill;
+                matches!(
+                    kill(nix::unistd::Pid::from_raw(self.pid), None),
+                    Ok(()) | Err(nix::errno::Errno::EPERM)
+                )
+            }
         }
     }
 }
@@ -93,7 +95,7 @@ fn read_settled(file: &mut File) -> Option<Holder> {
     let deadline = Instant::now() + SETTLE;
     loop {
         let holder = read_holder(file);
-        if holder.as_ref().is_some_and(is_live) || Instant::now() >= deadline {
+        if holder.as_ref().is_some_and(Holder::is_live) || Instant::now() >= deadline {
             return holder;
         }
         std::thread::sleep(STEP);
@@ -143,6 +145,12 @@ pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
         }),
         Err((_, errno)) => Err(io(std::io::Error::from(errno))),
     }
+}
+
+/// True when a live runner holds the lock of the run whose manifest is at `manifest`: without
+/// one, an unfinished run was abandoned (its runner crashed or was killed).
+pub fn runner_alive(manifest: &Path) -> bool {
+    holder(&manifest.with_file_name("run.lock")).is_some()
 }
 
 /// Who holds the lock at `path`, if a live process does (without taking it).

@@ -9,7 +9,7 @@
 //! lock) instead of refusing a run that "already succeeded".
 
 use shared_manifest::schema::Manifest;
-use shared_manifest::{ManifestUpdate, Persister, RunStatus};
+use shared_manifest::{ManifestUpdate, Persister};
 
 use crate::errors::AppError;
 use crate::run_layout::RunDir;
@@ -53,14 +53,6 @@ impl Repairs {
     }
 }
 
-/// True for the states a runner records last.
-fn is_terminal(status: RunStatus) -> bool {
-    matches!(
-        status,
-        RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
-    )
-}
-
 /// Completes the bookkeeping of terminal run `m` in `dir`; returns the manifest as it now is
 /// and what was repaired. A run that is not terminal is returned untouched (its runner, or the
 /// resume about to start, does the bookkeeping at its end).
@@ -68,7 +60,7 @@ fn is_terminal(status: RunStatus) -> bool {
 /// The caller holds the run lock: nobody else writes in `dir`, so every temp file there is stale.
 pub async fn complete(dir: &RunDir, m: Manifest) -> Result<(Manifest, Repairs), AppError> {
     let mut repairs = Repairs::default();
-    if !is_terminal(m.status) {
+    if !m.status.is_terminal() {
         return Ok((m, repairs));
     }
     repairs.temps_removed = shared_manifest::atomic::remove_stale_temps(&dir.dir)

@@ -24,14 +24,13 @@ pub fn cancel(args: CancelArgs) -> Result<i32, AppError> {
             args.run
         ))
     })?;
-    // Identity check: the pid must still be the process that took the lock.
-    if let Some(ticks) = holder.start_ticks {
-        if exec::process_start_ticks(holder.pid as u32) != Some(ticks) {
-            return Err(AppError::Conflict(format!(
-                "run `{}`: the recorded runner (pid {}) is gone",
-                args.run, holder.pid
-            )));
-        }
+    // Identity check: the pid must still be the process that took the lock (without a
+    // recorded start time, the signal below fails on its own if the pid is gone).
+    if holder.start_ticks.is_some() && !holder.is_live() {
+        return Err(AppError::Conflict(format!(
+            "run `{}`: the recorded runner (pid {}) is gone",
+            args.run, holder.pid
+        )));
     }
     kill(Pid::from_raw(holder.pid), Signal::SIGTERM)
         .map_err(|e| AppError::Conflict(format!("cannot signal runner pid {}: {e}", holder.pid)))?;

@@ -39,7 +39,7 @@ fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
         .map_err(|e| AppError::Conflict(format!("`{}`: {}", roots.rel(&path), e.one_line())))?;
     if !m.status.is_terminal() {
         // A live runner holds the run's lock; without one the run was abandoned.
-        let why = if crate::lock::holder(&path.with_file_name("run.lock")).is_some() {
+        let why = if crate::lock::runner_alive(&path) {
             "is still in progress"
         } else {
             "is unfinished and no runner holds it (abandoned; `resume --run` continues it)"

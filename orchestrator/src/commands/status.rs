@@ -74,7 +74,7 @@ fn view(roots: &Roots, path: &std::path::Path) -> Result<View, AppError> {
         .map(|d| d.as_secs_f64());
     // A live runner holds the run's lock; without one an unfinished run was abandoned (the
     // runner crashed or was killed) and only `resume` moves it on.
-    let runner_alive = crate::lock::holder(&path.with_file_name("run.lock")).is_some();
+    let runner_alive = crate::lock::runner_alive(&path);
     let abandoned = !m.status.is_terminal() && !runner_alive;
     let stale =
         !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
