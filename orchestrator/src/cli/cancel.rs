@@ -10,9 +10,9 @@ use crate::exit;
 
 /// Runs `cancel`; returns the exit code.
 pub fn cancel(args: CancelArgs) -> Result<i32, AppError> {
-    let (_, manifest) = super::locate_run(&args.run, args.task.as_deref())?;
+    let (_, manifest) = super::common::locate_run(&args.run, args.task.as_deref())?;
     let lock = manifest.with_file_name("run.lock");
-    let Some(holder) = crate::lock::holder(&lock) else {
+    let Some(holder) = crate::control::lock::holder(&lock) else {
         return Err(AppError::Conflict(format!(
             "run `{}` has no live runner to cancel",
             args.run

@@ -1,14 +1,5 @@
-//! The verbs: glue from parsed arguments to the library, returning an exit code.
-
-pub mod cancel;
-pub mod exec;
-pub mod flow;
-pub mod plan;
-pub mod report;
-pub mod resume;
-pub mod runs;
-pub mod start;
-pub mod status;
+//! What several verbs share: the task id, finding a run, the run's JSON object and the end of
+//! a run (history, JUnit, exit code).
 
 use crate::env_vars;
 use crate::errors::AppError;
@@ -31,7 +22,7 @@ pub(crate) fn task_id(flag: Option<&str>) -> Result<String, AppError> {
         .filter(|t| !t.is_empty())
         .or_else(task_from_env)
         .unwrap_or_else(|| "0101".to_owned());
-    if !crate::run_layout::is_safe_component(&task) {
+    if !crate::record::layout::is_safe_component(&task) {
         return Err(AppError::Usage(format!(
             "task id `{task}` cannot be used as a directory name"
         )));
@@ -44,13 +35,13 @@ pub(crate) fn task_id(flag: Option<&str>) -> Result<String, AppError> {
 pub(crate) fn locate_run(
     run: &str,
     task: Option<&str>,
-) -> Result<(crate::run_layout::Roots, std::path::PathBuf), AppError> {
-    let roots = crate::run_layout::Roots::from_env()
+) -> Result<(crate::record::layout::Roots, std::path::PathBuf), AppError> {
+    let roots = crate::record::layout::Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    if !crate::run_layout::is_safe_component(run) {
+    if !crate::record::layout::is_safe_component(run) {
         return Err(AppError::Usage(format!("--run `{run}` is not a run id")));
     }
-    let path = status::find_manifest(&roots, task, run)?;
+    let path = super::status::find_manifest(&roots, task, run)?;
     Ok((roots, path))
 }
 
@@ -63,7 +54,7 @@ pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
 
 /// The `--format json` object of a finished run, with the peer's keys (`start` prints it as is,
 /// `resume` adds its own).
-pub(crate) fn run_json(report: &crate::run::RunReport) -> serde_json::Value {
+pub(crate) fn run_json(report: &crate::engine::run::RunReport) -> serde_json::Value {
     let m = &report.manifest;
     serde_json::json!({
         "run_id": m.run_id,
@@ -87,11 +78,11 @@ pub(crate) fn run_json(report: &crate::run::RunReport) -> serde_json::Value {
 /// (storage) error wins over the run's outcome; the run goes into the history index (warnings
 /// only) and, when asked, a JUnit report. Returns the run and its exit code.
 pub(crate) async fn finish_run(
-    ctx: &crate::context::Ctx,
-    prepared: crate::run::Prepared,
+    ctx: &crate::engine::context::Ctx,
+    prepared: crate::engine::run::Prepared,
     junit: Option<&std::path::Path>,
-) -> Result<(crate::run::RunReport, i32), AppError> {
-    let report = crate::run::execute(prepared).await;
+) -> Result<(crate::engine::run::RunReport, i32), AppError> {
+    let report = crate::engine::run::execute(prepared).await;
     if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(fatal);
     }

@@ -21,7 +21,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
     }
     let command = shell_join(&args.command);
     let stage = Stage {
-        id: crate::run_layout::slug(&args.command[0]),
+        id: crate::record::layout::slug(&args.command[0]),
         title: args.command.join(" "),
         kind: StageKind::Command(CommandStage {
             // `$` doubled: the command is taken literally, not as `${NAME}` variables.
@@ -68,12 +68,12 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
     if args.jsonl {
         if let Some(log) = &log {
             for line in log_lines(log) {
-                crate::output::line(&line);
+                crate::report::output::line(&line);
             }
         }
-        crate::output::line(&json.to_string());
+        crate::report::output::line(&json.to_string());
     } else if args.json {
-        crate::output::json(&json);
+        crate::report::output::json(&json);
     } else if let Some(log) = &log {
         replay(log);
     }

@@ -28,7 +28,7 @@ pub async fn flow(args: FlowArgs) -> Result<i32, AppError> {
         eprintln!("flow: docs-review did not succeed; implementation-gate not started");
     }
     if args.format == Format::Json {
-        crate::output::json(&json!({
+        crate::report::output::json(&json!({
             "status": if code == exit::OK { "succeeded" } else { "failed" },
             "docs_review": review.json,
             "implementation_gate": gate_json,

@@ -2,7 +2,7 @@
 
 use crate::cli::{Format, PlanArgs};
 use crate::errors::AppError;
-use crate::run_layout::Roots;
+use crate::record::layout::Roots;
 use crate::{exit, plan};
 
 /// Runs `plan`; returns the exit code.
@@ -18,8 +18,8 @@ pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
     let vars = plan::parse_cli_vars(&args.vars)?;
     let plan = plan::build(&config, pipeline, &vars, args.concurrency)?;
     match args.format {
-        Format::Json => crate::output::json(&plan.to_json(&config)),
-        Format::Text => crate::output::line(plan.to_text().trim_end()),
+        Format::Json => crate::report::output::json(&plan.to_json(&config)),
+        Format::Text => crate::report::output::line(plan.to_text().trim_end()),
     }
     Ok(exit::OK)
 }

@@ -6,7 +6,7 @@
 use crate::cli::{ReportArgs, ReportCommand, ReportJunitArgs};
 use crate::errors::AppError;
 use crate::exit;
-use crate::run_layout::{is_safe_component, Roots};
+use crate::record::layout::{is_safe_component, Roots};
 
 /// Runs one `report` command; returns the exit code.
 pub fn report(args: ReportArgs) -> Result<i32, AppError> {
@@ -39,7 +39,7 @@ fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
         .map_err(|e| AppError::Conflict(format!("`{}`: {}", roots.rel(&path), e.one_line())))?;
     if !m.status.is_terminal() {
         // A live runner holds the run's lock; without one the run was abandoned.
-        let why = if crate::lock::runner_alive(&path) {
+        let why = if crate::control::lock::runner_alive(&path) {
             "is still in progress"
         } else {
             "is unfinished and no runner holds it (abandoned; `resume --run` continues it)"
@@ -50,10 +50,10 @@ fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
             m.status.as_str()
         );
     }
-    let xml = crate::junit::render(&m, &roots.repo);
+    let xml = crate::report::junit::render(&m, &roots.repo);
     match &a.out {
-        Some(out) => crate::junit::write(out, &xml)?,
-        None => crate::output::line(xml.trim_end_matches('\n')),
+        Some(out) => crate::report::junit::write(out, &xml)?,
+        None => crate::report::output::line(xml.trim_end_matches('\n')),
     }
     Ok(exit::OK)
 }

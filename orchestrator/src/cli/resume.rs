@@ -9,15 +9,16 @@ use shared_manifest::schema::{Manifest, ResumeEvent};
 use shared_manifest::RunStatus;
 
 use crate::cli::{Format, ResumeArgs};
-use crate::context::{Ctx, ExecKnobs};
+use crate::engine::context::{Ctx, ExecKnobs};
+use crate::engine::run;
 use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
-use crate::report::Reporter;
-use crate::{plan, run};
+use crate::plan;
+use crate::report::progress::Reporter;
 
 /// Runs `resume`; returns the exit code.
 pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
-    let (roots, path) = super::locate_run(&args.run, args.task.as_deref())?;
+    let (roots, path) = super::common::locate_run(&args.run, args.task.as_deref())?;
     let manifest = read_manifest(&path)?;
     // The token is checked before anything is locked or written.
     if let Some(token) = &args.token {
@@ -73,14 +74,14 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     )?;
     let knobs = ExecKnobs::from_env()?;
     let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
-    let lock = crate::lock::acquire(&dir.lock())
+    let lock = crate::control::lock::acquire(&dir.lock())
         .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
     // Re-read under the lock: the run may have moved on while we waited for nothing.
     let manifest = read_manifest(&path)?;
     // A runner killed after the terminal manifest write left its bookkeeping unfinished; that
     // needs no stage, so it is completed here. A succeeded run then ends with its own code; a
     // failed or cancelled one goes on to be resumed, as asked.
-    let (manifest, repairs) = crate::repair::complete(&dir, manifest).await?;
+    let (manifest, repairs) = crate::engine::repair::complete(&dir, manifest).await?;
     if !repairs.is_empty() {
         eprintln!(
             "note: run `{}` had ended {} but its runner stopped before finishing its records; repaired: {}",
@@ -103,7 +104,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             manifest.run_id
         )));
     }
-    super::note_runtime_fallback(&runtime);
+    super::common::note_runtime_fallback(&runtime);
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
     let ctx = Arc::new(Ctx {
         roots,
@@ -119,7 +120,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         cancel,
         fatal: Mutex::new(None),
     });
-    crate::signals::spawn_listener(ctx.cancel.clone())
+    crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
     let event = ResumeEvent {
         timestamp: now,
@@ -141,7 +142,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         0,
     )
     .await?;
-    let (report, code) = super::finish_run(&ctx, prepared, None).await?;
+    let (report, code) = super::common::finish_run(&ctx, prepared, None).await?;
     if args.format == Format::Json {
         print_json(&report);
     }
@@ -151,9 +152,9 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
 /// The `--format json` object of a resume.
 fn print_json(report: &run::RunReport) {
     // The same keys as `start`'s object, plus the number of resumes.
-    let mut json = super::run_json(report);
+    let mut json = super::common::run_json(report);
     json["resume_events"] = json!(report.manifest.resume_events.len());
-    crate::output::json(&json);
+    crate::report::output::json(&json);
 }
 
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {

@@ -12,8 +12,8 @@ use crate::errors::AppError;
 use crate::exit;
 use crate::history::table::{self, duration, first_line, opt, percent};
 use crate::history::{diff, parse_since, stats, with_index, Index, RunFilter, RunRow, StageRow};
-use crate::output;
-use crate::run_layout::{is_safe_component, Roots};
+use crate::record::layout::{is_safe_component, Roots};
+use crate::report::output;
 
 /// Runs one `runs` query; returns the exit code.
 pub fn runs(args: RunsArgs) -> Result<i32, AppError> {

@@ -7,18 +7,19 @@ use exec::CancelRequest;
 
 use crate::cli::Format;
 pub use crate::cli::StartArgs;
-use crate::context::{Ctx, ExecKnobs};
+use crate::engine::context::{Ctx, ExecKnobs};
+use crate::engine::run;
 use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
-use crate::report::Reporter;
-use crate::run_layout::Roots;
-use crate::{plan, run};
+use crate::plan;
+use crate::record::layout::Roots;
+use crate::report::progress::Reporter;
 
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     let launched = launch(&args, None).await?;
     if args.format == Format::Json {
-        crate::output::json(&launched.json);
+        crate::report::output::json(&launched.json);
     }
     Ok(launched.code)
 }
@@ -42,7 +43,7 @@ pub async fn launch(
 ) -> Result<Launched, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    let task = super::task_id(args.task.as_deref())?;
+    let task = super::common::task_id(args.task.as_deref())?;
     let config = match config {
         Some(c) => Arc::new(c),
         None => {
@@ -90,13 +91,13 @@ pub async fn launch(
     )?;
     let knobs = ExecKnobs::from_env()?;
     if let Some(parent) = &args.parent_run {
-        if !crate::run_layout::is_safe_component(parent) {
+        if !crate::record::layout::is_safe_component(parent) {
             return Err(AppError::Usage(format!(
                 "--parent-run `{parent}` is not a run id"
             )));
         }
     }
-    super::note_runtime_fallback(&runtime);
+    super::common::note_runtime_fallback(&runtime);
     if execution.cloud_fallback.is_some() {
         eprintln!("note: cloud execution is not available; running in mcp mode (recorded in cloud_fallback)");
     }
@@ -115,11 +116,11 @@ pub async fn launch(
         cancel,
         fatal: Mutex::new(None),
     });
-    crate::signals::spawn_listener(ctx.cancel.clone())
+    crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
     let prepared =
         run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
-    let (report, code) = super::finish_run(&ctx, prepared, args.junit.as_deref()).await?;
-    let json = super::run_json(&report);
+    let (report, code) = super::common::finish_run(&ctx, prepared, args.junit.as_deref()).await?;
+    let json = super::common::run_json(&report);
     Ok(Launched { code, json, report })
 }

@@ -11,16 +11,16 @@ use shared_manifest::RunStatus;
 use crate::cli::{Format, StatusArgs};
 use crate::errors::AppError;
 use crate::exit;
-use crate::run_layout::Roots;
+use crate::record::layout::Roots;
 
 /// Runs `status` (once, or with `--watch` until the run ends); returns the exit code.
 pub fn status(args: StatusArgs) -> Result<i32, AppError> {
-    let (roots, path) = super::locate_run(&args.run, args.task.as_deref())?;
+    let (roots, path) = super::common::locate_run(&args.run, args.task.as_deref())?;
     if !args.watch {
         let v = view(&roots, &path)?;
         match args.format {
-            Format::Json => crate::output::json(&v.json),
-            Format::Text => crate::output::line(v.text.trim_end()),
+            Format::Json => crate::report::output::json(&v.json),
+            Format::Text => crate::report::output::line(v.text.trim_end()),
         }
         return Ok(exit::OK);
     }
@@ -33,11 +33,11 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
         let v = view(&roots, &path)?;
         if v.fingerprint != last {
             match args.format {
-                Format::Json => crate::output::line(&v.json.to_string()),
+                Format::Json => crate::report::output::line(&v.json.to_string()),
                 Format::Text if tty => {
-                    crate::output::line(&format!("\x1b[2J\x1b[H{}", v.text.trim_end()))
+                    crate::report::output::line(&format!("\x1b[2J\x1b[H{}", v.text.trim_end()))
                 }
-                Format::Text => crate::output::line(&format!("{}\n", v.text.trim_end())),
+                Format::Text => crate::report::output::line(&format!("{}\n", v.text.trim_end())),
             }
             last = v.fingerprint;
         }
@@ -74,7 +74,7 @@ fn view(roots: &Roots, path: &std::path::Path) -> Result<View, AppError> {
         .map(|d| d.as_secs_f64());
     // A live runner holds the run's lock; without one an unfinished run was abandoned (the
     // runner crashed or was killed) and only `resume` moves it on.
-    let runner_alive = crate::lock::runner_alive(&path);
+    let runner_alive = crate::control::lock::runner_alive(&path);
     let abandoned = !m.status.is_terminal() && !runner_alive;
     let stale =
         !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
@@ -186,7 +186,9 @@ pub(crate) fn find_manifest(
     task: Option<&str>,
     run: &str,
 ) -> Result<PathBuf, AppError> {
-    let explicit = task.map(str::to_owned).or_else(super::task_from_env);
+    let explicit = task
+        .map(str::to_owned)
+        .or_else(super::common::task_from_env);
     if let Some(t) = &explicit {
         let p = roots.run_dir(t, run).manifest();
         if p.is_file() {

@@ -344,7 +344,7 @@ impl Walker {
             .map(|n| n as usize);
         let vars = self.string_map(obj, "vars", &loc)?;
         for (name, _) in &vars {
-            if !crate::vars::is_name(name) {
+            if !crate::config::vars::is_name(name) {
                 return Err(self.err(
                     &loc.field(&format!("vars.{name}")),
                     "variable names are letters, digits and `_`, not starting with a digit",

@@ -7,6 +7,7 @@ pub mod model;
 mod props;
 mod suggest;
 mod validate;
+pub mod vars;
 
 pub use error::ConfigError;
 pub use load::{load, parse, Loaded};

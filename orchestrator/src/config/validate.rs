@@ -7,7 +7,7 @@ use super::error::{ConfigError, Loc};
 use super::load::list;
 use super::model::{Config, StageKind};
 use super::suggest::did_you_mean;
-use crate::plan::graph::{find_cycle, StageGraph};
+use crate::graph::{find_cycle, StageGraph};
 
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
     let err = |loc: Loc, message: String| ConfigError::Invalid {

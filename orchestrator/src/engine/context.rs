@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::errors::AppError;
 use crate::modes::{ExecutionDecision, RuntimeDecision};
-use crate::report::Reporter;
-use crate::run_layout::Roots;
+use crate::record::layout::Roots;
+use crate::report::progress::Reporter;
 
 /// Shared by all runs of one invocation.
 #[derive(Debug)]

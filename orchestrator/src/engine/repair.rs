@@ -12,7 +12,7 @@ use shared_manifest::schema::Manifest;
 use shared_manifest::{ManifestUpdate, Persister};
 
 use crate::errors::AppError;
-use crate::run_layout::RunDir;
+use crate::record::layout::RunDir;
 
 /// What [`complete`] did; empty when the bookkeeping was already complete.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub async fn complete(dir: &RunDir, m: Manifest) -> Result<(Manifest, Repairs), 
         .map_err(|e| AppError::storage(&dir.dir, e))?;
     if !dir.run_summary().exists() {
         // The execution mode that ran is always `mcp` (cloud has no backend and falls back).
-        crate::artifacts::write_run_summary(dir, &m, "mcp")?;
+        crate::record::artifacts::write_run_summary(dir, &m, "mcp")?;
         repairs.summary_written = true;
     }
     if m.metrics_recorded {
@@ -76,7 +76,7 @@ pub async fn complete(dir: &RunDir, m: Manifest) -> Result<(Manifest, Repairs), 
     // The kill may have hit between the append and the manifest write that records it: append
     // only when this run's end is not in the file yet, so the line is never doubled.
     if !has_metrics_line(dir, &m)? {
-        crate::artifacts::append_metrics(dir, &m)?;
+        crate::record::artifacts::append_metrics(dir, &m)?;
         repairs.metrics_appended = true;
     }
     // Through a persister, like every manifest write: it is the one writer of the file. No

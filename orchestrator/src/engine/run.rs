@@ -13,12 +13,12 @@ use shared_manifest::schema::{self, CommandRecord, Manifest, StageKind as Manife
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus};
 
 use crate::config::{CommandStage, StageKind};
-use crate::context::Ctx;
+use crate::engine::context::Ctx;
+use crate::engine::schedule::{self, Finished};
 use crate::errors::AppError;
-use crate::events::EventLog;
 use crate::plan::Plan;
-use crate::run_layout::{new_resume_token, new_run_id, RunDir};
-use crate::schedule::{self, Finished};
+use crate::record::layout::{new_resume_token, new_run_id, RunDir};
+use crate::report::events::EventLog;
 
 /// A stage's command, working directory and environment with variables resolved.
 pub type Resolved = (String, PathBuf, Vec<(String, String)>);
@@ -43,7 +43,7 @@ pub struct RunState {
     /// Stages already done before this runner started (a resume), by position.
     pub done: Vec<bool>,
     /// One runner per run: held until the run state is dropped.
-    pub lock: crate::lock::RunLock,
+    pub lock: crate::control::lock::RunLock,
     /// `control_seq` of `control.json` when this runner took the run: only later requests
     /// are for it.
     pub control_seq: u64,
@@ -120,20 +120,20 @@ impl RunState {
     /// The command, cwd and environment of a stage with variables resolved.
     pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
         let look = |n: &str| self.var(n);
-        let command = crate::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
+        let command = crate::config::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
         let cwd = match &cmd.cwd {
             Some(c) => self
                 .ctx
                 .roots
                 .repo
-                .join(crate::vars::expand(c, look).map_err(|e| e.to_string())?),
+                .join(crate::config::vars::expand(c, look).map_err(|e| e.to_string())?),
             None => self.ctx.roots.repo.clone(),
         };
         let mut env = self.stage_env();
         for (k, v) in &cmd.env {
             env.push((
                 k.clone(),
-                crate::vars::expand(v, look).map_err(|e| e.to_string())?,
+                crate::config::vars::expand(v, look).map_err(|e| e.to_string())?,
             ));
         }
         Ok((command, cwd, env))
@@ -166,7 +166,8 @@ pub async fn prepare(
     let commands = dir.commands_dir();
     create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
     // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder.
-    let lock = crate::lock::acquire(&dir.lock()).map_err(|e| AppError::Conflict(e.to_string()))?;
+    let lock = crate::control::lock::acquire(&dir.lock())
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
     let token = new_resume_token();
     // The token is durable in the manifest (written next); `.resume-token` is a convenience
     // copy for scripts, so it is written atomically without fsync.
@@ -179,7 +180,7 @@ pub async fn prepare(
         .send(ManifestUpdate::RunStarted { at: now })
         .await?;
     persister.flush().await?;
-    crate::artifacts::write_mcp_stub(&dir)?;
+    crate::record::artifacts::write_mcp_stub(&dir)?;
     assemble(
         ctx,
         plan,
@@ -199,12 +200,12 @@ fn assemble(
     persister: Persister<Manifest>,
     depth: usize,
     done: Vec<bool>,
-    lock: crate::lock::RunLock,
+    lock: crate::control::lock::RunLock,
 ) -> Result<Prepared, AppError> {
     let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
-    let control_seq = crate::control::current_seq(&dir.control());
+    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let state = Arc::new(RunState {
         ctx,
         dir,
@@ -230,15 +231,15 @@ pub async fn prepare_resume(
     dir: RunDir,
     manifest: Manifest,
     event: shared_manifest::schema::ResumeEvent,
-    lock: crate::lock::RunLock,
+    lock: crate::control::lock::RunLock,
     depth: usize,
 ) -> Result<Prepared, AppError> {
-    let killed = crate::resume::kill_survivors(&manifest, &ctx.roots.repo);
+    let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
         eprintln!("note: killed {killed} process group(s) left running by the previous runner");
     }
     // Then whatever is left that carries the run's id: processes outside the recorded groups.
-    let marked = crate::resume::kill_marked(&manifest, &ctx.roots.repo);
+    let marked = crate::engine::resume::kill_marked(&manifest, &ctx.roots.repo);
     if marked > 0 {
         eprintln!(
             "note: killed {marked} more process(es) of the previous runner's stages (found by {})",
@@ -250,7 +251,7 @@ pub async fn prepare_resume(
     let done = manifest
         .commands
         .iter()
-        .map(crate::resume::is_done)
+        .map(crate::engine::resume::is_done)
         .collect();
     let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
     persister
@@ -526,8 +527,8 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     // built from exactly that state: a crash in between leaves an honest manifest that only
     // lacks `metrics_recorded`.
     let manifest = run.persister.inspect(Manifest::clone).await?;
-    crate::artifacts::write_run_summary(&run.dir, &manifest, ctx.execution.mode)?;
-    crate::artifacts::append_metrics(&run.dir, &manifest)?;
+    crate::record::artifacts::write_run_summary(&run.dir, &manifest, ctx.execution.mode)?;
+    crate::record::artifacts::append_metrics(&run.dir, &manifest)?;
     run.persister.send(ManifestUpdate::MetricsRecorded).await?;
     let manifest = run.persister.clone().close().await?;
     let snapshot = &manifest;

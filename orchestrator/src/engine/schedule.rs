@@ -11,9 +11,9 @@ use shared_manifest::{CommandEvent, ManifestUpdate};
 use tokio::task::JoinSet;
 
 use crate::config::{OnFailure, StageKind};
+use crate::engine::run::RunState;
+use crate::engine::stage::StageEnd;
 use crate::errors::AppError;
-use crate::run::RunState;
-use crate::stage::StageEnd;
 
 /// What the run's end depends on.
 #[derive(Debug, Default)]
@@ -66,10 +66,10 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                     tasks.spawn(async move {
                         let end = match stage.kind.clone() {
                             StageKind::Command(c) => {
-                                crate::stage::run_command(run2, pos, stage, c).await
+                                crate::engine::stage::run_command(run2, pos, stage, c).await
                             }
                             StageKind::Subpipeline { pipeline, optional } => {
-                                crate::subpipeline::run_subpipeline(
+                                crate::engine::subpipeline::run_subpipeline(
                                     run2, pos, stage, pipeline, optional,
                                 )
                                 .await
@@ -133,7 +133,7 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
 /// true when it did, and records that in `finished` for the run's summary.
 fn cancel_on_control_request(run: &RunState, finished: &mut Finished) -> bool {
     let path = run.dir.control();
-    let Some(seq) = crate::control::cancel_requested(&path, run.control_seq) else {
+    let Some(seq) = crate::control::control_file::cancel_requested(&path, run.control_seq) else {
         return false;
     };
     eprintln!(

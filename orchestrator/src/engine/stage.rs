@@ -9,10 +9,10 @@ use serde_json::{json, Map, Value};
 use shared_manifest::schema::ProcessRecord;
 use shared_manifest::{CommandEvent, CommandStatus, ManifestUpdate, StageFinish};
 
-use crate::artifacts::{put_capped, ErrorFile};
 use crate::config::{CommandStage, Stage};
+use crate::engine::run::RunState;
 use crate::errors::AppError;
-use crate::run::RunState;
+use crate::record::artifacts::{put_capped, ErrorFile};
 
 /// How long a stage's start may wait for the next manifest write (see `run_command`).
 const START_WRITE_DEFER: Duration = Duration::from_millis(100);

@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use shared_manifest::schema::ChildRun;
 use shared_manifest::{ManifestUpdate, RunStatus};
 
+use crate::engine::run::{execute, prepare, prepare_resume, Prepared, RunReport, RunState};
 use crate::errors::AppError;
 use crate::plan::Plan;
-use crate::run::{execute, prepare, prepare_resume, Prepared, RunReport, RunState};
 
 /// A sub-pipeline stage: a child run of another pipeline, recorded in `child_runs`.
 pub async fn run_subpipeline(
@@ -19,7 +19,7 @@ pub async fn run_subpipeline(
     stage: crate::config::Stage,
     pipeline: String,
     optional: bool,
-) -> Result<crate::stage::StageEnd, AppError> {
+) -> Result<crate::engine::stage::StageEnd, AppError> {
     let index = pos + 1;
     let ctx = run.ctx.clone();
     let child_pipeline = ctx
@@ -136,7 +136,7 @@ async fn earlier_child(
             manifest,
         }))));
     }
-    let lock = crate::lock::acquire(&dir.lock())
+    let lock = crate::control::lock::acquire(&dir.lock())
         .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
     // Re-read under the lock, as `resume` does.
     let manifest = crate::history::read_manifest(&dir.manifest())
@@ -170,7 +170,7 @@ async fn finish_subpipeline(
     optional: bool,
     started: std::time::Instant,
     report: &RunReport,
-) -> Result<crate::stage::StageEnd, AppError> {
+) -> Result<crate::engine::stage::StageEnd, AppError> {
     use shared_manifest::{CommandEvent, StageFinish};
     let child = &report.manifest;
     run.persister
@@ -188,7 +188,7 @@ async fn finish_subpipeline(
         .summary
         .clone()
         .unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
-    crate::stage::record_end(
+    crate::engine::stage::record_end(
         run,
         StageFinish {
             index,
@@ -212,7 +212,7 @@ async fn finish_subpipeline(
         }),
     )
     .await?;
-    Ok(crate::stage::StageEnd {
+    Ok(crate::engine::stage::StageEnd {
         event,
         detail: format!("subpipeline:{}:failed", stage.id),
         failure_line: (event == CommandEvent::Fail).then(|| {

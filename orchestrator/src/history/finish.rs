@@ -9,9 +9,9 @@ use shared_manifest::schema::Manifest;
 use super::errors::HistoryError;
 use super::scan::read_manifest;
 use super::store::Index;
+use crate::engine::run::RunReport;
 use crate::errors::AppError;
-use crate::run::RunReport;
-use crate::run_layout::Roots;
+use crate::record::layout::Roots;
 
 /// Nesting of sub-pipelines followed when recording child runs (config validation rejects
 /// cycles; this only bounds a damaged manifest).
@@ -29,7 +29,10 @@ pub fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), AppErro
         );
     }
     if let Some(path) = junit {
-        crate::junit::write(path, &crate::junit::render(&report.manifest, &roots.repo))?;
+        crate::report::junit::write(
+            path,
+            &crate::report::junit::render(&report.manifest, &roots.repo),
+        )?;
     }
     Ok(())
 }

@@ -303,7 +303,7 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::history::stats::PipelineStats;
-    use crate::run_layout::Roots;
+    use crate::record::layout::Roots;
     use shared_manifest::schema::Manifest;
     use std::path::{Path, PathBuf};
     use std::time::Duration;

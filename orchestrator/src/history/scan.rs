@@ -34,7 +34,7 @@ fn dirs(p: &Path) -> Vec<PathBuf> {
 
 /// The manifest of run `run_id` in any task, if there is one.
 pub(crate) fn find_manifest(runs: &Path, run_id: &str) -> Option<PathBuf> {
-    if !crate::run_layout::is_safe_component(run_id) {
+    if !crate::record::layout::is_safe_component(run_id) {
         return None;
     }
     let mut found: Vec<PathBuf> = dirs(runs)

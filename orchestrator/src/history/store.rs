@@ -15,7 +15,7 @@ use shared_manifest::schema::Manifest;
 use super::errors::HistoryError;
 use super::record;
 use super::scan;
-use crate::run_layout::Roots;
+use crate::record::layout::Roots;
 
 /// Layout version of the index; a file with another version is rebuilt.
 pub const SCHEMA_VERSION: i64 = 1;

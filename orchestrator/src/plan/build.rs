@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::graph::StageGraph;
 use crate::config::error::Loc;
+use crate::config::vars;
 use crate::config::{Config, ConfigError, Pipeline, StageKind};
 use crate::errors::AppError;
-use crate::vars;
+use crate::graph::StageGraph;
 
 /// Names the runner defines for every stage; `${NAME}` may use them although they are only
 /// known once the run exists.

@@ -1,7 +1,6 @@
 //! Planning: the stage graph of a pipeline and the checks that must pass before anything runs.
 
 pub mod build;
-pub mod graph;
 
+pub use crate::graph::{GraphError, StageGraph};
 pub use build::{build, lookup, parse_cli_vars, select, Plan};
-pub use graph::{GraphError, StageGraph};

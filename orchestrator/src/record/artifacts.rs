@@ -9,7 +9,7 @@ use shared_manifest::atomic::{append_line_durable, write_atomic, write_atomic_re
 use shared_manifest::schema::Manifest;
 use shared_manifest::{CommandStatus, RunStatus};
 
-use crate::run_layout::RunDir;
+use crate::record::layout::RunDir;
 
 /// Longest string kept in an error file's details; longer ones are cut and flagged
 /// `<key>_truncated` (the peer's cap).

@@ -104,7 +104,7 @@ impl Reporter {
         overall.set_prefix("run");
         overall.enable_steady_tick(Duration::from_millis(200));
         // Diagnostics (tracing) are written above the frame from now on.
-        crate::logging::draw_above(Some(multi.clone()));
+        crate::report::logging::draw_above(Some(multi.clone()));
         let live = Live {
             multi,
             overall,
@@ -235,7 +235,7 @@ impl Reporter {
         }
         if let (Some(live), "") = (&self.live, label) {
             live.overall.finish_and_clear();
-            crate::logging::draw_above(None);
+            crate::report::logging::draw_above(None);
         }
     }
 }

@@ -1,0 +1,70 @@
+//! The program's entry point: parse the command line, start the runtime, run the verb, print
+//! the error (the only place that does) and map it to the exit code.
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::errors::AppError;
+use crate::exit;
+use crate::report::logging;
+
+/// The whole program; returns the process exit code. `main` only calls this.
+pub fn main_impl() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    logging::init(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime\n  caused by: {e}");
+            return exit::STORAGE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Start(args) => super::start::start(args).await,
+            Command::Plan(args) => super::plan::plan(args),
+            Command::Status(args) => super::status::status(args),
+            Command::Runs(args) => super::runs::runs(args),
+            Command::Report(args) => super::report::report(args),
+            Command::Resume(args) => super::resume::resume(args).await,
+            Command::Cancel(args) => super::cancel::cancel(args),
+            Command::Exec(args) => super::exec::exec(args).await,
+            Command::Flow(args) => super::flow::flow(args).await,
+        }
+    });
+    // Stage processes are waited for by their tasks; nothing may outlive the run, so do not
+    // wait for stray blocking work at shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// `error: …` then one `caused by: …` per source.
+fn print_error(e: &AppError) {
+    let mut text = format!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    eprintln!("{text}");
+}

@@ -1,0 +1,17 @@
+//! The command line: clap types (`args`), the entry point, and one module per verb that turns
+//! its arguments into work and the outcome into an exit code.
+
+pub mod args;
+pub mod cancel;
+pub mod common;
+pub mod entry;
+pub mod exec;
+pub mod flow;
+pub mod plan;
+pub mod report;
+pub mod resume;
+pub mod runs;
+pub mod start;
+pub mod status;
+
+pub use args::*;

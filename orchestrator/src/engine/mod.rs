@@ -1,0 +1,12 @@
+//! Running a pipeline: the run lifecycle (`run`), the scheduler, one command stage, one
+//! sub-pipeline stage, and taking over a run for `resume` (`resume`, `repair`). The state a
+//! run's stages share lives in `state`, which uses none of its siblings, so imports point one
+//! way: run -> schedule -> stage, subpipeline -> state.
+
+pub mod context;
+pub mod repair;
+pub mod resume;
+pub mod run;
+pub mod schedule;
+pub mod stage;
+pub mod subpipeline;
