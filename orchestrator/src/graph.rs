@@ -1,7 +1,6 @@
 //! The stage graph of one pipeline: who waits for whom, checked for unknown ids,
-//! self-dependencies and cycles, with topological levels for display.
-
-use crate::config::model::Pipeline;
+//! self-dependencies and cycles, with topological levels for display. Below both config
+//! validation and planning, so it knows stages only as ids and their `dependsOn`.
 
 /// Why a pipeline's stages do not form a valid graph.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +53,15 @@ impl GraphError {
     }
 }
 
+/// One stage as the graph sees it: its id and its `dependsOn`, if it has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    /// The stage id.
+    pub id: &'a str,
+    /// `dependsOn`; `None` means "the stage before it".
+    pub depends_on: Option<&'a [String]>,
+}
+
 /// Dependencies by stage position.
 #[derive(Debug, Clone)]
 pub struct StageGraph {
@@ -68,11 +76,11 @@ pub struct StageGraph {
 impl StageGraph {
     /// Builds and checks the graph. A stage without `dependsOn` waits for the stage before it,
     /// so configs written for the peer keep their order.
-    pub fn build(p: &Pipeline) -> Result<StageGraph, GraphError> {
-        let ids: Vec<&str> = p.stages.iter().map(|s| s.id.as_str()).collect();
+    pub fn build(stages: &[Node<'_>]) -> Result<StageGraph, GraphError> {
+        let ids: Vec<&str> = stages.iter().map(|s| s.id).collect();
         let mut deps = Vec::with_capacity(ids.len());
-        for (i, s) in p.stages.iter().enumerate() {
-            let mut d = match &s.depends_on {
+        for (i, s) in stages.iter().enumerate() {
+            let mut d = match s.depends_on {
                 None if i == 0 => Vec::new(),
                 None => vec![i - 1],
                 Some(list) => {
@@ -80,13 +88,13 @@ impl StageGraph {
                     for name in list {
                         let Some(j) = ids.iter().position(|x| x == name) else {
                             return Err(GraphError::Unknown {
-                                stage: s.id.clone(),
+                                stage: s.id.to_owned(),
                                 missing: name.clone(),
                             });
                         };
                         if j == i {
                             return Err(GraphError::SelfDependency {
-                                stage: s.id.clone(),
+                                stage: s.id.to_owned(),
                             });
                         }
                         out.push(j);
@@ -103,7 +111,7 @@ impl StageGraph {
             // direction of waiting: `a -> b` means a depends on b.
             let implicit = cycle
                 .windows(2)
-                .filter(|w| p.stages[w[0]].depends_on.is_none())
+                .filter(|w| stages[w[0]].depends_on.is_none())
                 .map(|w| (ids[w[0]].to_owned(), ids[w[1]].to_owned()))
                 .collect();
             return Err(GraphError::Cycle {

@@ -1,8 +1,12 @@
 //! What several verbs share: the task id, finding a run, the run's JSON object and the end of
 //! a run (history, JUnit, exit code).
 
+use std::path::{Path, PathBuf};
+
+use crate::engine::state::RunReport;
 use crate::env_vars;
 use crate::errors::AppError;
+use crate::record::layout::Roots;
 
 /// Task id from the environment: `MCP_RUNNER_TASK_ID` > `CODEX_ORCHESTRATOR_TASK_ID` > `TASK`.
 pub(crate) fn task_from_env() -> Option<String> {
@@ -41,8 +45,33 @@ pub(crate) fn locate_run(
     if !crate::record::layout::is_safe_component(run) {
         return Err(AppError::Usage(format!("--run `{run}` is not a run id")));
     }
-    let path = super::status::find_manifest(&roots, task, run)?;
+    let path = find_manifest(&roots, task, run)?;
     Ok((roots, path))
+}
+
+/// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.
+fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf, AppError> {
+    let explicit = task.map(str::to_owned).or_else(task_from_env);
+    if let Some(t) = &explicit {
+        let p = roots.run_dir(t, run).manifest();
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    if task.is_none() {
+        if let Ok(entries) = std::fs::read_dir(&roots.runs) {
+            for e in entries.flatten() {
+                let p = e.path().join("cli").join(run).join("manifest.json");
+                if p.is_file() {
+                    return Ok(p);
+                }
+            }
+        }
+    }
+    Err(AppError::Conflict(format!(
+        "run `{run}` not found under `{}`",
+        roots.runs.display()
+    )))
 }
 
 /// Says on stderr that `appserver` was asked for and `cli` runs (start and resume alike).
@@ -54,7 +83,7 @@ pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
 
 /// The `--format json` object of a finished run, with the peer's keys (`start` prints it as is,
 /// `resume` adds its own).
-pub(crate) fn run_json(report: &crate::engine::run::RunReport) -> serde_json::Value {
+pub(crate) fn run_json(report: &crate::engine::state::RunReport) -> serde_json::Value {
     let m = &report.manifest;
     serde_json::json!({
         "run_id": m.run_id,
@@ -79,15 +108,15 @@ pub(crate) fn run_json(report: &crate::engine::run::RunReport) -> serde_json::Va
 /// only) and, when asked, a JUnit report. Returns the run and its exit code.
 pub(crate) async fn finish_run(
     ctx: &crate::engine::context::Ctx,
-    prepared: crate::engine::run::Prepared,
+    prepared: crate::engine::state::Prepared,
     junit: Option<&std::path::Path>,
-) -> Result<(crate::engine::run::RunReport, i32), AppError> {
+) -> Result<(crate::engine::state::RunReport, i32), AppError> {
     let report = crate::engine::run::execute(prepared).await;
     if let Some(fatal) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(fatal);
     }
     let report = report?;
-    crate::history::after_run(&report, junit)?;
+    after_run(&report, junit)?;
     let code = match report.manifest.status {
         shared_manifest::RunStatus::Succeeded => crate::exit::OK,
         shared_manifest::RunStatus::Cancelled => ctx
@@ -96,4 +125,24 @@ pub(crate) async fn finish_run(
         _ => crate::exit::RUN_FAILED,
     };
     Ok((report, code))
+}
+
+/// After a run: the history index is a convenience, so failing to record the run is only a
+/// `warning:`. The JUnit file was asked for, so failing to write it is an error (exit 4).
+pub(crate) fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), AppError> {
+    let roots = report.dir.roots();
+    if let Err(e) = crate::history::record_run(roots, &report.manifest, &report.dir.manifest()) {
+        eprintln!(
+            "warning: run `{}` is not in the run history: {}",
+            report.manifest.run_id,
+            e.one_line()
+        );
+    }
+    if let Some(path) = junit {
+        crate::report::junit::write(
+            path,
+            &crate::report::junit::render(&report.manifest, &roots.repo),
+        )?;
+    }
+    Ok(())
 }

@@ -90,8 +90,8 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             repairs.describe()
         );
         if manifest.status == RunStatus::Succeeded {
-            let report = run::RunReport { dir, manifest };
-            crate::history::after_run(&report, None)?;
+            let report = crate::engine::state::RunReport { dir, manifest };
+            super::common::after_run(&report, None)?;
             if args.format == Format::Json {
                 print_json(&report);
             }
@@ -132,16 +132,13 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         outcome: "accepted".into(),
         detail: Some(format!("previous status: {}", manifest.status.as_str())),
     };
-    let prepared = run::prepare_resume(
-        ctx.clone(),
-        plan.into_shared(),
+    let takeover = crate::engine::state::Takeover {
         dir,
         manifest,
         event,
         lock,
-        0,
-    )
-    .await?;
+    };
+    let prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
     let (report, code) = super::common::finish_run(&ctx, prepared, None).await?;
     if args.format == Format::Json {
         print_json(&report);
@@ -150,7 +147,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
 }
 
 /// The `--format json` object of a resume.
-fn print_json(report: &run::RunReport) {
+fn print_json(report: &crate::engine::state::RunReport) {
     // The same keys as `start`'s object, plus the number of resumes.
     let mut json = super::common::run_json(report);
     json["resume_events"] = json!(report.manifest.resume_events.len());

@@ -32,7 +32,7 @@ pub struct Launched {
     /// The `--format json` object (the peer's keys).
     pub json: serde_json::Value,
     /// The run.
-    pub report: run::RunReport,
+    pub report: crate::engine::state::RunReport,
 }
 
 /// Validates, creates and executes a run of `args.pipeline` from the repo config, or from

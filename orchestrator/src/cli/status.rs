@@ -1,7 +1,6 @@
 //! `status --run <id>`: a run's state from its manifest, with the heartbeat's age and whether
 //! it is stale (a runner that died leaves `in_progress` with an old heartbeat).
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde_json::json;
@@ -178,35 +177,4 @@ fn view(roots: &Roots, path: &std::path::Path) -> Result<View, AppError> {
 fn push(text: &mut String, line: &str) {
     text.push_str(line);
     text.push('\n');
-}
-
-/// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.
-pub(crate) fn find_manifest(
-    roots: &Roots,
-    task: Option<&str>,
-    run: &str,
-) -> Result<PathBuf, AppError> {
-    let explicit = task
-        .map(str::to_owned)
-        .or_else(super::common::task_from_env);
-    if let Some(t) = &explicit {
-        let p = roots.run_dir(t, run).manifest();
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    if task.is_none() {
-        if let Ok(entries) = std::fs::read_dir(&roots.runs) {
-            for e in entries.flatten() {
-                let p = e.path().join("cli").join(run).join("manifest.json");
-                if p.is_file() {
-                    return Ok(p);
-                }
-            }
-        }
-    }
-    Err(AppError::Conflict(format!(
-        "run `{run}` not found under `{}`",
-        roots.runs.display()
-    )))
 }

@@ -64,3 +64,16 @@ impl Loc {
         }
     }
 }
+
+/// Names for a message: "`a`, `b`", or "none".
+pub(crate) fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::error::{ConfigError, Loc};
+use super::error::{list, ConfigError, Loc};
 use super::model::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
 use super::suggest::did_you_mean;
 use super::validate;
@@ -596,17 +596,5 @@ fn show(v: &Value) -> String {
     match v {
         Value::Number(n) => n.to_string(),
         other => kind_of(other).to_owned(),
-    }
-}
-
-pub(crate) fn list(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".to_owned()
-    } else {
-        names
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }

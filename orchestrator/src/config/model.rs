@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::graph::{GraphError, Node, StageGraph};
+
 /// A loaded and validated `codex.orchestrator.json`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +51,19 @@ impl Pipeline {
     /// True when any stage declares `dependsOn` (the pipeline opts into the graph).
     pub fn uses_graph(&self) -> bool {
         self.stages.iter().any(|s| s.depends_on.is_some())
+    }
+
+    /// Its stage graph: unknown ids, self-dependencies and cycles are errors.
+    pub fn graph(&self) -> Result<StageGraph, GraphError> {
+        let nodes: Vec<Node<'_>> = self
+            .stages
+            .iter()
+            .map(|s| Node {
+                id: &s.id,
+                depends_on: s.depends_on.as_deref(),
+            })
+            .collect();
+        StageGraph::build(&nodes)
     }
 }
 

@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
+use super::error::list;
 use super::error::{ConfigError, Loc};
-use super::load::list;
 use super::model::{Config, StageKind};
 use super::suggest::did_you_mean;
-use crate::graph::{find_cycle, StageGraph};
+use crate::graph::find_cycle;
 
 pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
     let err = |loc: Loc, message: String| ConfigError::Invalid {
@@ -59,7 +59,7 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
                 }
             }
         }
-        StageGraph::build(p).map_err(|e| {
+        p.graph().map_err(|e| {
             err(
                 ploc.with("stage", e.stage()).field("dependsOn"),
                 e.to_string(),

@@ -9,4 +9,6 @@ pub mod resume;
 pub mod run;
 pub mod schedule;
 pub mod stage;
+pub mod stage_end;
+pub mod state;
 pub mod subpipeline;

@@ -1,9 +1,8 @@
 //! The lifecycle of one run: create its directory and manifest, hand the manifest to its
 //! persister, run the scheduler, then record the terminal state durably (manifest, summary,
-//! metrics) before returning. Sub-pipeline stages (`subpipeline.rs`) come back here for their
-//! child runs.
+//! metrics) before returning. Sub-pipeline stages come back here for their child runs through
+//! [`CHILD_RUNS`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use exec::RunnerLog;
@@ -12,145 +11,14 @@ use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
 use shared_manifest::schema::{self, CommandRecord, Manifest, StageKind as ManifestKind};
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus};
 
-use crate::config::{CommandStage, StageKind};
+use crate::config::StageKind;
 use crate::engine::context::Ctx;
 use crate::engine::schedule::{self, Finished};
+use crate::engine::state::{BoxFuture, ChildRuns, Prepared, RunReport, RunState, Takeover};
 use crate::errors::AppError;
 use crate::plan::Plan;
 use crate::record::layout::{new_resume_token, new_run_id, RunDir};
 use crate::report::events::EventLog;
-
-/// A stage's command, working directory and environment with variables resolved.
-pub type Resolved = (String, PathBuf, Vec<(String, String)>);
-
-/// Everything a running run's stages share.
-#[derive(Debug)]
-pub struct RunState {
-    /// Invocation-wide context.
-    pub ctx: Arc<Ctx>,
-    /// Paths of this run.
-    pub dir: RunDir,
-    /// What runs.
-    pub plan: Arc<Plan>,
-    /// The one writer of the manifest.
-    pub persister: Persister<Manifest>,
-    /// `events.jsonl`.
-    pub events: EventLog,
-    /// `runner.ndjson`.
-    pub runner_log: RunnerLog,
-    /// Nesting depth (0 for the top-level run), for the reporter.
-    pub depth: usize,
-    /// Stages already done before this runner started (a resume), by position.
-    pub done: Vec<bool>,
-    /// One runner per run: held until the run state is dropped.
-    pub lock: crate::control::lock::RunLock,
-    /// `control_seq` of `control.json` when this runner took the run: only later requests
-    /// are for it.
-    pub control_seq: u64,
-}
-
-/// A run's end, as the command needs it.
-#[derive(Debug)]
-pub struct RunReport {
-    /// Its paths.
-    pub dir: RunDir,
-    /// The final manifest.
-    pub manifest: Manifest,
-}
-
-impl RunState {
-    /// Appends an event; a failure to write the stream is fatal to the run (storage).
-    pub fn emit(&self, event: &str, payload: Value) {
-        if let Err(e) = self.events.emit(event, payload) {
-            self.ctx
-                .fail_fatally(AppError::storage(self.events.path(), e));
-        }
-    }
-
-    /// Prefix for progress lines.
-    pub fn label(&self) -> String {
-        if self.depth == 0 {
-            String::new()
-        } else {
-            format!("{}{}: ", "  ".repeat(self.depth), self.plan.pipeline.id)
-        }
-    }
-
-    /// `${NAME}` lookup for this run: `--var`, pipeline `vars`, the run's own variables, then
-    /// the environment.
-    fn var(&self, name: &str) -> Option<String> {
-        let ctx = &self.ctx;
-        ctx.cli_vars
-            .iter()
-            .chain(self.plan.pipeline.vars.iter())
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                self.stage_env()
-                    .into_iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v)
-            })
-            .or_else(|| std::env::var(name).ok())
-    }
-
-    /// The peer's stage environment for this run.
-    pub fn stage_env(&self) -> Vec<(String, String)> {
-        let ctx = &self.ctx;
-        let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        vec![
-            ("MCP_RUNNER_TASK_ID".into(), ctx.task.clone()),
-            ("CODEX_ORCHESTRATOR_TASK_ID".into(), ctx.task.clone()),
-            ("CODEX_ORCHESTRATOR_RUN_ID".into(), self.dir.run_id.clone()),
-            (
-                "CODEX_ORCHESTRATOR_PIPELINE_ID".into(),
-                self.plan.pipeline.id.clone(),
-            ),
-            (
-                "CODEX_ORCHESTRATOR_MANIFEST_PATH".into(),
-                s(&self.dir.manifest()),
-            ),
-            ("CODEX_ORCHESTRATOR_RUN_DIR".into(), s(&self.dir.dir)),
-            ("CODEX_ORCHESTRATOR_RUNS_DIR".into(), s(&ctx.roots.runs)),
-            ("CODEX_ORCHESTRATOR_OUT_DIR".into(), s(&ctx.roots.out)),
-            ("CODEX_ORCHESTRATOR_ROOT".into(), s(&ctx.roots.repo)),
-        ]
-    }
-
-    /// The command, cwd and environment of a stage with variables resolved.
-    pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
-        let look = |n: &str| self.var(n);
-        let command = crate::config::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
-        let cwd = match &cmd.cwd {
-            Some(c) => self
-                .ctx
-                .roots
-                .repo
-                .join(crate::config::vars::expand(c, look).map_err(|e| e.to_string())?),
-            None => self.ctx.roots.repo.clone(),
-        };
-        let mut env = self.stage_env();
-        for (k, v) in &cmd.env {
-            env.push((
-                k.clone(),
-                crate::config::vars::expand(v, look).map_err(|e| e.to_string())?,
-            ));
-        }
-        Ok((command, cwd, env))
-    }
-}
-
-/// A run whose directory and manifest exist, not yet executed.
-pub struct Prepared {
-    state: Arc<RunState>,
-}
-
-impl Prepared {
-    /// The run's paths.
-    pub fn dir(&self) -> &RunDir {
-        &self.state.dir
-    }
-}
 
 /// Creates the run: directory (durably), initial manifest (`in_progress`), resume token, mcp
 /// stub, logs. Nothing is written before this point.
@@ -217,6 +85,7 @@ fn assemble(
         done,
         lock,
         control_seq,
+        children: &CHILD_RUNS,
     });
     Ok(Prepared { state })
 }
@@ -228,12 +97,15 @@ fn assemble(
 pub async fn prepare_resume(
     ctx: Arc<Ctx>,
     plan: Arc<Plan>,
-    dir: RunDir,
-    manifest: Manifest,
-    event: shared_manifest::schema::ResumeEvent,
-    lock: crate::control::lock::RunLock,
+    takeover: Takeover,
     depth: usize,
 ) -> Result<Prepared, AppError> {
+    let Takeover {
+        dir,
+        manifest,
+        event,
+        lock,
+    } = takeover;
     let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
         eprintln!("note: killed {killed} process group(s) left running by the previous runner");
@@ -378,13 +250,20 @@ fn initial_manifest(
     }
 }
 
+/// How sub-pipeline stages start their child runs: this module's functions.
+pub static CHILD_RUNS: ChildRuns = ChildRuns {
+    prepare: |ctx, plan, parent, depth| Box::pin(prepare(ctx, plan, parent, depth)),
+    prepare_resume: |ctx, plan, takeover, depth| {
+        Box::pin(prepare_resume(ctx, plan, takeover, depth))
+    },
+    execute,
+};
+
 /// Runs a prepared run to its end and records the terminal state durably.
 ///
 /// Returns a boxed `Send` future: a run contains sub-pipeline runs, so the future type is
 /// recursive and must be named to be spawned.
-pub fn execute(
-    prepared: Prepared,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunReport, AppError>> + Send>> {
+pub fn execute(prepared: Prepared) -> BoxFuture<Result<RunReport, AppError>> {
     Box::pin(execute_inner(prepared))
 }
 

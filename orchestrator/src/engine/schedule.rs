@@ -11,8 +11,8 @@ use shared_manifest::{CommandEvent, ManifestUpdate};
 use tokio::task::JoinSet;
 
 use crate::config::{OnFailure, StageKind};
-use crate::engine::run::RunState;
-use crate::engine::stage::StageEnd;
+use crate::engine::stage_end::StageEnd;
+use crate::engine::state::RunState;
 use crate::errors::AppError;
 
 /// What the run's end depends on.

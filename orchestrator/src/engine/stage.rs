@@ -1,5 +1,6 @@
-//! One command stage: resolve its variables, run its attempts through `exec` (retries with
-//! backoff), write the error file, and tell the persister, the event stream and the reporter.
+//! One command stage: resolve its command, cwd and environment, run its attempts through
+//! `exec` (retries with backoff), then record its end: the error file, the manifest, the event
+//! stream and the reporter. `run_command` reads as those three steps.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,26 +8,16 @@ use std::time::{Duration, Instant};
 use exec::{CancelRequest, ExecResult, ExecSpec, LogEvent, Outcome, StageLog};
 use serde_json::{json, Map, Value};
 use shared_manifest::schema::ProcessRecord;
-use shared_manifest::{CommandEvent, CommandStatus, ManifestUpdate, StageFinish};
+use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish};
 
 use crate::config::{CommandStage, Stage};
-use crate::engine::run::RunState;
+use crate::engine::stage_end::{record_end, StageEnd};
+use crate::engine::state::{Resolved, RunState};
 use crate::errors::AppError;
 use crate::record::artifacts::{put_capped, ErrorFile};
 
-/// How long a stage's start may wait for the next manifest write (see `run_command`).
+/// How long a stage's start may wait for the next manifest write (see `run_attempt`).
 const START_WRITE_DEFER: Duration = Duration::from_millis(100);
-
-/// How a stage ended, as the scheduler needs it.
-#[derive(Debug, Clone)]
-pub struct StageEnd {
-    /// `Succeed`, `Fail` or `Skip` (allowFailure / optional sub-pipeline).
-    pub event: CommandEvent,
-    /// The run's `status_detail` when this is the run's first failure.
-    pub detail: String,
-    /// The run's summary line for a failure.
-    pub failure_line: Option<String>,
-}
 
 /// Runs command stage `index` (0-based position) to its end.
 pub async fn run_command(
@@ -35,10 +26,8 @@ pub async fn run_command(
     stage: Stage,
     cmd: CommandStage,
 ) -> Result<StageEnd, AppError> {
-    let index = pos + 1;
-    let ctx = &run.ctx;
     let started = Instant::now();
-    let (command, cwd, env) = match run.resolve(&cmd) {
+    let resolved = match run.resolve(&cmd) {
         Ok(v) => v,
         Err(message) => {
             // Checked at plan time; only a variable that vanished from the environment since
@@ -46,6 +35,43 @@ pub async fn run_command(
             return finish_unstarted(&run, pos, &stage, message).await;
         }
     };
+    let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
+    let (result, attempts) = run_attempts(&run, &stage, &mut began).await?;
+    record(
+        &run,
+        &stage,
+        &cmd,
+        began,
+        result,
+        attempts,
+        started.elapsed(),
+    )
+    .await
+}
+
+/// A stage whose log is open and whose start is announced.
+struct Began {
+    /// 1-based stage index.
+    index: usize,
+    command: String,
+    cwd: std::path::PathBuf,
+    env: Vec<(String, String)>,
+    /// Its timeout: `timeoutMs`, else the run-wide default.
+    timeout: Option<Duration>,
+    log: StageLog,
+    /// The log's path relative to the repo, as the record spells it.
+    log_rel: String,
+}
+
+/// Opens the stage's log and announces its start (events, progress, log).
+fn begin(
+    run: &RunState,
+    index: usize,
+    stage: &Stage,
+    cmd: &CommandStage,
+    (command, cwd, env): Resolved,
+) -> Result<Began, AppError> {
+    let ctx = &run.ctx;
     let log_abs = run.dir.stage_log(index, &stage.id);
     let log_rel = run.dir.rel(&log_abs);
     let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
@@ -72,126 +98,150 @@ pub async fn run_command(
             timeout_ms: crate::time::millis(t),
         })?;
     }
+    Ok(Began {
+        index,
+        command,
+        cwd,
+        env,
+        timeout,
+        log,
+        log_rel,
+    })
+}
 
+/// Runs attempts until one succeeds, the retries are used up or the run is cancelled; returns
+/// the last attempt's result and how many attempts ran.
+async fn run_attempts(
+    run: &RunState,
+    stage: &Stage,
+    b: &mut Began,
+) -> Result<(ExecResult, u32), AppError> {
+    let ctx = &run.ctx;
     let mut attempt = 1u32;
-    let result: ExecResult =
-        loop {
-            let mut spec = ExecSpec::new(command.clone(), cwd.clone(), index);
-            spec.env = env.clone();
-            spec.timeout = timeout;
-            spec.kill_grace = ctx.exec.kill_grace;
-            spec.attempt = attempt;
-            spec.max_chunk_events = ctx.exec.max_chunk_events;
-            // The start of the attempt and its process go to the manifest as one update, queued
-            // from `on_spawn` while the stage runs. Deferred: a stage that ends within
-            // `START_WRITE_DEFER` has its start and its end in one durable write instead of
-            // two; a longer one is shown running that much later. Crash recovery does not
-            // wait for it: exec logged the process group to runner.ndjson at the spawn.
-            let first = attempt == 1;
-            let start = ManifestUpdate::StageStarted {
-                index,
-                at: crate::time::now(),
-                attempt,
-                log_path: first.then(|| log_rel.clone()),
-                command: first.then(|| command.clone()),
-                process: None,
+    loop {
+        let result = run_attempt(run, b, attempt).await?;
+        let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
+        if result.succeeded() || cancelled || attempt > stage.retries.count {
+            return Ok((result, attempt));
+        }
+        attempt += 1;
+        let delay = stage.retries.delay_before(attempt);
+        b.log.write(&LogEvent::CommandRetry {
+            attempt,
+            delay_ms: crate::time::millis(delay),
+        })?;
+        run.emit(
+            "step_retry",
+            json!({
+                "stage_id": stage.id, "stage_index": b.index, "attempt": attempt,
+                "delay_ms": crate::time::millis(delay), "previous_exit_code": result.exit_code(),
+            }),
+        );
+        ctx.reporter
+            .stage_retry(&run.label(), b.index, &stage.id, attempt, delay);
+        if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
+            // Cancelled while waiting to retry: the stage was interrupted before it had
+            // used its attempts, which the record must say (not a plain failure of the
+            // last attempt). The attempt that was about to start never did.
+            let (signal, code) = (None, result.exit_code());
+            let result = ExecResult {
+                outcome: Outcome::Cancelled { signal, code },
+                ..result
             };
-            let persister = run.persister.clone();
-            let recorded = std::sync::Arc::new(std::sync::Mutex::new(None));
-            let slot = recorded.clone();
-            let mut spawned_start = start.clone();
-            let on_spawn = move |p: &exec::ProcessInfo| {
-                if let ManifestUpdate::StageStarted { process, .. } = &mut spawned_start {
-                    *process = Some(ProcessRecord {
-                        pid: p.pid,
-                        pgid: p.pgid,
-                        started_at: p.started_at.clone(),
-                        start_ticks: p.start_ticks,
-                    });
-                }
-                let task = tokio::spawn(async move {
-                    persister
-                        .send_deferred(spawned_start, START_WRITE_DEFER)
-                        .await
-                });
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-            };
-            let result = exec::run(&spec, &mut log, ctx.cancel.subscribe(), on_spawn).await?;
-            // The start lands before the stage's result, always; without a spawn it is sent now.
-            let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
-            match task {
-                Some(task) => {
-                    if let Ok(sent) = task.await {
-                        sent?;
-                    }
-                }
-                None => run.persister.send(start).await?,
-            }
-            let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
-            if result.succeeded() || cancelled || attempt > stage.retries.count {
-                break result;
-            }
-            attempt += 1;
-            let delay = stage.retries.delay_before(attempt);
-            log.write(&LogEvent::CommandRetry {
-                attempt,
-                delay_ms: crate::time::millis(delay),
-            })?;
-            run.emit("step_retry", json!({
-            "stage_id": stage.id, "stage_index": index, "attempt": attempt,
-            "delay_ms": crate::time::millis(delay), "previous_exit_code": result.exit_code(),
-        }));
-            ctx.reporter
-                .stage_retry(&run.label(), index, &stage.id, attempt, delay);
-            if !sleep_unless_cancelled(delay, ctx.cancel.subscribe()).await {
-                // Cancelled while waiting to retry: the stage was interrupted before it had
-                // used its attempts, which the record must say (not a plain failure of the
-                // last attempt). The attempt that was about to start never did.
-                attempt -= 1;
-                let (signal, code) = (None, result.exit_code());
-                break ExecResult {
-                    outcome: Outcome::Cancelled { signal, code },
-                    ..result
-                };
-            }
-        };
+            return Ok((result, attempt - 1));
+        }
+    }
+}
 
-    let duration = started.elapsed();
-    log.write(&LogEvent::CommandEnd {
+/// Spawns one attempt and waits for it. Its start and its process go to the manifest as one
+/// update, queued from `on_spawn` while the stage runs.
+async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<ExecResult, AppError> {
+    let ctx = &run.ctx;
+    let mut spec = ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index);
+    spec.env = b.env.clone();
+    spec.timeout = b.timeout;
+    spec.kill_grace = ctx.exec.kill_grace;
+    spec.attempt = attempt;
+    spec.max_chunk_events = ctx.exec.max_chunk_events;
+    // Deferred: a stage that ends within `START_WRITE_DEFER` has its start and its end in one
+    // durable write instead of two; a longer one is shown running that much later. Crash
+    // recovery does not wait for it: exec logged the process group to runner.ndjson at the
+    // spawn.
+    let first = attempt == 1;
+    let start = ManifestUpdate::StageStarted {
+        index: b.index,
+        at: crate::time::now(),
+        attempt,
+        log_path: first.then(|| b.log_rel.clone()),
+        command: first.then(|| b.command.clone()),
+        process: None,
+    };
+    let persister = run.persister.clone();
+    let recorded = Arc::new(std::sync::Mutex::new(None));
+    let slot = recorded.clone();
+    let mut spawned_start = start.clone();
+    let on_spawn = move |p: &exec::ProcessInfo| {
+        if let ManifestUpdate::StageStarted { process, .. } = &mut spawned_start {
+            *process = Some(ProcessRecord {
+                pid: p.pid,
+                pgid: p.pgid,
+                started_at: p.started_at.clone(),
+                start_ticks: p.start_ticks,
+            });
+        }
+        let task = tokio::spawn(async move {
+            persister
+                .send_deferred(spawned_start, START_WRITE_DEFER)
+                .await
+        });
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    };
+    let result = exec::run(&spec, &mut b.log, ctx.cancel.subscribe(), on_spawn).await?;
+    // The start lands before the stage's result, always; without a spawn it is sent now.
+    let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match task {
+        Some(task) => {
+            if let Ok(sent) = task.await {
+                sent?;
+            }
+        }
+        None => run.persister.send(start).await?,
+    }
+    Ok(result)
+}
+
+/// Records the stage's end from its last attempt: log, error file, manifest, events, progress.
+async fn record(
+    run: &RunState,
+    stage: &Stage,
+    cmd: &CommandStage,
+    mut b: Began,
+    result: ExecResult,
+    attempts: u32,
+    duration: Duration,
+) -> Result<StageEnd, AppError> {
+    let ctx = &run.ctx;
+    let index = b.index;
+    b.log.write(&LogEvent::CommandEnd {
         exit_code: result.exit_code(),
         signal: result.signal(),
         duration_ms: crate::time::millis(result.duration),
     })?;
-    let cancelled = matches!(result.outcome, Outcome::Cancelled { .. });
-    let mut summary = exec::summarize(&result, cmd.summary_hint.as_deref());
-    if cancelled {
-        summary = match ctx.cancel_signal() {
-            Some(sig) => format!("Cancelled by {} — {summary}", exec::signal_name(sig)),
-            None => format!("Cancelled — {summary}"),
-        };
-    }
-    let ok = result.succeeded();
-    let event = if ok {
-        CommandEvent::Succeed
-    } else if cmd.allow_failure && !cancelled {
-        CommandEvent::Skip
-    } else {
-        CommandEvent::Fail
-    };
+    let (event, summary) = classify(run, cmd, &result);
     let failure_reason = failure_reason(&result);
     if event == CommandEvent::Skip {
-        log.write_runner_only(&LogEvent::CommandFallback {
+        b.log.write_runner_only(&LogEvent::CommandFallback {
             reason: failure_reason.to_owned(),
             exit_code: result.exit_code(),
             signal: result.signal(),
             timeout_ms: result
                 .timed_out()
-                .then(|| timeout.map(crate::time::millis))
+                .then(|| b.timeout.map(crate::time::millis))
                 .flatten(),
         })?;
     }
-    log.flush()?;
-    let error_file = if ok {
+    b.log.flush()?;
+    let error_file = if result.succeeded() {
         None
     } else {
         let path = ErrorFile {
@@ -199,7 +249,7 @@ pub async fn run_command(
             task_id: &ctx.task,
             index,
             stage_id: &stage.id,
-            command: &command,
+            command: &b.command,
             reason: if event == CommandEvent::Skip {
                 "command-allow-failure"
             } else {
@@ -209,14 +259,14 @@ pub async fn run_command(
                 &result,
                 failure_reason,
                 event == CommandEvent::Skip,
-                timeout,
+                b.timeout,
             ),
         }
         .write()?;
         Some(run.dir.rel(&path))
     };
     let status = record_end(
-        &run,
+        run,
         StageFinish {
             index,
             at: crate::time::now(),
@@ -237,7 +287,7 @@ pub async fn run_command(
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
             "status": Value::Null, "exit_code": result.exit_code(), "summary": summary,
-            "log_path": log_rel, "sub_run_id": Value::Null, "attempts": attempt,
+            "log_path": b.log_rel, "sub_run_id": Value::Null, "attempts": attempts,
         }),
     )
     .await?;
@@ -254,7 +304,36 @@ pub async fn run_command(
     } else {
         "failed"
     };
-    let failure_line = (event == CommandEvent::Fail).then(|| match &result.outcome {
+    Ok(StageEnd {
+        event,
+        detail: format!("stage:{}:{detail_kind}", stage.id),
+        failure_line: (event == CommandEvent::Fail).then(|| failure_line(stage, &result.outcome)),
+    })
+}
+
+/// The stage's event (succeeded, failed, or skipped under `allowFailure`) and its summary.
+fn classify(run: &RunState, cmd: &CommandStage, result: &ExecResult) -> (CommandEvent, String) {
+    let cancelled = matches!(result.outcome, Outcome::Cancelled { .. });
+    let mut summary = exec::summarize(result, cmd.summary_hint.as_deref());
+    if cancelled {
+        summary = match run.ctx.cancel_signal() {
+            Some(sig) => format!("Cancelled by {} — {summary}", exec::signal_name(sig)),
+            None => format!("Cancelled — {summary}"),
+        };
+    }
+    let event = if result.succeeded() {
+        CommandEvent::Succeed
+    } else if cmd.allow_failure && !cancelled {
+        CommandEvent::Skip
+    } else {
+        CommandEvent::Fail
+    };
+    (event, summary)
+}
+
+/// The run summary's line for a failed stage.
+fn failure_line(stage: &Stage, outcome: &Outcome) -> String {
+    match outcome {
         Outcome::Exited { code } => {
             format!("Stage '{}' failed with exit code {code}.", stage.title)
         }
@@ -272,38 +351,7 @@ pub async fn run_command(
         Outcome::SpawnFailed { message } => {
             format!("Stage '{}' could not start: {message}.", stage.title)
         }
-    });
-    Ok(StageEnd {
-        event,
-        detail: format!("stage:{}:{detail_kind}", stage.id),
-        failure_line,
-    })
-}
-
-/// Records a stage's end: the manifest update (made durable), then `step_completed` or
-/// `step_failed` with `payload`, whose `status` key is filled in here. Returns the status as the manifest spells it,
-/// read from the stage transition table rather than spelled again here.
-pub async fn record_end(
-    run: &RunState,
-    finish: StageFinish,
-    mut payload: Value,
-) -> Result<&'static str, AppError> {
-    let event = finish.event;
-    run.persister
-        .send(ManifestUpdate::StageFinished(Box::new(finish)))
-        .await?;
-    run.persister.flush().await?;
-    let status = CommandStatus::Running
-        .on(event)
-        .map_or("failed", CommandStatus::as_str);
-    payload["status"] = Value::from(status);
-    let name = if event == CommandEvent::Fail {
-        "step_failed"
-    } else {
-        "step_completed"
-    };
-    run.emit(name, payload);
-    Ok(status)
+    }
 }
 
 /// A stage that failed before its process could start.

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use shared_manifest::schema::ChildRun;
 use shared_manifest::{ManifestUpdate, RunStatus};
 
-use crate::engine::run::{execute, prepare, prepare_resume, Prepared, RunReport, RunState};
+use crate::engine::stage_end::{record_end, StageEnd};
+use crate::engine::state::{Prepared, RunReport, RunState, Takeover};
 use crate::errors::AppError;
 use crate::plan::Plan;
 
@@ -19,7 +20,7 @@ pub async fn run_subpipeline(
     stage: crate::config::Stage,
     pipeline: String,
     optional: bool,
-) -> Result<crate::engine::stage::StageEnd, AppError> {
+) -> Result<StageEnd, AppError> {
     let index = pos + 1;
     let ctx = run.ctx.clone();
     let child_pipeline = ctx
@@ -65,7 +66,7 @@ pub async fn run_subpipeline(
         }
         Some(EarlierChild::Resumed(prepared)) => prepared,
         None => {
-            prepare(
+            (run.children.prepare)(
                 ctx.clone(),
                 child_plan,
                 Some(run.dir.run_id.clone()),
@@ -94,7 +95,7 @@ pub async fn run_subpipeline(
             "status": "running", "log_path": Value::Null,
         }),
     );
-    let report = execute(prepared).await?;
+    let report = (run.children.execute)(prepared).await?;
     finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report).await
 }
 
@@ -148,16 +149,14 @@ async fn earlier_child(
         outcome: "accepted".into(),
         detail: Some(format!("previous status: {}", manifest.status.as_str())),
     };
-    let prepared = prepare_resume(
-        ctx.clone(),
-        plan.clone(),
+    let takeover = Takeover {
         dir,
         manifest,
         event,
         lock,
-        run.depth + 1,
-    )
-    .await?;
+    };
+    let prepared =
+        (run.children.prepare_resume)(ctx.clone(), plan.clone(), takeover, run.depth + 1).await?;
     Ok(Some(EarlierChild::Resumed(prepared)))
 }
 
@@ -170,7 +169,7 @@ async fn finish_subpipeline(
     optional: bool,
     started: std::time::Instant,
     report: &RunReport,
-) -> Result<crate::engine::stage::StageEnd, AppError> {
+) -> Result<StageEnd, AppError> {
     use shared_manifest::{CommandEvent, StageFinish};
     let child = &report.manifest;
     run.persister
@@ -188,7 +187,7 @@ async fn finish_subpipeline(
         .summary
         .clone()
         .unwrap_or_else(|| format!("Sub-pipeline {} {}", pipeline, child.status.as_str()));
-    crate::engine::stage::record_end(
+    record_end(
         run,
         StageFinish {
             index,
@@ -212,7 +211,7 @@ async fn finish_subpipeline(
         }),
     )
     .await?;
-    Ok(crate::engine::stage::StageEnd {
+    Ok(StageEnd {
         event,
         detail: format!("subpipeline:{}:failed", stage.id),
         failure_line: (event == CommandEvent::Fail).then(|| {

@@ -1,5 +1,4 @@
-//! The hook into a finished run: record it (and the child runs of its sub-pipeline stages) in
-//! the index, then write the JUnit report when one was asked for.
+//! Recording a finished run (and the child runs of its sub-pipeline stages) in the index.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,33 +8,11 @@ use shared_manifest::schema::Manifest;
 use super::errors::HistoryError;
 use super::scan::read_manifest;
 use super::store::Index;
-use crate::engine::run::RunReport;
-use crate::errors::AppError;
 use crate::record::layout::Roots;
 
 /// Nesting of sub-pipelines followed when recording child runs (config validation rejects
 /// cycles; this only bounds a damaged manifest).
 const MAX_DEPTH: usize = 16;
-
-/// After a run: the history index is a convenience, so failing to record the run is only a
-/// `warning:`. The JUnit file was asked for, so failing to write it is an error (exit 4).
-pub fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), AppError> {
-    let roots = report.dir.roots();
-    if let Err(e) = record_run(roots, &report.manifest, &report.dir.manifest()) {
-        eprintln!(
-            "warning: run `{}` is not in the run history: {}",
-            report.manifest.run_id,
-            e.one_line()
-        );
-    }
-    if let Some(path) = junit {
-        crate::report::junit::write(
-            path,
-            &crate::report::junit::render(&report.manifest, &roots.repo),
-        )?;
-    }
-    Ok(())
-}
 
 /// Records run `m` (manifest at `manifest`) and, from their manifests on disk, the child runs
 /// its sub-pipeline stages started, so that the index holds what a rebuild would give.

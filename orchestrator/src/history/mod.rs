@@ -1,6 +1,6 @@
 //! Run history: an SQLite index at `.runs/index.sqlite` of every run and its stages, derived
 //! from the manifests and rebuilt from them whenever it is missing, damaged or outdated. It
-//! backs the `runs` queries; a run that finishes records itself with [`after_run`].
+//! backs the `runs` queries; a run that finishes records itself with [`record_run`].
 
 pub mod diff;
 pub mod errors;
@@ -13,7 +13,7 @@ pub mod store;
 pub mod table;
 
 pub use errors::HistoryError;
-pub use finish::{after_run, record_run};
+pub use finish::record_run;
 pub use query::{parse_since, RunFilter, RunRow, StageRow};
 pub use scan::{read_manifest, ManifestError};
 pub use store::{with_index, Index, Rebuilt};

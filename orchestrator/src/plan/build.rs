@@ -65,7 +65,7 @@ pub fn select<'c>(config: &'c Config, arg: Option<&str>) -> Result<&'c Pipeline,
         AppError::Usage(format!(
             "`{}`: unknown pipeline `{id}` (known: {})",
             config.path.display(),
-            crate::config::load::list(&ids)
+            crate::config::error::list(&ids)
         ))
     })
 }
@@ -87,7 +87,7 @@ pub fn build(
     concurrency_flag: Option<u32>,
 ) -> Result<Plan, AppError> {
     check_vars(config, pipeline, cli_vars)?;
-    let graph = StageGraph::build(pipeline).map_err(|e| {
+    let graph = pipeline.graph().map_err(|e| {
         AppError::Config(ConfigError::Invalid {
             path: config.path.clone(),
             location: Loc::root()

@@ -1,0 +1,46 @@
+//! How a stage's end is recorded, shared by command and sub-pipeline stages: what the
+//! scheduler needs of it (`StageEnd`), the manifest update made durable, and the
+//! `step_completed` / `step_failed` event.
+
+use serde_json::Value;
+use shared_manifest::{CommandEvent, CommandStatus, ManifestUpdate, StageFinish};
+
+use crate::engine::state::RunState;
+use crate::errors::AppError;
+
+/// How a stage ended, as the scheduler needs it.
+#[derive(Debug, Clone)]
+pub struct StageEnd {
+    /// `Succeed`, `Fail` or `Skip` (allowFailure / optional sub-pipeline).
+    pub event: CommandEvent,
+    /// The run's `status_detail` when this is the run's first failure.
+    pub detail: String,
+    /// The run's summary line for a failure.
+    pub failure_line: Option<String>,
+}
+
+/// Records a stage's end: the manifest update (made durable), then `step_completed` or
+/// `step_failed` with `payload`, whose `status` key is filled in here. Returns the status as the manifest spells it,
+/// read from the stage transition table rather than spelled again here.
+pub async fn record_end(
+    run: &RunState,
+    finish: StageFinish,
+    mut payload: Value,
+) -> Result<&'static str, AppError> {
+    let event = finish.event;
+    run.persister
+        .send(ManifestUpdate::StageFinished(Box::new(finish)))
+        .await?;
+    run.persister.flush().await?;
+    let status = CommandStatus::Running
+        .on(event)
+        .map_or("failed", CommandStatus::as_str);
+    payload["status"] = Value::from(status);
+    let name = if event == CommandEvent::Fail {
+        "step_failed"
+    } else {
+        "step_completed"
+    };
+    run.emit(name, payload);
+    Ok(status)
+}

@@ -1,0 +1,190 @@
+//! The state a run's stages share while it runs (`RunState`), what a run is before and after it
+//! executes (`Prepared`, `RunReport`), and the table through which a sub-pipeline stage starts
+//! its child run. It uses none of its sibling modules: the lifecycle (`run`), the scheduler and
+//! the stages all use it, so imports point one way.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use exec::RunnerLog;
+use serde_json::Value;
+use shared_manifest::schema::{Manifest, ResumeEvent};
+use shared_manifest::Persister;
+
+use crate::config::CommandStage;
+use crate::control::lock::RunLock;
+use crate::engine::context::Ctx;
+use crate::errors::AppError;
+use crate::plan::Plan;
+use crate::record::layout::RunDir;
+use crate::report::events::EventLog;
+
+/// A boxed `Send` future: a run contains sub-pipeline runs, so the lifecycle's futures are
+/// recursive and must be named to be spawned.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Starting and running a child run belongs to the run lifecycle (`run.rs`), which sits above
+/// the scheduler and the stages. A sub-pipeline stage reaches it through this table, filled in
+/// by `run.rs`: calls go round (run -> schedule -> sub-pipeline -> run), imports do not.
+#[derive(Debug)]
+pub struct ChildRuns {
+    /// `run::prepare`: a new child run (context, plan, parent run id, depth).
+    pub prepare: fn(Arc<Ctx>, Arc<Plan>, Option<String>, usize) -> PreparedFuture,
+    /// `run::prepare_resume`: an earlier child run taken over under its lock.
+    pub prepare_resume: fn(Arc<Ctx>, Arc<Plan>, Takeover, usize) -> PreparedFuture,
+    /// `run::execute`: runs a prepared run to its end.
+    pub execute: fn(Prepared) -> BoxFuture<Result<RunReport, AppError>>,
+}
+
+/// An existing run taken over by `resume`: the caller holds its lock and has checked it.
+#[derive(Debug)]
+pub struct Takeover {
+    /// Its paths.
+    pub dir: RunDir,
+    /// Its manifest, read under the lock.
+    pub manifest: Manifest,
+    /// The `resume_events` entry this takeover adds.
+    pub event: ResumeEvent,
+    /// The run's lock, held from now on by this runner.
+    pub lock: RunLock,
+}
+
+/// What preparing a run returns.
+pub type PreparedFuture = BoxFuture<Result<Prepared, AppError>>;
+
+/// A stage's command, working directory and environment with variables resolved.
+pub type Resolved = (String, PathBuf, Vec<(String, String)>);
+
+/// Everything a running run's stages share.
+#[derive(Debug)]
+pub struct RunState {
+    /// Invocation-wide context.
+    pub ctx: Arc<Ctx>,
+    /// Paths of this run.
+    pub dir: RunDir,
+    /// What runs.
+    pub plan: Arc<Plan>,
+    /// The one writer of the manifest.
+    pub persister: Persister<Manifest>,
+    /// `events.jsonl`.
+    pub events: EventLog,
+    /// `runner.ndjson`.
+    pub runner_log: RunnerLog,
+    /// Nesting depth (0 for the top-level run), for the reporter.
+    pub depth: usize,
+    /// Stages already done before this runner started (a resume), by position.
+    pub done: Vec<bool>,
+    /// One runner per run: held until the run state is dropped.
+    pub lock: RunLock,
+    /// `control_seq` of `control.json` when this runner took the run: only later requests
+    /// are for it.
+    pub control_seq: u64,
+    /// How a sub-pipeline stage starts its child run.
+    pub children: &'static ChildRuns,
+}
+
+/// A run's end, as the command needs it.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Its paths.
+    pub dir: RunDir,
+    /// The final manifest.
+    pub manifest: Manifest,
+}
+
+impl RunState {
+    /// Appends an event; a failure to write the stream is fatal to the run (storage).
+    pub fn emit(&self, event: &str, payload: Value) {
+        if let Err(e) = self.events.emit(event, payload) {
+            self.ctx
+                .fail_fatally(AppError::storage(self.events.path(), e));
+        }
+    }
+
+    /// Prefix for progress lines.
+    pub fn label(&self) -> String {
+        if self.depth == 0 {
+            String::new()
+        } else {
+            format!("{}{}: ", "  ".repeat(self.depth), self.plan.pipeline.id)
+        }
+    }
+
+    /// `${NAME}` lookup for this run: `--var`, pipeline `vars`, the run's own variables, then
+    /// the environment.
+    fn var(&self, name: &str) -> Option<String> {
+        let ctx = &self.ctx;
+        ctx.cli_vars
+            .iter()
+            .chain(self.plan.pipeline.vars.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                self.stage_env()
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v)
+            })
+            .or_else(|| std::env::var(name).ok())
+    }
+
+    /// The peer's stage environment for this run.
+    pub fn stage_env(&self) -> Vec<(String, String)> {
+        let ctx = &self.ctx;
+        let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        vec![
+            ("MCP_RUNNER_TASK_ID".into(), ctx.task.clone()),
+            ("CODEX_ORCHESTRATOR_TASK_ID".into(), ctx.task.clone()),
+            ("CODEX_ORCHESTRATOR_RUN_ID".into(), self.dir.run_id.clone()),
+            (
+                "CODEX_ORCHESTRATOR_PIPELINE_ID".into(),
+                self.plan.pipeline.id.clone(),
+            ),
+            (
+                "CODEX_ORCHESTRATOR_MANIFEST_PATH".into(),
+                s(&self.dir.manifest()),
+            ),
+            ("CODEX_ORCHESTRATOR_RUN_DIR".into(), s(&self.dir.dir)),
+            ("CODEX_ORCHESTRATOR_RUNS_DIR".into(), s(&ctx.roots.runs)),
+            ("CODEX_ORCHESTRATOR_OUT_DIR".into(), s(&ctx.roots.out)),
+            ("CODEX_ORCHESTRATOR_ROOT".into(), s(&ctx.roots.repo)),
+        ]
+    }
+
+    /// The command, cwd and environment of a stage with variables resolved.
+    pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
+        let look = |n: &str| self.var(n);
+        let command = crate::config::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
+        let cwd = match &cmd.cwd {
+            Some(c) => self
+                .ctx
+                .roots
+                .repo
+                .join(crate::config::vars::expand(c, look).map_err(|e| e.to_string())?),
+            None => self.ctx.roots.repo.clone(),
+        };
+        let mut env = self.stage_env();
+        for (k, v) in &cmd.env {
+            env.push((
+                k.clone(),
+                crate::config::vars::expand(v, look).map_err(|e| e.to_string())?,
+            ));
+        }
+        Ok((command, cwd, env))
+    }
+}
+
+/// A run whose directory and manifest exist, not yet executed.
+pub struct Prepared {
+    /// What its stages share.
+    pub(crate) state: Arc<RunState>,
+}
+
+impl Prepared {
+    /// The run's paths.
+    pub fn dir(&self) -> &RunDir {
+        &self.state.dir
+    }
+}
