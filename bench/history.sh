@@ -36,7 +36,7 @@ done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "$BUILD" = 1 ] && [ -z "${BENCH_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release -p orchestrator --bin codex-orchestrator >&2)
+  (cd "$ROOT" && cargo build --release -p codex-orchestrator --bin codex-orchestrator >&2)
 fi
 BIN="${BENCH_BIN:-$ROOT/target/release/codex-orchestrator}"
 [ -x "$BIN" ] || { echo "error: no binary at \`$BIN\` (build it or set BENCH_BIN)" >&2; exit 2; }

@@ -1,5 +1,5 @@
 //! The `codex-orchestrator` binary; everything lives in the library.
 
 fn main() {
-    std::process::exit(orchestrator::main_impl());
+    std::process::exit(codex_orchestrator::main_impl());
 }

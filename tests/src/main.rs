@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(orchestrator::main_impl());
+    std::process::exit(codex_orchestrator::main_impl());
 }
