@@ -14,6 +14,7 @@ mod capture;
 mod child;
 mod chunk;
 pub mod errors;
+pub mod logread;
 pub mod ndjson;
 pub mod outcome;
 pub mod spec;

@@ -11,10 +11,10 @@
 //! U+FFFE, U+FFFF) become U+FFFD: a consumer's parser must never choke on a report.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
+use exec::logread::{self, Stream};
 use serde_json::Value;
 use shared_manifest::atomic::{create_dir_all_durable, write_atomic};
 use shared_manifest::schema::{CommandRecord, Manifest};
@@ -25,10 +25,6 @@ use crate::history::record::{span_ms, stage_duration_ms};
 
 /// Most output kept per stage and stream in `<system-out>` / `<system-err>` (the last bytes).
 pub const OUTPUT_TAIL: usize = 64 * 1024;
-/// A log line longer than this is not a chunk we wrote; reading backwards stops there.
-const MAX_LINE: usize = 16 * 1024 * 1024;
-/// Block size for reading a log backwards.
-const BLOCK: u64 = 64 * 1024;
 
 /// The report of run `m`; stage logs and error files are read relative to `repo`.
 pub fn render(m: &Manifest, repo: &Path) -> String {
@@ -198,46 +194,23 @@ struct Tail {
 /// output is introduced by `[attempt N]`; a cut is marked at the front.
 pub fn output_tails(log: &Path, cap: usize) -> std::io::Result<Tails> {
     let mut tails = [Tail::default(), Tail::default()];
-    let mut f = File::open(log)?;
-    let mut pos = f.metadata()?.len();
-    let mut carry: Vec<u8> = Vec::new();
-    // Newest first: each line is parsed at most once, only for a stream not yet full; true
+    let slot = |s: Stream| usize::from(s == Stream::Stderr);
+    let f = File::open(log)?;
+    // Newest first: each line is parsed at most once, only for a stream not yet full; stop
     // once both are full.
-    let take = |line: &[u8], tails: &mut [Tail; 2]| -> bool {
-        if let Some((stream, attempt, data)) = chunk(line, |s| !tails[s].full) {
-            let t = &mut tails[stream];
-            t.total += data.len();
-            t.pieces.push((attempt, data));
+    logread::lines_before(&f, u64::MAX, |_, line| {
+        if let Some(c) = logread::parse_chunk_if(line, |s| !tails[slot(s)].full) {
+            let t = &mut tails[slot(c.stream)];
+            t.total += c.data.len();
+            t.pieces.push((c.attempt, c.data));
             t.full = t.total > cap;
         }
-        tails.iter().all(|t| t.full)
-    };
-    let mut done = false;
-    'read: while pos > 0 {
-        let start = pos.saturating_sub(BLOCK);
-        let mut block = vec![0u8; usize::try_from(pos - start).unwrap_or(0)];
-        f.seek(SeekFrom::Start(start))?;
-        f.read_exact(&mut block)?;
-        pos = start;
-        block.extend_from_slice(&carry);
-        carry = block;
-        // Every line after the first newline is complete; the part before it waits for the
-        // previous block.
-        while let Some(nl) = carry.iter().rposition(|b| *b == b'\n') {
-            let line = carry.split_off(nl + 1);
-            carry.truncate(nl);
-            if take(&line, &mut tails) {
-                done = true;
-                break 'read;
-            }
+        if tails.iter().all(|t| t.full) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-        if carry.len() > MAX_LINE {
-            break;
-        }
-    }
-    if !done && pos == 0 && !carry.is_empty() {
-        take(&carry, &mut tails);
-    }
+    })?;
     let [out, err] = tails;
     Ok(Tails {
         stdout: render_tail(out, cap),
@@ -286,42 +259,6 @@ fn render_tail(tail: Tail, cap: usize) -> String {
     }
 }
 
-/// The stream (0 stdout, 1 stderr), attempt and bytes of an `exec:chunk` line, when `want`
-/// accepts its stream; none for any other line.
-fn chunk(line: &[u8], want: impl Fn(usize) -> bool) -> Option<(usize, Option<u64>, Vec<u8>)> {
-    const MARK: &[u8] = b"exec:chunk";
-    let has = |m: &[u8]| line.windows(m.len()).any(|w| w == m);
-    if !has(MARK) {
-        return None;
-    }
-    // A cheap look at the stream before parsing: a line of a full stream costs no JSON parse.
-    // The log is compact JSON, and a quote inside `data` is escaped, so the raw key and value
-    // only match the real field.
-    let stream = if has(br#""stream":"stdout""#) {
-        0
-    } else if has(br#""stream":"stderr""#) {
-        1
-    } else {
-        return None;
-    };
-    if !want(stream) {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(line).ok()?;
-    if v["type"] != "exec:chunk" || v["stream"] != ["stdout", "stderr"][stream] {
-        return None;
-    }
-    let data = v["data"].as_str()?;
-    let bytes = if v["encoding"] == "base64" {
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .ok()?
-    } else {
-        data.as_bytes().to_vec()
-    };
-    Some((stream, v["attempt"].as_u64(), bytes))
-}
-
 /// True for the characters XML 1.0 allows in a document.
 fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
@@ -363,6 +300,7 @@ pub fn escape_attr(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use std::io::Write;
 
     #[test]

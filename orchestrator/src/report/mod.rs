@@ -1,8 +1,9 @@
 //! Telling: live progress on stderr, diagnostics (`tracing`), the `events.jsonl` stream, JUnit
-//! reports and stdout for data.
+//! reports, a run's status view and stdout for data.
 
 pub mod events;
 pub mod junit;
 pub mod logging;
 pub mod output;
 pub mod progress;
+pub mod status;
