@@ -22,13 +22,29 @@ pub const PIPELINE_ID: &str = "CODEX_ORCHESTRATOR_PIPELINE_ID";
 pub const MANIFEST_PATH: &str = "CODEX_ORCHESTRATOR_MANIFEST_PATH";
 /// Set for stages: absolute run directory.
 pub const RUN_DIR: &str = "CODEX_ORCHESTRATOR_RUN_DIR";
+/// Set for stages: the peer's package root (also read: where to find it first).
+pub const PACKAGE_ROOT: &str = "CODEX_ORCHESTRATOR_PACKAGE_ROOT";
+/// Set for stages: the `node` binary.
+pub const NODE_BIN: &str = "CODEX_ORCHESTRATOR_NODE_BIN";
+/// Set for stages: the runtime mode in effect.
+pub const RUNTIME_MODE_ACTIVE: &str = "CODEX_ORCHESTRATOR_RUNTIME_MODE_ACTIVE";
+/// Set for stages: the runtime mode in effect (the peer's other spelling).
+pub const CODEX_RUNTIME_MODE: &str = "CODEX_RUNTIME_MODE";
+/// Set for stages: the peer's app-server session id (empty: no app server here).
+pub const APPSERVER_SESSION_ID: &str = "CODEX_ORCHESTRATOR_APPSERVER_SESSION_ID";
+/// `1`/`true`/`yes`/`on`: refuse the package's fallback config (set for stages as `1`/`0`).
+pub const REPO_CONFIG_REQUIRED: &str = "CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED";
+/// Set for stages: `<repo>/design.config.yaml`.
+pub const DESIGN_CONFIG_PATH: &str = "DESIGN_CONFIG_PATH";
+/// Set to `1` for stages of the design pipeline unless already set.
+pub const DESIGN_PIPELINE: &str = "DESIGN_PIPELINE";
 /// Default stage timeout in milliseconds for stages without `timeoutMs`.
 pub const STAGE_TIMEOUT_MS: &str = "CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS";
 /// Cap on chunk events kept in memory per stage (the peer's knob; default 500).
 pub const EXEC_EVENT_MAX_CHUNKS: &str = "CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS";
 /// Grace in milliseconds between SIGTERM and SIGKILL when stopping a stage.
 pub const KILL_GRACE_MS: &str = "CODEX_ORCHESTRATOR_KILL_GRACE_MS";
-/// Runtime mode (`cli` | `appserver`).
+/// Runtime mode (`cli` | `appserver`); set for stages to the mode in effect.
 pub const RUNTIME_MODE: &str = "CODEX_ORCHESTRATOR_RUNTIME_MODE";
 /// `0`/`false`/`off` forbids the appserver -> cli fallback.
 pub const RUNTIME_FALLBACK: &str = "CODEX_ORCHESTRATOR_RUNTIME_FALLBACK";
@@ -40,6 +56,27 @@ pub const CLOUD_FALLBACK: &str = "CODEX_ORCHESTRATOR_CLOUD_FALLBACK";
 pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
 /// Set and not empty: no colour codes in diagnostics (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Names the runner sets for every stage (a stage's `cwd` may use them).
+pub const STAGE_VARIABLES: &[&str] = &[
+    MCP_RUNNER_TASK_ID,
+    TASK_ID,
+    RUN_ID,
+    PIPELINE_ID,
+    MANIFEST_PATH,
+    RUN_DIR,
+    RUNS_DIR,
+    OUT_DIR,
+    ROOT,
+    PACKAGE_ROOT,
+    NODE_BIN,
+    RUNTIME_MODE,
+    RUNTIME_MODE_ACTIVE,
+    CODEX_RUNTIME_MODE,
+    APPSERVER_SESSION_ID,
+    REPO_CONFIG_REQUIRED,
+    DESIGN_CONFIG_PATH,
+];
 
 /// A variable's value, with blank treated as unset (the peer's rule).
 pub fn non_blank(name: &str) -> Option<String> {

@@ -123,6 +123,10 @@ pub struct StartArgs {
     /// Write a JUnit XML report of the run to this file when it ends.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<std::path::PathBuf>,
+    /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
+    /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub repo_config_required: Option<String>,
 }
 
 /// `plan`.
@@ -145,6 +149,10 @@ pub struct PlanArgs {
     /// Accepted for compatibility; the plan does not depend on the task.
     #[arg(long)]
     pub task: Option<String>,
+    /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
+    /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub repo_config_required: Option<String>,
 }
 
 /// `status`.
@@ -200,6 +208,10 @@ pub struct ResumeArgs {
     /// Progress display, as for `start`.
     #[command(flatten)]
     pub progress: ProgressArgs,
+    /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
+    /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub repo_config_required: Option<String>,
 }
 
 /// `cancel`.
@@ -373,6 +385,10 @@ pub struct FlowArgs {
     /// Progress display, as for `start`.
     #[command(flatten)]
     pub progress: ProgressArgs,
+    /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
+    /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub repo_config_required: Option<String>,
 }
 
 impl StartArgs {
@@ -393,6 +409,7 @@ impl StartArgs {
             vars: Vec::new(),
             strict: false,
             junit: None,
+            repo_config_required: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::start::{launch, StartArgs};
 use crate::cli::{ExecArgs, Format};
-use crate::config::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+use crate::config::{CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
 use crate::errors::AppError;
 use crate::exit;
 
@@ -24,8 +24,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
         id: crate::record::layout::slug(&args.command[0]),
         title: args.command.join(" "),
         kind: StageKind::Command(CommandStage {
-            // `$` doubled: the command is taken literally, not as `${NAME}` variables.
-            command: command.replace('$', "$$"),
+            command,
             cwd: args.cwd.clone(),
             env: Vec::new(),
             timeout: None,
@@ -39,6 +38,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
     };
     let config = Config {
         path: "<exec>".into(),
+        source: ConfigSource::Inline,
         default_pipeline: Some("exec".into()),
         runtime_mode: None,
         pipelines: vec![Pipeline {

@@ -13,6 +13,7 @@ pub async fn flow(args: FlowArgs) -> Result<i32, AppError> {
     let mut review_args = StartArgs::for_pipeline("docs-review", args.task.clone(), args.format);
     review_args.vars = args.vars.clone();
     review_args.progress = args.progress;
+    review_args.repo_config_required = args.repo_config_required.clone();
     let review = launch(&review_args, None).await?;
     let mut gate_json = Value::Null;
     let mut code = review.code;
@@ -21,6 +22,7 @@ pub async fn flow(args: FlowArgs) -> Result<i32, AppError> {
             StartArgs::for_pipeline("implementation-gate", args.task.clone(), args.format);
         gate_args.vars = args.vars.clone();
         gate_args.progress = args.progress;
+        gate_args.repo_config_required = args.repo_config_required.clone();
         let gate = launch(&gate_args, None).await?;
         code = gate.code;
         gate_json = gate.json;

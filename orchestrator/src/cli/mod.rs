@@ -11,6 +11,7 @@ pub mod plan;
 pub mod report;
 pub mod resume;
 pub mod runs;
+pub mod setup;
 pub mod start;
 pub mod status;
 

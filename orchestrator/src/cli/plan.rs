@@ -9,11 +9,9 @@ use crate::{exit, plan};
 pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    let loaded = crate::config::load(&roots.config_path(), args.strict)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
-    let config = loaded.config;
+    let config =
+        super::setup::load_config(&roots, args.strict, args.repo_config_required.as_deref())?
+            .config;
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let vars = plan::parse_cli_vars(&args.vars)?;
     let plan = plan::build(&config, pipeline, &vars, args.concurrency)?;

@@ -26,11 +26,9 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             return Err(AppError::Conflict("Resume token mismatch.".into()));
         }
     }
-    let loaded = crate::config::load(&roots.config_path(), false)?;
-    for w in &loaded.warnings {
-        eprintln!("warning: {w}");
-    }
-    let config = Arc::new(loaded.config);
+    let chosen =
+        super::setup::load_config(&roots, false, args.repo_config_required.as_deref())?;
+    let config = Arc::new(chosen.config);
     let pipeline = config.pipeline(&manifest.pipeline_id).ok_or_else(|| {
         AppError::Conflict(format!(
             "cannot resume run `{}`: pipeline `{}` is no longer in `{}`",
@@ -105,12 +103,21 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         )));
     }
     super::common::note_runtime_fallback(&runtime);
+    let peer_env = super::setup::peer_env(
+        &roots,
+        &config,
+        &plan.pipeline.id,
+        chosen.package,
+        runtime.mode.as_str(),
+        chosen.required,
+    );
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
     let ctx = Arc::new(Ctx {
         roots,
         config: config.clone(),
         task: manifest.task_id.clone(),
         cli_vars,
+        peer_env,
         concurrency_flag: args.concurrency,
         approval_policy: manifest.approval_policy.clone(),
         runtime,

@@ -44,16 +44,22 @@ pub async fn launch(
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     let task = super::common::task_id(args.task.as_deref())?;
-    let config = match config {
-        Some(c) => Arc::new(c),
-        None => {
-            let loaded = crate::config::load(&roots.config_path(), args.strict)?;
-            for w in &loaded.warnings {
-                eprintln!("warning: {w}");
-            }
-            Arc::new(loaded.config)
-        }
+    let chosen = match config {
+        Some(config) => super::setup::Chosen {
+            config,
+            package: None,
+            required: crate::config::package::repo_config_required(
+                args.repo_config_required.as_deref(),
+            )
+            .map_err(AppError::Usage)?,
+        },
+        None => super::setup::load_config(
+            &roots,
+            args.strict,
+            args.repo_config_required.as_deref(),
+        )?,
     };
+    let config = Arc::new(chosen.config);
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
     let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
@@ -101,12 +107,21 @@ pub async fn launch(
     if execution.cloud_fallback.is_some() {
         eprintln!("note: cloud execution is not available; running in mcp mode (recorded in cloud_fallback)");
     }
+    let peer_env = super::setup::peer_env(
+        &roots,
+        &config,
+        &plan.pipeline.id,
+        chosen.package,
+        runtime.mode.as_str(),
+        chosen.required,
+    );
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
     let ctx = Arc::new(Ctx {
         roots,
         config,
         task,
         cli_vars,
+        peer_env,
         concurrency_flag: args.concurrency,
         approval_policy: args.approval_policy.clone(),
         runtime,

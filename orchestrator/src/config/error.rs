@@ -26,6 +26,23 @@ pub enum ConfigError {
         /// What the parser said.
         message: String,
     },
+    /// No repo config and `--repo-config-required` (the peer's wording, which scripts match).
+    #[error("Repo-local codex.orchestrator.json is required when CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED=1. Expected: {}.", path.display())]
+    RepoConfigRequired {
+        /// Where the repo config was expected.
+        path: PathBuf,
+    },
+    /// No repo config and no package config to fall back to.
+    #[error("no config: `{}` does not exist{}", path.display(), match package {
+        Some(p) => format!(" and the package at `{}` has no codex.orchestrator.json", p.display()),
+        None => " and the peer package (@kbediako/codex-orchestrator), whose config would be used instead, was not found".to_owned(),
+    })]
+    Missing {
+        /// Where the repo config was expected.
+        path: PathBuf,
+        /// The package found, when one was.
+        package: Option<PathBuf>,
+    },
     /// The JSON does not describe a valid config.
     #[error("`{}`: {location}: {message}", path.display())]
     Invalid {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{list, ConfigError, Loc};
-use super::model::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+use super::model::{CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
 use super::suggest::did_you_mean;
 use super::validate;
 
@@ -289,6 +289,7 @@ impl Walker {
             pipelines.push(self.pipeline(p, i, &stage_sets)?);
         }
         Ok(Config {
+            source: ConfigSource::Repo,
             path: self.path.clone(),
             default_pipeline,
             runtime_mode,

@@ -1,6 +1,7 @@
 //! Loading and validating `codex.orchestrator.json`.
 
 pub mod error;
+pub mod package;
 pub mod load;
 pub mod model;
 #[cfg(test)]
@@ -11,4 +12,4 @@ pub mod vars;
 
 pub use error::ConfigError;
 pub use load::{load, parse, Loaded};
-pub use model::{CommandStage, Config, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+pub use model::{CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};

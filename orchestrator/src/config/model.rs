@@ -11,12 +11,46 @@ use crate::graph::{GraphError, Node, StageGraph};
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
+    /// Whose config it is: the repository's, or the peer package's fallback.
+    pub source: ConfigSource,
     /// `defaultPipeline`.
     pub default_pipeline: Option<String>,
     /// `runtimeMode`, trimmed and lower-cased (`cli` | `appserver`).
     pub runtime_mode: Option<String>,
     /// Pipelines in file order, stage sets expanded.
     pub pipelines: Vec<Pipeline>,
+}
+
+/// Whose config a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigSource {
+    /// The repository's `codex.orchestrator.json` (or `CODEX_ORCHESTRATOR_REPO_CONFIG_PATH`).
+    #[default]
+    Repo,
+    /// The peer package's own config, used because the repository has none.
+    Package,
+    /// Built in memory (`exec`).
+    Inline,
+}
+
+impl ConfigSource {
+    /// The peer's name for it in `plan` (`pipeline.source`): `user` for a repo config,
+    /// `default` for the package's.
+    pub fn peer_name(self) -> &'static str {
+        match self {
+            ConfigSource::Repo => "user",
+            ConfigSource::Package => "default",
+            ConfigSource::Inline => "inline",
+        }
+    }
+    /// Our name for it (the manifest's `config_source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigSource::Repo => "repo",
+            ConfigSource::Package => "package",
+            ConfigSource::Inline => "inline",
+        }
+    }
 }
 
 impl Config {

@@ -1,17 +1,20 @@
-//! `${NAME}` variables in commands, cwd and env values. Sources, first match wins: `--var`,
-//! the pipeline's `vars`, then the environment (the runner's, plus the `CODEX_ORCHESTRATOR_*`
-//! values of the run). `$$` is a literal `$`; any other `$` is left for the shell, and so is
-//! a `${...}` that is not a plain name (`${VAR:-default}`, `${#VAR}`, `${1}`): those are shell
-//! parameter expansions that peer configs use, and the shell expands them at run time.
+//! Runner variables (`--var NAME=VALUE`, pipeline `vars`): their names, and `${NAME}` in a
+//! stage's `cwd`.
+//!
+//! A stage's `command` is never rewritten: it reaches `sh -c` exactly as written, and runner
+//! variables reach it through the environment, so `${NAME}`, `$NAME`, loop and local
+//! variables and `$$` all mean what the shell says (as on the peer). `env` values are literal,
+//! as on the peer. Only `cwd` is read by the runner rather than a shell, so only there does the
+//! runner expand `${NAME}` itself, from the variables the stage sees.
 
-/// A problem with a variable reference.
+/// A problem with a variable reference in `cwd`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VarError {
     /// No source defines it.
-    #[error("undefined variable `${{{0}}}` (define it with --var {0}=VALUE, the pipeline's `vars`, or the environment)")]
+    #[error("undefined variable `${{{0}}}` (define it with --var {0}=VALUE, the pipeline's `vars`, the stage's `env`, or the environment)")]
     Undefined(String),
     /// `${` without `}`.
-    #[error("unterminated `${{` (write `$$` for a literal `$`)")]
+    #[error("unterminated `${{`")]
     Unterminated,
 }
 
@@ -22,32 +25,22 @@ pub fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Replaces every `${NAME}` with `lookup(NAME)` and `$$` with `$`; other `${...}` stay as
-/// they are, for the shell.
-pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, VarError> {
+/// Replaces every `${NAME}` (a plain name) in a `cwd` with `lookup(NAME)`. Nothing else is
+/// special: a path has no shell to interpret `$X`, `${X:-d}` or `$$`, so they stay as written.
+pub fn expand_cwd(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, VarError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(i) = rest.find('$') {
+    while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix('{') {
-            let end = tail.find('}').ok_or(VarError::Unterminated)?;
-            let name = &tail[..end];
-            if is_name(name) {
-                out.push_str(&lookup(name).ok_or_else(|| VarError::Undefined(name.to_owned()))?);
-            } else {
-                out.push_str("${");
-                out.push_str(name);
-                out.push('}');
-            }
-            rest = &tail[end + 1..];
+        let tail = &rest[i + 2..];
+        let end = tail.find('}').ok_or(VarError::Unterminated)?;
+        let name = &tail[..end];
+        if is_name(name) {
+            out.push_str(&lookup(name).ok_or_else(|| VarError::Undefined(name.to_owned()))?);
         } else {
-            out.push('$');
-            rest = after;
+            out.push_str(&rest[i..i + 2 + end + 1]);
         }
+        rest = &tail[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
@@ -66,44 +59,28 @@ mod tests {
     }
 
     #[test]
-    fn expands_braced_names_and_literal_dollars() {
+    fn expands_braced_names_only() {
         assert_eq!(
-            expand("echo ${A} ${LONG_name2}", look).as_deref(),
-            Ok("echo 1 x y")
+            expand_cwd("out/${A}/${LONG_name2}", look).as_deref(),
+            Ok("out/1/x y")
         );
-        assert_eq!(
-            expand("cost $$5 and $HOME $1", look).as_deref(),
-            Ok("cost $5 and $HOME $1")
-        );
-        assert_eq!(expand("$${A}", look).as_deref(), Ok("${A}"));
-        assert_eq!(expand("tail $", look).as_deref(), Ok("tail $"));
+        for literal in ["$$", "$A", "${A:-x}", "${#A}", "${}", "tail $", "a$$b"] {
+            assert_eq!(expand_cwd(literal, look).as_deref(), Ok(literal), "{literal}");
+        }
     }
 
     #[test]
     fn rejects_undefined_and_malformed() {
         assert_eq!(
-            expand("${NOPE}", look),
+            expand_cwd("${NOPE}", look),
             Err(VarError::Undefined("NOPE".into()))
         );
-        assert_eq!(expand("${A", look), Err(VarError::Unterminated));
+        assert_eq!(expand_cwd("${A", look), Err(VarError::Unterminated));
     }
 
     #[test]
-    fn shell_parameter_expansions_are_left_for_the_shell() {
-        for text in [
-            "${NOPE:-x}",
-            "${#NOPE}",
-            "${1}",
-            "${A%.*}",
-            "${}",
-            "${A:+y} ${A}",
-        ] {
-            let expected = text.replace("} ${A}", "} 1");
-            assert_eq!(
-                expand(text, look).as_deref(),
-                Ok(expected.as_str()),
-                "{text}"
-            );
-        }
+    fn names() {
+        assert!(is_name("_a1") && is_name("A"));
+        assert!(!is_name("1a") && !is_name("") && !is_name("a-b"));
     }
 }

@@ -10,6 +10,7 @@ use exec::CancelRequest;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::engine::peer_env::PeerEnv;
 use crate::errors::AppError;
 use crate::modes::{ExecutionDecision, RuntimeDecision};
 use crate::record::layout::Roots;
@@ -26,6 +27,8 @@ pub struct Ctx {
     pub task: String,
     /// `--var` values.
     pub cli_vars: Vec<(String, String)>,
+    /// The peer's stage variables (package root, node, runtime mode, ...).
+    pub peer_env: PeerEnv,
     /// `--concurrency`.
     pub concurrency_flag: Option<u32>,
     /// `--approval-policy`.

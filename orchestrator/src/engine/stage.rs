@@ -321,6 +321,11 @@ fn classify(run: &RunState, cmd: &CommandStage, result: &ExecResult) -> (Command
             None => format!("Cancelled — {summary}"),
         };
     }
+    if !result.succeeded() {
+        if let Some(hint) = run.ctx.peer_env.missing_package_hint(&cmd.command) {
+            summary = format!("{summary} ({hint})");
+        }
+    }
     let event = if result.succeeded() {
         CommandEvent::Succeed
     } else if cmd.allow_failure && !cancelled {

@@ -16,6 +16,7 @@ use shared_manifest::Persister;
 use crate::config::CommandStage;
 use crate::control::lock::RunLock;
 use crate::engine::context::Ctx;
+use crate::env_vars as ev;
 use crate::errors::AppError;
 use crate::plan::Plan;
 use crate::record::layout::RunDir;
@@ -112,67 +113,49 @@ impl RunState {
         }
     }
 
-    /// `${NAME}` lookup for this run: `--var`, pipeline `vars`, the run's own variables, then
-    /// the environment.
-    fn var(&self, name: &str) -> Option<String> {
-        let ctx = &self.ctx;
-        ctx.cli_vars
-            .iter()
-            .chain(self.plan.pipeline.vars.iter())
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                self.stage_env()
-                    .into_iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v)
-            })
-            .or_else(|| std::env::var(name).ok())
-    }
-
-    /// The peer's stage environment for this run.
-    pub fn stage_env(&self) -> Vec<(String, String)> {
+    /// The variables the runner sets for every stage of this run (the peer's names).
+    pub fn run_env(&self) -> Vec<(String, String)> {
         let ctx = &self.ctx;
         let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        vec![
-            ("MCP_RUNNER_TASK_ID".into(), ctx.task.clone()),
-            ("CODEX_ORCHESTRATOR_TASK_ID".into(), ctx.task.clone()),
-            ("CODEX_ORCHESTRATOR_RUN_ID".into(), self.dir.run_id.clone()),
-            (
-                "CODEX_ORCHESTRATOR_PIPELINE_ID".into(),
-                self.plan.pipeline.id.clone(),
-            ),
-            (
-                "CODEX_ORCHESTRATOR_MANIFEST_PATH".into(),
-                s(&self.dir.manifest()),
-            ),
-            ("CODEX_ORCHESTRATOR_RUN_DIR".into(), s(&self.dir.dir)),
-            ("CODEX_ORCHESTRATOR_RUNS_DIR".into(), s(&ctx.roots.runs)),
-            ("CODEX_ORCHESTRATOR_OUT_DIR".into(), s(&ctx.roots.out)),
-            ("CODEX_ORCHESTRATOR_ROOT".into(), s(&ctx.roots.repo)),
-        ]
+        let mut env = vec![
+            (ev::MCP_RUNNER_TASK_ID.into(), ctx.task.clone()),
+            (ev::TASK_ID.into(), ctx.task.clone()),
+            (ev::RUN_ID.into(), self.dir.run_id.clone()),
+            (ev::PIPELINE_ID.into(), self.plan.pipeline.id.clone()),
+            (ev::MANIFEST_PATH.into(), s(&self.dir.manifest())),
+            (ev::RUN_DIR.into(), s(&self.dir.dir)),
+            (ev::RUNS_DIR.into(), s(&ctx.roots.runs)),
+            (ev::OUT_DIR.into(), s(&ctx.roots.out)),
+            (ev::ROOT.into(), s(&ctx.roots.repo)),
+        ];
+        env.extend(ctx.peer_env.for_pipeline(&self.plan.pipeline.id));
+        env
     }
 
-    /// The command, cwd and environment of a stage with variables resolved.
+    /// A stage's command, cwd and environment. The command is passed on exactly as written;
+    /// the environment is, in order (a later value of a name wins): the run's variables, the
+    /// runner variables (`vars`, `--var`), the stage's `env` (literal). `${NAME}` in `cwd` is
+    /// looked up in that environment, then in the runner's own.
     pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
-        let look = |n: &str| self.var(n);
-        let command = crate::config::vars::expand(&cmd.command, look).map_err(|e| e.to_string())?;
+        let mut env = self.run_env();
+        env.extend(self.plan.vars.iter().cloned());
+        env.extend(cmd.env.iter().cloned());
         let cwd = match &cmd.cwd {
-            Some(c) => self
-                .ctx
-                .roots
-                .repo
-                .join(crate::config::vars::expand(c, look).map_err(|e| e.to_string())?),
+            Some(c) => {
+                let look = |name: &str| {
+                    env.iter()
+                        .rev()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .or_else(|| std::env::var(name).ok())
+                };
+                let expanded = crate::config::vars::expand_cwd(c, look)
+                    .map_err(|e| format!("cwd `{c}`: {e}"))?;
+                self.ctx.roots.repo.join(expanded)
+            }
             None => self.ctx.roots.repo.clone(),
         };
-        let mut env = self.stage_env();
-        for (k, v) in &cmd.env {
-            env.push((
-                k.clone(),
-                crate::config::vars::expand(v, look).map_err(|e| e.to_string())?,
-            ));
-        }
-        Ok((command, cwd, env))
+        Ok((cmd.command.clone(), cwd, env))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Turning a validated pipeline into a `Plan`: the stage graph, the concurrency cap and the
-//! variable sources, with every `${NAME}` checked before anything runs.
+//! runner variables, with every `${NAME}` of a `cwd` checked before anything runs (commands
+//! are the shell's: the runner never reads or rewrites them).
 
 use std::sync::Arc;
 
@@ -10,20 +11,6 @@ use crate::config::vars;
 use crate::config::{Config, ConfigError, Pipeline, StageKind};
 use crate::errors::AppError;
 use crate::graph::StageGraph;
-
-/// Names the runner defines for every stage; `${NAME}` may use them although they are only
-/// known once the run exists.
-pub const RUN_VARIABLES: &[&str] = &[
-    "MCP_RUNNER_TASK_ID",
-    "CODEX_ORCHESTRATOR_TASK_ID",
-    "CODEX_ORCHESTRATOR_RUN_ID",
-    "CODEX_ORCHESTRATOR_PIPELINE_ID",
-    "CODEX_ORCHESTRATOR_MANIFEST_PATH",
-    "CODEX_ORCHESTRATOR_RUN_DIR",
-    "CODEX_ORCHESTRATOR_RUNS_DIR",
-    "CODEX_ORCHESTRATOR_OUT_DIR",
-    "CODEX_ORCHESTRATOR_ROOT",
-];
 
 /// A pipeline ready to run.
 #[derive(Debug, Clone)]
@@ -36,6 +23,9 @@ pub struct Plan {
     pub concurrency: usize,
     /// Where the concurrency came from (`flag`, `pipeline`, `default`).
     pub concurrency_source: &'static str,
+    /// Runner variables exported to every stage: the pipeline's `vars`, each overridden by a
+    /// `--var` of the same name, then the other `--var`s, in the order given.
+    pub vars: Vec<(String, String)>,
 }
 
 /// Parses `--var NAME=VALUE` arguments.
@@ -70,15 +60,6 @@ pub fn select<'c>(config: &'c Config, arg: Option<&str>) -> Result<&'c Pipeline,
     })
 }
 
-/// Value of `${NAME}`: `--var`, then the pipeline's `vars`, then the environment.
-pub fn lookup(cli: &[(String, String)], pipeline: &Pipeline, name: &str) -> Option<String> {
-    cli.iter()
-        .chain(pipeline.vars.iter())
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
-        .or_else(|| std::env::var(name).ok())
-}
-
 /// Builds the plan of `pipeline` and checks the variables of it and every sub-pipeline it runs.
 pub fn build(
     config: &Config,
@@ -86,7 +67,8 @@ pub fn build(
     cli_vars: &[(String, String)],
     concurrency_flag: Option<u32>,
 ) -> Result<Plan, AppError> {
-    check_vars(config, pipeline, cli_vars)?;
+    let vars = runner_vars(pipeline, cli_vars);
+    check_cwd_vars(config, pipeline, cli_vars)?;
     let graph = pipeline.graph().map_err(|e| {
         AppError::Config(ConfigError::Invalid {
             path: config.path.clone(),
@@ -114,10 +96,27 @@ pub fn build(
         graph,
         concurrency,
         concurrency_source,
+        vars,
     })
 }
 
-fn check_vars(
+/// The pipeline's `vars` with `--var` values laid over them (a `--var` wins over the pipeline
+/// value of the same name, and one given twice keeps its last value).
+pub fn runner_vars(pipeline: &Pipeline, cli: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pipeline.vars.clone();
+    for (name, value) in cli {
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value.clone(),
+            None => out.push((name.clone(), value.clone())),
+        }
+    }
+    out
+}
+
+/// Checks every `${NAME}` of every `cwd` in `pipeline` and the sub-pipelines it runs: a name
+/// must be a runner variable, a key of the stage's `env`, one the runner sets for every stage,
+/// or in the environment. Commands and `env` values are not read (the shell's, and literal).
+fn check_cwd_vars(
     config: &Config,
     pipeline: &Pipeline,
     cli: &[(String, String)],
@@ -130,33 +129,27 @@ fn check_vars(
             continue;
         }
         seen.push(&p.id);
+        let vars = runner_vars(p, cli);
         for s in &p.stages {
             match &s.kind {
                 StageKind::Command(c) => {
+                    let Some(cwd) = &c.cwd else { continue };
                     let look = |name: &str| {
-                        lookup(cli, p, name)
-                            .or_else(|| RUN_VARIABLES.contains(&name).then(String::new))
+                        let defined = vars.iter().chain(&c.env).any(|(n, _)| n == name)
+                            || crate::env_vars::STAGE_VARIABLES.contains(&name)
+                            || std::env::var_os(name).is_some();
+                        defined.then(String::new)
                     };
-                    let mut fields: Vec<(String, &str)> =
-                        vec![("command".into(), c.command.as_str())];
-                    if let Some(cwd) = &c.cwd {
-                        fields.push(("cwd".into(), cwd));
-                    }
-                    for (k, v) in &c.env {
-                        fields.push((format!("env.{k}"), v));
-                    }
-                    for (field, text) in fields {
-                        if let Err(e) = vars::expand(text, look) {
-                            return Err(AppError::Config(ConfigError::Invalid {
-                                path: config.path.clone(),
-                                location: Loc::root()
-                                    .with("pipeline", &p.id)
-                                    .with("stage", &s.id)
-                                    .field(&field)
-                                    .render(),
-                                message: e.to_string(),
-                            }));
-                        }
+                    if let Err(e) = vars::expand_cwd(cwd, look) {
+                        return Err(AppError::Config(ConfigError::Invalid {
+                            path: config.path.clone(),
+                            location: Loc::root()
+                                .with("pipeline", &p.id)
+                                .with("stage", &s.id)
+                                .field("cwd")
+                                .render(),
+                            message: e.to_string(),
+                        }));
                     }
                 }
                 StageKind::Subpipeline { pipeline, .. } => {
@@ -203,6 +196,14 @@ impl Plan {
                     }),
                 };
                 let obj = v.as_object_mut().expect("built as an object");
+                if let StageKind::Command(c) = &s.kind {
+                    let vars: serde_json::Map<String, Value> = self
+                        .stage_vars(c)
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    obj.insert("variables".into(), Value::Object(vars));
+                }
                 obj.insert("dependsOn".into(), json!(deps));
                 obj.insert("level".into(), json!(self.graph.levels[i]));
                 obj.insert("onFailure".into(), json!(s.on_failure.as_str()));
@@ -268,6 +269,27 @@ impl Plan {
                     format!(" after {}", deps.join(", "))
                 };
                 out.push_str(&format!("  {:02} {} — {}{}\n", i + 1, s.id, what, after));
+                if let StageKind::Command(c) = &s.kind {
+                    let vars = self.stage_vars(c);
+                    if !vars.is_empty() {
+                        let list: Vec<String> =
+                            vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        out.push_str(&format!("      vars: {}\n", list.join(" ")));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The variables a command stage gets beyond the run's own: the runner variables, then
+    /// its `env` (a name in both shows the stage's value, which is what the shell sees).
+    pub fn stage_vars(&self, c: &crate::config::CommandStage) -> Vec<(String, String)> {
+        let mut out = self.vars.clone();
+        for (k, v) in &c.env {
+            match out.iter_mut().find(|(n, _)| n == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => out.push((k.clone(), v.clone())),
             }
         }
         out

@@ -3,4 +3,4 @@
 pub mod build;
 
 pub use crate::graph::{GraphError, StageGraph};
-pub use build::{build, lookup, parse_cli_vars, select, Plan};
+pub use build::{build, parse_cli_vars, runner_vars, select, Plan};

@@ -152,38 +152,6 @@ fn skip_dependents_records_the_reason() {
     );
 }
 
-#[test]
-fn variables_from_each_source() {
-    let env = TestEnv::new()
-        .config(r#"{"pipelines":[{"id":"p","vars":{"FROM_PIPE":"pipe","BOTH":"pipe"},"stages":[{"kind":"command","id":"v",
-          "command":"echo ${FROM_CLI} ${FROM_PIPE} ${FROM_ENV} ${BOTH} '$$HOME'-literal > out.txt; echo \"$STAGE_VAR\" >> out.txt",
-          "env":{"STAGE_VAR":"${FROM_PIPE}-${CODEX_ORCHESTRATOR_PIPELINE_ID}"}}]}]}"#)
-        .env("FROM_ENV", "env");
-    let out = env.start("p", &["--var", "FROM_CLI=cli", "--var", "BOTH=cli"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let text = std::fs::read_to_string(env.path().join("out.txt")).expect("out");
-    assert_eq!(text, "cli pipe env cli $HOME-literal\npipe-p\n");
-    let m = env.manifest(&out.run_id());
-    assert_eq!(
-        m["commands"][0]["command"],
-        "echo cli pipe env cli '$HOME'-literal > out.txt; echo \"$STAGE_VAR\" >> out.txt",
-        "the manifest records the resolved command"
-    );
-}
-
-#[test]
-fn shell_parameter_expansions_reach_the_shell_untouched() {
-    // Peer configs use these; they are the shell's, not undefined variables of ours.
-    let env = TestEnv::new().config(
-        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"v",
-          "command":"X=abc.txt; echo ${NOPE:-fallback} ${#X} ${X%.txt} > out.txt"}]}]}"#,
-    );
-    let out = env.start("p", &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let text = std::fs::read_to_string(env.path().join("out.txt")).expect("out");
-    assert_eq!(text, "fallback 7 abc\n");
-}
-
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
 

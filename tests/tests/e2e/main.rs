@@ -10,6 +10,7 @@ mod graph;
 mod history;
 mod resume;
 mod run_basics;
+mod shell;
 mod signals;
 mod status_plan;
 mod verbs;

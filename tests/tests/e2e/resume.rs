@@ -655,9 +655,9 @@ fn a_cancel_in_control_json_stops_the_run_between_stages_once() {
 fn resume_kills_a_setsid_daemon_that_left_the_stage_group() {
     // A daemon outside the stage's process group: no group signal reaches it, but it carries
     // the run's CODEX_ORCHESTRATOR_RUN_ID, which resume looks for. It writes its pid only once
-    // it has its own session (`$$$$` is the shell's `$$`).
+    // it has its own session.
     let env = TestEnv::new().config(r#"{"pipelines":[{"id":"p","stages":[
-      {"kind":"command","id":"s","command":"test -f resumed && exit 0; setsid sh -c 'echo $$$$ > d.tmp; mv d.tmp daemon.pid; exec sleep 60' & wait"}]}]}"#);
+      {"kind":"command","id":"s","command":"test -f resumed && exit 0; setsid sh -c 'echo $$ > d.tmp; mv d.tmp daemon.pid; exec sleep 60' & wait"}]}]}"#);
     let runner = spawn_runner(&env);
     let daemon = wait_for_pid(&env, "daemon.pid");
     let id = wait_for_run(&env, "p", |_| true);

@@ -37,7 +37,7 @@ fn cancel_with(sig: Signal, expected: i32) {
     // nothing, the stage ignores SIGTERM (so the grace and SIGKILL path is exercised).
     let env = TestEnv::new()
         .config(r#"{"pipelines":[{"id":"p","stages":[
-          {"kind":"command","id":"wait","command":"trap '' TERM; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; echo $$$$ > s.tmp; mv s.tmp stage.pid; wait"},
+          {"kind":"command","id":"wait","command":"trap '' TERM; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; echo $$ > s.tmp; mv s.tmp stage.pid; wait"},
           {"kind":"command","id":"never","command":"touch never-ran"}]}]}"#)
         .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "300");
     let cgroup = Cgroup::new(&format!("{sig}"));
