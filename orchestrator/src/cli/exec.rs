@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::start::{launch, StartArgs};
 use crate::cli::{ExecArgs, Format};
-use crate::config::{CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+use crate::config::{
+    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
+};
 use crate::errors::AppError;
 use crate::exit;
 

@@ -26,8 +26,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             return Err(AppError::Conflict("Resume token mismatch.".into()));
         }
     }
-    let chosen =
-        super::setup::load_config(&roots, false, args.repo_config_required.as_deref())?;
+    let chosen = super::setup::load_config(&roots, false, args.repo_config_required.as_deref())?;
     let config = Arc::new(chosen.config);
     let pipeline = config.pipeline(&manifest.pipeline_id).ok_or_else(|| {
         AppError::Conflict(format!(

@@ -53,11 +53,9 @@ pub async fn launch(
             )
             .map_err(AppError::Usage)?,
         },
-        None => super::setup::load_config(
-            &roots,
-            args.strict,
-            args.repo_config_required.as_deref(),
-        )?,
+        None => {
+            super::setup::load_config(&roots, args.strict, args.repo_config_required.as_deref())?
+        }
     };
     let config = Arc::new(chosen.config);
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{list, ConfigError, Loc};
-use super::model::{CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+use super::model::{
+    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
+};
 use super::suggest::did_you_mean;
 use super::validate;
 

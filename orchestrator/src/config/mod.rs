@@ -1,9 +1,9 @@
 //! Loading and validating `codex.orchestrator.json`.
 
 pub mod error;
-pub mod package;
 pub mod load;
 pub mod model;
+pub mod package;
 #[cfg(test)]
 mod props;
 mod suggest;
@@ -12,4 +12,6 @@ pub mod vars;
 
 pub use error::ConfigError;
 pub use load::{load, parse, Loaded};
-pub use model::{CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind};
+pub use model::{
+    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
+};

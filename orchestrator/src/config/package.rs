@@ -168,7 +168,13 @@ mod tests {
 
     #[test]
     fn boolean_values_as_the_peer_reads_them() {
-        for (v, want) in [("1", true), ("Yes", true), (" on ", true), ("0", false), ("off", false)] {
+        for (v, want) in [
+            ("1", true),
+            ("Yes", true),
+            (" on ", true),
+            ("0", false),
+            ("off", false),
+        ] {
             assert_eq!(repo_config_required(Some(v)), Ok(want), "{v}");
         }
         assert!(repo_config_required(Some("maybe")).is_err());

@@ -65,7 +65,11 @@ mod tests {
             Ok("out/1/x y")
         );
         for literal in ["$$", "$A", "${A:-x}", "${#A}", "${}", "tail $", "a$$b"] {
-            assert_eq!(expand_cwd(literal, look).as_deref(), Ok(literal), "{literal}");
+            assert_eq!(
+                expand_cwd(literal, look).as_deref(),
+                Ok(literal),
+                "{literal}"
+            );
         }
     }
 

@@ -49,7 +49,10 @@ impl PeerEnv {
     /// The variables for a stage of pipeline `pipeline_id`, in the peer's order.
     pub fn for_pipeline(&self, pipeline_id: &str) -> Vec<(String, String)> {
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        let mut env = vec![(ev::DESIGN_CONFIG_PATH.to_owned(), s(&self.design_config_path))];
+        let mut env = vec![(
+            ev::DESIGN_CONFIG_PATH.to_owned(),
+            s(&self.design_config_path),
+        )];
         // The peer marks a run of its design pipeline so the design scripts know they run
         // inside it, unless the caller decided already.
         if pipeline_id == design_pipeline_id() && std::env::var_os(ev::DESIGN_PIPELINE).is_none() {

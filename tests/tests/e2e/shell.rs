@@ -7,7 +7,11 @@ use crate::harness::TestEnv;
 /// Runs pipeline `p` of `config` (one stage writing `out.txt`) and returns `out.txt`.
 fn shell_output(env: &TestEnv, extra: &[&str]) -> String {
     let out = env.start("p", extra);
-    assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
     std::fs::read_to_string(env.path().join("out.txt")).expect("the stage wrote out.txt")
 }
 
@@ -24,7 +28,10 @@ fn one_stage(command: &str, env_json: &str) -> String {
 fn loop_variables_are_the_shells() {
     // The caller's `f` must not replace the loop's: the runner does not substitute.
     let env = TestEnv::new()
-        .config(&one_stage("for f in a b; do echo item-${f}; done > out.txt", ""))
+        .config(&one_stage(
+            "for f in a b; do echo item-${f}; done > out.txt",
+            "",
+        ))
         .env("f", "OUTER");
     assert_eq!(shell_output(&env, &[]), "item-a\nitem-b\n");
 }
@@ -41,7 +48,10 @@ fn a_local_assignment_wins_over_a_caller_variable_of_the_same_name() {
 fn double_dollar_is_the_shells_pid() {
     let env = TestEnv::new().config(&one_stage("echo $$ > out.txt", ""));
     let text = shell_output(&env, &[]);
-    let pid: u32 = text.trim().parse().unwrap_or_else(|_| panic!("a pid: {text:?}"));
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a pid: {text:?}"));
     assert!(pid > 1, "{text}");
 }
 
@@ -126,7 +136,9 @@ fn plan_shows_each_stages_variables() {
           {"kind":"command","id":"s","command":"echo $A","env":{"B":"stage"}},
           {"kind":"command","id":"t","command":"echo $B"}]}]}"#,
     );
-    let out = env.cli(["plan", "p", "--format", "json", "--var", "A=cli", "--var", "C=3"]);
+    let out = env.cli([
+        "plan", "p", "--format", "json", "--var", "A=cli", "--var", "C=3",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let j = out.json();
     assert_eq!(
@@ -139,5 +151,9 @@ fn plan_shows_each_stages_variables() {
     );
     let text = env.cli(["plan", "p", "--var", "A=cli"]);
     assert_eq!(text.code, 0, "{}", text.stderr);
-    assert!(text.stdout.contains("vars: A=cli B=stage"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("vars: A=cli B=stage"),
+        "{}",
+        text.stdout
+    );
 }
