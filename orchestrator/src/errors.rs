@@ -39,6 +39,9 @@ pub enum AppError {
     /// A stage log could not be written.
     #[error("cannot write a stage log")]
     Exec(#[from] exec::ExecError),
+    /// The result could not be written to stdout (exit 4, like storage: an I/O failure).
+    #[error(transparent)]
+    Output(#[from] crate::console::StdoutError),
     /// A bug: a stage task panicked. (An illegal state transition arrives as
     /// `Persist(PersistError::Apply)`.) The run is recorded failed with `internal-error`.
     #[error("internal error: {0}")]
@@ -75,7 +78,8 @@ impl AppError {
             AppError::Storage { .. }
             | AppError::Write(_)
             | AppError::Persist(_)
-            | AppError::Exec(_) => exit::STORAGE,
+            | AppError::Exec(_)
+            | AppError::Output(_) => exit::STORAGE,
             AppError::Internal(_) => exit::RUN_FAILED,
         }
     }

@@ -8,10 +8,15 @@
 //! `cli` (clap types, the verbs) -> `engine` (run lifecycle, scheduler, stages) ->
 //! `control` (locks, signals, `control.json`), `plan`, `report` (progress, events, JUnit),
 //! `history` (run index), `record` (run layout and side files) -> `config` -> leaves
-//! (`graph`, `modes`, `errors`, `exit`, `env_vars`, `time`).
+//! (`graph`, `modes`, `errors`, `exit`, `env_vars`, `time`, `console`: the process's stdout and
+//! stderr, written only there).
+
+// Output goes through `console`: the print macros panic when a write fails.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod engine;
 pub mod env_vars;

@@ -10,9 +10,9 @@ pub fn cancel(args: CancelArgs) -> Result<i32, AppError> {
     let (_, manifest) = super::common::locate_run(&args.run, args.task.as_deref())?;
     let pid = crate::control::cancel::request(&manifest, &args.run)
         .map_err(|e| AppError::Conflict(e.one_line()))?;
-    eprintln!(
+    crate::console::err_line(&format!(
         "cancel requested: sent SIGTERM to runner pid {pid} of run {}",
         args.run
-    );
+    ));
     Ok(exit::OK)
 }

@@ -77,7 +77,7 @@ fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf
 /// Says on stderr that `appserver` was asked for and `cli` runs (start and resume alike).
 pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
     if runtime.fallback.occurred {
-        eprintln!("note: runtime mode `appserver` is not available for shell stages; running with `cli` (recorded in runtime_fallback)");
+        crate::console::err_line("note: runtime mode `appserver` is not available for shell stages; running with `cli` (recorded in runtime_fallback)");
     }
 }
 
@@ -132,11 +132,11 @@ pub(crate) async fn finish_run(
 pub(crate) fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), AppError> {
     let roots = report.dir.roots();
     if let Err(e) = crate::history::record_run(roots, &report.manifest, &report.dir.manifest()) {
-        eprintln!(
+        crate::console::err_line(&format!(
             "warning: run `{}` is not in the run history: {}",
             report.manifest.run_id,
             e.one_line()
-        );
+        ));
     }
     if let Some(path) = junit {
         crate::report::junit::write(

@@ -14,9 +14,12 @@ pub fn main_impl() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
-            let _ = e.print();
+            // Help that cannot be written is a lost result, like any other (exit 4).
+            let printed = e.print();
             return if e.use_stderr() {
                 exit::USAGE
+            } else if printed.is_err() {
+                exit::STORAGE
             } else {
                 exit::OK
             };
@@ -29,7 +32,9 @@ pub fn main_impl() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime\n  caused by: {e}");
+            crate::console::err_line(&format!(
+                "error: cannot start the async runtime\n  caused by: {e}"
+            ));
             return exit::STORAGE;
         }
     };
@@ -49,12 +54,22 @@ pub fn main_impl() -> i32 {
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not
     // wait for stray blocking work at shutdown.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             print_error(&e);
             e.exit_code()
         }
+    };
+    // A result that could not be written to stdout (a full disk, EIO; not a reader that left)
+    // turns a success into exit 4; a failure's own code says more and stands.
+    match crate::console::take_stdout_error() {
+        Some(lost) if code == exit::OK => {
+            let e = AppError::from(lost);
+            print_error(&e);
+            e.exit_code()
+        }
+        _ => code,
     }
 }
 
@@ -66,5 +81,5 @@ fn print_error(e: &AppError) {
         text.push_str(&format!("\n  caused by: {s}"));
         source = s.source();
     }
-    eprintln!("{text}");
+    crate::console::err_line(&text);
 }

@@ -3,7 +3,7 @@
 //! from its log (text mode), streamed line by line so memory stays bounded, and its exit code
 //! passes through.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use base64::Engine;
 use serde_json::Value;
@@ -94,7 +94,6 @@ fn log_lines(log: &std::path::Path) -> impl Iterator<Item = String> {
 
 /// Writes the logged stdout and stderr chunks back to our stdout and stderr, in order.
 fn replay(log: &std::path::Path) {
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     for line in log_lines(log) {
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
             continue;
@@ -110,13 +109,12 @@ fn replay(log: &std::path::Path) {
         } else {
             data.as_bytes().to_vec()
         };
-        let _ = if v["stream"] == "stderr" {
-            err.write_all(&bytes)
+        if v["stream"] == "stderr" {
+            crate::console::err_bytes(&bytes);
         } else {
-            out.write_all(&bytes)
-        };
+            crate::console::out_bytes(&bytes);
+        }
     }
-    let _ = out.flush();
 }
 
 /// Quotes arguments for `sh -c` so each reaches the command unchanged.

@@ -27,7 +27,9 @@ pub async fn flow(args: FlowArgs) -> Result<i32, AppError> {
         code = gate.code;
         gate_json = gate.json;
     } else {
-        eprintln!("flow: docs-review did not succeed; implementation-gate not started");
+        crate::console::err_line(
+            "flow: docs-review did not succeed; implementation-gate not started",
+        );
     }
     if args.format == Format::Json {
         crate::report::output::json(&json!({

@@ -44,11 +44,11 @@ fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
         } else {
             "is unfinished and no runner holds it (abandoned; `resume --run` continues it)"
         };
-        eprintln!(
+        crate::console::err_line(&format!(
             "note: run `{}` {why} (status `{}`): the report is partial; running stages are reported as errors (`still running`), stages not started as skipped",
             m.run_id,
             m.status.as_str()
-        );
+        ));
     }
     let xml = crate::report::junit::render(&m, &roots.repo);
     match &a.out {

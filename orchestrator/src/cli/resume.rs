@@ -80,12 +80,12 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     // failed or cancelled one goes on to be resumed, as asked.
     let (manifest, repairs) = crate::engine::repair::complete(&dir, manifest).await?;
     if !repairs.is_empty() {
-        eprintln!(
+        crate::console::err_line(&format!(
             "note: run `{}` had ended {} but its runner stopped before finishing its records; repaired: {}",
             manifest.run_id,
             manifest.status.as_str(),
             repairs.describe()
-        );
+        ));
         if manifest.status == RunStatus::Succeeded {
             let report = crate::engine::state::RunReport { dir, manifest };
             super::common::after_run(&report, None)?;

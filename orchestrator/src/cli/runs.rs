@@ -68,7 +68,7 @@ fn list(roots: &Roots, a: RunsListArgs) -> Result<i32, AppError> {
         &body,
     );
     if rows.is_empty() {
-        eprintln!("no recorded runs match");
+        crate::console::err_line("no recorded runs match");
     }
     Ok(exit::OK)
 }
@@ -237,7 +237,7 @@ fn stats(roots: &Roots, a: RunsStatsArgs) -> Result<i32, AppError> {
         &body,
     );
     if pipelines.is_empty() {
-        eprintln!("no recorded runs match");
+        crate::console::err_line("no recorded runs match");
     }
     Ok(exit::OK)
 }

@@ -31,17 +31,17 @@ pub(crate) fn load_config(
     let (path, package) = package::locate_config(&roots.config_path(), &roots.repo, required)?;
     let loaded = crate::config::load(&path, strict)?;
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        crate::console::err_line(&format!("warning: {w}"));
     }
     let mut config = loaded.config;
     if let Some(p) = &package {
         config.source = ConfigSource::Package;
-        eprintln!(
+        crate::console::err_line(&format!(
             "note: no codex.orchestrator.json in `{}`; using the peer package's config `{}` (package found via {})",
             roots.repo.display(),
             path.display(),
             p.source.as_str()
-        );
+        ));
     }
     Ok(Chosen {
         config,

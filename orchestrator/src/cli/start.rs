@@ -103,7 +103,7 @@ pub async fn launch(
     }
     super::common::note_runtime_fallback(&runtime);
     if execution.cloud_fallback.is_some() {
-        eprintln!("note: cloud execution is not available; running in mcp mode (recorded in cloud_fallback)");
+        crate::console::err_line("note: cloud execution is not available; running in mcp mode (recorded in cloud_fallback)");
     }
     let peer_env = super::setup::peer_env(
         &roots,

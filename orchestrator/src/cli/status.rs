@@ -34,7 +34,9 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
             }
             last = v.fingerprint;
         }
-        if v.done {
+        // Nothing more to say once the run is over, or once nobody reads (`| head`, a lost
+        // stdout: `main_impl` reports the latter).
+        if v.done || crate::console::stdout_closed() || crate::console::stdout_failed() {
             return Ok(exit::OK);
         }
         std::thread::sleep(interval);

@@ -108,15 +108,17 @@ pub async fn prepare_resume(
     } = takeover;
     let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
-        eprintln!("note: killed {killed} process group(s) left running by the previous runner");
+        crate::console::err_line(&format!(
+            "note: killed {killed} process group(s) left running by the previous runner"
+        ));
     }
     // Then whatever is left that carries the run's id: processes outside the recorded groups.
     let marked = crate::engine::resume::kill_marked(&manifest, &ctx.roots.repo);
     if marked > 0 {
-        eprintln!(
+        crate::console::err_line(&format!(
             "note: killed {marked} more process(es) of the previous runner's stages (found by {})",
             crate::env_vars::RUN_ID
-        );
+        ));
     }
     shared_manifest::atomic::remove_stale_temps(&dir.dir)
         .map_err(|e| AppError::storage(&dir.dir, e))?;

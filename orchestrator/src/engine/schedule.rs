@@ -136,10 +136,10 @@ fn cancel_on_control_request(run: &RunState, finished: &mut Finished) -> bool {
     let Some(seq) = crate::control::control_file::cancel_requested(&path, run.control_seq) else {
         return false;
     };
-    eprintln!(
+    crate::console::err_line(&format!(
         "cancel requested in `{}`: stopping the run",
         run.dir.rel(&path)
-    );
+    ));
     run.emit(
         "run_canceled",
         serde_json::json!({ "requested_by": "control.json", "control_seq": seq }),

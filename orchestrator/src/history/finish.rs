@@ -25,11 +25,11 @@ pub fn record_run(roots: &Roots, m: &Manifest, manifest: &Path) -> Result<(), Hi
         let child = match read_manifest(&path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!(
+                crate::console::err_line(&format!(
                     "warning: child run `{}` is not in the run history: {}",
                     roots.rel(&path),
                     e.one_line()
-                );
+                ));
                 continue;
             }
         };

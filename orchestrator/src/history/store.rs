@@ -200,10 +200,10 @@ impl Index {
             Err(e) if is_corrupt(&e) => e.to_string(),
             Err(e) => return Err(HistoryError::index(&path, e)),
         };
-        eprintln!(
+        crate::console::err_line(&format!(
             "warning: `{}` is not a usable run index ({reason}); rebuilding it from the manifests",
             roots.rel(&path)
-        );
+        ));
         for suffix in ["", "-wal", "-shm"] {
             let p = PathBuf::from(format!("{}{suffix}", path.display()));
             match std::fs::remove_file(&p) {
@@ -245,10 +245,10 @@ impl Index {
         if old.iter().any(|(_, n)| n == "schema_version") {
             if let Ok(Some(v)) = version(&tx) {
                 if v != SCHEMA_VERSION {
-                    eprintln!(
+                    crate::console::err_line(&format!(
                         "warning: the run index `{}` has schema version {v}, not {SCHEMA_VERSION}; rebuilding it from the manifests",
                         self.roots.rel(&self.path)
-                    );
+                    ));
                 }
             }
         }
@@ -267,10 +267,10 @@ impl Index {
                     done.runs += 1;
                 }
                 Err(e) => {
-                    eprintln!(
+                    crate::console::err_line(&format!(
                         "warning: skipping `{rel}` in the run index: {}",
                         e.one_line()
-                    );
+                    ));
                     done.skipped += 1;
                 }
             }

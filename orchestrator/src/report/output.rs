@@ -1,18 +1,6 @@
-//! stdout is data only. A reader that goes away early (`| head`) must not turn into a panic:
-//! a broken pipe is ignored, the command's exit code stands.
+//! stdout is data only: the verbs print their results through these two names, which are
+//! `console`'s (the one place that writes the process's stdout and stderr). A failed write
+//! never panics: a broken pipe (`| head`) leaves the exit code as it is, any other failure
+//! turns a success into exit 4 (see `console`).
 
-use std::io::Write;
-
-/// Prints `text` and a newline on stdout.
-pub fn line(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out
-        .write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
-}
-
-/// Prints a JSON value, pretty, on stdout.
-pub fn json(value: &serde_json::Value) {
-    line(&serde_json::to_string_pretty(value).expect("a JSON value always serializes"));
-}
+pub use crate::console::{out_json as json, out_line as line};

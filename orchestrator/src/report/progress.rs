@@ -8,7 +8,6 @@
 //! it would hide every line, the final status included; plain lines are printed instead.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,8 +86,8 @@ impl Reporter {
                 // Once per process: `flow` builds a reporter per run.
                 static SAID: AtomicBool = AtomicBool::new(false);
                 if !SAID.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "note: --interactive: stderr is not a terminal; printing plain progress lines"
+                    crate::console::err_line(
+                        "note: --interactive: stderr is not a terminal; printing plain progress lines",
                     );
                 }
                 return Reporter::plain();
@@ -104,7 +103,7 @@ impl Reporter {
         overall.set_prefix("run");
         overall.enable_steady_tick(Duration::from_millis(200));
         // Diagnostics (tracing) are written above the frame from now on.
-        crate::report::logging::draw_above(Some(multi.clone()));
+        crate::console::set_live(Some(multi.clone()));
         let live = Live {
             multi,
             overall,
@@ -117,14 +116,10 @@ impl Reporter {
         }
     }
 
+    /// A line above the bars (so it stays when they redraw), or a plain line; through
+    /// `console`, so a terminal that went away never makes it panic.
     fn line(&self, text: String) {
-        if let Some(live) = &self.live {
-            // Above the bars, so it stays when they redraw.
-            let _ = live.multi.println(text);
-            return;
-        }
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{text}");
+        crate::console::err_line(&text);
     }
 
     /// A run starts with `stages` stages.
@@ -235,7 +230,7 @@ impl Reporter {
         }
         if let (Some(live), "") = (&self.live, label) {
             live.overall.finish_and_clear();
-            crate::report::logging::draw_above(None);
+            crate::console::set_live(None);
         }
     }
 }

@@ -6,6 +6,7 @@ mod pty;
 
 mod bad_input;
 mod crash;
+mod dead_output;
 mod graph;
 mod history;
 mod resume;
