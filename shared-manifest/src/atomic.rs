@@ -10,6 +10,9 @@ use rand::Rng;
 
 use crate::errors::{AtomicWriteError, WriteStep};
 
+mod create_only;
+pub use create_only::{write_create_only, Created};
+
 /// Writes `bytes` to `target` atomically and durably.
 ///
 /// Several writers of the same target (threads or processes) never collide: each has its own

@@ -14,5 +14,7 @@ pub use document::{ApplyError, Document};
 pub use errors::{AtomicWriteError, PersistError};
 pub use persister::{Persister, PersisterStats};
 pub use schema::Manifest;
-pub use state::{run_outcome, CommandEvent, CommandStatus, RunEvent, RunStatus};
-pub use update::{ManifestUpdate, RuntimeRecord, StageFinish};
+pub use state::{
+    run_outcome, CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase,
+};
+pub use update::{ApprovalDecided, ManifestUpdate, RuntimeRecord, StageFinish};

@@ -26,6 +26,10 @@ pub const EXTENSION_KEYS: &[&str] = &[
     "execution_mode",
     "runtime_mode_source",
     "variables",
+    "approval_decisions",
+    "paused",
+    "queue",
+    "wall_clock_budgets",
 ];
 /// Per-command keys we add beyond the peer's schema.
 pub const COMMAND_EXTENSION_KEYS: &[&str] = &[
@@ -41,6 +45,8 @@ pub const COMMAND_EXTENSION_KEYS: &[&str] = &[
     "stderr_bytes",
     "leaked_processes",
     "dropped_chunk_events",
+    "approval",
+    "locks",
 ];
 
 /// `manifest.json` of one run.
@@ -146,6 +152,19 @@ pub struct Manifest {
     /// Variables given with `--var` (names and values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the peer's closed `approvals[]` cannot say about each of its entries (same order):
+    /// the stage, the decision and where it came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approval_decisions: Vec<ApprovalDecision>,
+    /// The pause in force (a `pause` request of `control.json`); absent when running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseRecord>,
+    /// The wait for a run slot (`maxConcurrentRuns`), when the run had to wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueRecord>,
+    /// The wall-clock budget of each runner that ran the run (start, then every resume).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wall_clock_budgets: Vec<BudgetRecord>,
 }
 
 /// One stage of the run.
@@ -217,6 +236,164 @@ pub struct CommandRecord {
     /// attempt that were not kept in memory (the stage log still has every one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_chunk_events: Option<u64>,
+    /// An approval stage's request and decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
+    /// The resource locks the stage holds while it runs, and how long it waited for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locks: Option<LockRecord>,
+}
+
+impl CommandRecord {
+    /// True while the stage is an approval waiting for its decision.
+    pub fn awaiting_approval(&self) -> bool {
+        self.status == CommandStatus::Running
+            && self
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.state == ApprovalState::Waiting)
+    }
+}
+
+/// An approval stage's request and, once made, its decision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalRecord {
+    /// Which request of this stage, from 1: a resume asks again (request + 1) only after a
+    /// decided request; an undecided one is waited for again, deadline and all.
+    pub request: u32,
+    /// What the approver is asked.
+    pub prompt: String,
+    /// Who may decide; absent: anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<Vec<String>>,
+    /// When the decision was first asked for.
+    pub requested_at: String,
+    /// The absolute deadline (`timeoutMs` after the request), kept across resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// `reject` or `approve`: what the deadline decides.
+    pub on_timeout: String,
+    /// Where the decision is dropped (create-only), repo-relative.
+    pub decision_file: String,
+    /// `waiting`, `approved` or `rejected`.
+    pub state: ApprovalState,
+    /// Who decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How the decision arrived: `cli`, `dashboard`, `timeout`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalState {
+    /// No decision yet.
+    Waiting,
+    /// Approved: the stage succeeded.
+    Approved,
+    /// Rejected: the stage failed.
+    Rejected,
+}
+
+impl ApprovalState {
+    /// The state as the record spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Waiting => "waiting",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Rejected => "rejected",
+        }
+    }
+}
+
+/// Our side of one entry of the peer's `approvals[]` (same position).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalDecision {
+    /// Stage id.
+    pub stage: String,
+    /// 1-based stage index.
+    pub stage_index: usize,
+    /// Which request of the stage it answered.
+    pub request: u32,
+    /// `approved` or `rejected`.
+    pub decision: ApprovalState,
+    /// `cli`, `dashboard`, `timeout`, ...
+    pub source: String,
+}
+
+/// A pause in force.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PauseRecord {
+    /// When the runner honoured it.
+    pub at: String,
+    /// `control_seq` of the request.
+    pub control_seq: u64,
+    /// `requested_by` of the request.
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    /// `reason` of the request.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `request_id` of the request.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// `intent_id` of the request.
+    #[serde(default)]
+    pub intent_id: Option<String>,
+}
+
+/// A run's wait for a run slot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueRecord {
+    /// When it joined the line.
+    pub enqueued_at: String,
+    /// Its place in line when last recorded (1: next).
+    pub position: usize,
+    /// The slot count it waited under.
+    pub max_concurrent_runs: usize,
+    /// When it got a slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// How long it waited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+}
+
+/// The wall-clock budget of one runner of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetRecord {
+    /// The budget.
+    pub limit_ms: u64,
+    /// `flag` (`--max-wall-clock`) or `pipeline` (`maxWallClockMs`).
+    pub source: String,
+    /// When it started counting (the runner began to execute stages).
+    pub started_at: String,
+    /// When it runs out.
+    pub deadline: String,
+}
+
+/// A stage's resource locks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockRecord {
+    /// Lock names, sorted (the order they are taken in).
+    pub names: Vec<String>,
+    /// Since when the stage waits for them (while it waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
+    /// How long it waited before it got them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+    /// When it got them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquired_at: Option<String>,
 }
 
 /// Identity of a stage process.
@@ -362,6 +539,11 @@ pub struct ModeDecision {
 }
 
 impl Manifest {
+    /// The run's phase: its status, and whether a pause is recorded.
+    pub fn phase(&self) -> crate::state::RunPhase {
+        crate::state::RunPhase::of(self.status, self.paused.is_some())
+    }
+
     /// The command record with this 1-based index.
     pub fn command_mut(&mut self, index: usize) -> Option<&mut CommandRecord> {
         self.commands.iter_mut().find(|c| c.index == index)

@@ -1,9 +1,15 @@
 //! Run and stage state machines as explicit transition tables.
 //!
-//! Every status change in a manifest goes through [`RunStatus::on`] or [`CommandStatus::on`]; a
+//! Every status change in a manifest goes through [`RunPhase::on`] or [`StagePhase::on`]; a
 //! pair that is not in the table is an error the run reports, never a silent overwrite. This is
 //! the guard against the peer's class of bug where a missing transition recorded a passed run as
 //! failed.
+//!
+//! The phases are finer than the statuses the peer's schema can spell: a run can be `Paused`
+//! and a stage `AwaitingApproval`. Each phase projects onto the peer's enum ([`RunPhase::status`],
+//! [`StagePhase::status`]: paused is `in_progress`, awaiting approval is `running`, as the peer
+//! itself records a paused run) and the detail lives in our extension fields (`paused`, a
+//! stage's `approval`), from which [`RunPhase::of`] and [`StagePhase::of`] read it back.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +42,107 @@ pub enum RunEvent {
     Cancel,
     /// `resume` takes the run over (after a failure, a cancel or a crashed runner).
     Resume,
+    /// A `pause` request: no new stage starts until `Unpause`.
+    Pause,
+    /// A `resume` request of the control protocol (our `unpause`): stages start again.
+    Unpause,
+}
+
+impl RunEvent {
+    /// Every event, for exhaustive tests.
+    pub const ALL: [RunEvent; 7] = [
+        RunEvent::Start,
+        RunEvent::Succeed,
+        RunEvent::Fail,
+        RunEvent::Cancel,
+        RunEvent::Resume,
+        RunEvent::Pause,
+        RunEvent::Unpause,
+    ];
+}
+
+/// A run's state in the detail the runner needs: the peer's statuses, with `in_progress` split
+/// into running and paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunPhase {
+    /// Created and waiting for a run slot (`maxConcurrentRuns`); no stage started.
+    Queued,
+    /// A runner owns the run and starts stages.
+    Running,
+    /// A runner owns the run but starts no new stage (a `pause` request); running stages go on.
+    Paused,
+    /// Every stage ended succeeded or skipped.
+    Succeeded,
+    /// A stage failed, or the run was stopped as failed (budget, `fail` request, runner error).
+    Failed,
+    /// Cancelled by a signal or a `cancel` request.
+    Cancelled,
+}
+
+impl RunPhase {
+    /// Every phase, for exhaustive tests.
+    pub const ALL: [RunPhase; 6] = [
+        RunPhase::Queued,
+        RunPhase::Running,
+        RunPhase::Paused,
+        RunPhase::Succeeded,
+        RunPhase::Failed,
+        RunPhase::Cancelled,
+    ];
+
+    /// The transition table of a run. `None`: the event is illegal in this phase.
+    pub fn on(self, event: RunEvent) -> Option<RunPhase> {
+        use RunEvent as E;
+        use RunPhase as P;
+        match (self, event) {
+            (P::Queued, E::Start) => Some(P::Running),
+            // Interrupted while waiting for a slot, or a runner error before it got one.
+            (P::Queued, E::Cancel) => Some(P::Cancelled),
+            (P::Queued, E::Fail) => Some(P::Failed),
+            // The runner of a queued run died; `resume` takes a slot and runs it.
+            (P::Queued, E::Resume) => Some(P::Running),
+            (P::Running, E::Succeed) => Some(P::Succeeded),
+            (P::Running, E::Fail) => Some(P::Failed),
+            (P::Running, E::Cancel) => Some(P::Cancelled),
+            // A crashed runner leaves `in_progress`; resume takes it over.
+            (P::Running, E::Resume) => Some(P::Running),
+            (P::Running, E::Pause) => Some(P::Paused),
+            (P::Paused, E::Unpause) => Some(P::Running),
+            // A pause holds back stages not started yet; a run with none left still ends, and
+            // a paused run can be stopped.
+            (P::Paused, E::Succeed) => Some(P::Succeeded),
+            (P::Paused, E::Fail) => Some(P::Failed),
+            (P::Paused, E::Cancel) => Some(P::Cancelled),
+            // A pause belongs to the runner that honoured it: a resumed run runs.
+            (P::Paused, E::Resume) => Some(P::Running),
+            (P::Failed | P::Cancelled, E::Resume) => Some(P::Running),
+            // A succeeded run is final: there is nothing left to resume.
+            _ => None,
+        }
+    }
+
+    /// The peer's status for this phase.
+    pub fn status(self) -> RunStatus {
+        match self {
+            RunPhase::Queued => RunStatus::Queued,
+            RunPhase::Running | RunPhase::Paused => RunStatus::InProgress,
+            RunPhase::Succeeded => RunStatus::Succeeded,
+            RunPhase::Failed => RunStatus::Failed,
+            RunPhase::Cancelled => RunStatus::Cancelled,
+        }
+    }
+
+    /// The phase of a recorded run: its status, and whether a pause is recorded.
+    pub fn of(status: RunStatus, paused: bool) -> RunPhase {
+        match status {
+            RunStatus::Queued => RunPhase::Queued,
+            RunStatus::InProgress if paused => RunPhase::Paused,
+            RunStatus::InProgress => RunPhase::Running,
+            RunStatus::Succeeded => RunPhase::Succeeded,
+            RunStatus::Failed => RunPhase::Failed,
+            RunStatus::Cancelled => RunPhase::Cancelled,
+        }
+    }
 }
 
 impl RunStatus {
@@ -47,24 +154,6 @@ impl RunStatus {
         RunStatus::Failed,
         RunStatus::Cancelled,
     ];
-
-    /// The transition table. `None`: the event is illegal in this state.
-    pub fn on(self, event: RunEvent) -> Option<RunStatus> {
-        use RunEvent as E;
-        use RunStatus as S;
-        match (self, event) {
-            (S::Queued, E::Start) => Some(S::InProgress),
-            (S::Queued, E::Cancel) => Some(S::Cancelled),
-            (S::InProgress, E::Succeed) => Some(S::Succeeded),
-            (S::InProgress, E::Fail) => Some(S::Failed),
-            (S::InProgress, E::Cancel) => Some(S::Cancelled),
-            // A crashed runner leaves `in_progress`; resume takes it over.
-            (S::InProgress, E::Resume) => Some(S::InProgress),
-            (S::Failed | S::Cancelled, E::Resume) => Some(S::InProgress),
-            // A succeeded run is final: there is nothing left to resume.
-            _ => None,
-        }
-    }
 
     /// True for `succeeded`, `failed` and `cancelled`.
     pub fn is_terminal(self) -> bool {
@@ -117,6 +206,100 @@ pub enum CommandEvent {
     Skip,
     /// Resume puts an unfinished stage back to pending.
     Reset,
+    /// An approval stage asks for a decision and waits for it.
+    AwaitApproval,
+}
+
+impl CommandEvent {
+    /// Every event, for exhaustive tests.
+    pub const ALL: [CommandEvent; 7] = [
+        CommandEvent::Start,
+        CommandEvent::Retry,
+        CommandEvent::Succeed,
+        CommandEvent::Fail,
+        CommandEvent::Skip,
+        CommandEvent::Reset,
+        CommandEvent::AwaitApproval,
+    ];
+}
+
+/// A stage's state in the detail the runner needs: the peer's statuses, plus waiting for an
+/// approval decision (recorded `running`, with the stage's `approval` record saying `waiting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StagePhase {
+    /// Not started.
+    Pending,
+    /// An attempt is running.
+    Running,
+    /// An approval stage waits for a decision (or its deadline).
+    AwaitingApproval,
+    /// Ended well (an approval: approved).
+    Succeeded,
+    /// Ended badly (an approval: rejected, or stopped while waiting).
+    Failed,
+    /// Did not count: failed under `allowFailure`, or not run because a dependency failed.
+    Skipped,
+}
+
+impl StagePhase {
+    /// Every phase, for exhaustive tests.
+    pub const ALL: [StagePhase; 6] = [
+        StagePhase::Pending,
+        StagePhase::Running,
+        StagePhase::AwaitingApproval,
+        StagePhase::Succeeded,
+        StagePhase::Failed,
+        StagePhase::Skipped,
+    ];
+
+    /// The transition table of a stage. `None`: the event is illegal in this phase.
+    pub fn on(self, event: CommandEvent) -> Option<StagePhase> {
+        use CommandEvent as E;
+        use StagePhase as S;
+        match (self, event) {
+            (S::Pending, E::Start) => Some(S::Running),
+            (S::Pending, E::Skip) => Some(S::Skipped),
+            // A stage cancelled before it started is recorded as failed by the run's cancel.
+            (S::Pending, E::Fail) => Some(S::Failed),
+            (S::Pending, E::AwaitApproval) => Some(S::AwaitingApproval),
+            (S::Running, E::Retry) => Some(S::Running),
+            (S::Running, E::Succeed) => Some(S::Succeeded),
+            (S::Running, E::Fail) => Some(S::Failed),
+            (S::Running, E::Skip) => Some(S::Skipped),
+            // Approved; rejected, or stopped while waiting (cancel, budget).
+            (S::AwaitingApproval, E::Succeed) => Some(S::Succeeded),
+            (S::AwaitingApproval, E::Fail) => Some(S::Failed),
+            // Resume re-runs what did not succeed; `running` (or waiting) is what a crashed
+            // runner left; a stage skipped because a dependency failed never ran and may run now.
+            (S::Failed | S::Running | S::AwaitingApproval | S::Skipped, E::Reset) => {
+                Some(S::Pending)
+            }
+            _ => None,
+        }
+    }
+
+    /// The peer's status for this phase.
+    pub fn status(self) -> CommandStatus {
+        match self {
+            StagePhase::Pending => CommandStatus::Pending,
+            StagePhase::Running | StagePhase::AwaitingApproval => CommandStatus::Running,
+            StagePhase::Succeeded => CommandStatus::Succeeded,
+            StagePhase::Failed => CommandStatus::Failed,
+            StagePhase::Skipped => CommandStatus::Skipped,
+        }
+    }
+
+    /// The phase of a recorded stage: its status, and whether its approval is waiting.
+    pub fn of(status: CommandStatus, awaiting_approval: bool) -> StagePhase {
+        match status {
+            CommandStatus::Pending => StagePhase::Pending,
+            CommandStatus::Running if awaiting_approval => StagePhase::AwaitingApproval,
+            CommandStatus::Running => StagePhase::Running,
+            CommandStatus::Succeeded => StagePhase::Succeeded,
+            CommandStatus::Failed => StagePhase::Failed,
+            CommandStatus::Skipped => StagePhase::Skipped,
+        }
+    }
 }
 
 impl CommandStatus {
@@ -128,26 +311,6 @@ impl CommandStatus {
         CommandStatus::Failed,
         CommandStatus::Skipped,
     ];
-
-    /// The transition table. `None`: the event is illegal in this state.
-    pub fn on(self, event: CommandEvent) -> Option<CommandStatus> {
-        use CommandEvent as E;
-        use CommandStatus as S;
-        match (self, event) {
-            (S::Pending, E::Start) => Some(S::Running),
-            (S::Pending, E::Skip) => Some(S::Skipped),
-            // A stage cancelled before it started is recorded as failed by the run's cancel.
-            (S::Pending, E::Fail) => Some(S::Failed),
-            (S::Running, E::Retry) => Some(S::Running),
-            (S::Running, E::Succeed) => Some(S::Succeeded),
-            (S::Running, E::Fail) => Some(S::Failed),
-            (S::Running, E::Skip) => Some(S::Skipped),
-            // Resume re-runs what did not succeed; `running` is what a crashed runner left; a
-            // stage skipped because a dependency failed never ran and may run now.
-            (S::Failed | S::Running | S::Skipped, E::Reset) => Some(S::Pending),
-            _ => None,
-        }
-    }
 
     /// True for `succeeded`, `failed` and `skipped`.
     pub fn is_terminal(self) -> bool {
@@ -184,39 +347,31 @@ pub fn run_outcome(stages: &[CommandStatus]) -> RunEvent {
 mod tests {
     use super::*;
 
-    const RUN_EVENTS: [RunEvent; 5] = [
-        RunEvent::Start,
-        RunEvent::Succeed,
-        RunEvent::Fail,
-        RunEvent::Cancel,
-        RunEvent::Resume,
-    ];
-    const CMD_EVENTS: [CommandEvent; 6] = [
-        CommandEvent::Start,
-        CommandEvent::Retry,
-        CommandEvent::Succeed,
-        CommandEvent::Fail,
-        CommandEvent::Skip,
-        CommandEvent::Reset,
-    ];
-
     /// The run table spelled out once more, as data: every pair not listed must be rejected.
     #[test]
     fn run_table_is_exactly_the_listed_transitions() {
         use RunEvent as E;
-        use RunStatus as S;
+        use RunPhase as P;
         let listed = [
-            (S::Queued, E::Start, S::InProgress),
-            (S::Queued, E::Cancel, S::Cancelled),
-            (S::InProgress, E::Succeed, S::Succeeded),
-            (S::InProgress, E::Fail, S::Failed),
-            (S::InProgress, E::Cancel, S::Cancelled),
-            (S::InProgress, E::Resume, S::InProgress),
-            (S::Failed, E::Resume, S::InProgress),
-            (S::Cancelled, E::Resume, S::InProgress),
+            (P::Queued, E::Start, P::Running),
+            (P::Queued, E::Cancel, P::Cancelled),
+            (P::Queued, E::Fail, P::Failed),
+            (P::Queued, E::Resume, P::Running),
+            (P::Running, E::Succeed, P::Succeeded),
+            (P::Running, E::Fail, P::Failed),
+            (P::Running, E::Cancel, P::Cancelled),
+            (P::Running, E::Resume, P::Running),
+            (P::Running, E::Pause, P::Paused),
+            (P::Paused, E::Unpause, P::Running),
+            (P::Paused, E::Succeed, P::Succeeded),
+            (P::Paused, E::Fail, P::Failed),
+            (P::Paused, E::Cancel, P::Cancelled),
+            (P::Paused, E::Resume, P::Running),
+            (P::Failed, E::Resume, P::Running),
+            (P::Cancelled, E::Resume, P::Running),
         ];
-        for from in RunStatus::ALL {
-            for ev in RUN_EVENTS {
+        for from in RunPhase::ALL {
+            for ev in RunEvent::ALL {
                 let expected = listed
                     .iter()
                     .find(|(f, e, _)| *f == from && *e == ev)
@@ -227,23 +382,27 @@ mod tests {
     }
 
     #[test]
-    fn command_table_is_exactly_the_listed_transitions() {
+    fn stage_table_is_exactly_the_listed_transitions() {
         use CommandEvent as E;
-        use CommandStatus as S;
+        use StagePhase as S;
         let listed = [
             (S::Pending, E::Start, S::Running),
             (S::Pending, E::Skip, S::Skipped),
             (S::Pending, E::Fail, S::Failed),
+            (S::Pending, E::AwaitApproval, S::AwaitingApproval),
             (S::Running, E::Retry, S::Running),
             (S::Running, E::Succeed, S::Succeeded),
             (S::Running, E::Fail, S::Failed),
             (S::Running, E::Skip, S::Skipped),
+            (S::AwaitingApproval, E::Succeed, S::Succeeded),
+            (S::AwaitingApproval, E::Fail, S::Failed),
+            (S::AwaitingApproval, E::Reset, S::Pending),
             (S::Failed, E::Reset, S::Pending),
             (S::Running, E::Reset, S::Pending),
             (S::Skipped, E::Reset, S::Pending),
         ];
-        for from in CommandStatus::ALL {
-            for ev in CMD_EVENTS {
+        for from in StagePhase::ALL {
+            for ev in CommandEvent::ALL {
                 let expected = listed
                     .iter()
                     .find(|(f, e, _)| *f == from && *e == ev)
@@ -255,14 +414,48 @@ mod tests {
 
     #[test]
     fn succeeded_is_final_and_skipped_only_resets() {
-        for ev in RUN_EVENTS {
-            assert_eq!(RunStatus::Succeeded.on(ev), None);
+        for ev in RunEvent::ALL {
+            assert_eq!(RunPhase::Succeeded.on(ev), None);
         }
-        for ev in CMD_EVENTS {
-            assert_eq!(CommandStatus::Succeeded.on(ev), None);
-            let expected = (ev == CommandEvent::Reset).then_some(CommandStatus::Pending);
-            assert_eq!(CommandStatus::Skipped.on(ev), expected);
+        for ev in CommandEvent::ALL {
+            assert_eq!(StagePhase::Succeeded.on(ev), None);
+            let expected = (ev == CommandEvent::Reset).then_some(StagePhase::Pending);
+            assert_eq!(StagePhase::Skipped.on(ev), expected);
         }
+    }
+
+    /// A phase read back from its projection and its detail flag is the phase itself, and
+    /// every recorded status reads back as a phase that projects onto it.
+    #[test]
+    fn phases_round_trip_through_the_record() {
+        for p in RunPhase::ALL {
+            assert_eq!(RunPhase::of(p.status(), p == RunPhase::Paused), p);
+        }
+        for s in RunStatus::ALL {
+            assert_eq!(RunPhase::of(s, false).status(), s);
+        }
+        for p in StagePhase::ALL {
+            assert_eq!(
+                StagePhase::of(p.status(), p == StagePhase::AwaitingApproval),
+                p
+            );
+        }
+        for s in CommandStatus::ALL {
+            assert_eq!(StagePhase::of(s, false).status(), s);
+        }
+    }
+
+    /// The new phases never leak a status the peer's schema lacks, and never pass for done.
+    #[test]
+    fn paused_and_awaiting_approval_are_in_progress_to_the_peer() {
+        assert_eq!(RunPhase::Paused.status(), RunStatus::InProgress);
+        assert!(!RunPhase::Paused.status().is_terminal());
+        assert_eq!(RunPhase::Queued.status(), RunStatus::Queued);
+        assert_eq!(
+            StagePhase::AwaitingApproval.status(),
+            CommandStatus::Running
+        );
+        assert!(!StagePhase::AwaitingApproval.status().is_terminal());
     }
 
     proptest::proptest! {
@@ -276,8 +469,10 @@ mod tests {
             let ev = run_outcome(&stages);
             let any_failed = stages.contains(&CommandStatus::Failed);
             proptest::prop_assert_eq!(ev == RunEvent::Fail, any_failed);
-            let end = RunStatus::InProgress.on(ev).expect("in_progress accepts succeed and fail");
-            proptest::prop_assert!(end.is_terminal());
+            for from in [RunPhase::Running, RunPhase::Paused] {
+                let end = from.on(ev).expect("running and paused accept succeed and fail");
+                proptest::prop_assert!(end.status().is_terminal());
+            }
         }
     }
 }

@@ -3,9 +3,11 @@
 
 use crate::document::{ApplyError, Document};
 use crate::schema::{
-    ChildRun, CommandRecord, Manifest, ProcessRecord, ResumeEvent, RuntimeFallback, RuntimeMode,
+    Approval, ApprovalDecision, ApprovalRecord, ApprovalState, BudgetRecord, ChildRun,
+    CommandRecord, LockRecord, Manifest, PauseRecord, ProcessRecord, QueueRecord, ResumeEvent,
+    RuntimeFallback, RuntimeMode,
 };
-use crate::state::{CommandEvent, CommandStatus, RunEvent, RunStatus};
+use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
 
 /// One change to a manifest.
 #[derive(Debug, Clone)]
@@ -90,6 +92,91 @@ pub enum ManifestUpdate {
     },
     /// The metrics line was appended.
     MetricsRecorded,
+    /// A queued run's place in line for a run slot (recorded when it joins and when it moves).
+    RunQueued {
+        /// When.
+        at: String,
+        /// Place in line, 1 = next.
+        position: usize,
+        /// The slot count.
+        max_concurrent_runs: usize,
+    },
+    /// A queued run got its run slot (`RunStarted` follows).
+    SlotTaken {
+        /// When.
+        at: String,
+        /// How long it waited in line.
+        waited_ms: u64,
+    },
+    /// A runner's wall-clock budget starts counting.
+    BudgetStarted(BudgetRecord),
+    /// A `pause` request is honoured: no new stage starts.
+    RunPaused {
+        /// The request.
+        record: PauseRecord,
+        /// The summary line (the peer's wording).
+        line: String,
+    },
+    /// A paused run goes on.
+    RunUnpaused {
+        /// When.
+        at: String,
+        /// The summary line (the peer's wording).
+        line: String,
+    },
+    /// An approval stage asks for its decision and waits.
+    ApprovalRequested {
+        /// Stage index.
+        index: usize,
+        /// When (the stage's start).
+        at: String,
+        /// The request; its `state` is `waiting`.
+        record: ApprovalRecord,
+    },
+    /// An approval stage got its decision: recorded in the peer's `approvals[]` and ours, and
+    /// the stage ends (approved: succeeded; rejected: failed).
+    ApprovalDecided(Box<ApprovalDecided>),
+    /// A stage waits for resource locks held elsewhere.
+    LocksWaiting {
+        /// Stage index.
+        index: usize,
+        /// Since when.
+        at: String,
+        /// The locks, sorted.
+        names: Vec<String>,
+    },
+    /// A stage holds its resource locks (it starts next).
+    LocksAcquired {
+        /// Stage index.
+        index: usize,
+        /// When.
+        at: String,
+        /// The locks, sorted.
+        names: Vec<String>,
+        /// How long it waited for them.
+        waited_ms: u64,
+    },
+}
+
+/// The decision of an approval stage.
+#[derive(Debug, Clone)]
+pub struct ApprovalDecided {
+    /// Stage index.
+    pub index: usize,
+    /// When it was decided.
+    pub at: String,
+    /// `Approved` or `Rejected`.
+    pub decision: ApprovalState,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// `cli`, `dashboard`, `timeout`, ...
+    pub source: String,
+    /// The stage's summary (`Rejected by <actor>: <reason>`, ...).
+    pub summary: String,
+    /// How long the stage waited.
+    pub duration_ms: u64,
 }
 
 /// A runtime-mode decision as the manifest records it (`runtime_mode_requested`,
@@ -143,28 +230,52 @@ impl Manifest {
             .ok_or_else(|| ApplyError(format!("no stage with index {index}")))
     }
 
-    fn run_to(&mut self, event: RunEvent) -> Result<(), ApplyError> {
-        let next = self.status.on(event).ok_or_else(|| {
-            ApplyError(format!(
-                "illegal run transition: {} on {event:?}",
-                self.status.as_str()
-            ))
-        })?;
-        self.status = next;
-        Ok(())
+    /// Moves the run through its table; the pause record follows the phase (set by the
+    /// caller when pausing, dropped on leaving `Paused`).
+    fn run_to(&mut self, event: RunEvent) -> Result<RunPhase, ApplyError> {
+        let from = self.phase();
+        let next = from
+            .on(event)
+            .ok_or_else(|| ApplyError(format!("illegal run transition: {from:?} on {event:?}")))?;
+        self.status = next.status();
+        if next != RunPhase::Paused {
+            self.paused = None;
+        }
+        Ok(next)
+    }
+
+    /// Appends a line to the summary (the peer's `appendSummary`).
+    fn append_summary(&mut self, line: String) {
+        self.summary = Some(match self.summary.take() {
+            Some(s) if !s.is_empty() => format!("{s}\n{line}"),
+            _ => line,
+        });
     }
 }
 
 fn stage_to(stage: &mut CommandRecord, event: CommandEvent) -> Result<(), ApplyError> {
-    let next = stage.status.on(event).ok_or_else(|| {
+    let from = StagePhase::of(stage.status, stage.awaiting_approval());
+    let next = from.on(event).ok_or_else(|| {
         ApplyError(format!(
-            "illegal transition of stage `{}`: {} on {event:?}",
-            stage.id,
-            stage.status.as_str()
+            "illegal transition of stage `{}`: {from:?} on {event:?}",
+            stage.id
         ))
     })?;
-    stage.status = next;
+    stage.status = next.status();
     Ok(())
+}
+
+/// The stage must not have started: locks are taken before a stage starts.
+fn pending(stage: &mut CommandRecord) -> Result<&mut CommandRecord, ApplyError> {
+    if stage.status == CommandStatus::Pending {
+        Ok(stage)
+    } else {
+        Err(ApplyError(format!(
+            "stage `{}` waits for locks but is {}",
+            stage.id,
+            stage.status.as_str()
+        )))
+    }
 }
 
 impl Document for Manifest {
@@ -196,6 +307,10 @@ impl Document for Manifest {
                         || never_ran
                     {
                         stage_to(stage, CommandEvent::Reset)?;
+                    }
+                    if let Some(locks) = &mut stage.locks {
+                        // A wait of the previous runner is over; the next one is recorded anew.
+                        locks.waiting_since = None;
                     }
                     if stage.status == CommandStatus::Pending {
                         // Stale results of the previous attempt must not survive the resume.
@@ -320,6 +435,155 @@ impl Document for Manifest {
                 self.updated_at = at;
             }
             ManifestUpdate::MetricsRecorded => self.metrics_recorded = true,
+            ManifestUpdate::RunQueued {
+                at,
+                position,
+                max_concurrent_runs,
+            } => {
+                if self.status != RunStatus::Queued {
+                    return Err(ApplyError(format!(
+                        "a run that is {} cannot wait for a run slot",
+                        self.status.as_str()
+                    )));
+                }
+                match &mut self.queue {
+                    Some(q) => {
+                        q.position = position;
+                        q.max_concurrent_runs = max_concurrent_runs;
+                    }
+                    None => {
+                        self.queue = Some(QueueRecord {
+                            enqueued_at: at.clone(),
+                            position,
+                            max_concurrent_runs,
+                            started_at: None,
+                            waited_ms: None,
+                        })
+                    }
+                }
+                self.updated_at = at;
+            }
+            ManifestUpdate::SlotTaken { at, waited_ms } => {
+                let queue = self
+                    .queue
+                    .as_mut()
+                    .filter(|_| self.status == RunStatus::Queued)
+                    .ok_or_else(|| {
+                        ApplyError("a run slot was taken by a run not in line".into())
+                    })?;
+                queue.started_at = Some(at.clone());
+                queue.waited_ms = Some(waited_ms);
+                self.updated_at = at;
+            }
+            ManifestUpdate::BudgetStarted(budget) => {
+                self.updated_at = budget.started_at.clone();
+                self.wall_clock_budgets.push(budget);
+            }
+            ManifestUpdate::RunPaused { record, line } => {
+                self.run_to(RunEvent::Pause)?;
+                // The peer's wording: the request's reason, else `paused`.
+                self.status_detail = Some(record.reason.clone().unwrap_or_else(|| "paused".into()));
+                self.append_summary(line);
+                self.updated_at = record.at.clone();
+                self.paused = Some(record);
+            }
+            ManifestUpdate::RunUnpaused { at, line } => {
+                self.run_to(RunEvent::Unpause)?;
+                self.status_detail = None;
+                self.append_summary(line);
+                self.updated_at = at;
+            }
+            ManifestUpdate::ApprovalRequested { index, at, record } => {
+                let stage = self.stage(index)?;
+                // Waiting is what the record says from now on: the phase reads it.
+                let previous = stage.approval.replace(ApprovalRecord {
+                    state: ApprovalState::Waiting,
+                    ..record
+                });
+                if let Err(e) = stage_to(stage, CommandEvent::AwaitApproval) {
+                    stage.approval = previous;
+                    return Err(e);
+                }
+                // Read back through the phase: `running` to the peer, awaiting to us.
+                stage.status = StagePhase::AwaitingApproval.status();
+                stage.started_at = Some(at.clone());
+                stage.summary = stage
+                    .approval
+                    .as_ref()
+                    .map(|a| format!("Waiting for approval: {}", a.prompt));
+                self.updated_at = at;
+            }
+            ManifestUpdate::ApprovalDecided(d) => {
+                let d = *d;
+                let stage = self.stage(d.index)?;
+                if !stage.awaiting_approval() {
+                    return Err(ApplyError(format!(
+                        "stage `{}` got a decision but is not waiting for one",
+                        stage.id
+                    )));
+                }
+                let event = match d.decision {
+                    ApprovalState::Approved => CommandEvent::Succeed,
+                    ApprovalState::Rejected => CommandEvent::Fail,
+                    ApprovalState::Waiting => {
+                        return Err(ApplyError("`waiting` is not a decision".into()))
+                    }
+                };
+                stage_to(stage, event)?;
+                let approval = stage
+                    .approval
+                    .as_mut()
+                    .expect("awaiting_approval checked the record");
+                approval.state = d.decision;
+                approval.actor = Some(d.actor.clone());
+                approval.reason = d.reason.clone();
+                approval.source = Some(d.source.clone());
+                approval.decided_at = Some(d.at.clone());
+                let request = approval.request;
+                stage.completed_at = Some(d.at.clone());
+                stage.summary = Some(d.summary);
+                stage.outcome = Some(d.decision.as_str().to_owned());
+                stage.duration_ms = Some(d.duration_ms);
+                let (stage_id, stage_index) = (stage.id.clone(), stage.index);
+                self.approvals.push(Approval {
+                    actor: d.actor,
+                    timestamp: d.at.clone(),
+                    reason: d.reason,
+                });
+                self.approval_decisions.push(ApprovalDecision {
+                    stage: stage_id,
+                    stage_index,
+                    request,
+                    decision: d.decision,
+                    source: d.source,
+                });
+                self.updated_at = d.at;
+            }
+            ManifestUpdate::LocksWaiting { index, at, names } => {
+                let stage = pending(self.stage(index)?)?;
+                stage.locks = Some(LockRecord {
+                    names,
+                    waiting_since: Some(at.clone()),
+                    waited_ms: None,
+                    acquired_at: None,
+                });
+                self.updated_at = at;
+            }
+            ManifestUpdate::LocksAcquired {
+                index,
+                at,
+                names,
+                waited_ms,
+            } => {
+                let stage = pending(self.stage(index)?)?;
+                stage.locks = Some(LockRecord {
+                    names,
+                    waiting_since: None,
+                    waited_ms: Some(waited_ms),
+                    acquired_at: Some(at.clone()),
+                });
+                self.updated_at = at;
+            }
         }
         Ok(())
     }
@@ -328,3 +592,6 @@ impl Document for Manifest {
         self.heartbeat_at.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

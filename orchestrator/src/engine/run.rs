@@ -195,6 +195,8 @@ fn initial_manifest(
                 stderr_bytes: None,
                 leaked_processes: None,
                 dropped_chunk_events: None,
+                approval: None,
+                locks: None,
             }
         })
         .collect();
@@ -249,6 +251,10 @@ fn initial_manifest(
         execution_mode: Some(ctx.execution.requested.clone()),
         runtime_mode_source: Some(ctx.runtime.source.to_owned()),
         variables,
+        approval_decisions: Vec::new(),
+        paused: None,
+        queue: None,
+        wall_clock_budgets: Vec::new(),
     }
 }
 

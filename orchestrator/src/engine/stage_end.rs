@@ -3,7 +3,7 @@
 //! `step_completed` / `step_failed` event.
 
 use serde_json::Value;
-use shared_manifest::{CommandEvent, CommandStatus, ManifestUpdate, StageFinish};
+use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish, StagePhase};
 
 use crate::engine::state::RunState;
 use crate::errors::AppError;
@@ -32,9 +32,9 @@ pub async fn record_end(
         .send(ManifestUpdate::StageFinished(Box::new(finish)))
         .await?;
     run.persister.flush().await?;
-    let status = CommandStatus::Running
+    let status = StagePhase::Running
         .on(event)
-        .map_or("failed", CommandStatus::as_str);
+        .map_or("failed", |p| p.status().as_str());
     payload["status"] = Value::from(status);
     let name = if event == CommandEvent::Fail {
         "step_failed"
