@@ -54,6 +54,9 @@ pub const EXECUTION_MODE: &str = "CODEX_ORCHESTRATOR_EXECUTION_MODE";
 pub const CLOUD_FALLBACK: &str = "CODEX_ORCHESTRATOR_CLOUD_FALLBACK";
 /// Log filter for the runner's own diagnostics.
 pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
+/// Tests only, debug builds only: a panic when the stage with this id starts (see
+/// `engine::crash::test_panic_point`).
+pub const TEST_PANIC: &str = "CODEX_ORCHESTRATOR_TEST_PANIC";
 /// Set and not empty: no colour codes in diagnostics (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

@@ -11,6 +11,9 @@ pub const CONFLICT: i32 = 3;
 /// Storage failure: `.runs` could not be written.
 pub const STORAGE: i32 = 4;
 
+/// The runner panicked (a bug): the panic hook recorded what it could and exited.
+pub const PANIC: i32 = 101;
+
 /// Exit status for a run interrupted by `signal` (128 + the signal number: SIGINT 130,
 /// SIGTERM 143, SIGHUP 129).
 pub fn interrupted(signal: i32) -> i32 {

@@ -10,6 +10,9 @@ use crate::report::logging;
 
 /// The whole program; returns the process exit code. `main` only calls this.
 pub fn main_impl() -> i32 {
+    // First: a panic anywhere, from here on, ends the process promptly (exit 101) with the runs
+    // it was working on recorded and their locks free, instead of a wedged process.
+    crate::engine::crash::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

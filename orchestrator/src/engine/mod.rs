@@ -4,6 +4,7 @@
 //! way: run -> schedule -> stage, subpipeline -> state.
 
 pub mod context;
+pub mod crash;
 pub mod peer_env;
 pub mod repair;
 pub mod resume;

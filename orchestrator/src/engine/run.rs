@@ -70,6 +70,8 @@ fn assemble(
     done: Vec<bool>,
     lock: crate::control::lock::RunLock,
 ) -> Result<Prepared, AppError> {
+    // From here on stages can run: a panic must find the run to stop and record it.
+    let crash = crate::engine::crash::register(&persister, &dir);
     let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
@@ -86,6 +88,7 @@ fn assemble(
         lock,
         control_seq,
         children: &CHILD_RUNS,
+        crash,
     });
     Ok(Prepared { state })
 }

@@ -26,6 +26,7 @@ pub async fn run_command(
     stage: Stage,
     cmd: CommandStage,
 ) -> Result<StageEnd, AppError> {
+    crate::engine::crash::test_panic_point(&stage.id);
     let started = Instant::now();
     let resolved = match run.resolve(&cmd) {
         Ok(v) => v,

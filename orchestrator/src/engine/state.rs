@@ -1,7 +1,8 @@
 //! The state a run's stages share while it runs (`RunState`), what a run is before and after it
 //! executes (`Prepared`, `RunReport`), and the table through which a sub-pipeline stage starts
-//! its child run. It uses none of its sibling modules: the lifecycle (`run`), the scheduler and
-//! the stages all use it, so imports point one way.
+//! its child run. It uses none of its sibling modules but the leaf `crash` (the panic hook's
+//! registry): the lifecycle (`run`), the scheduler and the stages all use it, so imports point
+//! one way.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ pub struct RunState {
     pub control_seq: u64,
     /// How a sub-pipeline stage starts its child run.
     pub children: &'static ChildRuns,
+    /// Known to the panic hook while the run state lives.
+    pub crash: crate::engine::crash::Registration,
 }
 
 /// A run's end, as the command needs it.

@@ -51,6 +51,12 @@ impl TestEnv {
         self
     }
 
+    /// Drops a variable set with [`TestEnv::env`].
+    pub(crate) fn unset(mut self, k: &str) -> TestEnv {
+        self.envs.retain(|(name, _)| name != k);
+        self
+    }
+
     pub(crate) fn envs(&self) -> &[(String, String)] {
         &self.envs
     }

@@ -9,6 +9,7 @@ mod crash;
 mod dead_output;
 mod graph;
 mod history;
+mod panic;
 mod resume;
 mod run_basics;
 mod shell;
