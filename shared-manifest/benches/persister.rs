@@ -55,8 +55,7 @@ fn bench(c: &mut Criterion) {
                 };
                 let p = Persister::spawn_with_sink(
                     doc,
-                    "m.json".into(),
-                    None,
+                    shared_manifest::Targets::new("m.json".into()),
                     Box::new(SlowSink(writes.clone())),
                 );
                 for i in 0..1000 {

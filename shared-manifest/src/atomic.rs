@@ -32,6 +32,63 @@ pub fn write_atomic_relaxed(target: &Path, bytes: &[u8]) -> Result<(), AtomicWri
 }
 
 fn write_atomic_with(target: &Path, bytes: &[u8], durable: bool) -> Result<(), AtomicWriteError> {
+    write_atomic_in_order(&[(target, bytes)], durable)
+}
+
+/// [`write_atomic`] of several files, renamed in the given order: every temp file is written
+/// and fsynced first, then each is renamed over its target and its directory fsynced before
+/// the next rename. So after a crash or a power cut, a later file is never newer than an
+/// earlier one; and the time between the renames is one directory fsync.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
+    write_atomic_in_order(files, true)
+}
+
+/// A temp file written, not renamed yet.
+struct Staged<'a> {
+    target: &'a Path,
+    dir: &'a Path,
+    tmp: std::path::PathBuf,
+}
+
+fn write_atomic_in_order(files: &[(&Path, &[u8])], durable: bool) -> Result<(), AtomicWriteError> {
+    let mut staged: Vec<Staged<'_>> = Vec::with_capacity(files.len());
+    let mut renamed = 0;
+    let result = (|| {
+        for (target, bytes) in files {
+            staged.push(stage(target, bytes, durable)?);
+        }
+        for s in &staged {
+            let err = |step, source| AtomicWriteError {
+                path: s.target.to_owned(),
+                step,
+                source,
+            };
+            std::fs::rename(&s.tmp, s.target).map_err(|e| err(WriteStep::Rename, e))?;
+            renamed += 1;
+            // Without this the rename itself may not survive a power cut, and a later rename
+            // could survive without this one.
+            if durable {
+                fsync_dir(s.dir).map_err(|e| err(WriteStep::FsyncDir, e))?;
+            }
+        }
+        Ok(())
+    })();
+    // After its rename a temp name is free again and could belong to another writer by now.
+    if result.is_err() {
+        for s in &staged[renamed..] {
+            let _ = std::fs::remove_file(&s.tmp);
+        }
+    }
+    result
+}
+
+/// Creates a temp file next to `target` with a collision-free name, writes `bytes`, fsyncs it
+/// when `durable`. On failure nothing is left behind.
+fn stage<'a>(
+    target: &'a Path,
+    bytes: &[u8],
+    durable: bool,
+) -> Result<Staged<'a>, AtomicWriteError> {
     let err = |step, source| AtomicWriteError {
         path: target.to_owned(),
         step,
@@ -46,7 +103,7 @@ fn write_atomic_with(target: &Path, bytes: &[u8], durable: bool) -> Result<(), A
         let e = io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name");
         return Err(err(WriteStep::Create, e));
     };
-    let (tmp_path, mut file) = loop {
+    let (tmp, mut file) = loop {
         let suffix: u64 = rand::rng().random();
         let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
         // `create_new`: a name collision (two writers, same random suffix) can never make one
@@ -57,27 +114,24 @@ fn write_atomic_with(target: &Path, bytes: &[u8], durable: bool) -> Result<(), A
             Err(e) => return Err(err(WriteStep::Create, e)),
         }
     };
-    let mut renamed = false;
-    let result = (|| {
-        file.write_all(bytes)
-            .map_err(|e| err(WriteStep::Write, e))?;
-        if durable {
-            file.sync_all().map_err(|e| err(WriteStep::Fsync, e))?;
+    let written = file
+        .write_all(bytes)
+        .map_err(|e| err(WriteStep::Write, e))
+        .and_then(|()| {
+            if durable {
+                file.sync_all().map_err(|e| err(WriteStep::Fsync, e))
+            } else {
+                Ok(())
+            }
+        });
+    drop(file);
+    match written {
+        Ok(()) => Ok(Staged { target, dir, tmp }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
-        drop(file);
-        std::fs::rename(&tmp_path, target).map_err(|e| err(WriteStep::Rename, e))?;
-        renamed = true;
-        // Without this the rename itself may not survive a power cut.
-        if durable {
-            fsync_dir(dir).map_err(|e| err(WriteStep::FsyncDir, e))?;
-        }
-        Ok(())
-    })();
-    // After the rename the temp name is free again and could belong to another writer by now.
-    if result.is_err() && !renamed {
-        let _ = std::fs::remove_file(&tmp_path);
     }
-    result
 }
 
 /// fsyncs a directory so a rename or a creation in it survives a power cut.
@@ -104,6 +158,26 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new(".")),
     )
+}
+
+/// Removes `path` and fsyncs its directory so the removal survives a power cut; a file that
+/// is already gone is fine.
+pub fn remove_durable(path: &Path) -> Result<(), AtomicWriteError> {
+    let err = |step, source| AtomicWriteError {
+        path: path.to_owned(),
+        step,
+        source,
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err(WriteStep::Remove, e)),
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fsync_dir(dir).map_err(|e| err(WriteStep::FsyncDir, e))
 }
 
 /// True for names `write_atomic` uses for temp files: `.<file name>.<16 hex digits>.tmp`.
@@ -200,6 +274,34 @@ mod tests {
         assert!(e.to_string().contains("d` (rename)"), "{e}");
         assert_eq!(std::fs::read(&target).expect("read"), b"old");
         assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
+    }
+
+    #[test]
+    fn files_written_in_order_all_land_or_leave_no_temp_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        write_atomic_all(&[(&a, b"1"), (&b, b"2")]).expect("both");
+        assert_eq!(std::fs::read(&a).expect("a"), b"1");
+        assert_eq!(std::fs::read(&b).expect("b"), b"2");
+        // The second rename fails (a non-empty directory is in the way): the first file is
+        // new, the second keeps its place, and no temp file is left.
+        let blocked = dir.path().join("d");
+        std::fs::create_dir(&blocked).expect("mkdir");
+        std::fs::write(blocked.join("x"), "x").expect("w");
+        let e = write_atomic_all(&[(&a, b"3"), (&blocked, b"4")]).expect_err("rename fails");
+        assert_eq!(e.step, WriteStep::Rename);
+        assert_eq!(std::fs::read(&a).expect("a"), b"3");
+        assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
+    }
+
+    #[test]
+    fn removal_is_durable_and_a_missing_file_is_fine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("gone.json");
+        std::fs::write(&f, "x").expect("w");
+        remove_durable(&f).expect("remove");
+        assert!(!f.exists());
+        remove_durable(&f).expect("already gone");
     }
 
     #[test]

@@ -20,9 +20,46 @@ pub trait Document: Serialize + Send + 'static {
     /// Applies one update. Pure and synchronous so it can be tested without tokio.
     fn apply(&mut self, update: Self::Update) -> Result<(), ApplyError>;
 
-    /// Text of the `.heartbeat` sidecar file, if the document has one. The persister rewrites the
-    /// sidecar (atomically) whenever this value changes.
+    /// Text of the `.heartbeat` file, if the document has one. The persister rewrites the file
+    /// (atomically) whenever this value changes.
     fn heartbeat(&self) -> Option<String> {
         None
     }
+
+    /// The bytes of the document's files. Default: the document as pretty JSON with a trailing
+    /// newline, and no sidecar.
+    fn render(&self) -> Result<Rendered, serde_json::Error> {
+        Ok(Rendered {
+            main: pretty(self)?,
+            sidecar: Sidecar::Keep,
+        })
+    }
+}
+
+/// What one write puts on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The document's file.
+    pub main: Vec<u8>,
+    /// Its sidecar.
+    pub sidecar: Sidecar,
+}
+
+/// What a write does with the document's sidecar file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sidecar {
+    /// The document has no sidecar: leave the file alone.
+    Keep,
+    /// Write it, durably, before the main file.
+    Write(Vec<u8>),
+    /// The main file holds everything: remove a sidecar left by an earlier layout, after the
+    /// main file is written.
+    Remove,
+}
+
+/// `value` as pretty JSON with a trailing newline.
+pub fn pretty<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }

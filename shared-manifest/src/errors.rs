@@ -18,6 +18,8 @@ pub enum WriteStep {
     Rename,
     /// fsync of the directory.
     FsyncDir,
+    /// Removing a file that is no longer part of the record.
+    Remove,
 }
 
 impl std::fmt::Display for WriteStep {
@@ -28,6 +30,7 @@ impl std::fmt::Display for WriteStep {
             WriteStep::Fsync => "fsync",
             WriteStep::Rename => "rename",
             WriteStep::FsyncDir => "fsync directory",
+            WriteStep::Remove => "remove",
         })
     }
 }
@@ -62,6 +65,9 @@ pub enum PersistError {
     /// The persister task is gone: closed (by this or another handle), or it panicked.
     #[error("reach the manifest writer (it stopped)")]
     Closed,
+    /// The document has a sidecar but the persister was given no path for it (a bug).
+    #[error("write the manifest's sidecar: no path was given for it")]
+    NoSidecarPath,
 }
 
 impl PersistError {
@@ -78,6 +84,75 @@ impl PersistError {
             }
             PersistError::Apply(e) => PersistError::Apply(e.clone()),
             PersistError::Closed => PersistError::Closed,
+            PersistError::NoSidecarPath => PersistError::NoSidecarPath,
+        }
+    }
+}
+
+/// Why a manifest (with its sidecar) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("read `{}`", path.display())]
+    Io {
+        /// The file: `manifest.json` or its sidecar.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON, or the merged document is not a manifest.
+    #[error("parse `{}` as a manifest", path.display())]
+    Parse {
+        /// The file: `manifest.json` or its sidecar.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The sidecar names another run.
+    #[error("use `{}`: it belongs to run `{run_id}`", path.display())]
+    Foreign {
+        /// The sidecar.
+        path: PathBuf,
+        /// The run it names.
+        run_id: String,
+    },
+}
+
+impl ReadError {
+    /// The file that could not be read.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            ReadError::Io { path, .. }
+            | ReadError::Parse { path, .. }
+            | ReadError::Foreign { path, .. } => path,
+        }
+    }
+
+    /// A short message naming the file by its name only, with its cause, for lines that
+    /// already name the run: `cannot read manifest.json: No such file or directory`.
+    pub fn one_line(&self) -> String {
+        let name = self
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.message(&name)
+    }
+
+    /// The message naming the file by its full path, with its cause.
+    pub fn describe(&self) -> String {
+        self.message(&format!("`{}`", self.path().display()))
+    }
+
+    fn message(&self, name: &str) -> String {
+        match self {
+            ReadError::Io { source, .. } => format!("cannot read {name}: {source}"),
+            ReadError::Parse { source, .. } => format!("{name} is not a valid manifest: {source}"),
+            ReadError::Foreign { run_id, .. } => {
+                format!("{name} belongs to another run (`{run_id}`)")
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Manifest types, their state machines, atomic durable writes, and the persister: the one task
-//! that owns a run's manifest and is the only writer of `manifest.json` and `.heartbeat`.
+//! that owns a run's manifest and is the only writer of `manifest.json`, its sidecar
+//! `manifest.ext.json` and `.heartbeat`.
 #![warn(missing_docs)]
 
 pub mod atomic;
@@ -7,13 +8,15 @@ pub mod document;
 pub mod errors;
 pub mod persister;
 pub mod schema;
+pub mod sidecar;
 pub mod state;
 pub mod update;
 
-pub use document::{ApplyError, Document};
-pub use errors::{AtomicWriteError, PersistError};
-pub use persister::{Persister, PersisterStats};
+pub use document::{ApplyError, Document, Rendered, Sidecar};
+pub use errors::{AtomicWriteError, PersistError, ReadError};
+pub use persister::{Persister, PersisterStats, Targets};
 pub use schema::Manifest;
+pub use sidecar::{read_manifest, read_value, Extensions};
 pub use state::{
     run_outcome, CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase,
 };

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::atomic::write_atomic;
-use crate::document::Document;
+use crate::document::{Document, Sidecar};
 use crate::errors::{AtomicWriteError, PersistError};
 
 /// Queue bound. Bounded so a producer that outruns the disk waits (backpressure) instead of
@@ -41,10 +41,25 @@ pub trait Sink: Send + 'static {
     /// a time.
     fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>;
 
-    /// Writes a sidecar that only needs to be atomic, not durable (the heartbeat: the manifest
+    /// Writes a file that only needs to be atomic, not durable (the heartbeat: the manifest
     /// holds the same time durably). Defaults to [`Sink::write`].
     fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
         self.write(path, bytes)
+    }
+
+    /// Writes several files durably, each all or nothing, renamed in the given order so that
+    /// a later one is never newer than an earlier one after a crash. Defaults to
+    /// [`Sink::write`] of each in turn.
+    fn write_in_order(&mut self, files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
+        for (path, bytes) in files {
+            self.write(path, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `path` durably (the directory is fsynced); a missing file is not an error.
+    fn remove(&mut self, path: &Path) -> Result<(), AtomicWriteError> {
+        crate::atomic::remove_durable(path)
     }
 }
 
@@ -60,6 +75,42 @@ impl Sink for AtomicSink {
     fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
         crate::atomic::write_atomic_relaxed(path, bytes)
     }
+
+    fn write_in_order(&mut self, files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
+        crate::atomic::write_atomic_all(files)
+    }
+}
+
+/// The files a persister writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// The document.
+    pub main: PathBuf,
+    /// Its sidecar, for documents that render one (the manifest's `manifest.ext.json`).
+    pub sidecar: Option<PathBuf>,
+    /// The heartbeat file, for documents that have one.
+    pub heartbeat: Option<PathBuf>,
+}
+
+impl Targets {
+    /// Just the document's file.
+    pub fn new(main: PathBuf) -> Targets {
+        Targets {
+            main,
+            sidecar: None,
+            heartbeat: None,
+        }
+    }
+
+    /// A run's manifest: `manifest.json`, its sidecar next to it and, while the run is
+    /// going, its heartbeat file.
+    pub fn manifest(main: PathBuf, heartbeat: Option<PathBuf>) -> Targets {
+        Targets {
+            sidecar: Some(crate::sidecar::sidecar_path(&main)),
+            main,
+            heartbeat,
+        }
+    }
 }
 
 /// Counters, for tests and benchmarks.
@@ -67,7 +118,9 @@ impl Sink for AtomicSink {
 pub struct PersisterStats {
     /// Completed writes of the document.
     pub writes: u64,
-    /// Completed writes of the heartbeat sidecar.
+    /// Completed writes of its sidecar (skipped when unchanged).
+    pub sidecar_writes: u64,
+    /// Completed writes of the heartbeat file.
     pub heartbeat_writes: u64,
 }
 
@@ -94,6 +147,7 @@ type Look<D> = Box<dyn FnOnce(&D) + Send>;
 struct Shared {
     // Relaxed is enough: tests read them after an acknowledgement, which orders them.
     writes: AtomicU64,
+    sidecar_writes: AtomicU64,
     heartbeat_writes: AtomicU64,
     /// The first error of the run (rejected update or failed write): what flush and close report.
     first: Mutex<Option<PersistError>>,
@@ -160,34 +214,31 @@ impl<D: Document> std::fmt::Debug for Persister<D> {
 }
 
 impl<D: Document> Persister<D> {
-    /// Starts the task that owns `doc` and writes it to `manifest_path` (and its heartbeat to
-    /// `heartbeat_path`). Nothing is written until the first update arrives.
+    /// Starts the task that owns `doc` and writes it to `targets`. Nothing is written until
+    /// the first update arrives.
     ///
     /// # Panics
     /// Outside a tokio runtime.
-    pub fn spawn(doc: D, manifest_path: PathBuf, heartbeat_path: Option<PathBuf>) -> Persister<D> {
-        Self::spawn_with_sink(doc, manifest_path, heartbeat_path, Box::new(AtomicSink))
+    pub fn spawn(doc: D, targets: Targets) -> Persister<D> {
+        Self::spawn_with_sink(doc, targets, Box::new(AtomicSink))
     }
 
     /// [`Persister::spawn`] writing through another [`Sink`]: for tests and benchmarks.
     ///
     /// # Panics
     /// Outside a tokio runtime.
-    pub fn spawn_with_sink(
-        doc: D,
-        manifest_path: PathBuf,
-        heartbeat_path: Option<PathBuf>,
-        sink: Box<dyn Sink>,
-    ) -> Persister<D> {
+    pub fn spawn_with_sink(doc: D, targets: Targets, sink: Box<dyn Sink>) -> Persister<D> {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let shared = Arc::new(Shared::default());
         let owner = Owner {
             doc,
-            manifest_path,
-            heartbeat_path,
+            // Unknown until the first write: a resumed run may have one from an earlier layout.
+            sidecar_on_disk: targets.sidecar.is_some(),
+            targets,
             sink: Some(sink),
             shared: Arc::clone(&shared),
             last_heartbeat: None,
+            last_sidecar: None,
         };
         // Detached: the document comes back through `close`, errors through `shared`.
         tokio::spawn(owner.run(rx));
@@ -278,6 +329,7 @@ impl<D: Document> Persister<D> {
     pub fn stats(&self) -> PersisterStats {
         PersisterStats {
             writes: self.shared.writes.load(Ordering::Relaxed),
+            sidecar_writes: self.shared.sidecar_writes.load(Ordering::Relaxed),
             heartbeat_writes: self.shared.heartbeat_writes.load(Ordering::Relaxed),
         }
     }
@@ -286,12 +338,15 @@ impl<D: Document> Persister<D> {
 /// The task's state; only the task touches it.
 struct Owner<D> {
     doc: D,
-    manifest_path: PathBuf,
-    heartbeat_path: Option<PathBuf>,
+    targets: Targets,
     /// Moved into the blocking pool for each write and back; `None` only during a write.
     sink: Option<Box<dyn Sink>>,
     shared: Arc<Shared>,
     last_heartbeat: Option<String>,
+    /// Hash of the sidecar bytes last written: an unchanged sidecar is not written again.
+    last_sidecar: Option<u64>,
+    /// A sidecar file may exist (so an inline layout must remove it).
+    sidecar_on_disk: bool,
 }
 
 impl<D: Document> Owner<D> {
@@ -377,15 +432,56 @@ impl<D: Document> Owner<D> {
         }
     }
 
-    /// The document, then the heartbeat sidecar when it changed. The manifest goes first: a
-    /// reader who sees a fresh heartbeat finds a manifest at least as fresh.
+    /// One write of the document: its sidecar (when it changed), then the document, then the
+    /// heartbeat file (when it changed).
+    ///
+    /// The sidecar goes first and durably (its rename and a directory fsync complete before the
+    /// document's rename starts): after a crash or a power cut between the two, the sidecar is
+    /// ahead of the document, never behind. Ahead is harmless: the document decides every
+    /// status, and a resume clears the extension fields of every stage it puts back to
+    /// pending; behind would lose the details (attempts, outcome, process) of stages the
+    /// document already records as ended. The document goes before the heartbeat: a reader
+    /// who sees a fresh heartbeat finds a manifest at least as fresh.
     async fn write(&mut self) -> Result<(), PersistError> {
-        let mut bytes = serde_json::to_vec_pretty(&self.doc).map_err(PersistError::Serialize)?;
-        bytes.push(b'\n');
-        self.write_file(self.manifest_path.clone(), bytes, true)
-            .await?;
+        let rendered = self.doc.render().map_err(PersistError::Serialize)?;
+        let remove_sidecar = rendered.sidecar == Sidecar::Remove;
+        let mut files = Vec::with_capacity(2);
+        let mut sidecar_hash = None;
+        if let Sidecar::Write(bytes) = rendered.sidecar {
+            let path = self
+                .targets
+                .sidecar
+                .clone()
+                .ok_or(PersistError::NoSidecarPath)?;
+            let hash = hash_of(&bytes);
+            if self.last_sidecar != Some(hash) {
+                files.push((path, bytes));
+                sidecar_hash = Some(hash);
+            }
+        }
+        files.push((self.targets.main.clone(), rendered.main));
+        self.with_sink(move |sink| {
+            let refs: Vec<(&Path, &[u8])> = files
+                .iter()
+                .map(|(p, b)| (p.as_path(), b.as_slice()))
+                .collect();
+            sink.write_in_order(&refs)
+        })
+        .await?;
+        if sidecar_hash.is_some() {
+            self.shared.sidecar_writes.fetch_add(1, Ordering::Relaxed);
+            self.last_sidecar = sidecar_hash;
+            self.sidecar_on_disk = true;
+        }
         self.shared.writes.fetch_add(1, Ordering::Relaxed);
-        let Some(path) = self.heartbeat_path.clone() else {
+        if remove_sidecar && self.sidecar_on_disk {
+            if let Some(path) = self.targets.sidecar.clone() {
+                self.with_sink(move |sink| sink.remove(&path)).await?;
+            }
+            self.sidecar_on_disk = false;
+            self.last_sidecar = None;
+        }
+        let Some(path) = self.targets.heartbeat.clone() else {
             return Ok(());
         };
         let beat = self.doc.heartbeat();
@@ -393,7 +489,8 @@ impl<D: Document> Owner<D> {
             .as_ref()
             .filter(|b| Some(*b) != self.last_heartbeat.as_ref())
         {
-            self.write_file(path, text.clone().into_bytes(), false)
+            let bytes = text.clone().into_bytes();
+            self.with_sink(move |sink| sink.write_relaxed(&path, &bytes))
                 .await?;
             self.shared.heartbeat_writes.fetch_add(1, Ordering::Relaxed);
             self.last_heartbeat = beat;
@@ -401,22 +498,17 @@ impl<D: Document> Owner<D> {
         Ok(())
     }
 
-    async fn write_file(
+    /// Runs `f` on the sink on the blocking pool (fsync must not stall the async workers).
+    async fn with_sink(
         &mut self,
-        path: PathBuf,
-        bytes: Vec<u8>,
-        durable: bool,
+        f: impl FnOnce(&mut dyn Sink) -> Result<(), AtomicWriteError> + Send + 'static,
     ) -> Result<(), PersistError> {
         let mut sink = self
             .sink
             .take()
             .expect("the sink is put back after every write");
         let (sink, result) = tokio::task::spawn_blocking(move || {
-            let r = if durable {
-                sink.write(&path, &bytes)
-            } else {
-                sink.write_relaxed(&path, &bytes)
-            };
+            let r = f(sink.as_mut());
             (sink, r)
         })
         .await
@@ -425,6 +517,14 @@ impl<D: Document> Owner<D> {
         self.sink = Some(sink);
         result.map_err(PersistError::Write)
     }
+}
+
+/// A 64-bit fingerprint of a sidecar's bytes (not stored, only compared within one run).
+fn hash_of(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

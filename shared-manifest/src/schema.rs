@@ -1,13 +1,17 @@
 //! The manifest as serde types: every field the peer's `schemas/manifest.json` requires, in the
-//! peer's order and with its types, plus our optional extension fields (documented in
-//! `schemas/manifest.schema.json`, a superset of the peer's schema).
+//! peer's order and with its types, plus our optional extension fields, plus every key we do
+//! not know (written by the peer or another tool), kept as it was.
 //!
-//! Extension fields are `Option` and skipped when absent so a peer reader never sees a `null` it
-//! does not expect; a validator of the peer schema must strip [`EXTENSION_KEYS`] and
-//! [`COMMAND_EXTENSION_KEYS`] first (the peer's schema sets `additionalProperties: false`).
+//! This is the merged view of a run's record. On disk the peer's keys go to `manifest.json`
+//! and everything else to the sidecar `manifest.ext.json` (see `sidecar.rs`); our schemas
+//! `schemas/manifest.ext.schema.json` (sidecar) and `schemas/manifest.schema.json` (the inline
+//! layout, a superset of the peer's schema) describe them. Extension fields are `Option` and
+//! skipped when absent so a reader never sees a `null` it does not expect.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+use crate::sidecar::Extensions;
 use crate::state::{CommandStatus, RunStatus};
 
 /// Version of our manifest layout, bumped when a field is added.
@@ -16,38 +20,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const HEARTBEAT_INTERVAL_SECONDS: u64 = 5;
 /// Age after which a heartbeat is considered stale (the peer's value).
 pub const HEARTBEAT_STALE_AFTER_SECONDS: u64 = 30;
-
-/// Top-level keys we add beyond the peer's schema.
-pub const EXTENSION_KEYS: &[&str] = &[
-    "schema_version",
-    "runner_version",
-    "runner_pid",
-    "concurrency",
-    "execution_mode",
-    "runtime_mode_source",
-    "variables",
-    "approval_decisions",
-    "paused",
-    "queue",
-    "wall_clock_budgets",
-];
-/// Per-command keys we add beyond the peer's schema.
-pub const COMMAND_EXTENSION_KEYS: &[&str] = &[
-    "depends_on",
-    "attempts",
-    "outcome",
-    "signal",
-    "duration_ms",
-    "timeout_ms",
-    "skip_reason",
-    "process",
-    "stdout_bytes",
-    "stderr_bytes",
-    "leaked_processes",
-    "dropped_chunk_events",
-    "approval",
-    "locks",
-];
 
 /// `manifest.json` of one run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -129,7 +101,7 @@ pub struct Manifest {
     /// Sources of agent instructions (none for shell stages).
     pub instructions_sources: Vec<String>,
 
-    // ---- extensions (optional; see EXTENSION_KEYS) ----
+    // ---- extensions (optional; in the sidecar by default) ----
     /// Our manifest layout version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,
@@ -151,7 +123,7 @@ pub struct Manifest {
     pub runtime_mode_source: Option<String>,
     /// Variables given with `--var` (names and values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+    pub variables: Option<Map<String, Value>>,
     /// What the peer's closed `approvals[]` cannot say about each of its entries (same order):
     /// the stage, the decision and where it came from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -165,6 +137,14 @@ pub struct Manifest {
     /// The wall-clock budget of each runner that ran the run (start, then every resume).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wall_clock_budgets: Vec<BudgetRecord>,
+
+    /// Keys we do not know, written by the peer or another tool: kept, so a resume never
+    /// drops them.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+    /// Where the extension fields are written; not a key of the record.
+    #[serde(skip)]
+    pub extensions: Extensions,
 }
 
 /// One stage of the run.
@@ -197,7 +177,7 @@ pub struct CommandRecord {
     /// Run id of the sub-pipeline's child run.
     pub sub_run_id: Option<String>,
 
-    // ---- extensions (optional; see COMMAND_EXTENSION_KEYS) ----
+    // ---- extensions (optional; in the sidecar by default) ----
     /// Stage ids this stage waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<String>>,
@@ -242,6 +222,10 @@ pub struct CommandRecord {
     /// The resource locks the stage holds while it runs, and how long it waited for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockRecord>,
+
+    /// Keys we do not know, written by the peer or another tool: kept.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 impl CommandRecord {

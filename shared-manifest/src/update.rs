@@ -1,12 +1,13 @@
 //! Changes to a manifest, applied by the persister in order. `apply` is pure and synchronous and
 //! every status change goes through the transition tables in `state`.
 
-use crate::document::{ApplyError, Document};
+use crate::document::{pretty, ApplyError, Document, Rendered, Sidecar};
 use crate::schema::{
     Approval, ApprovalDecision, ApprovalRecord, ApprovalState, BudgetRecord, ChildRun,
     CommandRecord, LockRecord, Manifest, PauseRecord, ProcessRecord, QueueRecord, ResumeEvent,
-    RuntimeFallback, RuntimeMode,
+    RuntimeFallback, RuntimeMode, SCHEMA_VERSION,
 };
+use crate::sidecar::Extensions;
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
 
 /// One change to a manifest.
@@ -330,6 +331,12 @@ impl Document for Manifest {
                 self.summary = None;
                 self.metrics_recorded = false;
                 self.runner_pid = Some(runner_pid);
+                // This runner writes the record from now on, in its layout (a run the peer
+                // wrote has no version yet; a newer layout keeps its number).
+                self.schema_version = Some(
+                    self.schema_version
+                        .map_or(SCHEMA_VERSION, |v| v.max(SCHEMA_VERSION)),
+                );
                 self.heartbeat_at = Some(at.clone());
                 self.updated_at = at;
             }
@@ -588,8 +595,27 @@ impl Document for Manifest {
         Ok(())
     }
 
+    /// `.heartbeat` holds the time as one line, as the peer writes it.
     fn heartbeat(&self) -> Option<String> {
-        self.heartbeat_at.clone()
+        self.heartbeat_at.as_ref().map(|t| format!("{t}\n"))
+    }
+
+    /// Sidecar layout: the peer's keys to `manifest.json`, the rest to `manifest.ext.json`.
+    /// Inline: one file, and no sidecar left behind.
+    fn render(&self) -> Result<Rendered, serde_json::Error> {
+        match self.extensions {
+            Extensions::Inline => Ok(Rendered {
+                main: pretty(self)?,
+                sidecar: Sidecar::Remove,
+            }),
+            Extensions::Sidecar => {
+                let (main, ext) = crate::sidecar::split(serde_json::to_value(self)?);
+                Ok(Rendered {
+                    main: pretty(&main)?,
+                    sidecar: Sidecar::Write(pretty(&ext)?),
+                })
+            }
+        }
     }
 }
 

@@ -51,6 +51,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
             concurrency: None,
             vars: Vec::new(),
         }],
+        record: Default::default(),
     };
     let mut start = StartArgs::for_pipeline("exec", args.task.clone(), Format::Json);
     start.progress = args.progress;

@@ -160,10 +160,7 @@ fn print_json(report: &crate::engine::state::RunReport) {
     crate::report::output::json(&json);
 }
 
+/// The run's manifest (merged with its sidecar); unreadable is a run-state conflict (exit 3).
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
-        AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display()))
-    })
+    shared_manifest::read_manifest(path).map_err(|e| AppError::Conflict(e.describe()))
 }

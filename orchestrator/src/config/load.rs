@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 
 use super::error::{list, ConfigError, Loc};
 use super::model::{
-    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
+    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
+    StageKind,
 };
 use super::suggest::did_you_mean;
 use super::validate;
@@ -22,6 +23,7 @@ const TOP_KEYS: &[&str] = &[
     "stageSets",
     "defaultPipeline",
     "runtimeMode",
+    "manifestExtensions",
     "$schema",
     "version",
     "description",
@@ -270,6 +272,15 @@ impl Walker {
                 Some(mode)
             }
         };
+        let mut record = RecordSettings::default();
+        if let Some(raw) = self.opt_string(obj, "manifestExtensions", &root)? {
+            record.extensions = shared_manifest::Extensions::parse(&raw).ok_or_else(|| {
+                self.err(
+                    &root.field("manifestExtensions"),
+                    format!("`{raw}` is not one of: sidecar, inline"),
+                )
+            })?;
+        }
         let stage_sets = self.stage_sets(obj.get("stageSets"))?;
         let pipelines_v = match obj.get("pipelines") {
             Some(Value::Array(a)) => a,
@@ -296,6 +307,7 @@ impl Walker {
             default_pipeline,
             runtime_mode,
             pipelines,
+            record,
         })
     }
 

@@ -13,5 +13,6 @@ pub mod vars;
 pub use error::ConfigError;
 pub use load::{load, parse, Loaded};
 pub use model::{
-    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
+    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
+    StageKind,
 };

@@ -19,6 +19,15 @@ pub struct Config {
     pub runtime_mode: Option<String>,
     /// Pipelines in file order, stage sets expanded.
     pub pipelines: Vec<Pipeline>,
+    /// How runs are recorded (`manifestExtensions`).
+    pub record: RecordSettings,
+}
+
+/// How a run's record is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordSettings {
+    /// `manifestExtensions`: our extension fields in `manifest.ext.json` (default) or inline.
+    pub extensions: shared_manifest::Extensions,
 }
 
 /// Whose config a run uses.

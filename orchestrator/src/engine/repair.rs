@@ -9,7 +9,7 @@
 //! lock) instead of refusing a run that "already succeeded".
 
 use shared_manifest::schema::Manifest;
-use shared_manifest::{ManifestUpdate, Persister};
+use shared_manifest::{ManifestUpdate, Persister, Targets};
 
 use crate::errors::AppError;
 use crate::record::layout::RunDir;
@@ -81,7 +81,7 @@ pub async fn complete(dir: &RunDir, m: Manifest) -> Result<(Manifest, Repairs), 
     }
     // Through a persister, like every manifest write: it is the one writer of the file. No
     // heartbeat path: the run is over, its heartbeat stays as the runner left it.
-    let persister = Persister::spawn(m, dir.manifest(), None);
+    let persister = Persister::spawn(m, Targets::manifest(dir.manifest(), None));
     persister.send(ManifestUpdate::MetricsRecorded).await?;
     let m = persister.close().await?;
     repairs.marked_recorded = true;

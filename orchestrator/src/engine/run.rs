@@ -9,7 +9,7 @@ use exec::RunnerLog;
 use serde_json::{json, Value};
 use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
 use shared_manifest::schema::{self, CommandRecord, Manifest, StageKind as ManifestKind};
-use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus};
+use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus, Targets};
 
 use crate::config::StageKind;
 use crate::engine::context::Ctx;
@@ -39,11 +39,14 @@ pub async fn prepare(
     let token = new_resume_token();
     // The token is durable in the manifest (written next); `.resume-token` is a convenience
     // copy for scripts, so it is written atomically without fsync.
-    write_atomic_relaxed(&dir.resume_token(), token.as_bytes())?;
+    write_atomic_relaxed(&dir.resume_token(), format!("{token}\n").as_bytes())?;
     let now = crate::time::now();
     let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
     let plan_len = plan.pipeline.stages.len();
-    let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
+    let persister = Persister::spawn(
+        manifest,
+        Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
+    );
     persister
         .send(ManifestUpdate::RunStarted { at: now })
         .await?;
@@ -105,10 +108,12 @@ pub async fn prepare_resume(
 ) -> Result<Prepared, AppError> {
     let Takeover {
         dir,
-        manifest,
+        mut manifest,
         event,
         lock,
     } = takeover;
+    // The layout the config asks for now; the persister removes a sidecar it no longer needs.
+    manifest.extensions = ctx.config.record.extensions;
     let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
         crate::console::err_line(&format!(
@@ -130,7 +135,10 @@ pub async fn prepare_resume(
         .iter()
         .map(crate::engine::resume::is_done)
         .collect();
-    let persister = Persister::spawn(manifest, dir.manifest(), Some(dir.heartbeat()));
+    let persister = Persister::spawn(
+        manifest,
+        Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
+    );
     persister
         .send(ManifestUpdate::RunResumed {
             at: crate::time::now(),
@@ -200,6 +208,7 @@ fn initial_manifest(
                 dropped_chunk_events: None,
                 approval: None,
                 locks: None,
+                other: serde_json::Map::new(),
             }
         })
         .collect();
@@ -258,6 +267,8 @@ fn initial_manifest(
         paused: None,
         queue: None,
         wall_clock_budgets: Vec::new(),
+        other: serde_json::Map::new(),
+        extensions: ctx.config.record.extensions,
     }
 }
 
@@ -383,7 +394,16 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             (false, Some(_)) => (RunEvent::Fail, Some("internal-error".to_owned())),
         }
     };
+    // The peer's summary: null for a plain success; a runtime fallback is its first line.
     let mut lines = Vec::new();
+    let fallback = &ctx.runtime.fallback;
+    if fallback.occurred {
+        lines.push(format!(
+            "Runtime fallback ({}): {}",
+            fallback.code.as_deref().unwrap_or("unknown"),
+            fallback.reason.as_deref().unwrap_or("no reason given")
+        ));
+    }
     if let Some(sig) = ctx.cancel_signal() {
         // A control.json request cancels with SIGTERM semantics; say who asked.
         if f.control_cancel {
@@ -393,12 +413,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         }
     }
     lines.extend(f.failure_lines.iter().cloned());
-    let summary = if lines.is_empty() {
-        (event == RunEvent::Succeed)
-            .then(|| format!("Pipeline '{}' succeeded.", run.plan.pipeline.title))
-    } else {
-        Some(lines.join("\n"))
-    };
+    let summary = (!lines.is_empty()).then(|| lines.join("\n"));
     let at = crate::time::now();
     run.persister
         .send(ManifestUpdate::RunFinished {

@@ -1,5 +1,5 @@
 //! Finding manifests on disk: every `.runs/<task>/cli/<run>/manifest.json` (the source the
-//! index is rebuilt from), or one run's by id.
+//! index is rebuilt from), or one run's by id; reading one (with its sidecar).
 
 use std::path::{Path, PathBuf};
 
@@ -46,29 +46,10 @@ pub(crate) fn find_manifest(runs: &Path, run_id: &str) -> Option<PathBuf> {
     found.into_iter().next()
 }
 
-/// Why a manifest could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read it")]
-    Read(#[source] std::io::Error),
-    /// The file is not a manifest.
-    #[error("it is not a valid manifest")]
-    Parse(#[source] serde_json::Error),
-}
+/// Why a manifest could not be read (it names the file: `manifest.json` or its sidecar).
+pub use shared_manifest::ReadError as ManifestError;
 
-/// Reads and parses one manifest.
+/// Reads one manifest: `manifest.json` merged with its sidecar `manifest.ext.json`.
 pub fn read_manifest(path: &Path) -> Result<Manifest, ManifestError> {
-    let bytes = std::fs::read(path).map_err(ManifestError::Read)?;
-    serde_json::from_slice(&bytes).map_err(ManifestError::Parse)
-}
-
-impl ManifestError {
-    /// The message and its cause on one line.
-    pub fn one_line(&self) -> String {
-        match self {
-            ManifestError::Read(e) => format!("{self}: {e}"),
-            ManifestError::Parse(e) => format!("{self}: {e}"),
-        }
-    }
+    shared_manifest::read_manifest(path)
 }

@@ -29,11 +29,8 @@ pub struct StatusView {
 pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
     let path = path.to_owned();
     let mut text = String::new();
-    let raw = std::fs::read_to_string(&path)
-        .map_err(|e| AppError::Conflict(format!("cannot read `{}`: {e}", path.display())))?;
-    let m: Manifest = serde_json::from_str(&raw).map_err(|e| {
-        AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display()))
-    })?;
+    let m: Manifest =
+        shared_manifest::read_manifest(&path).map_err(|e| AppError::Conflict(e.describe()))?;
     let age = m
         .heartbeat_at
         .as_deref()

@@ -96,6 +96,15 @@ async fn wait_entered(entered: std::sync::mpsc::Receiver<()>) {
         .expect("the write started");
 }
 
+/// The toy's file and heartbeat, no sidecar.
+fn targets(main: PathBuf, heartbeat: Option<PathBuf>) -> Targets {
+    Targets {
+        main,
+        sidecar: None,
+        heartbeat,
+    }
+}
+
 fn items(p: &Path) -> Vec<u32> {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json");
@@ -107,7 +116,7 @@ async fn queued_updates_coalesce_into_one_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
     let (sink, release, entered) = gated();
-    let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
+    let p = Persister::spawn_with_sink(Toy::default(), targets(path.clone(), None), sink);
     // The first update's write blocks on the gate; the next 99 queue up behind it and must
     // all land in the one write that follows.
     p.send(ToyUpdate::Push(0)).await.expect("send");
@@ -131,7 +140,7 @@ async fn queued_updates_coalesce_into_one_write() {
 async fn a_deferred_update_shares_the_next_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
     let long = std::time::Duration::from_secs(60);
     p.send_deferred(ToyUpdate::Push(1), long)
         .await
@@ -160,7 +169,7 @@ async fn a_deferred_update_shares_the_next_write() {
 async fn a_deferred_update_is_written_by_its_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
     let within = std::time::Duration::from_millis(100);
     p.send_deferred(ToyUpdate::Push(7), within)
         .await
@@ -184,7 +193,10 @@ async fn a_deferred_update_is_written_by_its_deadline() {
 async fn spawn_writes_nothing_until_the_first_update() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), path.clone(), Some(dir.path().join(".hb")));
+    let p = Persister::spawn(
+        Toy::default(),
+        targets(path.clone(), Some(dir.path().join(".hb"))),
+    );
     p.flush().await.expect("an empty flush");
     assert_eq!(p.stats(), PersisterStats::default());
     p.close().await.expect("close");
@@ -195,7 +207,7 @@ async fn spawn_writes_nothing_until_the_first_update() {
 async fn flush_is_a_barrier_for_every_handle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
     let mut tasks = Vec::new();
     for t in 0..4u32 {
         let (p, path) = (p.clone(), path.clone());
@@ -233,8 +245,7 @@ async fn never_two_writes_in_flight() {
     let hb = Some(dir.path().join(".hb"));
     let p = Persister::spawn_with_sink(
         Toy::default(),
-        dir.path().join("m.json"),
-        hb,
+        targets(dir.path().join("m.json"), hb),
         Box::new(sink),
     );
     let mut tasks = Vec::new();
@@ -273,7 +284,7 @@ async fn write_error_reaches_every_handle() {
         fail: true,
         ..Probe::default()
     };
-    let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, Box::new(sink));
+    let p = Persister::spawn_with_sink(Toy::default(), targets(path.clone(), None), Box::new(sink));
     let other = p.clone();
     p.send(ToyUpdate::Push(1))
         .await
@@ -307,8 +318,7 @@ async fn failed_resolves_on_a_failed_write_without_a_send() {
     };
     let p = Persister::spawn_with_sink(
         Toy::default(),
-        dir.path().join("m.json"),
-        None,
+        targets(dir.path().join("m.json"), None),
         Box::new(sink),
     );
     let watcher = tokio::spawn({
@@ -328,7 +338,7 @@ async fn failed_resolves_on_a_failed_write_without_a_send() {
 #[tokio::test(start_paused = true)]
 async fn failed_stays_pending_after_a_clean_close() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), None);
+    let p = Persister::spawn(Toy::default(), targets(dir.path().join("m.json"), None));
     let other = p.clone();
     p.send(ToyUpdate::Push(1)).await.expect("send");
     p.close().await.expect("close");
@@ -340,7 +350,7 @@ async fn failed_stays_pending_after_a_clean_close() {
 async fn write_to_a_missing_directory_fails_with_the_path_and_the_os_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gone/m.json");
-    let p = Persister::spawn(Toy::default(), path, None);
+    let p = Persister::spawn(Toy::default(), targets(path, None));
     p.send(ToyUpdate::Push(1)).await.expect("send");
     let e = p.flush().await.expect_err("no directory");
     assert!(e.to_string().contains("gone/m.json"), "{e}");
@@ -354,7 +364,7 @@ async fn write_to_a_missing_directory_fails_with_the_path_and_the_os_error() {
 async fn rejected_update_is_reported_and_the_rest_applies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
     p.send(ToyUpdate::Push(1)).await.expect("send");
     p.send(ToyUpdate::Reject).await.expect("send");
     p.send(ToyUpdate::Push(2)).await.expect("send");
@@ -375,7 +385,10 @@ async fn rejected_update_is_reported_and_the_rest_applies() {
 async fn heartbeat_written_only_when_it_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hb = dir.path().join(".heartbeat");
-    let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), Some(hb.clone()));
+    let p = Persister::spawn(
+        Toy::default(),
+        targets(dir.path().join("m.json"), Some(hb.clone())),
+    );
     p.send(ToyUpdate::Push(0)).await.expect("send");
     p.flush().await.expect("flush");
     assert!(!hb.exists(), "no heartbeat yet");
@@ -395,6 +408,7 @@ async fn heartbeat_written_only_when_it_changes() {
         p.stats(),
         PersisterStats {
             writes: 4,
+            sidecar_writes: 0,
             heartbeat_writes: 2
         }
     );
@@ -404,7 +418,7 @@ async fn heartbeat_written_only_when_it_changes() {
 async fn inspect_sees_exactly_what_is_on_disk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), path.clone(), None);
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
     for i in 0..10 {
         p.send(ToyUpdate::Push(i)).await.expect("send");
     }
@@ -445,8 +459,10 @@ async fn heartbeat_sidecar_is_written_relaxed() {
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let p = Persister::spawn_with_sink(
         Toy::default(),
-        dir.path().join("m.json"),
-        Some(dir.path().join(".heartbeat")),
+        targets(
+            dir.path().join("m.json"),
+            Some(dir.path().join(".heartbeat")),
+        ),
         Box::new(Probe(log.clone())),
     );
     p.send(ToyUpdate::Beat("t1".into())).await.expect("send");
@@ -464,7 +480,7 @@ async fn heartbeat_sidecar_is_written_relaxed() {
 #[tokio::test]
 async fn close_works_while_other_handles_live() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = Persister::spawn(Toy::default(), dir.path().join("m.json"), None);
+    let p = Persister::spawn(Toy::default(), targets(dir.path().join("m.json"), None));
     let other = p.clone();
     other.send(ToyUpdate::Push(7)).await.expect("send");
     let doc = p.close().await.expect("close");
@@ -482,7 +498,7 @@ async fn close_writes_updates_queued_behind_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
     let (sink, release, entered) = gated();
-    let p = Persister::spawn_with_sink(Toy::default(), path.clone(), None, sink);
+    let p = Persister::spawn_with_sink(Toy::default(), targets(path.clone(), None), sink);
     let other = p.clone();
     p.send(ToyUpdate::Push(0)).await.expect("send");
     wait_entered(entered).await;
@@ -510,4 +526,109 @@ async fn close_writes_updates_queued_behind_it() {
         other.send(ToyUpdate::Push(2)).await,
         Err(PersistError::Closed)
     ));
+}
+
+/// A document with a sidecar: `items` in the main file, `extra` in the sidecar (or inline).
+#[derive(Debug, Serialize, Default)]
+struct Split {
+    items: Vec<u32>,
+    extra: u32,
+    inline: bool,
+}
+
+enum SplitUpdate {
+    Push(u32),
+    Extra(u32),
+    Inline,
+}
+
+impl Document for Split {
+    type Update = SplitUpdate;
+    fn apply(&mut self, u: SplitUpdate) -> Result<(), ApplyError> {
+        match u {
+            SplitUpdate::Push(n) => self.items.push(n),
+            SplitUpdate::Extra(n) => self.extra = n,
+            SplitUpdate::Inline => self.inline = true,
+        }
+        Ok(())
+    }
+    fn render(&self) -> Result<crate::Rendered, serde_json::Error> {
+        if self.inline {
+            return Ok(crate::Rendered {
+                main: crate::document::pretty(self)?,
+                sidecar: Sidecar::Remove,
+            });
+        }
+        Ok(crate::Rendered {
+            main: crate::document::pretty(&self.items)?,
+            sidecar: Sidecar::Write(crate::document::pretty(&self.extra)?),
+        })
+    }
+}
+
+/// Records every write and removal, in order, and does them.
+struct Journal(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Sink for Journal {
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+        let name = path.file_name().expect("name").to_string_lossy();
+        self.0.lock().expect("lock").push(format!("write {name}"));
+        write_atomic(path, bytes)
+    }
+    fn remove(&mut self, path: &Path) -> Result<(), AtomicWriteError> {
+        let name = path.file_name().expect("name").to_string_lossy();
+        self.0.lock().expect("lock").push(format!("remove {name}"));
+        crate::atomic::remove_durable(path)
+    }
+}
+
+#[tokio::test]
+async fn the_sidecar_is_written_first_only_when_it_changed_and_removed_when_inline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let main = dir.path().join("m.json");
+    let side = dir.path().join("m.ext.json");
+    let p = Persister::spawn_with_sink(
+        Split::default(),
+        Targets {
+            main: main.clone(),
+            sidecar: Some(side.clone()),
+            heartbeat: None,
+        },
+        Box::new(Journal(log.clone())),
+    );
+    p.send(SplitUpdate::Extra(1)).await.expect("send");
+    p.flush().await.expect("flush");
+    // Only the main file changes: the sidecar is not written again.
+    p.send(SplitUpdate::Push(5)).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(std::fs::read_to_string(&side).expect("side"), "1\n");
+    p.send(SplitUpdate::Inline).await.expect("send");
+    p.flush().await.expect("flush");
+    // Already gone: no second removal.
+    p.send(SplitUpdate::Push(6)).await.expect("send");
+    let stats = p.stats();
+    p.close().await.expect("close");
+    assert_eq!(
+        *log.lock().expect("lock"),
+        [
+            "write m.ext.json",
+            "write m.json",
+            "write m.json",
+            "write m.json",
+            "remove m.ext.json",
+            "write m.json"
+        ]
+    );
+    assert!(!side.exists());
+    assert_eq!((stats.writes, stats.sidecar_writes), (3, 1));
+}
+
+#[tokio::test]
+async fn a_sidecar_without_a_path_is_an_error_not_a_silent_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Persister::spawn(Split::default(), targets(dir.path().join("m.json"), None));
+    p.send(SplitUpdate::Extra(1)).await.expect("send");
+    let e = p.flush().await.expect_err("no sidecar path");
+    assert!(matches!(e, PersistError::NoSidecarPath), "{e}");
 }

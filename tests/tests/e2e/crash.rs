@@ -55,7 +55,7 @@ fn metrics_lines(env: &TestEnv, id: &str, fin: &serde_json::Value) -> usize {
 /// `metrics_written`) no summary and no metrics line.
 fn unfinish_bookkeeping(env: &TestEnv, id: &str, metrics_written: bool) {
     let dir = env.run_dir(id);
-    let mut m = env.manifest(id);
+    let mut m = env.main_file(id);
     m["metrics_recorded"] = serde_json::Value::Bool(false);
     let mut text = serde_json::to_string_pretty(&m).expect("json");
     text.push('\n');

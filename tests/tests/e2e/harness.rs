@@ -107,7 +107,13 @@ impl TestEnv {
         self.path().join(".runs/0101/cli").join(run_id)
     }
 
+    /// The run's record as our readers see it: `manifest.json` merged with its sidecar.
     pub(crate) fn manifest(&self, run_id: &str) -> Value {
+        merged(&self.run_dir(run_id).join("manifest.json"))
+    }
+
+    /// `manifest.json` alone, as the peer's tools see it.
+    pub(crate) fn main_file(&self, run_id: &str) -> Value {
         read_json(&self.run_dir(run_id).join("manifest.json"))
     }
 
@@ -148,6 +154,51 @@ impl TestEnv {
         out = redact_pattern(&out, is_ts_at, 24, "[TS]");
         out
     }
+}
+
+/// Every run's record written in this test validates, whatever the test asserted: see
+/// [`assert_valid_record_files`]. Not while a test is already failing (a second panic would
+/// abort and hide the first).
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for run in run_dirs(self.path()) {
+            assert_valid_record_files(&run);
+        }
+    }
+}
+
+/// Every `<...>/cli/<run>/` directory holding a `manifest.json` under `root`.
+pub(crate) fn run_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let p = e.path();
+            if d.file_name().is_some_and(|n| n == "cli") && p.join("manifest.json").is_file() {
+                out.push(p);
+            } else {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `manifest.json` merged with its sidecar `manifest.ext.json`, through the one helper our
+/// readers use.
+pub(crate) fn merged(manifest: &Path) -> Value {
+    shared_manifest::read_value(manifest)
+        .unwrap_or_else(|e| panic!("{}: {}", manifest.display(), e.describe()))
 }
 
 pub(crate) fn read_json(p: &Path) -> Value {
@@ -217,66 +268,76 @@ pub(crate) fn peer_schema() -> Option<Value> {
     p.is_file().then(|| read_json(&p))
 }
 
-/// Our published superset schema.
-pub(crate) fn our_schema() -> Value {
-    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/manifest.schema.json"))
-}
-
-/// Validates a manifest against our schema (fully) and the peer's (extension keys removed).
-pub(crate) fn assert_valid_manifest(m: &Value) {
-    let ours = jsonschema::validator_for(&our_schema()).expect("our schema compiles");
-    let errors: Vec<String> = ours
-        .iter_errors(m)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "manifest violates schemas/manifest.schema.json: {errors:#?}"
-    );
-    let Some(peer) = peer_schema() else {
-        eprintln!("SKIPPED peer-schema check: the peer is not installed (run .ci/run or ../shared/tools/peer.sh)");
-        return;
-    };
-    let mut stripped = m.clone();
-    let ext = extension_keys(&our_schema());
-    if let Some(obj) = stripped.as_object_mut() {
-        obj.retain(|k, _| !ext.0.contains(k));
-    }
-    if let Some(cmds) = stripped["commands"].as_array_mut() {
-        for c in cmds {
-            if let Some(obj) = c.as_object_mut() {
-                obj.retain(|k, _| !ext.1.contains(k));
-            }
-        }
-    }
-    let v = jsonschema::validator_for(&peer).expect("peer schema compiles");
-    let errors: Vec<String> = v
-        .iter_errors(&stripped)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "manifest violates the peer's schemas/manifest.json: {errors:#?}"
-    );
-}
-
-/// The keys our schema marks `x-extension` (top level, command level).
-fn extension_keys(schema: &Value) -> (Vec<String>, Vec<String>) {
-    let pick = |props: &Value| -> Vec<String> {
-        props
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter(|(_, v)| v["x-extension"] == true)
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    (
-        pick(&schema["properties"]),
-        pick(&schema["properties"]["commands"]["items"]["properties"]),
+fn repo_schema(name: &str) -> Value {
+    read_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../schemas")
+            .join(name),
     )
+}
+
+/// Our published superset schema: the inline layout, and the merged view of any layout.
+pub(crate) fn our_schema() -> Value {
+    repo_schema("manifest.schema.json")
+}
+
+/// Our published schema of the sidecar `manifest.ext.json`.
+pub(crate) fn ext_schema() -> Value {
+    repo_schema("manifest.ext.schema.json")
+}
+
+fn check(schema: &Value, doc: &Value, what: &str) {
+    let v = jsonschema::validator_for(schema).expect("the schema compiles");
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:#?}");
+}
+
+/// The merged view of a run's record (as our readers see it) validates against our superset
+/// schema. The files themselves are checked by [`assert_valid_record_files`].
+pub(crate) fn assert_valid_manifest(m: &Value) {
+    check(
+        &our_schema(),
+        m,
+        "the merged manifest violates schemas/manifest.schema.json",
+    );
+}
+
+/// The files of one run's record, as written: `manifest.json` validates against the peer's
+/// `schemas/manifest.json` exactly as published (nothing stripped), and the sidecar against
+/// our `schemas/manifest.ext.schema.json`; an inline `manifest.json` (it holds
+/// `schema_version`) against our superset schema.
+pub(crate) fn assert_valid_record_files(run: &Path) {
+    let main_path = run.join("manifest.json");
+    let main = read_json(&main_path);
+    let what = |schema: &str| format!("{} violates {schema}", main_path.display());
+    if main.get("schema_version").is_some() {
+        check(
+            &our_schema(),
+            &main,
+            &what("schemas/manifest.schema.json (inline)"),
+        );
+        return;
+    }
+    match peer_schema() {
+        Some(peer) => check(&peer, &main, &what("the peer's schemas/manifest.json")),
+        None => eprintln!(
+            "SKIPPED peer-schema check: the peer is not installed (run .ci/run or ../shared/tools/peer.sh)"
+        ),
+    }
+    let side = run.join("manifest.ext.json");
+    if side.is_file() {
+        check(
+            &ext_schema(),
+            &read_json(&side),
+            &format!(
+                "{} violates schemas/manifest.ext.schema.json",
+                side.display()
+            ),
+        );
+    }
 }
 
 /// The manifest with volatile values replaced, for snapshots.

@@ -3,6 +3,7 @@
 
 mod harness;
 mod pty;
+mod record;
 
 mod bad_input;
 mod crash;

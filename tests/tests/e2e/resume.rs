@@ -284,7 +284,8 @@ fn crashed_runner_is_reported_and_resume_kills_its_survivors() {
             .and_then(Result::ok)
             .map(|e| e.path());
         if let Some(dir) = found {
-            let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap_or_default();
+            // The process record is an extension field: it lives in the sidecar.
+            let text = std::fs::read_to_string(dir.join("manifest.ext.json")).unwrap_or_default();
             if text.contains("\"pgid\"") {
                 break dir;
             }

@@ -29,17 +29,24 @@ fn happy_path_writes_the_whole_contract() {
         ".heartbeat",
         ".resume-token",
         "run-summary.json",
+        "manifest.ext.json",
         "commands/01-hello.ndjson",
         "commands/02-second.ndjson",
     ] {
         assert!(dir.join(f).is_file(), "missing {f}");
     }
+    // One line each, newline-terminated, as the peer writes them.
     assert_eq!(
         std::fs::read_to_string(dir.join(".resume-token")).expect("token"),
-        m["resume_token"].as_str().expect("token")
+        format!("{}\n", m["resume_token"].as_str().expect("token"))
     );
     let heartbeat = std::fs::read_to_string(dir.join(".heartbeat")).expect("heartbeat");
-    assert_eq!(Some(heartbeat.as_str()), m["heartbeat_at"].as_str());
+    assert_eq!(
+        heartbeat,
+        format!("{}\n", m["heartbeat_at"].as_str().expect("heartbeat_at"))
+    );
+    // A plain success has no summary, as on the peer.
+    assert_eq!(m["summary"], Value::Null);
     // The stage log: the peer's event sequence, byte-exact output.
     let lines = read_lines(&dir.join("commands/01-hello.ndjson"));
     let types: Vec<&str> = lines

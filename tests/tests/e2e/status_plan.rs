@@ -76,7 +76,7 @@ fn status_reads_the_manifest() {
     Manifest: .runs/0101/cli/[RUN_ID]/manifest.json
     Commands:
       [skipped] A — Exited with code 1
-      [succeeded] S — Pipeline 'q' succeeded.
+      [succeeded] S — Sub-pipeline q succeeded
       [failed] B — Exited with code 2
     ");
 }

@@ -300,7 +300,6 @@ fn resume_on_a_terminal_shows_the_live_display() {
     run [RUN_ID]: pipeline `q` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
     [01/01] x: succeeded in [DUR] — Command completed with code 0
     run [RUN_ID]: succeeded
-    Pipeline 'q' succeeded.
     ");
 }
 
