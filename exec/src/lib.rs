@@ -4,7 +4,7 @@
 //!
 //! The orchestrator builds an [`ExecSpec`], opens a [`StageLog`] (which also writes to the run's
 //! [`RunnerLog`]) and calls [`run`]; it gets an [`ExecResult`] whose [`Outcome`] says how the
-//! attempt ended, and [`summarize`] turns it into the peer's one-line summary.
+//! attempt ended, and [`summarize`] turns it into a one-line summary (the peer's rule, from the output's end).
 //!
 //! Processes that leave the group on purpose (`setsid` daemons) are beyond what a process group
 //! can reach: they are not killed, only cut off from the stage's pipes after the leak wait so
@@ -20,6 +20,7 @@ pub mod outcome;
 pub mod spec;
 mod stop;
 mod summary;
+pub mod text;
 mod unix;
 
 #[doc(hidden)]

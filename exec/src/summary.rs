@@ -1,32 +1,24 @@
-//! The peer's command summary rule and the small accessors the orchestrator reads outcomes by.
+//! The command summary rule (the peer's, with excerpts taken from the end of the output) and
+//! the small accessors the orchestrator reads outcomes by.
 
 use crate::outcome::{ExecResult, Outcome};
+use crate::text;
 use crate::unix::signal_name;
 
-/// Characters of output kept in a summary before `…`.
+/// Characters of output kept in a summary (the end kept, `…` in front when cut).
 const SUMMARY_CHARS: usize = 240;
 
-/// Trimmed text, first 240 characters, `…` when cut. Empty when there is no text.
+/// The last non-blank line of the output, escape codes removed, at most 240 characters.
+/// Empty when there is no text. (The peer takes the first 240 characters instead: behind
+/// thousands of warning lines the error that failed the stage never showed.)
 fn excerpt(bytes: &[u8]) -> String {
-    // A tail cut from a longer stream may start inside a code point: skip its continuation
-    // bytes (at most 3) rather than show a replacement character.
-    let skip = bytes
-        .iter()
-        .take(3)
-        .take_while(|b| (0x80..0xc0).contains(*b))
-        .count();
-    let text = String::from_utf8_lossy(&bytes[skip..]);
-    let text = text.trim();
-    let mut out: String = text.chars().take(SUMMARY_CHARS).collect();
-    if text.chars().nth(SUMMARY_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    text::last_line(&text::clean(bytes), SUMMARY_CHARS)
 }
 
-/// The summary of an attempt, exactly the peer's `buildSummary`: timed out / killed by a signal /
+/// The summary of an attempt, the peer's `buildSummary` order: timed out / killed by a signal /
 /// non-zero exit, each followed by ` — ` and the stderr excerpt when there is one; on success the
 /// hint, else the stdout excerpt, else the stderr excerpt, else `Command completed with code 0`.
+/// Excerpts are the output's last line (see [`excerpt`]), not its first 240 characters.
 /// A cancelled attempt is summarized by how its process ended (the orchestrator says that it was
 /// cancelled); a spawn failure is `Failed to start: <message>`.
 pub fn summarize(r: &ExecResult, summary_hint: Option<&str>) -> String {
@@ -202,10 +194,10 @@ mod tests {
     }
 
     #[test]
-    fn excerpts_are_240_chars_then_an_ellipsis() {
+    fn excerpts_are_the_last_line_cut_to_240_chars_from_its_end() {
         let long = "é".repeat(241);
-        assert_eq!(sum(OK, &long, "", None), format!("{}…", "é".repeat(240)));
-        assert_eq!(sum(OK, "", &long, None), format!("{}…", "é".repeat(240)));
+        assert_eq!(sum(OK, &long, "", None), format!("…{}", "é".repeat(240)));
+        assert_eq!(sum(OK, "", &long, None), format!("…{}", "é".repeat(240)));
         let exactly = "a".repeat(240);
         assert_eq!(sum(OK, &exactly, "", None), exactly);
         assert_eq!(
@@ -216,17 +208,33 @@ mod tests {
             sum(
                 Outcome::Exited { code: 1 },
                 "",
-                &format!("{exactly}b"),
+                &format!("b{exactly}"),
                 None
             ),
-            format!("Exited with code 1 — {exactly}…")
+            format!("Exited with code 1 — …{exactly}")
         );
-        // Trimmed before cutting; invalid UTF-8 is shown lossily.
+        // Trimmed; invalid UTF-8 is shown lossily; a cut code point at the start is skipped.
         let mut binary = result(OK, "", "");
         binary.stdout.tail = b"\n\n  x\xff \n".to_vec();
         assert_eq!(summarize(&binary, None), "x\u{FFFD}");
         binary.stdout.tail = "€uro".as_bytes()[1..].to_vec();
         assert_eq!(summarize(&binary, None), "uro");
+    }
+
+    #[test]
+    fn the_error_after_the_noise_is_the_summary() {
+        let mut noise: String = (1..=20000)
+            .map(|i| format!("warning: noise line {i}\n"))
+            .collect();
+        noise.push_str("\x1b[1;31merror\x1b[0m: THE REAL ERROR\n");
+        // The capture keeps a 64 KiB tail, which starts inside a line.
+        let tail = noise.as_bytes()[noise.len() - 65536..].to_vec();
+        let mut r = result(Outcome::Exited { code: 1 }, "", "");
+        r.stderr.tail = tail;
+        assert_eq!(
+            summarize(&r, None),
+            "Exited with code 1 — error: THE REAL ERROR"
+        );
     }
 
     #[test]

@@ -254,10 +254,15 @@ async fn output_without_trailing_newline_is_exact_and_lines_have_the_peer_shape(
         .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 
+    // One 12345-character line: the summary keeps its last 240 characters.
     let summary = exec::summarize(&r.result, None);
+    let all = pattern(12345);
     assert_eq!(
         summary,
-        format!("{}…", String::from_utf8(pattern(240)).expect("ascii"))
+        format!(
+            "…{}",
+            String::from_utf8(all[12345 - 240..].to_vec()).expect("ascii")
+        )
     );
 }
 

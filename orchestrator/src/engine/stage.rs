@@ -450,11 +450,7 @@ fn error_details(
     let mut d = Map::new();
     d.insert("exit_code".into(), json!(r.exit_code()));
     d.insert("sandbox_state".into(), json!("unsandboxed"));
-    put_capped(
-        &mut d,
-        "stderr",
-        String::from_utf8_lossy(&r.stderr.tail).trim(),
-    );
+    put_capped(&mut d, "stderr", exec::text::clean(&r.stderr.tail).trim());
     d.insert("failure_reason".into(), json!(reason));
     if fallback {
         d.insert("non_fatal_fallback".into(), json!(true));
@@ -469,11 +465,7 @@ fn error_details(
     if r.stderr.truncated {
         d.insert("stderr_truncated".into(), json!(true));
     }
-    put_capped(
-        &mut d,
-        "stdout",
-        String::from_utf8_lossy(&r.stdout.tail).trim(),
-    );
+    put_capped(&mut d, "stdout", exec::text::clean(&r.stdout.tail).trim());
     if r.stdout.truncated {
         d.insert("stdout_truncated".into(), json!(true));
     }
