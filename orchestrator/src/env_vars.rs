@@ -81,6 +81,13 @@ pub const STAGE_VARIABLES: &[&str] = &[
     DESIGN_CONFIG_PATH,
 ];
 
+/// The terminal type: `dumb` or unset means no live display (plain lines).
+pub const TERM: &str = "TERM";
+/// `0`: no colour (unless forced).
+pub const CLICOLOR: &str = "CLICOLOR";
+/// Non-empty and not `0`: colour even off a terminal (`NO_COLOR` still wins).
+pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
+
 /// A variable's value, with blank treated as unset (the peer's rule).
 pub fn non_blank(name: &str) -> Option<String> {
     std::env::var(name)

@@ -18,9 +18,35 @@ pub struct Cli {
 /// Options shared by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// More diagnostics on stderr (-v, -vv). `CODEX_ORCHESTRATOR_LOG` overrides.
+    /// More diagnostics on stderr: -v what was resolved (config, roots, modes, the run), -vv
+    /// also every manifest write and its batch size. `CODEX_ORCHESTRATOR_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Less on stderr: no progress lines and no warnings; errors and the end summary's
+    /// failures stay.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// The config file (default: the first `codex.orchestrator.json` from the current
+    /// directory up to the repository root). Its directory is the repo root unless
+    /// `CODEX_ORCHESTRATOR_ROOT` says otherwise.
+    #[arg(short = 'f', long = "config", global = true, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+    /// Colour status words and failures: `auto` (a terminal, unless `NO_COLOR` is set or
+    /// `CLICOLOR=0`; `CLICOLOR_FORCE=1` forces it), `always`, `never`.
+    #[arg(long, value_enum, global = true, default_value_t, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless the environment says no.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 /// The verbs.
@@ -112,7 +138,7 @@ pub struct StartArgs {
     pub progress: ProgressArgs,
     /// Cap on stages running at once (default: pipeline `concurrency`; 1 without `dependsOn`,
     /// the number of cores with it).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     pub concurrency: Option<u32>,
     /// Define a variable for `${NAME}` (repeatable): `--var NAME=VALUE`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
@@ -141,7 +167,7 @@ pub struct PlanArgs {
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
     /// Cap on stages running at once, as for `start`.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     pub concurrency: Option<u32>,
     /// Unknown config keys are errors instead of warnings.
     #[arg(long)]
@@ -158,9 +184,9 @@ pub struct PlanArgs {
 /// `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Run id.
-    #[arg(long)]
-    pub run: String,
+    /// The run (default: the newest).
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// Task id (default as for `start`; other tasks are searched when the run is not found).
     #[arg(long)]
     pub task: Option<String>,
@@ -170,17 +196,17 @@ pub struct StatusArgs {
     /// Keep watching until the run ends, printing on every change (ndjson with --format json).
     #[arg(long)]
     pub watch: bool,
-    /// Seconds between polls with --watch.
-    #[arg(long, default_value_t = 1.0)]
-    pub interval: f64,
+    /// Seconds between polls with --watch (at least 0.1 is used; finite, at most a day).
+    #[arg(long, default_value = "1", value_parser = super::values::seconds, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub interval: std::time::Duration,
 }
 
 /// `resume`.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// Run id.
-    #[arg(long)]
-    pub run: String,
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// Must match the run's resume token when given.
     #[arg(long)]
     pub token: Option<String>,
@@ -203,7 +229,7 @@ pub struct ResumeArgs {
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
     /// Cap on stages running at once, as for `start`.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     pub concurrency: Option<u32>,
     /// Progress display, as for `start`.
     #[command(flatten)]
@@ -217,9 +243,9 @@ pub struct ResumeArgs {
 /// `cancel`.
 #[derive(Debug, Args)]
 pub struct CancelArgs {
-    /// Run id.
-    #[arg(long)]
-    pub run: String,
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// Task id (default: search every task).
     #[arg(long)]
     pub task: Option<String>,
@@ -277,8 +303,9 @@ pub struct RunsListArgs {
 /// `runs show`.
 #[derive(Debug, Args)]
 pub struct RunsShowArgs {
-    /// Run id.
-    pub run: String,
+    /// The run (default: the newest).
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -301,9 +328,9 @@ pub struct RunsStatsArgs {
 /// `runs diff`.
 #[derive(Debug, Args)]
 pub struct RunsDiffArgs {
-    /// First run id.
+    /// First run: an id, a unique prefix or `latest`.
     pub a: String,
-    /// Second run id.
+    /// Second run: an id, a unique prefix or `latest`.
     pub b: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -336,9 +363,9 @@ pub enum ReportCommand {
 /// `report junit`.
 #[derive(Debug, Args)]
 pub struct ReportJunitArgs {
-    /// Run id.
-    #[arg(long)]
-    pub run: String,
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// Task id (default: search every task).
     #[arg(long)]
     pub task: Option<String>,

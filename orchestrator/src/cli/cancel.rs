@@ -7,12 +7,12 @@ use crate::exit;
 
 /// Runs `cancel`; returns the exit code.
 pub fn cancel(args: CancelArgs) -> Result<i32, AppError> {
-    let (_, manifest) = super::common::locate_run(&args.run, args.task.as_deref())?;
-    let pid = crate::control::cancel::request(&manifest, &args.run)
+    let located = super::run_ref::locate(&args.run, args.task.as_deref(), false)?;
+    let pid = crate::control::cancel::request(&located.manifest, &located.run_id)
         .map_err(|e| AppError::Conflict(e.one_line()))?;
     crate::console::err_line(&format!(
         "cancel requested: sent SIGTERM to runner pid {pid} of run {}",
-        args.run
+        located.run_id
     ));
     Ok(exit::OK)
 }

@@ -1,12 +1,11 @@
 //! What several verbs share: the task id, finding a run, the run's JSON object and the end of
 //! a run (history, JUnit, exit code).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine::state::RunReport;
 use crate::env_vars;
 use crate::errors::AppError;
-use crate::record::layout::Roots;
 
 /// Task id from the environment: `MCP_RUNNER_TASK_ID` > `CODEX_ORCHESTRATOR_TASK_ID` > `TASK`.
 pub(crate) fn task_from_env() -> Option<String> {
@@ -32,46 +31,6 @@ pub(crate) fn task_id(flag: Option<&str>) -> Result<String, AppError> {
         )));
     }
     Ok(task)
-}
-
-/// The roots and the manifest path of run `run` (searching every task without `task`), after
-/// checking the id is usable as a directory name.
-pub(crate) fn locate_run(
-    run: &str,
-    task: Option<&str>,
-) -> Result<(crate::record::layout::Roots, std::path::PathBuf), AppError> {
-    let roots = crate::record::layout::Roots::from_env()
-        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    if !crate::record::layout::is_safe_component(run) {
-        return Err(AppError::Usage(format!("--run `{run}` is not a run id")));
-    }
-    let path = find_manifest(&roots, task, run)?;
-    Ok((roots, path))
-}
-
-/// `.runs/<task>/cli/<run>/manifest.json`; without `--task`, every task is searched.
-fn find_manifest(roots: &Roots, task: Option<&str>, run: &str) -> Result<PathBuf, AppError> {
-    let explicit = task.map(str::to_owned).or_else(task_from_env);
-    if let Some(t) = &explicit {
-        let p = roots.run_dir(t, run).manifest();
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    if task.is_none() {
-        if let Ok(entries) = std::fs::read_dir(&roots.runs) {
-            for e in entries.flatten() {
-                let p = e.path().join("cli").join(run).join("manifest.json");
-                if p.is_file() {
-                    return Ok(p);
-                }
-            }
-        }
-    }
-    Err(AppError::Conflict(format!(
-        "run `{run}` not found under `{}`",
-        roots.runs.display()
-    )))
 }
 
 /// Says on stderr that `appserver` was asked for and `cli` runs (start and resume alike).

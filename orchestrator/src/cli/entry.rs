@@ -3,10 +3,10 @@
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, ColorChoice, Command};
 use crate::errors::AppError;
 use crate::exit;
-use crate::report::logging;
+use crate::report::{display, logging};
 
 /// The whole program; returns the process exit code. `main` only calls this.
 pub fn main_impl() -> i32 {
@@ -28,7 +28,21 @@ pub fn main_impl() -> i32 {
             };
         }
     };
-    logging::init(cli.global.verbose);
+    if let Some(path) = &cli.global.config {
+        crate::record::layout::set_config_flag(path.clone());
+    }
+    display::set_global(display::Global {
+        color: match cli.global.color {
+            ColorChoice::Auto => None,
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+        },
+        quiet: cli.global.quiet,
+    });
+    if let Err(e) = logging::init(cli.global.verbose, cli.global.quiet, display::colour_now()) {
+        crate::console::err_line(&format!("error: {e}"));
+        return exit::USAGE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,9 +10,11 @@ pub mod flow;
 pub mod plan;
 pub mod report;
 pub mod resume;
+pub mod run_ref;
 pub mod runs;
 pub mod setup;
 pub mod start;
 pub mod status;
+pub mod values;
 
 pub use args::*;

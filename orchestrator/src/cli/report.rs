@@ -6,7 +6,6 @@
 use crate::cli::{ReportArgs, ReportCommand, ReportJunitArgs};
 use crate::errors::AppError;
 use crate::exit;
-use crate::record::layout::{is_safe_component, Roots};
 
 /// Runs one `report` command; returns the exit code.
 pub fn report(args: ReportArgs) -> Result<i32, AppError> {
@@ -16,25 +15,8 @@ pub fn report(args: ReportArgs) -> Result<i32, AppError> {
 }
 
 fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
-    let roots = Roots::from_env()
-        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    if !is_safe_component(&a.run) {
-        return Err(AppError::Usage(format!(
-            "--run `{}` is not a run id",
-            a.run
-        )));
-    }
-    let path = match &a.task {
-        Some(task) => Some(roots.run_dir(task, &a.run).manifest()).filter(|p| p.is_file()),
-        None => crate::history::find_manifest(&roots.runs, &a.run),
-    }
-    .ok_or_else(|| {
-        AppError::Conflict(format!(
-            "run `{}` not found under `{}`",
-            a.run,
-            roots.runs.display()
-        ))
-    })?;
+    let located = super::run_ref::locate(&a.run, a.task.as_deref(), false)?;
+    let (roots, path) = (located.roots, located.manifest);
     let m = crate::history::read_manifest(&path)
         .map_err(|e| AppError::Conflict(format!("`{}`: {}", roots.rel(&path), e.one_line())))?;
     if !m.status.is_terminal() {

@@ -18,7 +18,8 @@ use crate::report::progress::Reporter;
 
 /// Runs `resume`; returns the exit code.
 pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
-    let (roots, path) = super::common::locate_run(&args.run, args.task.as_deref())?;
+    let located = super::run_ref::locate(&args.run, args.task.as_deref(), false)?;
+    let (roots, path) = (located.roots, located.manifest);
     let manifest = read_manifest(&path)?;
     // The token is checked before anything is locked or written.
     if let Some(token) = &args.token {

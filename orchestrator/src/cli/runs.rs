@@ -75,10 +75,17 @@ fn list(roots: &Roots, a: RunsListArgs) -> Result<i32, AppError> {
 
 /// A run and its stages: from the index, else from its manifest on disk (a run the index
 /// missed, e.g. one whose indexing failed), which is then recorded.
-fn find_run(roots: &Roots, run_id: &str) -> Result<(RunRow, Vec<StageRow>), AppError> {
-    if !is_safe_component(run_id) {
-        return Err(AppError::Usage(format!("`{run_id}` is not a run id")));
+/// `name` is an id, a unique prefix or `latest` (see `run_ref`).
+fn find_run(roots: &Roots, name: &str) -> Result<(RunRow, Vec<StageRow>), AppError> {
+    if !is_safe_component(name) {
+        return Err(AppError::Usage(format!("`{name}` is not a run id")));
     }
+    let run_id = &match super::run_ref::resolve(roots, name, None) {
+        Ok((_, id)) => id,
+        // Only in the index (its run directory is gone): the name must be the full id.
+        Err(AppError::Conflict(_)) => name.to_owned(),
+        Err(e) => return Err(e),
+    };
     let found = with_index(roots, |index| {
         if let Some(found) = index.run(run_id)? {
             return Ok(Some(found));
@@ -101,7 +108,7 @@ fn find_run(roots: &Roots, run_id: &str) -> Result<(RunRow, Vec<StageRow>), AppE
 }
 
 fn show(roots: &Roots, a: RunsShowArgs) -> Result<i32, AppError> {
-    let (run, stages) = find_run(roots, &a.run)?;
+    let (run, stages) = find_run(roots, a.run.name().unwrap_or(super::run_ref::LATEST))?;
     if a.format == Format::Json {
         let mut v = serde_json::to_value(&run).expect("a run row serializes");
         if let Value::Object(o) = &mut v {

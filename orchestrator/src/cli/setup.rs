@@ -28,7 +28,19 @@ pub(crate) fn load_config(
     required_flag: Option<&str>,
 ) -> Result<Chosen, AppError> {
     let required = package::repo_config_required(required_flag).map_err(AppError::Usage)?;
-    let (path, package) = package::locate_config(&roots.config_path(), &roots.repo, required)?;
+    let (path, package) = match package::locate_config(&roots.config_path(), &roots.repo, required)
+    {
+        Ok(found) => found,
+        // Nothing found walking up, and no package to fall back to: say where we looked.
+        Err(e @ crate::config::ConfigError::Missing { .. }) => {
+            return Err(match roots.config_missing() {
+                Some(looked) => AppError::Usage(format!("{looked} ({e})")),
+                None => e.into(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(config = %path.display(), repo = %roots.repo.display(), "config chosen");
     let loaded = crate::config::load(&path, strict)?;
     for w in &loaded.warnings {
         crate::console::err_line(&format!("warning: {w}"));

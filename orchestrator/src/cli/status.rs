@@ -8,7 +8,8 @@ use crate::report::status::read as view;
 
 /// Runs `status` (once, or with `--watch` until the run ends); returns the exit code.
 pub fn status(args: StatusArgs) -> Result<i32, AppError> {
-    let (roots, path) = super::common::locate_run(&args.run, args.task.as_deref())?;
+    let located = super::run_ref::locate(&args.run, args.task.as_deref(), true)?;
+    let (roots, path) = (located.roots, located.manifest);
     if !args.watch {
         let v = view(&roots, &path)?;
         match args.format {
@@ -19,7 +20,7 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
     }
     // Watch: poll the manifest (written atomically, so every read is a whole document) and
     // print on change; ndjson in JSON mode. Ends when the run is terminal or abandoned.
-    let interval = std::time::Duration::from_secs_f64(args.interval.max(0.1));
+    let interval = args.interval.max(std::time::Duration::from_millis(100));
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last = String::new();
     loop {

@@ -359,11 +359,7 @@ mod tests {
     #[test]
     fn recorded_runs_answer_queries_and_survive_a_rebuild() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let roots = Roots {
-            repo: dir.path().to_owned(),
-            runs: dir.path().join(".runs"),
-            out: dir.path().join("out"),
-        };
+        let roots = Roots::for_repo(dir.path());
         std::fs::create_dir_all(&roots.runs).expect("mkdir");
         let runs = [
             manifest(
@@ -463,11 +459,7 @@ mod tests {
     #[test]
     fn unreadable_manifests_are_skipped_by_a_rebuild() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let roots = Roots {
-            repo: dir.path().to_owned(),
-            runs: dir.path().join(".runs"),
-            out: dir.path().join("out"),
-        };
+        let roots = Roots::for_repo(dir.path());
         let m = manifest("r1", "ci", "succeeded", "2026-01-01T00:00:00.000Z", &[]);
         save(&roots, &m);
         let bad = roots.runs.join("t/cli/r2");

@@ -396,11 +396,7 @@ mod tests {
     use super::*;
 
     fn roots(dir: &Path) -> Roots {
-        Roots {
-            repo: dir.to_owned(),
-            runs: dir.join(".runs"),
-            out: dir.join("out"),
-        }
+        Roots::for_repo(dir)
     }
 
     fn count(index: &Index) -> i64 {

@@ -2,29 +2,81 @@
 //! run ids and stage-file slugs (the peer's layout).
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rand::Rng;
 
 use crate::env_vars;
 
+/// The config file's name, looked for in the working directory and its parents.
+pub const CONFIG_FILE: &str = "codex.orchestrator.json";
+
+/// `-f/--config`, set once by the entry point before any verb runs (a flag every verb shares;
+/// carrying it through every call that builds `Roots` would thread it through the engine).
+static CONFIG_FLAG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Remembers `-f/--config PATH` for every later [`Roots::from_env`].
+pub fn set_config_flag(path: PathBuf) {
+    let _ = CONFIG_FLAG.set(path);
+}
+
 /// The directories a command works with.
 #[derive(Debug, Clone)]
 pub struct Roots {
-    /// Absolute repo root (`CODEX_ORCHESTRATOR_ROOT` or the current directory).
+    /// Absolute repo root: `CODEX_ORCHESTRATOR_ROOT`, else the directory of `-f`'s file, else
+    /// the directory where the config was found, else the current directory.
     pub repo: PathBuf,
     /// Absolute `.runs` directory.
     pub runs: PathBuf,
     /// Absolute `out` directory.
     pub out: PathBuf,
+    /// Where the config comes from.
+    pub config: ConfigSource,
+}
+
+/// How the config file was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `-f/--config PATH` (absolute).
+    Flag(PathBuf),
+    /// `CODEX_ORCHESTRATOR_REPO_CONFIG_PATH`, or `CODEX_ORCHESTRATOR_ROOT`'s config file.
+    Env(PathBuf),
+    /// Found walking up from the working directory.
+    Found(PathBuf),
+    /// Not found: these directories were looked in, nearest first (the walk stops at a
+    /// repository root, a directory with `.git`, or at `/`).
+    Missing {
+        /// The directories searched.
+        looked_in: Vec<PathBuf>,
+    },
 }
 
 impl Roots {
-    /// Resolves the roots from the environment.
+    /// Resolves the roots from `-f`, the environment and the working directory.
     pub fn from_env() -> std::io::Result<Roots> {
         let cwd = std::env::current_dir()?;
-        let repo = match env_vars::non_blank(env_vars::ROOT) {
-            Some(r) => absolute(&cwd, Path::new(&r)),
-            None => cwd,
+        let flag = CONFIG_FLAG.get().map(|p| absolute(&cwd, p));
+        let root_env = env_vars::non_blank(env_vars::ROOT).map(|r| absolute(&cwd, Path::new(&r)));
+        let (repo, config) = match (root_env, flag) {
+            (Some(root), Some(f)) => (root, ConfigSource::Flag(f)),
+            (Some(root), None) => {
+                let config = env_vars::non_blank(env_vars::REPO_CONFIG_PATH).map_or_else(
+                    || root.join(CONFIG_FILE),
+                    |p| absolute(&root, Path::new(&p)),
+                );
+                (root, ConfigSource::Env(config))
+            }
+            (None, Some(f)) => {
+                let dir = f.parent().map_or_else(|| cwd.clone(), Path::to_owned);
+                (dir, ConfigSource::Flag(f))
+            }
+            (None, None) => match env_vars::non_blank(env_vars::REPO_CONFIG_PATH) {
+                Some(p) => (
+                    cwd.clone(),
+                    ConfigSource::Env(absolute(&cwd, Path::new(&p))),
+                ),
+                None => discover(&cwd),
+            },
         };
         let runs = env_vars::non_blank(env_vars::RUNS_DIR)
             .map(|r| absolute(&repo, Path::new(&r)))
@@ -32,15 +84,56 @@ impl Roots {
         let out = env_vars::non_blank(env_vars::OUT_DIR)
             .map(|r| absolute(&repo, Path::new(&r)))
             .unwrap_or_else(|| repo.join("out"));
-        Ok(Roots { repo, runs, out })
+        tracing::debug!(
+            repo = %repo.display(), runs = %runs.display(), config = ?config,
+            "resolved the repo root, the runs directory and the config"
+        );
+        Ok(Roots {
+            repo,
+            runs,
+            out,
+            config,
+        })
     }
 
-    /// The config file: `CODEX_ORCHESTRATOR_REPO_CONFIG_PATH` or `<repo>/codex.orchestrator.json`.
-    pub fn config_path(&self) -> PathBuf {
-        match env_vars::non_blank(env_vars::REPO_CONFIG_PATH) {
-            Some(p) => absolute(&self.repo, Path::new(&p)),
-            None => self.repo.join("codex.orchestrator.json"),
+    /// Roots for `repo` with the default layout (tests and tools that know their repo).
+    pub fn for_repo(repo: &Path) -> Roots {
+        Roots {
+            repo: repo.to_owned(),
+            runs: repo.join(".runs"),
+            out: repo.join("out"),
+            config: ConfigSource::Env(repo.join(CONFIG_FILE)),
         }
+    }
+
+    /// The config file to read (for `Missing`: where it would be in the current directory,
+    /// so that reading it fails with the OS error; [`Roots::config_missing`] says more).
+    pub fn config_path(&self) -> PathBuf {
+        match &self.config {
+            ConfigSource::Flag(p) | ConfigSource::Env(p) | ConfigSource::Found(p) => p.clone(),
+            ConfigSource::Missing { .. } => self.repo.join(CONFIG_FILE),
+        }
+    }
+
+    /// When no config was found: `no codex.orchestrator.json in `a`, `b` or `c``, naming every
+    /// directory searched.
+    pub fn config_missing(&self) -> Option<String> {
+        let ConfigSource::Missing { looked_in } = &self.config else {
+            return None;
+        };
+        let dirs: Vec<String> = looked_in
+            .iter()
+            .map(|d| format!("`{}`", d.display()))
+            .collect();
+        let stop = match looked_in.last() {
+            Some(d) if d.join(".git").exists() => " (stopped at the repository root)",
+            _ => "",
+        };
+        Some(format!(
+            "no `{CONFIG_FILE}` found: looked in {}{stop}; pass -f/--config PATH or set {}",
+            dirs.join(", "),
+            env_vars::REPO_CONFIG_PATH
+        ))
     }
 
     /// `path` relative to the repo root when it is inside it (the manifest's convention),
@@ -61,6 +154,23 @@ impl Roots {
             roots: self.clone(),
         }
     }
+}
+
+/// Walks up from `cwd` to the first directory holding the config, stopping after a repository
+/// root (a directory with `.git`) or `/`. Found: that directory is the repo root.
+fn discover(cwd: &Path) -> (PathBuf, ConfigSource) {
+    let mut looked_in = Vec::new();
+    for dir in cwd.ancestors() {
+        looked_in.push(dir.to_owned());
+        let candidate = dir.join(CONFIG_FILE);
+        if candidate.is_file() {
+            return (dir.to_owned(), ConfigSource::Found(candidate));
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    (cwd.to_owned(), ConfigSource::Missing { looked_in })
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {
@@ -216,6 +326,30 @@ mod tests {
         assert!(id[25..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(new_run_id(), id);
         assert_eq!(new_resume_token().len(), 64);
+    }
+
+    #[test]
+    fn discovery_walks_up_to_the_repository_root() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let repo = tmp.path().join("repo");
+        let deep = repo.join("a/b");
+        std::fs::create_dir_all(&deep).expect("dirs");
+        std::fs::create_dir(repo.join(".git")).expect(".git");
+        // Above the repository root: never found from inside it.
+        std::fs::write(tmp.path().join(CONFIG_FILE), "{}").expect("outer config");
+        let (root, source) = discover(&deep);
+        assert_eq!(root, deep);
+        assert_eq!(
+            source,
+            ConfigSource::Missing {
+                looked_in: vec![deep.clone(), repo.join("a"), repo.clone()]
+            }
+        );
+        std::fs::write(repo.join(CONFIG_FILE), "{}").expect("config");
+        assert_eq!(
+            discover(&deep),
+            (repo.clone(), ConfigSource::Found(repo.join(CONFIG_FILE)))
+        );
     }
 
     #[test]

@@ -1,46 +1,56 @@
 //! The runner's own diagnostics (`tracing`) on stderr.
 //!
-//! Colour codes only when stderr is a terminal and `NO_COLOR` is unset or empty: CI logs and
+//! Colour as `display` decides (`--color`, `NO_COLOR`, `CLICOLOR`, a terminal): CI logs and
 //! files must read as plain text. Lines go through `console` (above the live progress display
 //! while one is drawn; a failed write is ignored, never a panic).
 
-use std::io::IsTerminal;
-
 use crate::env_vars;
 
-/// Installs the subscriber: `-v`/`-vv` set the default filter, `CODEX_ORCHESTRATOR_LOG`
-/// overrides it.
-pub fn init(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+/// The default filter for `-q` (`verbose` ignored), none, `-v` and `-vv`: our own crates at
+/// that level, everything else at `warn`.
+fn default_filter(verbose: u8, quiet: bool) -> String {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env(env_vars::LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let no_color = std::env::var_os(env_vars::NO_COLOR).is_some_and(|v| !v.is_empty());
+    format!("warn,codex_orchestrator={level},exec={level},shared_manifest={level}")
+}
+
+/// Installs the subscriber: `-q`/`-v`/`-vv` set the default filter, `CODEX_ORCHESTRATOR_LOG`
+/// (an `EnvFilter` directive such as `debug` or `shared_manifest=debug`) replaces it. An
+/// invalid directive is an error rather than silently ignored: the person asked for output.
+pub fn init(verbose: u8, quiet: bool, colour: bool) -> Result<(), String> {
+    let filter = match env_vars::non_blank(env_vars::LOG) {
+        Some(directive) => tracing_subscriber::EnvFilter::builder()
+            .parse(&directive)
+            .map_err(|e| format!("{} `{directive}` is not a valid filter: {e}", env_vars::LOG))?,
+        None => tracing_subscriber::EnvFilter::new(default_filter(verbose, quiet)),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::console::DiagWriter)
-        .with_ansi(colour(std::io::stderr().is_terminal(), no_color))
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
-}
-
-/// Colour codes only for a person at a terminal who did not ask for none.
-fn colour(terminal: bool, no_color: bool) -> bool {
-    terminal && !no_color
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use super::default_filter;
 
     #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        assert!(colour(true, false));
-        assert!(!colour(true, true));
-        assert!(!colour(false, false));
-        assert!(!colour(false, true));
+    fn verbosity_sets_our_crates_level() {
+        assert!(default_filter(0, false).contains("codex_orchestrator=warn"));
+        assert!(default_filter(1, false).contains("exec=info"));
+        assert!(default_filter(2, false).contains("shared_manifest=debug"));
+        assert!(default_filter(2, true).contains("codex_orchestrator=error"));
+        for v in 0..3 {
+            tracing_subscriber::EnvFilter::builder()
+                .parse(default_filter(v, false))
+                .expect("a valid default filter");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! Telling: live progress on stderr, diagnostics (`tracing`), the `events.jsonl` stream, JUnit
 //! reports, a run's status view and stdout for data.
 
+pub mod display;
 pub mod events;
 pub mod junit;
 pub mod logging;
 pub mod output;
 pub mod progress;
 pub mod status;
+pub mod style;

@@ -127,11 +127,20 @@ fn undefined_variable_in_a_cwd_names_stage_and_field() {
 
 #[test]
 fn missing_config_file() {
+    // A repository root: the search for the config stops there.
     let env = TestEnv::new();
+    std::fs::create_dir(env.path().join(".git")).expect(".git");
     let out = env.cli(["start", "p"]);
     assert_eq!(out.code, 2);
     assert!(!env.runs_exists());
-    insta::assert_snapshot!(env.redact(out.stderr.trim()), @"error: no config: `[TMP]/codex.orchestrator.json` does not exist and the peer package (@kbediako/codex-orchestrator), whose config would be used instead, was not found");
+    insta::assert_snapshot!(env.redact(out.stderr.trim()), @"error: no `codex.orchestrator.json` found: looked in `[TMP]` (stopped at the repository root); pass -f/--config PATH or set CODEX_ORCHESTRATOR_REPO_CONFIG_PATH");
+    // A file that is named but missing is named in the error.
+    let out = env.cli(["start", "p", "-f", "nope.json"]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!(env.redact(out.stderr.trim()), @r"
+    error: cannot read config `[TMP]/nope.json`
+      caused by: No such file or directory (os error 2)
+    ");
 }
 
 #[test]

@@ -10,6 +10,8 @@ mod crash;
 mod dead_output;
 mod graph;
 mod history;
+mod names;
+mod numbers;
 mod panic;
 mod resume;
 mod run_basics;
