@@ -28,15 +28,22 @@ pub(crate) fn load_config(
     required_flag: Option<&str>,
 ) -> Result<Chosen, AppError> {
     let required = package::repo_config_required(required_flag).map_err(AppError::Usage)?;
-    let (path, package) = match package::locate_config(&roots.config_path(), &roots.repo, required)
-    {
+    let located = match &roots.config {
+        // A file named with -f is read as it is: no fallback hides a typo in its name.
+        crate::record::layout::ConfigSource::Flag(p) => Ok((p.clone(), None)),
+        _ => package::locate_config(&roots.config_path(), &roots.repo, required),
+    };
+    let (path, package) = match located {
         Ok(found) => found,
         // Nothing found walking up, and no package to fall back to: say where we looked.
         Err(e @ crate::config::ConfigError::Missing { .. }) => {
             return Err(match roots.config_missing() {
-                Some(looked) => AppError::Usage(format!("{looked} ({e})")),
+                Some(looked) => AppError::Usage(format!(
+                    "{looked}, and no peer package config to fall back to; pass -f/--config PATH or set {}",
+                    crate::env_vars::REPO_CONFIG_PATH
+                )),
                 None => e.into(),
-            })
+            });
         }
         Err(e) => return Err(e.into()),
     };

@@ -115,8 +115,8 @@ impl Roots {
         }
     }
 
-    /// When no config was found: `no codex.orchestrator.json in `a`, `b` or `c``, naming every
-    /// directory searched.
+    /// When no config was found: `no codex.orchestrator.json found: looked in `a`, `b``, naming
+    /// every directory searched.
     pub fn config_missing(&self) -> Option<String> {
         let ConfigSource::Missing { looked_in } = &self.config else {
             return None;
@@ -130,9 +130,8 @@ impl Roots {
             _ => "",
         };
         Some(format!(
-            "no `{CONFIG_FILE}` found: looked in {}{stop}; pass -f/--config PATH or set {}",
-            dirs.join(", "),
-            env_vars::REPO_CONFIG_PATH
+            "no `{CONFIG_FILE}` found: looked in {}{stop}",
+            dirs.join(", ")
         ))
     }
 

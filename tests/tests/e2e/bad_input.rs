@@ -133,7 +133,7 @@ fn missing_config_file() {
     let out = env.cli(["start", "p"]);
     assert_eq!(out.code, 2);
     assert!(!env.runs_exists());
-    insta::assert_snapshot!(env.redact(out.stderr.trim()), @"error: no `codex.orchestrator.json` found: looked in `[TMP]` (stopped at the repository root); pass -f/--config PATH or set CODEX_ORCHESTRATOR_REPO_CONFIG_PATH");
+    insta::assert_snapshot!(env.redact(out.stderr.trim()), @"error: no `codex.orchestrator.json` found: looked in `[TMP]` (stopped at the repository root), and no peer package config to fall back to; pass -f/--config PATH or set CODEX_ORCHESTRATOR_REPO_CONFIG_PATH");
     // A file that is named but missing is named in the error.
     let out = env.cli(["start", "p", "-f", "nope.json"]);
     assert_eq!(out.code, 2);
