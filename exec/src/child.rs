@@ -409,6 +409,11 @@ pub async fn run(
                 }
                 if [out.due(), err.due()].into_iter().flatten().any(|d| d <= now) {
                     flush(&mut em, &mut out, &mut err)?;
+                    // Output that trickles (the coalescing timer fired, not a full chunk)
+                    // reaches the file now, so followers of the log (`exec`'s live output,
+                    // `serve`) see it as it comes. Heavy output fills chunks instead and stays
+                    // buffered: no extra write per chunk.
+                    em.log.flush_buffer()?;
                 }
             }
             changed = cancel.changed(), if cancel_open => match changed {

@@ -116,7 +116,9 @@ impl RunPhase {
             // A pause belongs to the runner that honoured it: a resumed run runs.
             (P::Paused, E::Resume) => Some(P::Running),
             (P::Failed | P::Cancelled, E::Resume) => Some(P::Running),
-            // A succeeded run is final: there is nothing left to resume.
+            // As on the peer, resuming a succeeded run is accepted and recorded; every stage is
+            // done, so it runs nothing and succeeds again.
+            (P::Succeeded, E::Resume) => Some(P::Running),
             _ => None,
         }
     }
@@ -369,6 +371,7 @@ mod tests {
             (P::Paused, E::Resume, P::Running),
             (P::Failed, E::Resume, P::Running),
             (P::Cancelled, E::Resume, P::Running),
+            (P::Succeeded, E::Resume, P::Running),
         ];
         for from in RunPhase::ALL {
             for ev in RunEvent::ALL {
@@ -413,9 +416,10 @@ mod tests {
     }
 
     #[test]
-    fn succeeded_is_final_and_skipped_only_resets() {
+    fn succeeded_only_resumes_and_skipped_only_resets() {
         for ev in RunEvent::ALL {
-            assert_eq!(RunPhase::Succeeded.on(ev), None);
+            let expected = (ev == RunEvent::Resume).then_some(RunPhase::Running);
+            assert_eq!(RunPhase::Succeeded.on(ev), expected);
         }
         for ev in CommandEvent::ALL {
             assert_eq!(StagePhase::Succeeded.on(ev), None);

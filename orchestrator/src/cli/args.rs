@@ -2,6 +2,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use super::peer_flags::{InertArgs, IssueArgs, TargetArgs};
+
 /// Runs pipelines of shell stages from `codex.orchestrator.json` and records every run under
 /// `.runs/<task>/cli/<run-id>/`.
 #[derive(Debug, Parser)]
@@ -86,7 +88,7 @@ pub enum Format {
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ProgressArgs {
     /// Live progress display (default: when stderr is a terminal; off a terminal, plain lines).
-    #[arg(long, overrides_with = "no_interactive")]
+    #[arg(long, visible_alias = "ui", overrides_with = "no_interactive")]
     pub interactive: bool,
     /// Plain progress lines, one per stage transition.
     #[arg(long, overrides_with = "interactive")]
@@ -124,9 +126,16 @@ pub struct StartArgs {
     /// `cli` or `appserver` (appserver falls back to cli).
     #[arg(long)]
     pub runtime_mode: Option<String>,
-    /// Stage whose plan hints decide the execution mode (default: the first stage).
-    #[arg(long)]
-    pub target: Option<String>,
+    /// The plan target (recorded as `plan_target_id`; its `plan` hints decide the execution
+    /// mode).
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Issue fields recorded in the manifest.
+    #[command(flatten)]
+    pub issue: IssueArgs,
+    /// Peer flags with no effect here.
+    #[command(flatten)]
+    pub inert: InertArgs,
     /// Record this run as a child of another run.
     #[arg(long)]
     pub parent_run: Option<String>,
@@ -175,6 +184,9 @@ pub struct PlanArgs {
     /// Accepted for compatibility; the plan does not depend on the task.
     #[arg(long)]
     pub task: Option<String>,
+    /// The plan target, as for `start`.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -225,6 +237,9 @@ pub struct ResumeArgs {
     /// `cli` or `appserver`, as for `start`.
     #[arg(long)]
     pub runtime_mode: Option<String>,
+    /// The plan target, as for `start` (default: the one recorded).
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Variables, as for `start`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -374,27 +389,19 @@ pub struct ReportJunitArgs {
     pub out: Option<std::path::PathBuf>,
 }
 
-/// `exec`.
+/// `exec`: its options and command, parsed as the peer does (see `exec --help` and
+/// `exec_args.rs`; clap cannot express "every `--x` before `--` is an option").
 #[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
 pub struct ExecArgs {
-    /// Print the run's JSON object on stdout instead of the command's output.
-    #[arg(long, conflicts_with = "jsonl")]
-    pub json: bool,
-    /// Print the stage's ndjson log, then the run's JSON object, one per line.
-    #[arg(long)]
-    pub jsonl: bool,
-    /// Task id, as for `start`.
-    #[arg(long)]
-    pub task: Option<String>,
-    /// Working directory, relative to the repo root.
-    #[arg(long)]
-    pub cwd: Option<String>,
-    /// Progress display, as for `start`.
-    #[command(flatten)]
-    pub progress: ProgressArgs,
-    /// The command and its arguments (after `--`).
-    #[arg(last = true, required = true)]
-    pub command: Vec<String>,
+    /// `[--json [compact|pretty] | --jsonl] [--cwd PATH] [--task ID] [--] CMD ARGS...`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 0..,
+        value_name = "ARGS"
+    )]
+    pub raw: Vec<String>,
 }
 
 /// `flow`.
@@ -403,6 +410,28 @@ pub struct FlowArgs {
     /// Task id, as for `start`.
     #[arg(long)]
     pub task: Option<String>,
+    /// Recorded as the `docs-review` run's `parent_run_id` (the gate's parent is the review).
+    #[arg(long)]
+    pub parent_run: Option<String>,
+    /// Recorded in both runs' manifests, as for `start`.
+    #[arg(long)]
+    pub approval_policy: Option<String>,
+    /// `mcp` or `cloud`, as for `start`.
+    #[arg(long)]
+    pub execution_mode: Option<String>,
+    /// Request cloud execution, as for `start`.
+    #[arg(long)]
+    pub cloud: bool,
+    /// `cli` or `appserver`, as for `start`.
+    #[arg(long)]
+    pub runtime_mode: Option<String>,
+    /// The plan target: a stage of `docs-review` or `implementation-gate` (scope it with a
+    /// `docs-review:` / `implementation-gate:` prefix); applied to the run that has it.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Peer flags with no effect here.
+    #[command(flatten)]
+    pub inert: InertArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -428,7 +457,9 @@ impl StartArgs {
             execution_mode: None,
             cloud: false,
             runtime_mode: None,
-            target: None,
+            target: TargetArgs::default(),
+            issue: IssueArgs::default(),
+            inert: InertArgs::default(),
             parent_run: None,
             approval_policy: None,
             progress: ProgressArgs::default(),

@@ -40,14 +40,13 @@ pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
     }
 }
 
-/// The `--format json` object of a finished run, with the peer's keys (`start` prints it as is,
-/// `resume` adds its own).
+/// The `--format json` object of a finished run: the peer's keys in its order, then ours
+/// (`start` prints it as is, `resume` adds its own).
 pub(crate) fn run_json(report: &crate::engine::state::RunReport) -> serde_json::Value {
     let m = &report.manifest;
     serde_json::json!({
         "run_id": m.run_id,
         "status": m.status,
-        "status_detail": m.status_detail,
         "artifact_root": m.artifact_root,
         "manifest": report.dir.rel(&report.dir.manifest()),
         "log_path": m.log_path,
@@ -59,7 +58,44 @@ pub(crate) fn run_json(report: &crate::engine::state::RunReport) -> serde_json::
         "cloud_fallback_reason": m.cloud_fallback.as_ref().map(|c| c.reason.clone()),
         "issue_log": null,
         "issue_log_error": null,
+        "status_detail": m.status_detail,
     })
+}
+
+/// The peer's text block for a finished run (`start`, `resume`, `flow`), for stdout: scripts
+/// scrape these lines. `label` is `Run started`, `Run resumed`, `Docs-review run`, ...
+pub(crate) fn run_text(report: &crate::engine::state::RunReport, label: &str) -> String {
+    let m = &report.manifest;
+    let mut out = format!(
+        "{label}: {}\nStatus: {}\nManifest: {}\nLog: {}\n",
+        m.run_id,
+        m.status.as_str(),
+        report.dir.rel(&report.dir.manifest()),
+        m.log_path
+    );
+    out.push_str(&format!(
+        "Runtime: {} (requested {}) via {}\n",
+        m.runtime_mode.as_str(),
+        m.runtime_mode_requested.as_str(),
+        m.runtime_provider
+    ));
+    if let Some(f) = m.runtime_fallback.as_ref().filter(|f| f.occurred) {
+        out.push_str(&format!(
+            "Runtime fallback: {} ({})\n",
+            f.code.as_deref().unwrap_or("runtime-fallback"),
+            f.reason.as_deref().unwrap_or("n/a")
+        ));
+    }
+    if let Some(c) = &m.cloud_fallback {
+        out.push_str(&format!("Cloud fallback: {}\n", c.reason));
+    }
+    if let Some(summary) = m.summary.as_deref().filter(|s| !s.trim().is_empty()) {
+        out.push_str("Summary:\n");
+        for line in summary.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
 }
 
 /// Executes a prepared top-level run and ends it the same way for `start` and `resume`: a fatal

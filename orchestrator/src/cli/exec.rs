@@ -1,33 +1,117 @@
-//! `exec [--json|--jsonl] [--task ID] [--cwd P] -- cmd args...`: one command recorded as a
-//! one-stage run with the same manifest and logs as `start`. The command's output is replayed
-//! from its log (text mode), streamed line by line so memory stays bounded, and its exit code
-//! passes through.
+//! `exec [OPTIONS] CMD ARGS...`: one command recorded as a one-stage run (pipeline `exec`,
+//! stage `exec`, the same manifest and logs as `start`), with the peer's output modes:
+//! `--jsonl` (the default unless stdout and stderr are both terminals) prints the peer's
+//! events `{type, timestamp, payload}` as the command runs and ends with `run:summary`;
+//! `--json [compact|pretty]` prints only `run:summary`; on a terminal the command's output
+//! is streamed as it comes, then the run's id, status, manifest and log. Nothing else is
+//! printed on stderr. The command's exit code passes through (1 when it had none).
 
-use std::io::BufRead;
+use serde_json::{json, Value};
 
-use base64::Engine;
-use serde_json::Value;
-
-use super::start::{launch, StartArgs};
+use super::exec_args::{parse, shell_join, ExecOptions, OutputMode, Parsed};
+use super::start::{launch_with, Hooks, StartArgs};
 use crate::cli::{ExecArgs, Format};
 use crate::config::{
     CommandStage, Config, ConfigSource, OnFailure, Pipeline, RetryPolicy, Stage, StageKind,
 };
 use crate::errors::AppError;
 use crate::exit;
+use crate::report::exec_stream::{peer_event, Collected, Echo, ExecStream};
+use crate::report::progress::Reporter;
 
 /// Runs `exec`; returns the command's exit code (or 128+n when the runner was interrupted).
 pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
-    if args.command.is_empty() {
-        return Err(AppError::Usage("exec needs a command after `--`".into()));
+    let here = std::env::current_dir()
+        .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
+    let o = match parse(&args.raw, &here)? {
+        Parsed::Help => {
+            crate::report::output::line(HELP.trim_end());
+            return Ok(exit::OK);
+        }
+        Parsed::Run(o) => o,
+    };
+    if !o.notify.is_empty() {
+        crate::console::err_line("note: exec --notify has no effect here (no notifications are sent); the targets are listed in run:summary");
     }
-    let command = shell_join(&args.command);
+    if o.otel_endpoint.is_some() {
+        crate::console::err_line("note: exec --otel-endpoint has no effect here (no telemetry is exported)");
+    }
+    let tty = |s: &dyn std::io::IsTerminal| s.is_terminal();
+    let interactive =
+        o.mode.is_none() && tty(&std::io::stdout()) && tty(&std::io::stderr());
+    let shell = shell_join(&o.command);
+    // `--cwd` is relative to where exec was started (the peer's rule), not to the repo root.
+    let cwd = o
+        .cwd
+        .as_ref()
+        .map(|c| here.join(c).to_string_lossy().into_owned());
+    let config = one_stage_config(&shell, cwd.clone());
+    let echo = match (o.mode, interactive) {
+        (Some(OutputMode::Json), _) => Echo::Nothing,
+        (_, true) => Echo::Output,
+        _ => Echo::Events,
+    };
+    if interactive {
+        crate::report::output::line(&format!("$ {shell}"));
+    }
+    let follower = std::sync::Arc::new(std::sync::Mutex::new(None::<ExecStream>));
+    let slot = follower.clone();
+    let hooks = Hooks {
+        reporter: Some(Reporter::silent()),
+        on_prepared: Some(Box::new(move |dir| {
+            let log = dir.stage_log(1, "exec");
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(ExecStream::follow(log, echo));
+        })),
+    };
+    let start = StartArgs::for_pipeline("exec", o.task.clone(), Format::Json);
+    let launched = launch_with(&start, Some(config), hooks).await;
+    let seen = follower
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .map(ExecStream::finish)
+        .unwrap_or_default();
+    let launched = launched?;
+    let m = &launched.report.manifest;
+    let stage = &m.commands[0];
+    let code = match launched.code {
+        exit::OK | exit::RUN_FAILED => stage.exit_code.unwrap_or(exit::RUN_FAILED),
+        interrupted => interrupted,
+    };
+    let summary = run_summary(&launched.report, &o, &shell, cwd.as_deref(), &seen);
+    match (o.mode, interactive) {
+        (Some(OutputMode::Json), _) => {
+            if o.pretty {
+                crate::report::output::json(&summary);
+            } else {
+                crate::report::output::line(&summary.to_string());
+            }
+        }
+        (_, true) => {
+            let dir = &launched.report.dir;
+            crate::report::output::line(&format!(
+                "\n{} {}\nManifest: {}\nLog: {}",
+                m.run_id,
+                m.status.as_str().to_uppercase(),
+                dir.rel(&dir.manifest()),
+                m.log_path
+            ));
+        }
+        _ => crate::report::output::line(&summary.to_string()),
+    }
+    Ok(code)
+}
+
+/// The one-stage config `exec` runs: pipeline `exec`, stage `exec` (so its log is
+/// `commands/01-exec.ndjson`, as on the peer).
+fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
     let stage = Stage {
-        id: crate::record::layout::slug(&args.command[0]),
-        title: args.command.join(" "),
+        id: "exec".into(),
+        title: format!("Execute {shell}"),
         kind: StageKind::Command(CommandStage {
-            command,
-            cwd: args.cwd.clone(),
+            command: shell.to_owned(),
+            cwd,
             env: Vec::new(),
             timeout: None,
             allow_failure: false,
@@ -38,113 +122,130 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
         retries: RetryPolicy::default(),
         plan: None,
     };
-    let config = Config {
+    Config {
         path: "<exec>".into(),
         source: ConfigSource::Inline,
         default_pipeline: Some("exec".into()),
         runtime_mode: None,
         pipelines: vec![Pipeline {
             id: "exec".into(),
-            title: format!("exec: {}", args.command.join(" ")),
+            title: "CLI Exec Command".into(),
             description: None,
             stages: vec![stage],
             concurrency: None,
             vars: Vec::new(),
         }],
         record: Default::default(),
-    };
-    let mut start = StartArgs::for_pipeline("exec", args.task.clone(), Format::Json);
-    start.progress = args.progress;
-    let launched = launch(&start, Some(config)).await?;
-    let m = &launched.report.manifest;
+    }
+}
+
+/// The peer's `run:summary` event, its keys in the peer's order (`metrics` and `memory`, which
+/// the peer may add, are not: tokens, cost and memory snapshots have no meaning here).
+fn run_summary(
+    report: &crate::engine::state::RunReport,
+    o: &ExecOptions,
+    shell: &str,
+    cwd: Option<&str>,
+    seen: &Collected,
+) -> Value {
+    let m = &report.manifest;
     let stage = &m.commands[0];
-    let code = match launched.code {
-        exit::OK | exit::RUN_FAILED => stage.exit_code.unwrap_or(exit::RUN_FAILED),
-        interrupted => interrupted,
-    };
-    let log = stage
-        .log_path
+    let dir = &report.dir;
+    let begin = seen.begin.as_ref().map(|b| &b["payload"]);
+    let end = seen.end.as_ref().map(|e| &e["payload"]);
+    let field = |v: Option<&Value>, k: &str| v.map_or(Value::Null, |p| p[k].clone());
+    let correlation = field(begin, "correlationId");
+    let session = field(begin, "sessionId");
+    let cwd_used = begin
+        .map(|b| b["cwd"].clone())
+        .unwrap_or_else(|| json!(cwd));
+    let status = m.status.as_str();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let started_ms = seen
+        .begin
         .as_ref()
-        .map(|p| launched.report.dir.roots().repo.join(p));
-    let mut json = launched.json;
-    json["exit_code"] = Value::from(code);
-    if args.jsonl {
-        if let Some(log) = &log {
-            for line in log_lines(log) {
-                crate::report::output::line(&line);
+        .and_then(|b| b["timestamp"].as_str())
+        .and_then(crate::time::parse)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis());
+    // The peer's `events` hold the begin event flattened (its payload keys beside `type`).
+    let flat_begin = seen.begin.as_ref().map(|b| {
+        let mut e = serde_json::Map::new();
+        e.insert("type".into(), b["type"].clone());
+        e.insert("correlationId".into(), b["payload"]["correlationId"].clone());
+        e.insert("timestamp".into(), b["timestamp"].clone());
+        if let Some(p) = b["payload"].as_object() {
+            for (k, v) in p {
+                if k != "correlationId" {
+                    e.insert(k.clone(), v.clone());
+                }
             }
         }
-        crate::report::output::line(&json.to_string());
-    } else if args.json {
-        crate::report::output::json(&json);
-    } else if let Some(log) = &log {
-        replay(log);
-    }
-    Ok(code)
+        Value::Object(e)
+    });
+    let exit_code = field(end, "exitCode");
+    let signal = field(end, "signal");
+    let exec_meta = json!({
+        "command": shell, "args": [], "cwd": cwd_used, "sessionId": session, "persisted": false,
+        "correlationId": correlation, "handleId": null, "exitCode": exit_code,
+        "signal": signal, "timedOut": stage.outcome.as_deref() == Some("timed_out"),
+        "timeoutMs": null,
+    });
+    let payload = json!({
+        "status": status,
+        "run": {
+            "id": m.run_id, "taskId": m.task_id, "pipelineId": m.pipeline_id,
+            "manifest": dir.rel(&dir.manifest()), "artifactRoot": m.artifact_root,
+            "summary": stage.summary,
+        },
+        "result": {
+            "exitCode": exit_code, "signal": signal, "durationMs": field(end, "durationMs"),
+            "status": status, "sandboxState": "unsandboxed", "correlationId": correlation,
+            "attempts": stage.attempts.unwrap_or(1),
+        },
+        "command": {
+            "argv": o.command, "shell": shell, "cwd": cwd_used, "sessionId": session,
+            "persisted": false,
+        },
+        "outputs": { "stdout": text(&seen.stdout), "stderr": text(&seen.stderr) },
+        "logs": { "runner": m.log_path, "command": stage.log_path },
+        "toolRun": {
+            "id": format!("cli-command:{}:exec:{started_ms}", m.run_id),
+            "tool": "cli:command", "approvalSource": "not-required", "retryCount": 0,
+            "sandboxState": "unsandboxed", "status": status,
+            "startedAt": stage.started_at, "completedAt": stage.completed_at,
+            "attemptCount": stage.attempts.unwrap_or(1),
+            "events": flat_begin.into_iter().collect::<Vec<_>>(),
+            "metadata": {
+                "stageId": "exec", "pipelineId": m.pipeline_id, "runId": m.run_id,
+                "commandIndex": 1, "command": shell, "args": [], "cwd": cwd_used,
+                "sessionId": session, "correlationId": correlation, "persisted": false,
+                "handleId": null, "timeoutMs": null, "exec": exec_meta,
+            },
+        },
+        "notifications": { "targets": o.notify, "delivered": [], "failures": [] },
+    });
+    peer_event("run:summary", &json!(crate::time::now()), payload)
 }
 
-/// The lines of a stage log, read one at a time: the log holds the command's whole output,
-/// which must never be in memory at once (a line is one chunk of at most 64 KiB).
-fn log_lines(log: &std::path::Path) -> impl Iterator<Item = String> {
-    std::fs::File::open(log)
-        .ok()
-        .map(|f| std::io::BufReader::new(f).lines().map_while(Result::ok))
-        .into_iter()
-        .flatten()
-}
+const HELP: &str = "\
+Run one command as a one-stage run (pipeline `exec`), recorded like `start`.
 
-/// Writes the logged stdout and stderr chunks back to our stdout and stderr, in order.
-fn replay(log: &std::path::Path) {
-    for line in log_lines(log) {
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v["type"] != "exec:chunk" {
-            continue;
-        }
-        let data = v["data"].as_str().unwrap_or_default();
-        let bytes = if v["encoding"] == "base64" {
-            base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .unwrap_or_default()
-        } else {
-            data.as_bytes().to_vec()
-        };
-        if v["stream"] == "stderr" {
-            crate::console::err_bytes(&bytes);
-        } else {
-            crate::console::out_bytes(&bytes);
-        }
-    }
-}
+Usage: codex-orchestrator exec [OPTIONS] [--] CMD [ARGS]...
 
-/// Quotes arguments for `sh -c` so each reaches the command unchanged.
-fn shell_join(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            let safe = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_./=:@%+-,".contains(c));
-            if safe {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+Every token before `--` that starts with `--` is an option; put command arguments that start
+with `--` after `--`. A single CMD with spaces that is not a path is split like a shell line.
 
-#[cfg(test)]
-mod tests {
-    use super::shell_join;
+Options:
+  --json [compact|pretty]  print only the run:summary event (pretty by default)
+  --jsonl                  print every exec event as a JSON line, then run:summary
+                           (the default unless stdout and stderr are both terminals)
+  --cwd <PATH>             working directory (relative to the current directory)
+  --task <ID>              task id (default as for `start`)
+  --notify <URI>           accepted for the peer; has no effect here
+  --otel-endpoint <URL>    accepted for the peer; has no effect here
+  --help                   print this help
 
-    #[test]
-    fn quoting_keeps_every_argument_whole() {
-        let args: Vec<String> = ["echo", "a b", "it's", "$HOME", ""]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(shell_join(&args), r"echo 'a b' 'it'\''s' '$HOME' ''");
-    }
-}
+On a terminal, the command's output is streamed as it comes, followed by the run's id,
+status, manifest and log. The exit code is the command's (1 when it had none).
+";

@@ -14,10 +14,13 @@ pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
             .config;
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let vars = plan::parse_cli_vars(&args.vars)?;
-    let plan = plan::build(&config, pipeline, &vars, args.concurrency)?;
+    let mut plan = plan::build(&config, pipeline, &vars, args.concurrency)?;
+    if let Some(t) = args.target.id() {
+        plan.retarget(t)?;
+    }
     match args.format {
         Format::Json => crate::report::output::json(&plan.to_json(&config)),
-        Format::Text => crate::report::output::line(plan.to_text().trim_end()),
+        Format::Text => crate::report::output::line(plan.to_text(&config).trim_end()),
     }
     Ok(exit::OK)
 }

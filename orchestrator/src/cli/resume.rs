@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use exec::CancelRequest;
 use serde_json::json;
 use shared_manifest::schema::{Manifest, ResumeEvent};
-use shared_manifest::RunStatus;
 
 use crate::cli::{Format, ResumeArgs};
 use crate::engine::context::{Ctx, ExecKnobs};
@@ -49,7 +48,10 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         )));
     }
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
-    let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    if let Some(t) = args.target.id() {
+        plan.retarget(t)?;
+    }
     let now = crate::time::now();
     // Resolved again with the peer's precedence (flag > env > config > the recorded request >
     // default), before anything is locked or written: a bad value is a usage error (exit 2).
@@ -66,19 +68,37 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         &ExecutionInputs::with_env(
             None,
             false,
-            plan.pipeline.stages.first().and_then(|s| s.plan.clone()),
+            plan.target_stage().and_then(|s| s.plan.clone()),
         ),
         &now,
     )?;
     let knobs = ExecKnobs::from_env()?;
     let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
+    // A runner that takes no lock (the peer) may be working on it: a fresh heartbeat says so.
+    // Refused before anything is killed or written.
+    // Checked before our lock is taken: that rewrites the lock file, which says whether the
+    // heartbeat was left by a runner of ours that died.
+    let activity = crate::control::activity::observe(&path, &manifest);
+    if activity.live && !activity.lock_held {
+        return Err(AppError::Conflict(format!(
+            "cannot resume run `{}`: it is still running: its heartbeat is {}s old (live until {}s), written by a runner that holds no lock (such as the peer)",
+            manifest.run_id,
+            activity
+                .observed_at
+                .as_deref()
+                .and_then(crate::time::parse)
+                .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                .map_or(0, |d| d.as_secs()),
+            activity.stale_threshold_seconds
+        )));
+    }
     let lock = crate::control::lock::acquire(&dir.lock())
         .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
     // Re-read under the lock: the run may have moved on while we waited for nothing.
     let manifest = read_manifest(&path)?;
     // A runner killed after the terminal manifest write left its bookkeeping unfinished; that
-    // needs no stage, so it is completed here. A succeeded run then ends with its own code; a
-    // failed or cancelled one goes on to be resumed, as asked.
+    // needs no stage, so it is completed here; then the run is resumed as asked (a succeeded
+    // one runs nothing, as on the peer).
     let (manifest, repairs) = crate::engine::repair::complete(&dir, manifest).await?;
     if !repairs.is_empty() {
         crate::console::err_line(&format!(
@@ -87,20 +107,6 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             manifest.status.as_str(),
             repairs.describe()
         ));
-        if manifest.status == RunStatus::Succeeded {
-            let report = crate::engine::state::RunReport { dir, manifest };
-            super::common::after_run(&report, None)?;
-            if args.format == Format::Json {
-                print_json(&report);
-            }
-            return Ok(crate::exit::OK);
-        }
-    }
-    if manifest.status == RunStatus::Succeeded {
-        return Err(AppError::Conflict(format!(
-            "run `{}` already succeeded; nothing to resume",
-            manifest.run_id
-        )));
     }
     super::common::note_runtime_fallback(&runtime);
     let peer_env = super::setup::peer_env(
@@ -147,8 +153,11 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     };
     let prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
     let (report, code) = super::common::finish_run(&ctx, prepared, None).await?;
-    if args.format == Format::Json {
-        print_json(&report);
+    match args.format {
+        Format::Json => print_json(&report),
+        Format::Text => crate::report::output::line(
+            super::common::run_text(&report, "Run resumed").trim_end(),
+        ),
     }
     Ok(code)
 }

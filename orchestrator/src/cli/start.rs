@@ -18,8 +18,11 @@ use crate::report::progress::Reporter;
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     let launched = launch(&args, None).await?;
-    if args.format == Format::Json {
-        crate::report::output::json(&launched.json);
+    match args.format {
+        Format::Json => crate::report::output::json(&launched.json),
+        Format::Text => crate::report::output::line(
+            super::common::run_text(&launched.report, "Run started").trim_end(),
+        ),
     }
     Ok(launched.code)
 }
@@ -41,6 +44,24 @@ pub async fn launch(
     args: &StartArgs,
     config: Option<crate::config::Config>,
 ) -> Result<Launched, AppError> {
+    launch_with(args, config, Hooks::default()).await
+}
+
+/// What a verb built on `start` changes about it (`exec`).
+#[derive(Default)]
+pub struct Hooks {
+    /// Progress output instead of the one `args.progress` asks for.
+    pub reporter: Option<Reporter>,
+    /// Called once the run's directory exists, before any stage starts.
+    pub on_prepared: Option<Box<dyn FnOnce(&crate::record::layout::RunDir) + Send>>,
+}
+
+/// [`launch`] with hooks.
+pub async fn launch_with(
+    args: &StartArgs,
+    config: Option<crate::config::Config>,
+    hooks: Hooks,
+) -> Result<Launched, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     let task = super::common::task_id(args.task.as_deref())?;
@@ -60,31 +81,19 @@ pub async fn launch(
     let config = Arc::new(chosen.config);
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
-    let plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    if let Some(t) = args.target.id() {
+        plan.retarget(t)?;
+    }
+    for note in args.inert.notes() {
+        eprintln!("{note}");
+    }
     let now = crate::time::now();
     let runtime = resolve_runtime(
         &RuntimeInputs::with_env(args.runtime_mode.clone(), config.runtime_mode.clone(), None),
         &now,
     )?;
-    let target = match &args.target {
-        None => plan.pipeline.stages.first(),
-        Some(t) => {
-            // The peer accepts `<pipeline>:<stage>` as well as a bare stage id.
-            let id = t.rsplit(':').next().unwrap_or(t);
-            Some(
-                plan.pipeline
-                    .stages
-                    .iter()
-                    .find(|s| s.id == id)
-                    .ok_or_else(|| {
-                        AppError::Usage(format!(
-                            "--target `{t}`: pipeline `{}` has no such stage",
-                            plan.pipeline.id
-                        ))
-                    })?,
-            )
-        }
-    };
+    let target = plan.target_stage();
     let execution = resolve_execution(
         &ExecutionInputs::with_env(
             args.execution_mode.clone(),
@@ -125,7 +134,9 @@ pub async fn launch(
         runtime,
         execution,
         exec: knobs,
-        reporter: Reporter::for_terminal(args.progress.choice()),
+        reporter: hooks
+            .reporter
+            .unwrap_or_else(|| Reporter::for_terminal(args.progress.choice())),
         cancel,
         fatal: Mutex::new(None),
     });
@@ -133,6 +144,9 @@ pub async fn launch(
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
     let prepared =
         run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
+    if let Some(f) = hooks.on_prepared {
+        f(prepared.dir());
+    }
     let (report, code) = super::common::finish_run(&ctx, prepared, args.junit.as_deref()).await?;
     let json = super::common::run_json(&report);
     Ok(Launched { code, json, report })

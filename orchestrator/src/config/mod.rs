@@ -6,7 +6,7 @@ pub mod model;
 pub mod package;
 #[cfg(test)]
 mod props;
-mod suggest;
+pub(crate) mod suggest;
 mod validate;
 pub mod vars;
 

@@ -115,6 +115,20 @@ impl Ctx {
             .is_some()
     }
 
+    /// The recorded fatal error in one line (its causes after `: `), if there is one.
+    pub fn fatal_message(&self) -> Option<String> {
+        let slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        })
+    }
+
     /// True when the recorded fatal error is a bug of the runner, not a storage failure.
     pub fn fatal_is_internal(&self) -> bool {
         self.fatal

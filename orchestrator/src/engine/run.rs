@@ -248,7 +248,7 @@ fn initial_manifest(
         commands,
         child_runs: Vec::new(),
         run_summary_path: Some(dir.rel(&dir.run_summary())),
-        plan_target_id: p.stages.first().map(|s| format!("{}:{}", p.id, s.id)),
+        plan_target_id: plan.target_id(),
         runtime_mode_requested: ctx.runtime.requested,
         runtime_mode: ctx.runtime.mode,
         runtime_provider: ctx.runtime.mode.provider().to_owned(),
@@ -447,22 +447,32 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             }),
         );
     }
-    run.emit(
-        if event == RunEvent::Succeed {
-            "run_completed"
-        } else {
-            "run_failed"
-        },
-        json!({
-            "pipeline_id": run.plan.pipeline.id,
-            "status": status,
-            "status_detail": snapshot.status_detail,
-            "manifest_path": run.dir.manifest().to_string_lossy(),
-            "run_summary_path": run.dir.run_summary().to_string_lossy(),
-            "metrics_path": run.dir.metrics().to_string_lossy(),
-            "summary": snapshot.summary,
-        }),
-    );
+    if ctx.has_fatal() {
+        // A runner error (storage, a bug), not a stage failure: the peer's `run_failed`.
+        run.emit(
+            "run_failed",
+            json!({
+                "pipeline_id": run.plan.pipeline.id,
+                "message": ctx.fatal_message(),
+                "stage_id": Value::Null,
+                "status_detail": snapshot.status_detail,
+            }),
+        );
+    } else {
+        // Every run that ends, failed and cancelled ones too, ends with `run_completed`.
+        run.emit(
+            "run_completed",
+            json!({
+                "pipeline_id": run.plan.pipeline.id,
+                "status": status,
+                "manifest_path": run.dir.manifest().to_string_lossy(),
+                "run_summary_path": run.dir.rel(&run.dir.run_summary()),
+                "metrics_path": run.dir.metrics().to_string_lossy(),
+                "summary": snapshot.summary,
+                "status_detail": snapshot.status_detail,
+            }),
+        );
+    }
     let _ = run.events.sync();
     let _ = run.runner_log.sync();
     ctx.reporter.run_finished(&run.label(), &manifest);

@@ -197,7 +197,28 @@ async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<Exec
         });
         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     };
+    // The peer's `tool_called` pair around each attempt: `started` with the command, then
+    // `succeeded`/`failed` with `exit <code>`.
+    let tool_called = |status: &str, message: String| {
+        run.emit(
+            "tool_called",
+            json!({
+                "tool_name": "exec", "status": status, "message": message, "attempt": attempt,
+                "stage_id": run.plan.pipeline.stages[b.index - 1].id, "stage_index": b.index,
+            }),
+        );
+    };
+    tool_called("started", b.command.clone());
     let result = exec::run(&spec, &mut b.log, ctx.cancel.subscribe(), on_spawn).await?;
+    tool_called(
+        if result.succeeded() { "succeeded" } else { "failed" },
+        format!(
+            "exit {}",
+            result
+                .exit_code()
+                .map_or_else(|| "null".to_owned(), |c| c.to_string())
+        ),
+    );
     // The start lands before the stage's result, always; without a spawn it is sent now.
     let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
     match task {
@@ -231,6 +252,22 @@ async fn record(
     let (event, summary) = classify(run, cmd, &result);
     let failure_reason = failure_reason(&result);
     if event == CommandEvent::Skip {
+        // The peer's one `agent_message` that is not output (output is never copied into
+        // events.jsonl: the stage log holds the one copy).
+        let message = match (result.timed_out(), b.timeout) {
+            (true, Some(t)) => format!(
+                "Non-fatal fallback applied after timeout ({}ms).",
+                crate::time::millis(t)
+            ),
+            _ => "Non-fatal fallback applied after command failure.".to_owned(),
+        };
+        run.emit(
+            "agent_message",
+            json!({
+                "message": message, "level": "warn", "stage_id": stage.id,
+                "stage_index": index, "source": "system",
+            }),
+        );
         b.log.write_runner_only(&LogEvent::CommandFallback {
             reason: failure_reason.to_owned(),
             exit_code: result.exit_code(),

@@ -26,6 +26,8 @@ pub struct Plan {
     /// Runner variables exported to every stage: the pipeline's `vars`, each overridden by a
     /// `--var` of the same name, then the other `--var`s, in the order given.
     pub vars: Vec<(String, String)>,
+    /// The plan target (position of a stage): `--target`, else the default (see `target`).
+    pub target: Option<usize>,
 }
 
 /// Parses `--var NAME=VALUE` arguments.
@@ -97,6 +99,7 @@ pub fn build(
         concurrency,
         concurrency_source,
         vars,
+        target: super::target::default(pipeline),
     })
 }
 
@@ -164,7 +167,33 @@ fn check_cwd_vars(
 }
 
 impl Plan {
-    /// The `plan --format json` object: the peer's keys plus the graph.
+    /// Makes the stage `target` names the plan target (`--target`); a name that matches no
+    /// stage is a usage error (the peer silently keeps the default, which hides typos).
+    pub fn retarget(&mut self, target: &str) -> Result<(), AppError> {
+        self.target = Some(super::target::find(&self.pipeline, target).ok_or_else(|| {
+            let ids: Vec<&str> = self.pipeline.stages.iter().map(|s| s.id.as_str()).collect();
+            AppError::Usage(format!(
+                "--target `{target}`: pipeline `{}` has no such stage or alias (stages: {})",
+                self.pipeline.id,
+                crate::config::error::list(&ids)
+            ))
+        })?);
+        Ok(())
+    }
+
+    /// `<pipeline>:<stage>` of the plan target (the manifest's `plan_target_id`).
+    pub fn target_id(&self) -> Option<String> {
+        self.target
+            .map(|i| super::target::target_id(&self.pipeline, i))
+    }
+
+    /// The plan target's stage.
+    pub fn target_stage(&self) -> Option<&crate::config::Stage> {
+        self.target.map(|i| &self.pipeline.stages[i])
+    }
+
+    /// The `plan --format json` object: the peer's keys (`pipeline`, `stages`, `plan`,
+    /// `targetId`) in its order, then ours (the graph, and per stage its position in it).
     pub fn to_json(&self, config: &Config) -> Value {
         let p = &self.pipeline;
         let stages: Vec<Value> = p
@@ -181,7 +210,8 @@ impl Plan {
                         "kind": "command",
                         "command": c.command,
                         "cwd": c.cwd,
-                        "env": c.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+                        // The peer writes `null` for a stage without `env`.
+                        "env": (!c.env.is_empty()).then(|| c.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
                         "allowFailure": c.allow_failure,
                         "summaryHint": c.summary_hint,
                         "timeoutMs": c.timeout.map(crate::time::millis),
@@ -196,6 +226,10 @@ impl Plan {
                     }),
                 };
                 let obj = v.as_object_mut().expect("built as an object");
+                obj.insert("dependsOn".into(), json!(deps));
+                obj.insert("level".into(), json!(self.graph.levels[i]));
+                obj.insert("onFailure".into(), json!(s.on_failure.as_str()));
+                obj.insert("retries".into(), json!(s.retries.count));
                 if let StageKind::Command(c) = &s.kind {
                     let vars: serde_json::Map<String, Value> = self
                         .stage_vars(c)
@@ -204,10 +238,6 @@ impl Plan {
                         .collect();
                     obj.insert("variables".into(), Value::Object(vars));
                 }
-                obj.insert("dependsOn".into(), json!(deps));
-                obj.insert("level".into(), json!(self.graph.levels[i]));
-                obj.insert("onFailure".into(), json!(s.on_failure.as_str()));
-                obj.insert("retries".into(), json!(s.retries.count));
                 v
             })
             .collect();
@@ -232,9 +262,12 @@ impl Plan {
                 "id": p.id,
                 "title": p.title,
                 "description": p.description,
-                "source": config.path.to_string_lossy(),
+                "source": config.source.peer_name(),
             },
             "stages": stages,
+            "plan": super::target::plan_object(p, self.target),
+            "targetId": self.target_id(),
+            "config_path": config.path.to_string_lossy(),
             "graph": {
                 "concurrency": self.concurrency,
                 "concurrency_source": self.concurrency_source,
@@ -245,12 +278,20 @@ impl Plan {
     }
 
     /// Human rendering for `plan` without `--format json`.
-    pub fn to_text(&self) -> String {
+    pub fn to_text(&self, config: &Config) -> String {
         let p = &self.pipeline;
         let mut out = format!(
-            "Pipeline: {} ({})\nConcurrency: {} ({})\n",
-            p.id, p.title, self.concurrency, self.concurrency_source
+            "Pipeline: {} ({})\nConfig: {} ({})\nConcurrency: {} ({})\n",
+            p.id,
+            p.title,
+            config.path.display(),
+            config.source.as_str(),
+            self.concurrency,
+            self.concurrency_source
         );
+        if let Some(t) = self.target_id() {
+            out.push_str(&format!("Target: {t}\n"));
+        }
         for (level, stages) in self.graph.by_level().iter().enumerate() {
             out.push_str(&format!("Level {level}:\n"));
             for &i in stages {

@@ -1,6 +1,7 @@
 //! Planning: the stage graph of a pipeline and the checks that must pass before anything runs.
 
 pub mod build;
+pub mod target;
 
 pub use crate::graph::{GraphError, StageGraph};
 pub use build::{build, parse_cli_vars, runner_vars, select, Plan};

@@ -3,6 +3,7 @@
 
 pub mod display;
 pub mod events;
+pub mod exec_stream;
 pub mod junit;
 pub mod logging;
 pub mod output;

@@ -19,6 +19,8 @@ use shared_manifest::schema::Manifest;
 #[derive(Debug, Clone)]
 pub struct Reporter {
     live: Option<Arc<Live>>,
+    /// Prints nothing (`exec`, whose stdout and stderr are the command's or its events).
+    silent: bool,
 }
 
 #[derive(Debug)]
@@ -74,7 +76,18 @@ fn display(interactive: Option<bool>, tty: bool) -> Display {
 impl Reporter {
     /// Plain lines.
     pub fn plain() -> Reporter {
-        Reporter { live: None }
+        Reporter {
+            live: None,
+            silent: false,
+        }
+    }
+
+    /// Nothing on stderr.
+    pub fn silent() -> Reporter {
+        Reporter {
+            live: None,
+            silent: true,
+        }
     }
 
     /// A live display when stderr is a terminal, unless `interactive` is `Some(false)`.
@@ -113,12 +126,16 @@ impl Reporter {
         };
         Reporter {
             live: Some(Arc::new(live)),
+            silent: false,
         }
     }
 
     /// A line above the bars (so it stays when they redraw), or a plain line; through
     /// `console`, so a terminal that went away never makes it panic.
     fn line(&self, text: String) {
+        if self.silent {
+            return;
+        }
         crate::console::err_line(&text);
     }
 

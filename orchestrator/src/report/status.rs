@@ -3,7 +3,6 @@
 //! redraws on. Built in one place so the CLI and the dashboard can never disagree.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use serde_json::json;
 use shared_manifest::schema::Manifest;
@@ -29,56 +28,50 @@ pub struct StatusView {
 pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
     let path = path.to_owned();
     let mut text = String::new();
-    let m: Manifest =
-        shared_manifest::read_manifest(&path).map_err(|e| AppError::Conflict(e.describe()))?;
-    let age = m
-        .heartbeat_at
-        .as_deref()
-        .and_then(crate::time::parse)
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .map(|d| d.as_secs_f64());
-    // A live runner holds the run's lock; without one an unfinished run was abandoned (the
-    // runner crashed or was killed) and only `resume` moves it on.
-    let runner_alive = crate::control::lock::runner_alive(&path);
-    let abandoned = !m.status.is_terminal() && !runner_alive;
-    let stale =
-        !m.status.is_terminal() && age.is_none_or(|a| a > m.heartbeat_stale_after_seconds as f64);
-    let json = {
-        let commands: Vec<_> = m
-                .commands
-                .iter()
-                .map(|c| json!({
-                    "index": c.index, "id": c.id, "title": c.title, "kind": c.kind, "status": c.status,
-                    "started_at": c.started_at, "completed_at": c.completed_at, "exit_code": c.exit_code,
-                    "summary": c.summary, "log_path": c.log_path, "error_file": c.error_file,
-                    "sub_run_id": c.sub_run_id, "attempts": c.attempts,
-                }))
-                .collect();
-        let out = json!({
-            "run_id": m.run_id,
-            "task_id": m.task_id,
-            "pipeline_id": m.pipeline_id,
-            "status": m.status,
-            "status_detail": m.status_detail,
-            "started_at": m.started_at,
-            "completed_at": m.completed_at,
-            "manifest": roots.rel(&path),
-            "artifact_root": m.artifact_root,
-            "log_path": m.log_path,
-            "heartbeat_at": m.heartbeat_at,
-            "summary": m.summary,
-            "activity": {
-                "heartbeat_at": m.heartbeat_at,
-                "age_seconds": age.map(|a| (a * 1000.0).round() / 1000.0),
-                "stale": stale,
-                "runner_alive": runner_alive,
-                "abandoned": abandoned,
-                "stale_threshold_seconds": m.heartbeat_stale_after_seconds,
-            },
-            "commands": commands,
-        });
-        out
-    };
+    // The record untyped (manifest and sidecar merged): `commands` are shown as recorded (every
+    // key, ours and other tools'), and keys our types do not know (the peer's
+    // `cloud_execution`) are read here.
+    let raw_value =
+        shared_manifest::read_value(&path).map_err(|e| AppError::Conflict(e.describe()))?;
+    let m: Manifest = serde_json::from_value(raw_value.clone()).map_err(|e| {
+        AppError::Conflict(format!("`{}` is not a valid manifest: {e}", path.display()))
+    })?;
+    let act = crate::control::activity::observe(&path, &m);
+    let abandoned = act.abandoned(m.status);
+    let json = json!({
+        "run_id": m.run_id,
+        "status": m.status,
+        "status_detail": m.status_detail,
+        "started_at": m.started_at,
+        "completed_at": m.completed_at,
+        "manifest": roots.rel(&path),
+        "artifact_root": m.artifact_root,
+        "log_path": m.log_path,
+        "heartbeat_at": m.heartbeat_at,
+        "activity": {
+            "manifest_heartbeat_at": act.manifest_heartbeat_at,
+            "heartbeat_file_at": act.heartbeat_file_at,
+            "runner_log_mtime_at": act.runner_log_mtime_at,
+            "observed_at": act.observed_at,
+            "observed_source": act.observed_source,
+            "stale": act.stale,
+            "stale_threshold_seconds": act.stale_threshold_seconds,
+            "age_seconds": act.age_seconds,
+            "runner_alive": act.live,
+            "abandoned": abandoned,
+        },
+        "commands": raw_value.get("commands").cloned().unwrap_or_else(|| json!([])),
+        "child_runs": m.child_runs,
+        "runtime_mode_requested": m.runtime_mode_requested,
+        "runtime_mode": m.runtime_mode,
+        "runtime_provider": m.runtime_provider,
+        "runtime_fallback": m.runtime_fallback,
+        "cloud_execution": raw_value.get("cloud_execution").cloned().unwrap_or(serde_json::Value::Null),
+        "cloud_fallback": m.cloud_fallback,
+        "task_id": m.task_id,
+        "pipeline_id": m.pipeline_id,
+        "summary": m.summary,
+    });
     {
         let detail = m
             .status_detail
@@ -98,18 +91,19 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
             );
         }
         if m.status == RunStatus::InProgress {
-            let age = age.map_or("never".to_owned(), |a| format!("{a:.0}s ago"));
-            push(
-                &mut text,
-                &format!(
-                    "Heartbeat: {age}{}",
-                    if stale {
-                        " (stale: the runner may have died)"
-                    } else {
-                        ""
-                    }
-                ),
-            );
+            let age = act
+                .age_seconds
+                .map_or("never".to_owned(), |a| format!("{a}s ago"));
+            let note = if act.lock_held {
+                ""
+            } else if act.live {
+                " (no lock: a runner without one, such as the peer, is keeping it fresh)"
+            } else if act.stale == Some(true) {
+                " (stale: the runner may have died)"
+            } else {
+                ""
+            };
+            push(&mut text, &format!("Heartbeat: {age}{note}"));
         }
         push(&mut text, &format!("Manifest: {}", roots.rel(&path)));
         push(&mut text, "Commands:");
