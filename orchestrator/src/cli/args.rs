@@ -72,6 +72,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// `docs-review`, then `implementation-gate` if the review succeeded.
     Flow(FlowArgs),
+    /// Print the version (also `--version`, `-V`, and `-v` alone, as the peer).
+    Version,
 }
 
 /// Output format.

@@ -13,6 +13,16 @@ pub fn main_impl() -> i32 {
     // First: a panic anywhere, from here on, ends the process promptly (exit 101) with the runs
     // it was working on recorded and their locks free, instead of a wedged process.
     crate::engine::crash::install();
+    // The peer prints its bare version for `version`, `--version` and `-v` as the first
+    // argument; scripts compare it. `-v` before a verb stays our `--verbose`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let first = args.get(1).and_then(|a| a.to_str());
+    if matches!(first, Some("version" | "--version" | "-V"))
+        || (first == Some("-v") && args.len() == 2)
+    {
+        crate::report::output::line(env!("CARGO_PKG_VERSION"));
+        return exit::OK;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -66,6 +76,10 @@ pub fn main_impl() -> i32 {
             Command::Cancel(args) => super::cancel::cancel(args),
             Command::Exec(args) => super::exec::exec(args).await,
             Command::Flow(args) => super::flow::flow(args).await,
+            Command::Version => {
+                crate::report::output::line(env!("CARGO_PKG_VERSION"));
+                Ok(exit::OK)
+            }
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

@@ -37,8 +37,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
         crate::console::err_line("note: exec --otel-endpoint has no effect here (no telemetry is exported)");
     }
     let tty = |s: &dyn std::io::IsTerminal| s.is_terminal();
-    let interactive =
-        o.mode.is_none() && tty(&std::io::stdout()) && tty(&std::io::stderr());
+    let interactive = o.mode.is_none() && tty(&std::io::stdout()) && tty(&std::io::stderr());
     let shell = shell_join(&o.command);
     // `--cwd` is relative to where exec was started (the peer's rule), not to the repo root.
     let cwd = o
@@ -60,8 +59,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
         reporter: Some(Reporter::silent()),
         on_prepared: Some(Box::new(move |dir| {
             let log = dir.stage_log(1, "exec");
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(ExecStream::follow(log, echo));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ExecStream::follow(log, echo));
         })),
     };
     let start = StartArgs::for_pipeline("exec", o.task.clone(), Format::Json);
@@ -172,7 +170,10 @@ fn run_summary(
     let flat_begin = seen.begin.as_ref().map(|b| {
         let mut e = serde_json::Map::new();
         e.insert("type".into(), b["type"].clone());
-        e.insert("correlationId".into(), b["payload"]["correlationId"].clone());
+        e.insert(
+            "correlationId".into(),
+            b["payload"]["correlationId"].clone(),
+        );
         e.insert("timestamp".into(), b["timestamp"].clone());
         if let Some(p) = b["payload"].as_object() {
             for (k, v) in p {

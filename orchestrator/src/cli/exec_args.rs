@@ -49,7 +49,15 @@ pub enum Parsed {
     Run(ExecOptions),
 }
 
-const OPTIONS: &[&str] = &["json", "jsonl", "notify", "otel-endpoint", "cwd", "task", "help"];
+const OPTIONS: &[&str] = &[
+    "json",
+    "jsonl",
+    "notify",
+    "otel-endpoint",
+    "cwd",
+    "task",
+    "help",
+];
 
 /// Parses `exec`'s arguments; `cwd` is where a single command token is looked up as a path.
 pub fn parse(raw: &[String], cwd: &Path) -> Result<Parsed, AppError> {
@@ -259,7 +267,10 @@ mod tests {
         assert_eq!(run(&["echo", "hi"]).command, ["echo", "hi"]);
         let o = run(&["--json", "compact", "echo", "hi", "--task", "t"]);
         assert_eq!((o.mode, o.pretty), (Some(OutputMode::Json), false));
-        assert_eq!((o.command, o.task.as_deref()), (vec!["echo".to_owned(), "hi".to_owned()], Some("t")));
+        assert_eq!(
+            (o.command, o.task.as_deref()),
+            (vec!["echo".to_owned(), "hi".to_owned()], Some("t"))
+        );
         let o = run(&["--json=compact", "--cwd=/tmp", "pwd"]);
         assert_eq!((o.pretty, o.cwd.as_deref()), (false, Some("/tmp")));
         let o = run(&["--json", "echo", "--", "--color"]);
@@ -274,7 +285,10 @@ mod tests {
 
     #[test]
     fn a_single_command_line_is_split() {
-        assert_eq!(run(&["echo 'one two' three"]).command, ["echo", "one two", "three"]);
+        assert_eq!(
+            run(&["echo 'one two' three"]).command,
+            ["echo", "one two", "three"]
+        );
         assert_eq!(run(&[r#"printf "a \" b""#]).command, ["printf", "a \" b"]);
     }
 

@@ -155,9 +155,9 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     let (report, code) = super::common::finish_run(&ctx, prepared, None).await?;
     match args.format {
         Format::Json => print_json(&report),
-        Format::Text => crate::report::output::line(
-            super::common::run_text(&report, "Run resumed").trim_end(),
-        ),
+        Format::Text => {
+            crate::report::output::line(super::common::run_text(&report, "Run resumed").trim_end())
+        }
     }
     Ok(code)
 }

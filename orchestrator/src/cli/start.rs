@@ -47,13 +47,16 @@ pub async fn launch(
     launch_with(args, config, Hooks::default()).await
 }
 
+/// Called once a run's directory exists (see [`Hooks`]).
+pub type OnPrepared = Box<dyn FnOnce(&crate::record::layout::RunDir) + Send>;
+
 /// What a verb built on `start` changes about it (`exec`).
 #[derive(Default)]
 pub struct Hooks {
     /// Progress output instead of the one `args.progress` asks for.
     pub reporter: Option<Reporter>,
     /// Called once the run's directory exists, before any stage starts.
-    pub on_prepared: Option<Box<dyn FnOnce(&crate::record::layout::RunDir) + Send>>,
+    pub on_prepared: Option<OnPrepared>,
 }
 
 /// [`launch`] with hooks.

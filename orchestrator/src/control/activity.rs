@@ -68,10 +68,19 @@ pub fn observe(path: &Path, m: &Manifest) -> Activity {
             let at = at.as_ref()?;
             Some((crate::time::parse(at)?, at.clone(), *source))
         })
-        .max_by_key(|(t, _, _)| *t);
-    let age = newest
-        .as_ref()
-        .map(|(t, _, _)| SystemTime::now().duration_since(*t).map_or(0, |d| d.as_secs()));
+        // The first of equals wins (the manifest, as the peer reports it).
+        .fold(
+            None,
+            |best: Option<(SystemTime, String, &str)>, c| match &best {
+                Some(b) if b.0 >= c.0 => best,
+                _ => Some(c),
+            },
+        );
+    let age = newest.as_ref().map(|(t, _, _)| {
+        SystemTime::now()
+            .duration_since(*t)
+            .map_or(0, |d| d.as_secs())
+    });
     let threshold = m.heartbeat_stale_after_seconds;
     let fresh = age.is_some_and(|a| a <= threshold);
     let lock = dir.join("run.lock");
@@ -85,7 +94,7 @@ pub fn observe(path: &Path, m: &Manifest) -> Activity {
         observed_at: newest.as_ref().map(|(_, at, _)| at.clone()),
         observed_source: newest.as_ref().map(|(_, _, s)| *s),
         age_seconds: age.filter(|_| in_progress),
-        stale: in_progress.then(|| !fresh),
+        stale: in_progress.then_some(!fresh),
         stale_threshold_seconds: threshold,
         lock_held,
         live,

@@ -211,7 +211,11 @@ async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<Exec
     tool_called("started", b.command.clone());
     let result = exec::run(&spec, &mut b.log, ctx.cancel.subscribe(), on_spawn).await?;
     tool_called(
-        if result.succeeded() { "succeeded" } else { "failed" },
+        if result.succeeded() {
+            "succeeded"
+        } else {
+            "failed"
+        },
         format!(
             "exit {}",
             result

@@ -69,7 +69,10 @@ fn hints(stage: &Stage) -> Hints {
         requires_cloud,
         execution_mode,
         cloud_env_id: string(&["cloudEnvId", "cloud_env_id"]).map(str::to_owned),
-        runnable: plan.get("runnable").and_then(Value::as_bool).unwrap_or(true),
+        runnable: plan
+            .get("runnable")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
     }
 }
 
@@ -176,7 +179,11 @@ mod tests {
 
     #[test]
     fn default_target_then_first_runnable_then_first() {
-        let p = pipeline(&[Some(json!({"runnable": false})), None, Some(json!({"primary": true}))]);
+        let p = pipeline(&[
+            Some(json!({"runnable": false})),
+            None,
+            Some(json!({"primary": true})),
+        ]);
         assert_eq!(default(&p), Some(2));
         let p = pipeline(&[Some(json!({"runnable": false})), None]);
         assert_eq!(default(&p), Some(1));

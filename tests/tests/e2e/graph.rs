@@ -311,6 +311,12 @@ fn events_of_a_run_with_a_retry_and_a_failure() {
                 "run_failed" | "run_completed" => {
                     format!(" status={} detail={}", p["status"], p["status_detail"])
                 }
+                "tool_called" => format!(
+                    " {} {} attempt={}",
+                    p["status"].as_str().expect("status"),
+                    p["message"],
+                    p["attempt"]
+                ),
                 _ => String::new(),
             };
             format!(
@@ -323,11 +329,17 @@ fn events_of_a_run_with_a_retry_and_a_failure() {
     insta::assert_snapshot!(lines.join("\n"), @r#"
     1 run_started
     2 step_started flaky
-    3 step_retry flaky attempt=2
-    4 step_completed flaky status="succeeded" exit=0
-    5 step_started bad
-    6 step_failed bad status="failed" exit=3
-    7 run_failed status="failed" detail="stage:bad:failed"
+    3 tool_called flaky started "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; [ $n -ge 1 ]" attempt=1
+    4 tool_called flaky failed "exit 1" attempt=1
+    5 step_retry flaky attempt=2
+    6 tool_called flaky started "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; [ $n -ge 1 ]" attempt=2
+    7 tool_called flaky succeeded "exit 0" attempt=2
+    8 step_completed flaky status="succeeded" exit=0
+    9 step_started bad
+    10 tool_called bad started "exit 3" attempt=1
+    11 tool_called bad failed "exit 3" attempt=1
+    12 step_failed bad status="failed" exit=3
+    13 run_completed status="failed" detail="stage:bad:failed"
     "#);
     assert!(events
         .iter()

@@ -667,6 +667,12 @@ fn junit_of_a_run_in_progress_says_so() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // Output that trickles reaches the stage log within the coalescing window (50 ms).
+    let log = env.run_dir(&id).join("commands/02-busy.ndjson");
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("warming up")) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let report = env.cli(["report", "junit", "--run", &id, "--out", "partial.xml"]);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(runner.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("stop the runner");
@@ -682,7 +688,7 @@ fn junit_of_a_run_in_progress_says_so() {
     let file = env.path().join("partial.xml");
     let xml = std::fs::read_to_string(&file).expect("report");
     let cases = &xml[xml.find("    <testcase").expect("cases")..];
-    // `busy`'s output is not there yet: a stage log is buffered until the stage ends.
+    // `busy`'s output so far is there: it reached its log while the stage runs.
     insta::assert_snapshot!(redact_times(cases), @r#"
         <testcase classname="ci" name="done" time="[DUR]">
           <system-out>finished
@@ -690,6 +696,10 @@ fn junit_of_a_run_in_progress_says_so() {
         </testcase>
         <testcase classname="ci" name="busy" time="[DUR]">
           <error message="still running" type="running">the run was still in progress when the report was written</error>
+          <system-out>working
+    </system-out>
+          <system-err>warming up
+    </system-err>
         </testcase>
         <testcase classname="ci" name="later" time="[DUR]">
           <skipped message="not started yet"/>

@@ -145,13 +145,47 @@ fn token_mismatch_is_a_conflict_and_writes_nothing() {
 }
 
 #[test]
-fn succeeded_run_cannot_be_resumed() {
+fn resuming_a_succeeded_run_is_recorded_and_runs_nothing() {
+    // The peer's behaviour: exit 0, the resume recorded with its actor and reason, the events
+    // `run_started` .. `run_completed` appended, no stage run again.
     let env = TestEnv::new().config(FLAKY);
     std::fs::write(env.path().join("fixed"), "").expect("fix");
     let id = env.start("p", &[]).run_id();
-    let out = env.cli(["resume", "--run", &id]);
-    assert_eq!(out.code, 3);
-    assert!(out.stderr.contains("already succeeded"), "{}", out.stderr);
+    let runs_before = std::fs::read_to_string(env.path().join("a.count")).expect("count");
+    let out = env.cli([
+        "resume", "--run", &id, "--actor", "alice", "--reason", "re-check",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with(&format!("Run resumed: {id}\nStatus: succeeded\n")),
+        "{}",
+        out.stdout
+    );
+    let m = env.manifest(&id);
+    assert_eq!(m["status"], "succeeded");
+    let ev = &m["resume_events"][0];
+    assert_eq!(
+        (&ev["actor"], &ev["reason"], &ev["outcome"]),
+        (&"alice".into(), &"re-check".into(), &"accepted".into())
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("a.count")).expect("count"),
+        runs_before,
+        "no stage ran again"
+    );
+    let events = read_lines(&env.run_dir(&id).join("events.jsonl"));
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    let n = names.len();
+    assert_eq!(
+        &names[n - 2..],
+        ["run_started", "run_completed"],
+        "{names:?}"
+    );
+    assert_eq!(events[n - 1]["payload"]["status"], "succeeded");
 }
 
 const SLOW: &str = r#"{"pipelines":[{"id":"p","stages":[

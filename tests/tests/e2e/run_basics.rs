@@ -94,8 +94,12 @@ fn happy_path_writes_the_whole_contract() {
         [
             "run_started",
             "step_started",
+            "tool_called",
+            "tool_called",
             "step_completed",
             "step_started",
+            "tool_called",
+            "tool_called",
             "step_completed",
             "run_completed"
         ]
@@ -104,7 +108,7 @@ fn happy_path_writes_the_whole_contract() {
         .iter()
         .map(|e| e["seq"].as_u64().expect("seq"))
         .collect();
-    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
     // no temp files left behind
     for e in std::fs::read_dir(&dir).expect("dir").flatten() {
         assert!(
@@ -167,7 +171,12 @@ fn failing_stage_fails_the_run_and_leaves_later_stages_pending() {
     assert_eq!(fallback[0]["exit_code"], 3);
     insta::assert_json_snapshot!("failing_manifest", redact_manifest(&env, &m));
     let events = read_lines(&env.run_dir(&run_id).join("events.jsonl"));
-    assert_eq!(events.last().expect("event")["event"], "run_failed");
+    // As on the peer, a failed run ends with `run_completed` (`run_failed` is for runner
+    // errors).
+    let last = events.last().expect("event");
+    assert_eq!(last["event"], "run_completed");
+    assert_eq!(last["payload"]["status"], "failed");
+    assert!(events.iter().all(|e| e["event"] != "run_failed"));
 }
 
 #[test]

@@ -18,7 +18,11 @@ fn plan_json_lists_stages_in_order_and_runs_nothing() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!env.runs_exists(), "plan runs nothing");
     let mut j = out.json();
-    j["pipeline"]["source"] = Value::String("[CONFIG]".into());
+    assert_eq!(
+        j["pipeline"]["source"], "user",
+        "the peer's name for a repo config"
+    );
+    j["config_path"] = Value::String("[CONFIG]".into());
     insta::assert_json_snapshot!("plan_json", j);
 }
 
@@ -33,9 +37,11 @@ fn plan_text_shows_levels() {
     );
     let out = env.cli(["plan", "d"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    insta::assert_snapshot!(out.stdout, @r"
+    insta::assert_snapshot!(env.redact(&out.stdout), @r"
     Pipeline: d (d)
+    Config: [TMP]/codex.orchestrator.json (repo)
     Concurrency: 2 (pipeline)
+    Target: d:a
     Level 0:
       01 a — true
     Level 1:
@@ -57,9 +63,11 @@ fn status_reads_the_manifest() {
     let j = out.json();
     assert_eq!(j["status"], "failed");
     assert_eq!(j["status_detail"], "stage:b:failed");
-    assert_eq!(j["activity"]["stale"], false);
+    // As on the peer: staleness and age are only told for a run in progress.
+    assert_eq!(j["activity"]["stale"], Value::Null);
+    assert_eq!(j["activity"]["age_seconds"], Value::Null);
     assert_eq!(j["activity"]["stale_threshold_seconds"], 30);
-    assert!(j["activity"]["age_seconds"].as_f64().is_some());
+    assert_eq!(j["activity"]["observed_source"], "manifest");
     let statuses: Vec<&str> = j["commands"]
         .as_array()
         .expect("c")
@@ -105,8 +113,21 @@ fn status_flags_a_stale_in_progress_run() {
     m["status"] = "in_progress".into();
     m["heartbeat_at"] = "2020-01-01T00:00:00.000Z".into();
     std::fs::write(&path, serde_json::to_string_pretty(&m).expect("json")).expect("write");
+    // Every sign of activity is old: the heartbeat file and the runner log too.
+    let dir = env.run_dir(&id);
+    std::fs::write(dir.join(".heartbeat"), "2020-01-01T00:00:00.000Z\n").expect("write");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01T00:00:00Z"])
+        .arg(dir.join("runner.ndjson"))
+        .status()
+        .expect("touch");
+    assert!(touched.success());
     let j = env.cli(["status", "--run", &id, "--format", "json"]).json();
     assert_eq!(j["activity"]["stale"], true);
+    assert_eq!(j["activity"]["abandoned"], true);
+    assert!(j["activity"]["age_seconds"]
+        .as_u64()
+        .is_some_and(|a| a > 30));
     let text = env.cli(["status", "--run", &id]).stdout;
     assert!(text.contains("stale"), "{text}");
 }

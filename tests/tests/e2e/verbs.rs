@@ -8,39 +8,69 @@ use crate::pty::{self, Pty};
 #[test]
 fn exec_records_a_one_stage_run_and_passes_the_exit_code_through() {
     let env = TestEnv::new();
-    let out = env.cli([
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        "echo 'out ${X}'; echo err >&2; exit 7",
-    ]);
+    // Off a terminal the default is the peer's JSONL; `$` is the shell's, never ours.
+    let out = env.cli(["exec", "sh", "-c", "echo 'out ${X}'; echo err >&2; exit 7"]);
     assert_eq!(out.code, 7, "{}", out.stderr);
-    assert_eq!(
-        out.stdout, "out ${X}\n",
-        "the command's output is replayed, `$` taken literally"
-    );
-    assert!(out.stderr.contains("err\n"));
-    let ok = env.cli(["exec", "--json", "--", "true"]);
-    assert_eq!(ok.code, 0, "{}", ok.stderr);
-    let j = ok.json();
-    assert_eq!(j["exit_code"], 0);
-    let m = env.manifest(j["run_id"].as_str().expect("id"));
-    assert_valid_manifest(&m);
-    assert_eq!(m["pipeline_id"], "exec");
-    assert_eq!(m["commands"][0]["command"], "true");
-    let lines = env.cli(["exec", "--jsonl", "--", "printf", "a b"]);
-    assert_eq!(lines.code, 0);
-    let all: Vec<serde_json::Value> = lines
+    assert_eq!(out.stderr, "", "nothing but the events: stderr stays empty");
+    let all: Vec<serde_json::Value> = out
         .stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    assert_eq!(all.first().expect("first")["type"], "command:start");
-    assert!(all
+    let types: Vec<&str> = all
         .iter()
-        .any(|l| l["type"] == "exec:chunk" && l["data"] == "a b"));
-    assert_eq!(all.last().expect("last")["status"], "succeeded");
+        .map(|l| l["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "exec:begin",
+            "exec:chunk",
+            "exec:chunk",
+            "exec:end",
+            "run:summary"
+        ]
+    );
+    assert_eq!(all[1]["payload"]["data"], "out ${X}\n");
+    assert_eq!(all[2]["payload"]["stream"], "stderr");
+    let summary = &all[4]["payload"];
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["result"]["exitCode"], 7);
+    assert_eq!(summary["outputs"]["stdout"], "out ${X}\n");
+    assert_eq!(summary["run"]["summary"], "Exited with code 7 — err");
+    let m = env.manifest(summary["run"]["id"].as_str().expect("id"));
+    assert_valid_manifest(&m);
+    assert_eq!(m["pipeline_id"], "exec");
+    assert_eq!(m["commands"][0]["id"], "exec");
+    assert_eq!(
+        m["commands"][0]["command"],
+        "sh -c 'echo '\\''out ${X}'\\''; echo err >&2; exit 7'"
+    );
+    // `--json` pretty by default, one line with `compact`; `--` still works.
+    let pretty = env.cli(["exec", "--json", "--", "true"]);
+    assert_eq!(pretty.code, 0, "{}", pretty.stderr);
+    assert!(
+        pretty.stdout.starts_with("{\n  \"type\": \"run:summary\""),
+        "{}",
+        pretty.stdout
+    );
+    assert_eq!(pretty.json()["payload"]["result"]["exitCode"], 0);
+    let compact = env.cli(["exec", "--json", "compact", "printf", "a b"]);
+    assert_eq!(compact.stdout.lines().count(), 1, "{}", compact.stdout);
+    assert_eq!(compact.json()["payload"]["outputs"]["stdout"], "a b");
+    // A whole command line as one argument is split like a shell line.
+    let line = env.cli(["exec", "--json", "compact", "echo 'one  two' three"]);
+    assert_eq!(
+        line.json()["payload"]["command"]["argv"],
+        serde_json::json!(["echo", "one  two", "three"])
+    );
+    let bad = env.cli(["exec", "--jsn", "true"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("did you mean `--json`"),
+        "{}",
+        bad.stderr
+    );
 }
 
 const FLOW: &str = r#"{"pipelines":[
@@ -220,6 +250,13 @@ fn live_progress_on_a_terminal() {
     [02/03] b: failed in [DUR] — Exited with code 2
     run [RUN_ID]: failed (stage:b:failed)
     Stage 'b' failed with exit code 2.
+    Run started: [RUN_ID]
+    Status: failed
+    Manifest: .runs/0101/cli/[RUN_ID]/manifest.json
+    Log: .runs/0101/cli/[RUN_ID]/runner.ndjson
+    Runtime: cli (requested cli) via CliRuntimeProvider
+    Summary:
+    Stage 'b' failed with exit code 2.
     ");
 }
 
@@ -263,8 +300,6 @@ fn interactive_without_a_terminal_prints_plain_lines() {
         resumed.stderr
     );
     for flag in ["--interactive", "--no-interactive"] {
-        let exec = env.cli(["exec", flag, "--", "true"]);
-        assert_eq!(exec.code, 0, "exec {flag}: {}", exec.stderr);
         let flow = env.cli(["flow", flag, "--format", "json"]);
         assert_eq!(flow.code, 0, "flow {flag}: {}", flow.stderr);
         assert_eq!(flow.json()["status"], "succeeded");
@@ -300,6 +335,11 @@ fn resume_on_a_terminal_shows_the_live_display() {
     run [RUN_ID]: pipeline `q` started (manifest .runs/0101/cli/[RUN_ID]/manifest.json)
     [01/01] x: succeeded in [DUR] — Command completed with code 0
     run [RUN_ID]: succeeded
+    Run resumed: [RUN_ID]
+    Status: succeeded
+    Manifest: .runs/0101/cli/[RUN_ID]/manifest.json
+    Log: .runs/0101/cli/[RUN_ID]/runner.ndjson
+    Runtime: cli (requested cli) via CliRuntimeProvider
     ");
 }
 
@@ -378,6 +418,14 @@ fn diagnostics_on_a_terminal_are_drawn_above_the_live_display() {
             [TS] WARN stopping stages signal=15
             [02/02] b: failed in [DUR] — Cancelled by SIGTERM — Terminated with signal SIGTERM
             run [RUN_ID]: cancelled (run-canceled)
+            Run cancelled by SIGTERM.
+            Stage 'b' was cancelled.
+            Run started: [RUN_ID]
+            Status: cancelled
+            Manifest: .runs/0101/cli/[RUN_ID]/manifest.json
+            Log: .runs/0101/cli/[RUN_ID]/runner.ndjson
+            Runtime: cli (requested cli) via CliRuntimeProvider
+            Summary:
             Run cancelled by SIGTERM.
             Stage 'b' was cancelled.
             ");
