@@ -34,7 +34,9 @@ pub async fn exec(args: ExecArgs) -> Result<i32, AppError> {
         crate::console::err_line("note: exec --notify has no effect here (no notifications are sent); the targets are listed in run:summary");
     }
     if o.otel_endpoint.is_some() {
-        crate::console::err_line("note: exec --otel-endpoint has no effect here (no telemetry is exported)");
+        crate::console::err_line(
+            "note: exec --otel-endpoint has no effect here (no telemetry is exported)",
+        );
     }
     let tty = |s: &dyn std::io::IsTerminal| s.is_terminal();
     let interactive = o.mode.is_none() && tty(&std::io::stdout()) && tty(&std::io::stderr());

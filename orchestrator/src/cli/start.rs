@@ -89,7 +89,7 @@ pub async fn launch_with(
         plan.retarget(t)?;
     }
     for note in args.inert.notes() {
-        eprintln!("{note}");
+        crate::console::err_line(&note);
     }
     let now = crate::time::now();
     let runtime = resolve_runtime(

@@ -6,7 +6,6 @@
 //! each stream (the peer keeps 64 KiB too), so memory stays bounded whatever the output size.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,7 +99,6 @@ fn follow(log: &std::path::Path, echo: Echo, stop: &AtomicBool) -> Collected {
         }
         std::thread::sleep(POLL);
     }
-    let _ = std::io::stdout().flush();
     Collected {
         begin: state.begin,
         end: state.end,
@@ -142,12 +140,11 @@ fn on_line(state: &mut State, echo: Echo, line: &[u8]) {
             let excess = tail.len().saturating_sub(TAIL);
             tail.drain(..excess);
             if echo == Echo::Output {
-                let _ = if is_err {
-                    std::io::stderr().write_all(&chunk.data)
+                if is_err {
+                    crate::console::err_bytes(&chunk.data);
                 } else {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&chunk.data).and_then(|()| out.flush())
-                };
+                    crate::console::out_bytes(&chunk.data);
+                }
                 return;
             }
             let mut payload = json!({
