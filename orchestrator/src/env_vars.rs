@@ -57,6 +57,8 @@ pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
 /// Tests only, debug builds only: a panic when the stage with this id starts (see
 /// `engine::crash::test_panic_point`).
 pub const TEST_PANIC: &str = "CODEX_ORCHESTRATOR_TEST_PANIC";
+/// The token `serve` requires on every request (as `--token`).
+pub const SERVE_TOKEN: &str = "CODEX_ORCHESTRATOR_SERVE_TOKEN";
 /// Set and not empty: no colour codes in diagnostics (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

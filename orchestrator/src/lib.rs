@@ -28,6 +28,7 @@ pub mod modes;
 pub mod plan;
 pub mod record;
 pub mod report;
+pub mod serve;
 pub mod time;
 
 pub use cli::entry::main_impl;

@@ -74,6 +74,8 @@ pub enum Command {
     Flow(FlowArgs),
     /// Print the version (also `--version`, `-V`, and `-v` alone, as the peer).
     Version,
+    /// Serve a live web dashboard of the runs, with a JSON API, until Ctrl-C.
+    Serve(ServeArgs),
 }
 
 /// Output format.
@@ -266,6 +268,20 @@ pub struct CancelArgs {
     /// Task id (default: search every task).
     #[arg(long)]
     pub task: Option<String>,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on; an address other than loopback needs a token.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR:PORT")]
+    pub bind: String,
+    /// Open the dashboard in the desktop's browser.
+    #[arg(long)]
+    pub open: bool,
+    /// Require this token on every request (default: `CODEX_ORCHESTRATOR_SERVE_TOKEN`).
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 /// `runs`.

@@ -80,6 +80,7 @@ pub fn main_impl() -> i32 {
                 crate::report::output::line(env!("CARGO_PKG_VERSION"));
                 Ok(exit::OK)
             }
+            Command::Serve(args) => super::serve::serve(args).await,
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

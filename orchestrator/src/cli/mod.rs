@@ -15,6 +15,7 @@ pub mod resume;
 pub mod run_ref;
 pub mod runs;
 pub mod setup;
+pub mod serve;
 pub mod start;
 pub mod status;
 pub mod values;

@@ -14,7 +14,7 @@ pub mod table;
 
 pub use errors::HistoryError;
 pub use finish::record_run;
-pub use query::{parse_since, RunFilter, RunRow, StageRow};
+pub use query::{parse_since, PipelineTrend, RecentRun, RunFilter, RunRow, StageRow};
 pub use scan::{read_manifest, ManifestError};
 pub use store::{with_index, Index, Rebuilt};
 

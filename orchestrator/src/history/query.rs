@@ -7,7 +7,10 @@ use rusqlite::types::Value as Sql;
 use rusqlite::Row;
 use serde::Serialize;
 
+use shared_manifest::schema::Manifest;
+
 use super::errors::HistoryError;
+use super::record;
 use super::stats::{Aggregator, RunSample, StageSample};
 use super::store::Index;
 
@@ -96,6 +99,30 @@ const RUN_COLUMNS: &str = "r.run_id, r.task_id, r.pipeline_id, r.pipeline_title,
     r.manifest, r.stages_total, r.stages_passed, r.stages_failed, r.stages_skipped";
 
 impl RunRow {
+    /// The row the index holds for run `m` once recorded (`manifest`: its repo-relative path),
+    /// built without the index: for runs it does not know yet.
+    pub fn from_manifest(m: &Manifest, manifest: &str) -> RunRow {
+        let (total, passed, failed, skipped) = record::stage_counts(m);
+        RunRow {
+            run_id: m.run_id.clone(),
+            task_id: m.task_id.clone(),
+            pipeline_id: m.pipeline_id.clone(),
+            pipeline_title: m.pipeline_title.clone(),
+            status: m.status.as_str().to_owned(),
+            status_detail: m.status_detail.clone(),
+            started_at: m.started_at.clone(),
+            completed_at: m.completed_at.clone(),
+            duration_ms: record::span_ms(Some(&m.started_at), m.completed_at.as_deref()),
+            parent_run_id: m.parent_run_id.clone(),
+            summary: m.summary.clone(),
+            manifest: manifest.to_owned(),
+            stages_total: total,
+            stages_passed: passed,
+            stages_failed: failed,
+            stages_skipped: skipped,
+        }
+    }
+
     fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         Ok(RunRow {
             run_id: r.get(0)?,
@@ -116,6 +143,38 @@ impl RunRow {
             stages_skipped: r.get(15)?,
         })
     }
+}
+
+/// A pipeline's record for the dashboard: counts by status and its latest runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PipelineTrend {
+    /// Pipeline id.
+    pub pipeline_id: String,
+    /// Runs recorded.
+    pub runs: u64,
+    /// Of which succeeded.
+    pub succeeded: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Of which cancelled.
+    pub cancelled: u64,
+    /// Succeeded over finished runs (none finished: `None`).
+    pub pass_rate: Option<f64>,
+    /// The latest runs, newest first.
+    pub recent: Vec<RecentRun>,
+}
+
+/// One of a pipeline's latest runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentRun {
+    /// Run id.
+    pub run_id: String,
+    /// Run status.
+    pub status: String,
+    /// Wall time.
+    pub duration_ms: Option<i64>,
+    /// Start time.
+    pub started_at: String,
 }
 
 /// One stage of a run as the index knows it.
@@ -197,6 +256,88 @@ impl Index {
             .query_map(rusqlite::params_from_iter(values), RunRow::from_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// How many runs match `filter` (its limit ignored).
+    pub fn count(&self, filter: &RunFilter) -> Result<u64, HistoryError> {
+        let (clause, values) = filter.clause();
+        let sql = format!("SELECT count(*) FROM runs r{clause}");
+        self.conn
+            .query_row(&sql, rusqlite::params_from_iter(values), |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every run's id and status.
+    pub fn statuses(&self) -> Result<Vec<(String, String)>, HistoryError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT run_id, status FROM runs")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Per pipeline: its runs by status, and its `last` most recent runs, newest first.
+    pub fn pipeline_trends(&self, last: u32) -> Result<Vec<PipelineTrend>, HistoryError> {
+        self.pipeline_trends_rows(last).map_err(|e| self.err(e))
+    }
+
+    fn pipeline_trends_rows(&self, last: u32) -> rusqlite::Result<Vec<PipelineTrend>> {
+        let mut out: Vec<PipelineTrend> = Vec::new();
+        let mut st = self.conn.prepare(
+            "SELECT pipeline_id, status, count(*) FROM runs GROUP BY pipeline_id, status
+             ORDER BY pipeline_id",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let pipeline: String = r.get(0)?;
+            let status: String = r.get(1)?;
+            let n = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
+            if out.last().is_none_or(|p| p.pipeline_id != pipeline) {
+                out.push(PipelineTrend {
+                    pipeline_id: pipeline,
+                    ..PipelineTrend::default()
+                });
+            }
+            let p = out.last_mut().expect("pushed above");
+            p.runs += n;
+            match status.as_str() {
+                "succeeded" => p.succeeded += n,
+                "failed" => p.failed += n,
+                "cancelled" => p.cancelled += n,
+                _ => {}
+            }
+        }
+        // The covering index `runs_by_pipeline` serves this without touching the wide rows.
+        let mut st = self.conn.prepare(
+            "SELECT pipeline_id, run_id, status, duration_ms, started_at FROM (
+                SELECT pipeline_id, run_id, status, duration_ms, started_at, started_ms,
+                    row_number() OVER (PARTITION BY pipeline_id ORDER BY started_ms DESC) AS n
+                FROM runs)
+             WHERE n <= ?1 ORDER BY pipeline_id, started_ms DESC",
+        )?;
+        let mut rows = st.query([last])?;
+        while let Some(r) = rows.next()? {
+            let pipeline: String = r.get(0)?;
+            if let Some(p) = out.iter_mut().find(|p| p.pipeline_id == pipeline) {
+                p.recent.push(RecentRun {
+                    run_id: r.get(1)?,
+                    status: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                    started_at: r.get(4)?,
+                });
+            }
+        }
+        for p in &mut out {
+            let finished = p.succeeded + p.failed + p.cancelled;
+            p.pass_rate = (finished > 0).then(|| p.succeeded as f64 / finished as f64);
+        }
+        Ok(out)
     }
 
     /// One run and its stages in stage order, if the index has it.

@@ -35,10 +35,21 @@ pub(crate) fn kind_str(k: StageKind) -> &'static str {
     }
 }
 
-/// Writes (or replaces) the run's row and its stage rows.
-pub(crate) fn insert(conn: &Connection, m: &Manifest, manifest: &str) -> rusqlite::Result<()> {
+/// Stages of run `m`: (total, succeeded, failed, skipped or never run).
+pub(crate) fn stage_counts(m: &Manifest) -> (i64, i64, i64, i64) {
     let count =
         |s: &[CommandStatus]| m.commands.iter().filter(|c| s.contains(&c.status)).count() as i64;
+    (
+        m.commands.len() as i64,
+        count(&[CommandStatus::Succeeded]),
+        count(&[CommandStatus::Failed]),
+        count(&[CommandStatus::Skipped, CommandStatus::Pending]),
+    )
+}
+
+/// Writes (or replaces) the run's row and its stage rows.
+pub(crate) fn insert(conn: &Connection, m: &Manifest, manifest: &str) -> rusqlite::Result<()> {
+    let (total, passed, failed, skipped) = stage_counts(m);
     conn.prepare_cached(
         "INSERT OR REPLACE INTO runs (run_id, task_id, pipeline_id, pipeline_title, status,
             status_detail, started_at, started_ms, completed_at, duration_ms, parent_run_id,
@@ -59,10 +70,10 @@ pub(crate) fn insert(conn: &Connection, m: &Manifest, manifest: &str) -> rusqlit
         m.parent_run_id,
         m.summary,
         manifest,
-        m.commands.len() as i64,
-        count(&[CommandStatus::Succeeded]),
-        count(&[CommandStatus::Failed]),
-        count(&[CommandStatus::Skipped, CommandStatus::Pending]),
+        total,
+        passed,
+        failed,
+        skipped,
     ])?;
     // Stages are replaced wholesale: a resumed run may have changed any of them.
     conn.prepare_cached("DELETE FROM stages WHERE run_id = ?1")?

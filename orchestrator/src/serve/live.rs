@@ -1,0 +1,472 @@
+//! What the history index does not know (yet): runs in progress, runs it has not recorded,
+//! manifests that cannot be read, and indexed runs whose directory is gone. The runs list is
+//! the index corrected by this; `GET /api/events` streams its changes.
+//!
+//! One task owns the picture (the [`Tracker`]); handlers read the snapshot it publishes and
+//! subscribe to its changes. It follows `.runs`, each task's `cli/` directory and the
+//! directory of every unfinished run through inotify ([`DirWatch`]), and every
+//! [`SLOW_SCAN`] looks at every run directory's mtime, which catches what inotify did not
+//! watch (a finished run resumed, a missed event). Finished runs are not watched: there may
+//! be ten thousand of them.
+//!
+//! The server never writes a manifest; this only reads them, whole (they are replaced
+//! atomically), and a manifest that does not parse is shown as unreadable until it does.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::history::{Index, RunRow};
+use crate::record::layout::Roots;
+use crate::serve::shutdown::Shutdown;
+use crate::serve::watch::{DirWatch, Subscription};
+
+/// How often every run directory is looked at, whatever inotify says.
+const SLOW_SCAN: Duration = Duration::from_secs(10);
+/// Events arriving together are handled together: the tracker waits this long after a wake.
+const COALESCE: Duration = Duration::from_millis(50);
+/// Changes kept for a slow `/api/events` client before it is told to reload.
+const CHANGES: usize = 1024;
+
+/// A run as the runs list shows it when the index's row is missing or out of date.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LiveRow {
+    /// Read from its manifest.
+    Run(RunRow),
+    /// Its manifest exists but cannot be read or parsed.
+    Unreadable {
+        /// The run id (its directory name).
+        run_id: String,
+        /// The task (its task directory name).
+        task_id: String,
+        /// The manifest, repo-relative.
+        manifest: String,
+        /// Why it cannot be read.
+        error: String,
+    },
+}
+
+impl LiveRow {
+    /// The run id.
+    pub(crate) fn run_id(&self) -> &str {
+        match self {
+            LiveRow::Run(r) => &r.run_id,
+            LiveRow::Unreadable { run_id, .. } => run_id,
+        }
+    }
+
+    /// Sort key, newest first by start time: an unreadable run sorts by the time in its id.
+    pub(crate) fn started_at(&self) -> &str {
+        match self {
+            LiveRow::Run(r) => &r.started_at,
+            LiveRow::Unreadable { run_id, .. } => run_id,
+        }
+    }
+
+    /// The row as the API sends it.
+    pub(crate) fn to_json(&self) -> Value {
+        match self {
+            LiveRow::Run(r) => row_json(r),
+            LiveRow::Unreadable {
+                run_id,
+                task_id,
+                manifest,
+                error,
+            } => json!({
+                "run_id": run_id, "task_id": task_id, "manifest": manifest,
+                "status": "unreadable", "error": error, "pipeline_id": null,
+                "started_at": null,
+            }),
+        }
+    }
+}
+
+/// A runs-list row as the API sends it: the index's row plus the stage that failed the run,
+/// read from `status_detail` (`stage:<id>:failed`, `subpipeline:<id>:failed`, ...).
+pub(crate) fn row_json(r: &RunRow) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    let failed = r.status_detail.as_deref().and_then(|d| {
+        let rest = d
+            .strip_prefix("stage:")
+            .or_else(|| d.strip_prefix("subpipeline:"))?;
+        let (id, _) = rest.rsplit_once(':')?;
+        Some(id.to_owned())
+    });
+    if let Value::Object(o) = &mut v {
+        o.insert("failed_stage".into(), json!(failed));
+    }
+    v
+}
+
+/// What the tracker knows beyond the index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Snapshot {
+    /// Rows that replace the index's (or add to it), by run id.
+    pub(crate) rows: HashMap<String, LiveRow>,
+    /// Runs the index has whose directory is gone.
+    pub(crate) hidden: HashSet<String>,
+}
+
+/// A change for `/api/events`.
+#[derive(Debug, Clone)]
+pub(crate) enum RunChange {
+    /// A run appeared or changed.
+    Updated(Arc<LiveRow>),
+    /// A run's directory was deleted.
+    Removed(String),
+}
+
+/// The handlers' side of the tracker.
+#[derive(Clone)]
+pub(crate) struct LiveRuns {
+    /// The latest picture.
+    pub(crate) snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Changes as they happen.
+    pub(crate) changes: broadcast::Sender<RunChange>,
+}
+
+/// Starts the tracker of the runs under `roots`; it stops when `shutdown` is cancelled.
+pub(crate) fn start(roots: Roots, dirs: DirWatch, shutdown: Shutdown) -> LiveRuns {
+    let (snap_tx, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let (changes, _) = broadcast::channel(CHANGES);
+    let out = changes.clone();
+    tokio::spawn(async move {
+        let mut any = dirs.any();
+        let tracker = Tracker::new(roots, dirs);
+        // The first scan reads the index and stats every run directory: off the async threads.
+        let Ok(mut tracker) = tokio::task::spawn_blocking(move || {
+            let mut t = tracker;
+            t.scan_all(&mut Vec::new());
+            t
+        })
+        .await
+        else {
+            return;
+        };
+        snap_tx.send_replace(Arc::new(tracker.snapshot.clone()));
+        let mut next_scan = tokio::time::Instant::now() + SLOW_SCAN;
+        loop {
+            let full = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = any.changed() => { if r.is_err() { return; } false }
+                _ = tokio::time::sleep_until(next_scan) => true,
+            };
+            tokio::time::sleep(COALESCE).await;
+            if full {
+                next_scan = tokio::time::Instant::now() + SLOW_SCAN;
+            }
+            let dirty = tracker.dirs.take_dirty();
+            let Ok((t, found)) = tokio::task::spawn_blocking(move || {
+                let mut found = Vec::new();
+                let mut t = tracker;
+                if full {
+                    t.scan_all(&mut found);
+                } else {
+                    t.scan_dirty(&dirty, &mut found);
+                }
+                (t, found)
+            })
+            .await
+            else {
+                return;
+            };
+            tracker = t;
+            if !found.is_empty() {
+                snap_tx.send_replace(Arc::new(tracker.snapshot.clone()));
+                for change in found {
+                    // No receiver is fine: nobody has the runs page open.
+                    let _ = out.send(change);
+                }
+            }
+        }
+    });
+    LiveRuns { snapshot, changes }
+}
+
+/// A file's identity and version: a manifest replaced by a rename gets a new inode.
+type Stamp = (u64, u64, Option<SystemTime>);
+
+fn stamp(p: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()))
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// One run directory the tracker has seen.
+struct Known {
+    run_id: String,
+    task_id: String,
+    dir_mtime: Option<SystemTime>,
+    manifest: Option<Stamp>,
+    /// Watched while the run is unfinished (or unreadable, or has no manifest yet).
+    sub: Option<Subscription>,
+}
+
+/// A task directory and its `cli/`, watched for runs appearing and disappearing.
+struct TaskDir {
+    dir: Subscription,
+    cli: Subscription,
+}
+
+/// The owner of the picture (see the module doc).
+struct Tracker {
+    roots: Roots,
+    dirs: DirWatch,
+    root: Option<Subscription>,
+    tasks: HashMap<PathBuf, TaskDir>,
+    runs: HashMap<PathBuf, Known>,
+    /// The index's status of each run it had when the server started.
+    indexed: HashMap<String, String>,
+    snapshot: Snapshot,
+}
+
+impl Tracker {
+    fn new(roots: Roots, dirs: DirWatch) -> Tracker {
+        Tracker {
+            roots,
+            dirs,
+            root: None,
+            tasks: HashMap::new(),
+            runs: HashMap::new(),
+            indexed: HashMap::new(),
+            snapshot: Snapshot::default(),
+        }
+    }
+
+    /// Looks at everything: new and removed tasks and runs, every run directory's mtime.
+    fn scan_all(&mut self, found: &mut Vec<RunChange>) {
+        let first = self.root.is_none();
+        if self.root.as_ref().is_none_or(|s| !s.watched()) {
+            self.root = Some(self.dirs.subscribe(&self.roots.runs));
+        }
+        if first {
+            match Index::open(&self.roots).and_then(|i| i.statuses()) {
+                Ok(rows) => self.indexed = rows.into_iter().collect(),
+                Err(e) => tracing::warn!(error = %e.one_line(), "run index unavailable"),
+            }
+        }
+        let tasks = subdirs(&self.roots.runs);
+        self.tasks.retain(|t, _| tasks.contains(t));
+        let mut seen = HashSet::new();
+        for task in tasks {
+            self.scan_task(&task, true, &mut seen, found);
+        }
+        let gone: Vec<PathBuf> = self
+            .runs
+            .keys()
+            .filter(|d| !seen.contains(*d))
+            .cloned()
+            .collect();
+        for d in gone {
+            self.forget(&d, found);
+        }
+        if first {
+            // Runs the index lists whose directory no longer exists.
+            let present: HashSet<&str> = self.runs.values().map(|k| k.run_id.as_str()).collect();
+            self.snapshot.hidden = self
+                .indexed
+                .keys()
+                .filter(|id| !present.contains(id.as_str()))
+                .cloned()
+                .collect();
+        }
+    }
+
+    /// Looks at the directories inotify reported.
+    fn scan_dirty(&mut self, dirty: &HashSet<PathBuf>, found: &mut Vec<RunChange>) {
+        if dirty.contains(&self.roots.runs) || self.root.as_ref().is_none_or(|s| !s.watched()) {
+            return self.scan_all(found);
+        }
+        let mut tasks: HashSet<PathBuf> = HashSet::new();
+        for d in dirty {
+            if d.parent() == Some(self.roots.runs.as_path()) {
+                tasks.insert(d.clone());
+            } else if d.file_name().is_some_and(|n| n == "cli")
+                && d.parent().and_then(Path::parent) == Some(self.roots.runs.as_path())
+            {
+                if let Some(t) = d.parent() {
+                    tasks.insert(t.to_owned());
+                }
+            }
+        }
+        for task in tasks {
+            let mut seen = HashSet::new();
+            self.scan_task(&task, false, &mut seen, found);
+            let cli = task.join("cli");
+            let gone: Vec<PathBuf> = self
+                .runs
+                .keys()
+                .filter(|d| d.parent() == Some(cli.as_path()) && !seen.contains(*d))
+                .cloned()
+                .collect();
+            for d in gone {
+                self.forget(&d, found);
+            }
+        }
+        let runs: Vec<PathBuf> = dirty
+            .iter()
+            .filter(|d| self.runs.contains_key(*d))
+            .cloned()
+            .collect();
+        for d in runs {
+            self.check(&d, found);
+        }
+    }
+
+    /// One task: watch it, find its runs; `all` also checks runs already known.
+    fn scan_task(
+        &mut self,
+        task: &Path,
+        all: bool,
+        seen: &mut HashSet<PathBuf>,
+        found: &mut Vec<RunChange>,
+    ) {
+        let cli = task.join("cli");
+        let stale = self
+            .tasks
+            .get(task)
+            .is_none_or(|t| !t.dir.watched() || !t.cli.watched());
+        if stale {
+            self.tasks.insert(
+                task.to_owned(),
+                TaskDir {
+                    dir: self.dirs.subscribe(task),
+                    cli: self.dirs.subscribe(&cli),
+                },
+            );
+        }
+        for run in subdirs(&cli) {
+            seen.insert(run.clone());
+            if !self.runs.contains_key(&run) {
+                self.discover(task, &run, found);
+            } else if all {
+                let now = mtime(&run);
+                let changed = self.runs.get(&run).is_some_and(|k| k.dir_mtime != now);
+                if changed || self.runs.get(&run).is_some_and(|k| k.sub.is_some()) {
+                    self.check(&run, found);
+                }
+            }
+        }
+    }
+
+    /// A run directory seen for the first time.
+    fn discover(&mut self, task: &Path, run: &Path, found: &mut Vec<RunChange>) {
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let run_id = name(run);
+        let known = Known {
+            task_id: name(task),
+            dir_mtime: mtime(run),
+            manifest: None,
+            sub: None,
+            run_id: run_id.clone(),
+        };
+        self.runs.insert(run.to_owned(), known);
+        // Deleted, then back (restored from a backup): the index row applies again.
+        self.snapshot.hidden.remove(&run_id);
+        let finished_in_index = self
+            .indexed
+            .get(&run_id)
+            .is_some_and(|s| matches!(s.as_str(), "succeeded" | "failed" | "cancelled"));
+        if finished_in_index {
+            // The index is right about it: remember the manifest as it is, read nothing.
+            let st = stamp(&run.join("manifest.json"));
+            if let Some(k) = self.runs.get_mut(run) {
+                k.manifest = st;
+            }
+            return;
+        }
+        self.check(run, found);
+    }
+
+    /// Reads the run's manifest again when it changed.
+    fn check(&mut self, run: &Path, found: &mut Vec<RunChange>) {
+        let manifest = run.join("manifest.json");
+        let now = stamp(&manifest);
+        let dir_mtime = mtime(run);
+        let Some(k) = self.runs.get_mut(run) else {
+            return;
+        };
+        k.dir_mtime = dir_mtime;
+        if now.is_some() && now == k.manifest {
+            return;
+        }
+        k.manifest = now;
+        if now.is_none() {
+            // No manifest yet (a run being created): watch for it.
+            if k.sub.is_none() {
+                k.sub = Some(self.dirs.subscribe(run));
+            }
+            return;
+        }
+        let rel = self.roots.rel(&manifest);
+        let (row, live) = match crate::history::read_manifest(&manifest) {
+            Ok(m) => {
+                let live = !m.status.is_terminal();
+                let indexed_same = self.indexed.get(&m.run_id).map(String::as_str)
+                    == Some(m.status.as_str())
+                    && !live
+                    && !self.snapshot.rows.contains_key(&k.run_id);
+                if indexed_same {
+                    (None, false)
+                } else {
+                    (Some(LiveRow::Run(RunRow::from_manifest(&m, &rel))), live)
+                }
+            }
+            Err(e) => (
+                Some(LiveRow::Unreadable {
+                    run_id: k.run_id.clone(),
+                    task_id: k.task_id.clone(),
+                    manifest: rel,
+                    error: e.one_line(),
+                }),
+                true,
+            ),
+        };
+        match (live, k.sub.is_some()) {
+            (true, false) => k.sub = Some(self.dirs.subscribe(run)),
+            (false, true) => k.sub = None,
+            _ => {}
+        }
+        if let Some(row) = row {
+            let id = row.run_id().to_owned();
+            if self.snapshot.rows.get(&id) != Some(&row) {
+                self.snapshot.rows.insert(id, row.clone());
+                found.push(RunChange::Updated(Arc::new(row)));
+            }
+        }
+    }
+
+    /// A run directory that disappeared.
+    fn forget(&mut self, run: &Path, found: &mut Vec<RunChange>) {
+        if let Some(k) = self.runs.remove(run) {
+            self.snapshot.rows.remove(&k.run_id);
+            // The index may have it (recorded before or since the server started).
+            self.snapshot.hidden.insert(k.run_id.clone());
+            found.push(RunChange::Removed(k.run_id));
+        }
+    }
+}
+
+/// The directories inside `p` (none when it cannot be read), symlinks not followed.
+fn subdirs(p: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
