@@ -23,7 +23,9 @@ pub async fn serve(args: ServeArgs) -> Result<i32, AppError> {
                 args.bind
             ))
         })?;
-    let token = args.token.or_else(|| env_vars::non_blank(env_vars::SERVE_TOKEN));
+    let token = args
+        .token
+        .or_else(|| env_vars::non_blank(env_vars::SERVE_TOKEN));
     crate::serve::run(
         roots,
         crate::serve::ServeOptions {

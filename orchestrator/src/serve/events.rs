@@ -185,7 +185,8 @@ pub(crate) async fn run_events(
                 let (status, _, abandoned) = tokio::task::spawn_blocking(move || run_state(&m))
                     .await
                     .unwrap_or_default();
-                let data = json!({ "status": status, "abandoned": abandoned, "last_event_id": last });
+                let data =
+                    json!({ "status": status, "abandoned": abandoned, "last_event_id": last });
                 let _ = tx
                     .send(Event::default().event("end").data(data.to_string()))
                     .await;

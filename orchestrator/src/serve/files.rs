@@ -35,18 +35,21 @@ pub(crate) async fn raw(
         _ => "text/plain; charset=utf-8",
     };
     // In pieces: a log of hundreds of MiB is never held whole.
-    let body = Body::from_stream(futures_util::stream::unfold(Some(file), |file| async move {
-        let mut f = file?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(f)))
+    let body = Body::from_stream(futures_util::stream::unfold(
+        Some(file),
+        |file| async move {
+            let mut f = file?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(f)))
+                }
+                Err(e) => Some((Err(e), None)),
             }
-            Err(e) => Some((Err(e), None)),
-        }
-    }));
+        },
+    ));
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));

@@ -5,9 +5,9 @@
 //! One task owns the picture (the [`Tracker`]); handlers read the snapshot it publishes and
 //! subscribe to its changes. It follows `.runs`, each task's `cli/` directory and the
 //! directory of every unfinished run through inotify ([`DirWatch`]), and every
-//! [`SLOW_SCAN`] looks at every run directory's mtime, which catches what inotify did not
-//! watch (a finished run resumed, a missed event). Finished runs are not watched: there may
-//! be ten thousand of them.
+//! [`SLOW_SCAN`] stats every run's manifest, which catches what inotify did not watch (a
+//! finished run resumed, a manifest rewritten in place, a missed event). Finished runs are not
+//! watched: there may be ten thousand of them.
 //!
 //! The server never writes a manifest; this only reads them, whole (they are replaced
 //! atomically), and a manifest that does not parse is shown as unreadable until it does.
@@ -27,6 +27,9 @@ use crate::serve::watch::{DirWatch, Subscription};
 
 /// How often every run directory is looked at, whatever inotify says.
 const SLOW_SCAN: Duration = Duration::from_secs(10);
+/// How often everything is looked at when inotify cannot watch `.runs` (no inotify instance,
+/// watch limit reached).
+const FALLBACK_SCAN: Duration = Duration::from_secs(2);
 /// Events arriving together are handled together: the tracker waits this long after a wake.
 const COALESCE: Duration = Duration::from_millis(50);
 /// Changes kept for a slow `/api/events` client before it is told to reload.
@@ -36,7 +39,7 @@ const CHANGES: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum LiveRow {
     /// Read from its manifest.
-    Run(RunRow),
+    Run(Box<RunRow>),
     /// Its manifest exists but cannot be read or parsed.
     Unreadable {
         /// The run id (its directory name).
@@ -148,7 +151,7 @@ pub(crate) fn start(roots: Roots, dirs: DirWatch, shutdown: Shutdown) -> LiveRun
             return;
         };
         snap_tx.send_replace(Arc::new(tracker.snapshot.clone()));
-        let mut next_scan = tokio::time::Instant::now() + SLOW_SCAN;
+        let mut next_scan = tokio::time::Instant::now() + tracker.scan_interval();
         loop {
             let full = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -157,7 +160,7 @@ pub(crate) fn start(roots: Roots, dirs: DirWatch, shutdown: Shutdown) -> LiveRun
             };
             tokio::time::sleep(COALESCE).await;
             if full {
-                next_scan = tokio::time::Instant::now() + SLOW_SCAN;
+                next_scan = tokio::time::Instant::now() + tracker.scan_interval();
             }
             let dirty = tracker.dirs.take_dirty();
             let Ok((t, found)) = tokio::task::spawn_blocking(move || {
@@ -196,15 +199,10 @@ fn stamp(p: &Path) -> Option<Stamp> {
     Some((m.ino(), m.len(), m.modified().ok()))
 }
 
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
 /// One run directory the tracker has seen.
 struct Known {
     run_id: String,
     task_id: String,
-    dir_mtime: Option<SystemTime>,
     manifest: Option<Stamp>,
     /// Watched while the run is unfinished (or unreadable, or has no manifest yet).
     sub: Option<Subscription>,
@@ -221,6 +219,8 @@ struct Tracker {
     roots: Roots,
     dirs: DirWatch,
     root: Option<Subscription>,
+    /// The directory `.runs` will be created in, watched while it does not exist.
+    parent: Option<Subscription>,
     tasks: HashMap<PathBuf, TaskDir>,
     runs: HashMap<PathBuf, Known>,
     /// The index's status of each run it had when the server started.
@@ -234,6 +234,7 @@ impl Tracker {
             roots,
             dirs,
             root: None,
+            parent: None,
             tasks: HashMap::new(),
             runs: HashMap::new(),
             indexed: HashMap::new(),
@@ -241,11 +242,29 @@ impl Tracker {
         }
     }
 
-    /// Looks at everything: new and removed tasks and runs, every run directory's mtime.
+    /// Slow when inotify watches `.runs` (or, while there is none, the directory it will be
+    /// created in); faster when it cannot.
+    fn scan_interval(&self) -> Duration {
+        let watched = self.root.as_ref().is_some_and(Subscription::watched)
+            || self.parent.as_ref().is_some_and(Subscription::watched);
+        if watched {
+            SLOW_SCAN
+        } else {
+            FALLBACK_SCAN
+        }
+    }
+
+    /// Looks at everything: new and removed tasks and runs, every manifest.
     fn scan_all(&mut self, found: &mut Vec<RunChange>) {
         let first = self.root.is_none();
         if self.root.as_ref().is_none_or(|s| !s.watched()) {
-            self.root = Some(self.dirs.subscribe(&self.roots.runs));
+            let root = self.dirs.subscribe(&self.roots.runs);
+            // No `.runs` yet: watch where it will appear, so the first run shows at once.
+            self.parent = match (root.watched(), self.roots.runs.parent()) {
+                (false, Some(p)) => Some(self.dirs.subscribe(p)),
+                _ => None,
+            };
+            self.root = Some(root);
         }
         if first {
             match Index::open(&self.roots).and_then(|i| i.statuses()) {
@@ -348,11 +367,9 @@ impl Tracker {
             if !self.runs.contains_key(&run) {
                 self.discover(task, &run, found);
             } else if all {
-                let now = mtime(&run);
-                let changed = self.runs.get(&run).is_some_and(|k| k.dir_mtime != now);
-                if changed || self.runs.get(&run).is_some_and(|k| k.sub.is_some()) {
-                    self.check(&run, found);
-                }
+                // One stat of the manifest: catches a resume, a missed event, and a manifest
+                // rewritten in place by a tool that does not write atomically.
+                self.check(&run, found);
             }
         }
     }
@@ -367,7 +384,6 @@ impl Tracker {
         let run_id = name(run);
         let known = Known {
             task_id: name(task),
-            dir_mtime: mtime(run),
             manifest: None,
             sub: None,
             run_id: run_id.clone(),
@@ -394,11 +410,9 @@ impl Tracker {
     fn check(&mut self, run: &Path, found: &mut Vec<RunChange>) {
         let manifest = run.join("manifest.json");
         let now = stamp(&manifest);
-        let dir_mtime = mtime(run);
         let Some(k) = self.runs.get_mut(run) else {
             return;
         };
-        k.dir_mtime = dir_mtime;
         if now.is_some() && now == k.manifest {
             return;
         }
@@ -421,7 +435,10 @@ impl Tracker {
                 if indexed_same {
                     (None, false)
                 } else {
-                    (Some(LiveRow::Run(RunRow::from_manifest(&m, &rel))), live)
+                    (
+                        Some(LiveRow::Run(Box::new(RunRow::from_manifest(&m, &rel)))),
+                        live,
+                    )
                 }
             }
             Err(e) => (

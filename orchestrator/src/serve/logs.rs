@@ -285,11 +285,10 @@ pub(crate) async fn follow(
             if checked.elapsed() >= crate::serve::watch::POLL_WATCHED {
                 checked = std::time::Instant::now();
                 let m = manifest.clone();
-                let alive = tokio::task::spawn_blocking(move || {
-                    crate::control::lock::runner_alive(&m)
-                })
-                .await
-                .unwrap_or(true);
+                let alive =
+                    tokio::task::spawn_blocking(move || crate::control::lock::runner_alive(&m))
+                        .await
+                        .unwrap_or(true);
                 if !alive {
                     let (events, _, _) = read_batch(&log, pos).await;
                     for ev in events {

@@ -24,7 +24,9 @@ pub(crate) async fn run_page(
     let id = run_id.clone();
     let found = blocking(move || paths::locate(&state.roots, &state.runs_real(), &id)).await;
     match found {
-        Ok(_) => Html(assets::RUN_HTML.replace("{{RUN_ID}}", &escape_html(&run_id))).into_response(),
+        Ok(_) => {
+            Html(assets::RUN_HTML.replace("{{RUN_ID}}", &escape_html(&run_id))).into_response()
+        }
         Err(e) => not_found_page(&e.message),
     }
 }

@@ -111,7 +111,10 @@ mod tests {
         }
         std::os::unix::fs::symlink(dir.path().join("secret"), run.dir.join("link"))
             .expect("symlink");
-        assert!(file_in_run(&run, "link").is_err(), "a symlink out is refused");
+        assert!(
+            file_in_run(&run, "link").is_err(),
+            "a symlink out is refused"
+        );
         assert!(recorded_in_run(&roots, &run, "secret").is_none());
         assert!(recorded_in_run(&roots, &run, "/etc/passwd").is_none());
         assert!(recorded_in_run(&roots, &run, ".runs/t/cli/r1/commands/01-a.ndjson").is_some());

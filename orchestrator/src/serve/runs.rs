@@ -55,8 +55,15 @@ pub(crate) async fn list(
     let p = query(q)?;
     let status = blank_is_none(p.status);
     if let Some(s) = &status {
-        if !["queued", "in_progress", "succeeded", "failed", "cancelled", "unreadable"]
-            .contains(&s.as_str())
+        if ![
+            "queued",
+            "in_progress",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "unreadable",
+        ]
+        .contains(&s.as_str())
         {
             return Err(ApiError::bad_request(format!("unknown status `{s}`")));
         }

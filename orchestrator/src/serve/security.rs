@@ -49,10 +49,8 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
                 StatusCode::UNAUTHORIZED,
                 "a token is required: open the URL `serve` printed (with ?token=), or send `Authorization: Bearer <token>`",
             );
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return res;
         }
     }
@@ -162,7 +160,10 @@ fn remember(uri: &Uri) -> Response {
         h.insert(header::LOCATION, v);
     }
     if let Some(token) = query_token(uri) {
-        let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", cookie_safe(&token));
+        let cookie = format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            cookie_safe(&token)
+        );
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             h.insert(header::SET_COOKIE, v);
         }

@@ -96,7 +96,10 @@ fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/files/{*path}", get(files::raw))
         .route("/api/runs/{id}/stages/{stage}/log", get(logs::download))
         .route("/api/runs/{id}/stages/{stage}/tail", get(logs::tail))
-        .route("/api/runs/{id}/stages/{stage}/log/events", get(logs::follow))
+        .route(
+            "/api/runs/{id}/stages/{stage}/log/events",
+            get(logs::follow),
+        )
         .fallback(pages::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

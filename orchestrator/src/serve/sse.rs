@@ -31,10 +31,12 @@ where
 {
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     tokio::spawn(produce(tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok(e), rx))
-    })
-    .boxed();
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        )
+        .boxed();
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 use crate::history::{HistoryError, Index};
 use crate::record::layout::Roots;
 use crate::serve::error::ApiError;
@@ -75,7 +74,10 @@ impl Shared {
         query: impl Fn(&mut Index) -> Result<T, HistoryError>,
     ) -> Result<T, ApiError> {
         let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_none_or(|(_, at)| at.elapsed() > INDEX_MAX_AGE) {
+        if slot
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() > INDEX_MAX_AGE)
+        {
             *slot = None;
             let index = Index::open(&self.roots).map_err(history_error)?;
             *slot = Some((index, Instant::now()));

@@ -102,9 +102,7 @@ impl DirWatch {
             }
             ok
         } else {
-            lock(&self.inner.dirs)
-                .get(dir)
-                .is_some_and(|e| e.watched)
+            lock(&self.inner.dirs).get(dir).is_some_and(|e| e.watched)
         };
         Subscription {
             rx,
@@ -215,11 +213,17 @@ mod tests {
         let started = std::time::Instant::now();
         a.changed().await;
         b.changed().await;
-        assert!(started.elapsed() < Duration::from_secs(1), "woken, not polled");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "woken, not polled"
+        );
         assert!(hub.take_dirty().contains(dir.path()));
         drop(a);
         drop(b);
-        assert!(lock(&hub.inner.dirs).is_empty(), "the last follower unwatches");
+        assert!(
+            lock(&hub.inner.dirs).is_empty(),
+            "the last follower unwatches"
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ mod panic;
 mod resume;
 mod run_basics;
 mod shell;
+mod serve;
 mod signals;
 mod status_plan;
 mod verbs;

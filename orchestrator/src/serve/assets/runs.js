@@ -71,8 +71,9 @@ function rowEl(r) {
     return tr;
   }
   const total = r.stages_total || 0;
-  const bar = el('span', { class: 'stagebar', title: `${r.stages_passed} passed, ${r.stages_failed} failed, ${r.stages_skipped} skipped or not run, of ${total}` });
-  for (const [n, cls] of [[r.stages_passed, 'succeeded'], [r.stages_failed, 'failed'], [r.stages_skipped, 'pending']]) {
+  const running = Math.max(0, total - r.stages_passed - r.stages_failed - r.stages_skipped);
+  const bar = el('span', { class: 'stagebar', title: `${r.stages_passed} passed, ${r.stages_failed} failed, ${running} running, ${r.stages_skipped} skipped or not started, of ${total}` });
+  for (const [n, cls] of [[r.stages_passed, 'succeeded'], [r.stages_failed, 'failed'], [running, 'running'], [r.stages_skipped, 'pending']]) {
     if (n > 0 && total > 0) {
       const part = el('span', { class: `seg-${cls}` });
       part.style.width = `${(100 * n) / total}%`;
