@@ -78,11 +78,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Roots, PathBuf, RunLoc) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let roots = Roots {
-            repo: dir.path().to_owned(),
-            runs: dir.path().join(".runs"),
-            out: dir.path().join("out"),
-        };
+        let roots = Roots::for_repo(dir.path());
         let run_dir = roots.runs.join("t").join("cli").join("r1");
         std::fs::create_dir_all(run_dir.join("commands")).expect("mkdir");
         std::fs::write(run_dir.join("manifest.json"), "{}").expect("write");

@@ -55,10 +55,10 @@ pub async fn run(roots: Roots, opts: ServeOptions) -> Result<(), AppError> {
     let url = url(addr, opts.token.as_deref());
     // The URL is this command's output (stdout); the rest is talk (stderr).
     crate::report::output::line(&url);
-    eprintln!(
+    crate::console::err_line(&format!(
         "serving the runs in `{}` at {url} (Ctrl-C stops)",
         runs_dir.display()
-    );
+    ));
     if opts.open {
         open_browser(&url);
     }
@@ -72,7 +72,7 @@ pub async fn run(roots: Roots, opts: ServeOptions) -> Result<(), AppError> {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("stopping");
+            crate::console::err_line("stopping");
             fire();
         })
         .await
@@ -141,6 +141,8 @@ fn open_browser(url: &str) {
         .stderr(std::process::Stdio::null())
         .spawn();
     if let Err(e) = opened {
-        eprintln!("note: cannot open a browser (xdg-open: {e}); open {url} yourself");
+        crate::console::err_line(&format!(
+            "note: cannot open a browser (xdg-open: {e}); open {url} yourself"
+        ));
     }
 }
