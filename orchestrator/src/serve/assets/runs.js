@@ -85,7 +85,8 @@ function rowEl(r) {
     : el('span', { class: 'muted' }, r.status_detail && r.status !== 'succeeded' ? r.status_detail : '');
   tr.append(
     el('td', {}, badge(r.status)),
-    el('td', { class: 'mono' }, el('a', { href: link, title: stripAnsi(r.summary || '') }, r.run_id)),
+    el('td', { class: 'mono' }, el('a', { href: link, title: stripAnsi(r.summary || '') }, r.run_id),
+      r.parent_run_id ? el('small', { class: 'muted' }, ' ↳ child of ', el('a', { href: `/runs/${encodeURIComponent(r.parent_run_id)}` }, r.parent_run_id.slice(-8))) : null),
     el('td', {}, el('span', { title: r.pipeline_title || '' }, r.pipeline_id)),
     el('td', { class: 'mono' }, r.task_id),
     el('td', { title: r.started_at }, when(r.started_at), el('small', { class: 'muted' }, ` ${ago(r.started_at)}`)),

@@ -12,7 +12,7 @@ use crate::harness::TestEnv;
 const CONFIG: &str = r#"{"pipelines":[
   {"id":"mixed","title":"Mixed","stages":[
     {"kind":"command","id":"bytes","command":"printf 'caf\\303\\251 \\377\\376 end\\n'; printf 'warn \\200\\n' >&2"},
-    {"kind":"command","id":"fails","command":"echo about to fail; exit 3","dependsOn":["bytes"]},
+    {"kind":"command","id":"fails","command":"echo about to fail; exit 3","dependsOn":["bytes"],"retries":1},
     {"kind":"command","id":"never","command":"true","dependsOn":["fails"]}]},
   {"id":"ok","stages":[{"kind":"command","id":"one","command":"echo fine"}]}
 ]}"#;
@@ -77,8 +77,17 @@ fn the_run_object_is_the_status_object_and_the_list_has_every_run() {
     assert_eq!(s[1]["exit_code"], 3);
     assert_eq!(s[1]["error"]["reason"], "command-failed");
     assert_eq!(s[1]["error_file"], "errors/02-fails.json");
-    assert_eq!(s[1]["spans"].as_array().expect("spans").len(), 1);
-    assert!(s[1]["spans"][0]["ended_at"].is_string());
+    // One span per attempt, for the timeline.
+    let spans = s[1]["spans"].as_array().expect("spans");
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert_eq!(
+        (spans[0]["attempt"].clone(), spans[1]["attempt"].clone()),
+        (1.into(), 2.into())
+    );
+    assert!(spans
+        .iter()
+        .all(|sp| sp["ended_at"].is_string() && sp["exit_code"] == 3));
+    assert!(spans[0]["ended_at"].as_str() <= spans[1]["started_at"].as_str());
     assert_eq!(s[2]["status"], "pending");
 
     let pipelines = server.get("/api/pipelines").json();
@@ -306,10 +315,21 @@ fn a_damaged_manifest_is_shown_unreadable_and_a_deleted_run_disappears() {
             .find(|r| r["run_id"] == id)
             .cloned()
     };
-    // Half-written (as a tool that does not write atomically would leave it).
-    let manifest = env.run_dir(&ok).join("manifest.json");
-    let text = std::fs::read(&manifest).expect("read");
-    std::fs::write(&manifest, &text[..text.len() / 2]).expect("truncate");
+    // A run whose manifest is half written (a tool that does not write atomically, caught in
+    // the middle), appearing while the server runs.
+    let damaged = "2027-01-01T00-00-00-000Z-0badf00d";
+    let dir = env.path().join(".runs/0101/cli").join(damaged);
+    let text = std::fs::read_to_string(env.run_dir(&ok).join("manifest.json"))
+        .expect("read")
+        .replace(&ok, damaged);
+    let ext = std::fs::read_to_string(env.run_dir(&ok).join("manifest.ext.json"))
+        .map(|t| t.replace(&ok, damaged));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    if let Ok(ext) = &ext {
+        std::fs::write(dir.join("manifest.ext.json"), ext).expect("sidecar");
+    }
+    std::fs::write(dir.join("manifest.json"), &text[..text.len() / 2]).expect("half");
+    let ok = damaged.to_owned();
     let row = eventually(
         Duration::from_secs(15),
         "the run to show as unreadable",
@@ -346,8 +366,9 @@ fn a_damaged_manifest_is_shown_unreadable_and_a_deleted_run_disappears() {
     );
     assert_eq!(server.get(&format!("/api/runs/{failed}")).status, 404);
 
-    // Repaired: readable again.
-    std::fs::write(&manifest, &text).expect("restore");
+    // Repaired (written whole, atomically): readable again.
+    std::fs::write(dir.join("manifest.tmp"), &text).expect("write");
+    std::fs::rename(dir.join("manifest.tmp"), dir.join("manifest.json")).expect("rename");
     eventually(Duration::from_secs(15), "the repaired run", || {
         listed(&ok).filter(|r| r["status"] == "succeeded")
     });

@@ -182,6 +182,7 @@ fn the_dashboard_follows_runs_live_in_a_real_browser() {
         assert_eq!(eval(&c, "document.querySelector('#log .ansi-bold.fg-green')?.textContent").await, json!("compiled"));
         assert_eq!(eval(&c, "document.querySelector('#log .err')?.textContent").await, json!("warning: unused variable\n"));
         assert_eq!(eval(&c, "document.getElementById('log').textContent.includes('\\u001b')").await, json!(false));
+        save(&c, "run-page-running.png").await;
         until(&c, "build to succeed", Duration::from_secs(10), &format!("{} === 'succeeded'", stage("build", "status"))).await;
         until(&c, "the rest of build's output", Duration::from_secs(5), "document.getElementById('log').textContent.includes('linked')").await;
         until(&c, "lint to run", Duration::from_secs(5), &format!("{} === 'running' || {} === 'failed'", stage("lint", "status"), stage("lint", "status"))).await;
