@@ -73,6 +73,7 @@ impl AppError {
             return exit::RUN_FAILED;
         }
         match self {
+            AppError::Config(e) if e.is_storage() => exit::STORAGE,
             AppError::Usage(_) | AppError::Config(_) | AppError::Mode(_) => exit::USAGE,
             AppError::Conflict(_) => exit::CONFLICT,
             AppError::Storage { .. }

@@ -8,7 +8,7 @@
 //! `cli` (clap types, the verbs) -> `engine` (run lifecycle, scheduler, stages) ->
 //! `control` (locks, signals, `control.json`), `plan`, `report` (progress, events, JUnit),
 //! `history` (run index), `record` (run layout and side files) -> `config` -> leaves
-//! (`graph`, `modes`, `errors`, `exit`, `env_vars`, `time`, `console`: the process's stdout and
+//! (`graph`, `modes`, `errors`, `exit`, `env_vars`, `time`, `files`, `console`: the process's stdout and
 //! stderr, written only there).
 
 // Output goes through `console`: the print macros panic when a write fails.
@@ -22,6 +22,7 @@ pub mod engine;
 pub mod env_vars;
 pub mod errors;
 pub mod exit;
+pub mod files;
 pub mod graph;
 pub mod history;
 pub mod modes;

@@ -2,17 +2,18 @@
 
 use std::path::PathBuf;
 
-/// Why a config was rejected. Always exit 2, nothing written.
+/// Why a config was rejected: exit 2 (exit 4 for an I/O error reading it), nothing written.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
+    /// The file could not be read (exit 2; exit 4 when the storage failed, see
+    /// [`ConfigError::is_storage`]).
     #[error("cannot read config `{}`", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The OS error.
+        /// Why: the OS error, or not a regular file, or too large.
         #[source]
-        source: std::io::Error,
+        source: crate::files::ReadError,
     },
     /// The file is not JSON.
     #[error("`{}`:{line}:{column}: invalid JSON: {message}", path.display())]
@@ -53,6 +54,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// True when the config could not be read because the storage failed (EIO, ...): the
+    /// input may be fine, so this is exit 4, not a usage error.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, ConfigError::Read { source, .. } if source.is_storage())
+    }
 }
 
 /// A position in the config, rendered as `pipeline `p`, stage `s`, field `f``.

@@ -67,6 +67,11 @@ const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
 const KINDS: &[&str] = &["command", "subpipeline", "stage-set"];
 
+/// The largest config file read (16 MiB, hundreds of times a large real config): a bigger
+/// one is refused before it is read, as is anything but a regular file (a FIFO would block,
+/// `/dev/zero` would never end).
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A loaded config and the warnings found on the way.
 #[derive(Debug)]
 pub struct Loaded {
@@ -78,9 +83,11 @@ pub struct Loaded {
 
 /// Reads and validates the config at `path`. `strict` turns unknown keys into errors.
 pub fn load(path: &Path, strict: bool) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
+    let text = crate::files::read_regular_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+        ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }
     })?;
     parse(path, &text, strict)
 }

@@ -176,3 +176,55 @@ fn unknown_keys_warn_with_a_hint_or_fail_under_strict() {
     insta::assert_snapshot!(env.redact(out.stderr.trim()), @"warning: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependson`: unknown key, ignored (did you mean `dependsOn`?)");
     insta::assert_snapshot!(rejected(cfg, &["p", "--strict"]), @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `dependson`: unknown key (did you mean `dependsOn`?)");
 }
+
+/// Config files that are not regular files or are too large: refused before they are read,
+/// at once (a FIFO used to block forever, `/dev/zero` to fill memory).
+#[test]
+fn odd_config_files_are_refused_within_a_second() {
+    type Make = fn(&std::path::Path);
+    let cases: [(&str, Make); 3] = [
+        ("a FIFO, not a regular file", |p| {
+            nix::unistd::mkfifo(p, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo")
+        }),
+        ("a character device, not a regular file", |p| {
+            std::os::unix::fs::symlink("/dev/zero", p).expect("symlink")
+        }),
+        ("larger than 16 MiB", |p| {
+            std::fs::File::create(p)
+                .and_then(|f| f.set_len(16 * 1024 * 1024 + 1))
+                .expect("sparse file")
+        }),
+    ];
+    for (why, make) in cases {
+        let env = TestEnv::new();
+        make(&env.path().join("codex.orchestrator.json"));
+        for verb in [&["start", "p"][..], &["plan", "p"]] {
+            let (out, took) = env.cli_bounded(verb, std::time::Duration::from_secs(10));
+            assert_eq!(out.code, 2, "{why}: {}", out.stderr);
+            assert!(
+                took < std::time::Duration::from_secs(1),
+                "{why}: took {took:?}"
+            );
+            assert!(
+                out.stderr.contains(&format!("caused by: it is {why}")),
+                "{why}: {}",
+                out.stderr
+            );
+            assert!(!env.runs_exists());
+        }
+    }
+}
+
+/// An I/O error reading the config is the storage's fault, not the input's: exit 4 with the
+/// OS error (`/proc/self/mem` read at offset 0 fails with EIO).
+#[test]
+fn an_io_error_reading_the_config_is_exit_4() {
+    let env = TestEnv::new().env("CODEX_ORCHESTRATOR_REPO_CONFIG_PATH", "/proc/self/mem");
+    let out = env.cli(["start", "p"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    insta::assert_snapshot!(out.stderr.trim(), @r"
+    error: cannot read config `/proc/self/mem`
+      caused by: Input/output error (os error 5)
+    ");
+    assert!(!env.runs_exists());
+}

@@ -96,6 +96,57 @@ impl TestEnv {
         }
     }
 
+    /// [`TestEnv::cli`] that must end within `limit`: killed and failed otherwise (a hang is a
+    /// bug, not a slow test). Returns the run and how long it took.
+    pub(crate) fn cli_bounded<I, S>(
+        &self,
+        args: I,
+        limit: std::time::Duration,
+    ) -> (Run, std::time::Duration)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let started = std::time::Instant::now();
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run binary");
+        // Drained on threads: a full pipe must not look like a hang.
+        let mut out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let out = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut b);
+            b
+        });
+        let err = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut err, &mut b);
+            b
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the runner did not end within {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let took = started.elapsed();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.join().expect("stdout")).into_owned(),
+            stderr: String::from_utf8_lossy(&err.join().expect("stderr")).into_owned(),
+        };
+        (run, took)
+    }
+
     /// `start <pipeline> --format json`.
     pub(crate) fn start(&self, pipeline: &str, extra: &[&str]) -> Run {
         let mut args = vec!["start", pipeline, "--format", "json"];
