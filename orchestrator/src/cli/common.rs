@@ -25,12 +25,56 @@ pub(crate) fn task_id(flag: Option<&str>) -> Result<String, AppError> {
         .filter(|t| !t.is_empty())
         .or_else(task_from_env)
         .unwrap_or_else(|| "0101".to_owned());
-    if !crate::record::layout::is_safe_component(&task) {
+    if let Some(problem) = crate::record::layout::id_problem(&task) {
         return Err(AppError::Usage(format!(
-            "task id `{task}` cannot be used as a directory name"
+            "task id `{}` cannot be used as a directory name: it {problem}",
+            crate::record::layout::show_id(&task)
         )));
     }
     Ok(task)
+}
+
+/// A run id given as `flag`: usable as a directory name, else a usage error.
+pub(crate) fn check_run_flag(flag: &str, run: &str) -> Result<(), AppError> {
+    match crate::record::layout::id_problem(run) {
+        None => Ok(()),
+        Some(problem) => Err(AppError::Usage(format!(
+            "{flag} `{}` is not a run id: it {problem}",
+            crate::record::layout::show_id(run)
+        ))),
+    }
+}
+
+/// `--junit PATH`, checked before the run starts (the report is written when it ends, into
+/// directories created as needed): the path must not be a directory, and its nearest existing
+/// ancestor must be a directory (a file in the way could never hold the report).
+pub(crate) fn check_junit_path(path: &Path) -> Result<(), AppError> {
+    let bad = |why: String| {
+        Err(AppError::Usage(format!(
+            "--junit `{}`: {why}",
+            path.display()
+        )))
+    };
+    if path.is_dir() {
+        return bad("is a directory (name the report file)".to_owned());
+    }
+    if path.file_name().is_none() {
+        return bad("names no file".to_owned());
+    }
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                return bad(format!(
+                    "its directory cannot be created: `{}` is not a directory",
+                    d.display()
+                ))
+            }
+            Err(_) => dir = d.parent(),
+        }
+    }
+    Ok(())
 }
 
 /// Says on stderr that `appserver` was asked for and `cli` runs (start and resume alike).

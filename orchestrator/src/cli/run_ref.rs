@@ -92,13 +92,17 @@ pub(crate) fn resolve(
     name: &str,
     task: Option<&str>,
 ) -> Result<(PathBuf, String), AppError> {
-    if !is_safe_component(name) {
-        return Err(AppError::Usage(format!("`{name}` is not a run id")));
+    super::common::check_run_flag("run", name)?;
+    if let Some(t) = task {
+        // Checked like `--task` anywhere: it names a directory under `.runs`.
+        super::common::task_id(Some(t))?;
     }
-    // An exact id wins, in the task asked for (or the environment's) first.
+    // An exact id wins, in the task asked for (or the environment's) first. A task from the
+    // environment that is no directory name finds nothing there.
     let preferred = task
         .map(str::to_owned)
-        .or_else(super::common::task_from_env);
+        .or_else(super::common::task_from_env)
+        .filter(|t| is_safe_component(t));
     if name != LATEST {
         if let Some(t) = &preferred {
             let p = roots.run_dir(t, name).manifest();

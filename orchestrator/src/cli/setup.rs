@@ -93,29 +93,17 @@ pub(crate) fn peer_env(
 /// True when a command stage of `pipeline_id` or of a sub-pipeline it runs mentions `name`
 /// in its command, `cwd` or `env`.
 pub(crate) fn mentions(config: &Config, pipeline_id: &str, name: &str) -> bool {
-    let mut todo = vec![pipeline_id];
-    let mut seen: Vec<&str> = Vec::new();
-    while let Some(id) = todo.pop() {
-        if seen.contains(&id) {
-            continue;
-        }
-        seen.push(id);
-        let Some(p) = config.pipeline(id) else {
-            continue;
-        };
-        for s in &p.stages {
-            match &s.kind {
-                StageKind::Command(c) => {
-                    let hit = c.command.contains(name)
-                        || c.cwd.as_deref().is_some_and(|d| d.contains(name))
-                        || c.env.iter().any(|(k, v)| k == name || v.contains(name));
-                    if hit {
-                        return true;
-                    }
-                }
-                StageKind::Subpipeline { pipeline, .. } => todo.push(pipeline),
+    let Some(root) = config.pipeline(pipeline_id) else {
+        return false;
+    };
+    config.reachable(root).iter().any(|p| {
+        p.stages.iter().any(|s| match &s.kind {
+            StageKind::Command(c) => {
+                c.command.contains(name)
+                    || c.cwd.as_deref().is_some_and(|d| d.contains(name))
+                    || c.env.iter().any(|(k, v)| k == name || v.contains(name))
             }
-        }
-    }
-    false
+            StageKind::Subpipeline { .. } => false,
+        })
+    })
 }

@@ -107,11 +107,16 @@ pub async fn launch_with(
     )?;
     let knobs = ExecKnobs::from_env()?;
     if let Some(parent) = &args.parent_run {
-        if !crate::record::layout::is_safe_component(parent) {
+        super::common::check_run_flag("--parent-run", parent)?;
+        if crate::history::find_manifest(&roots.runs, parent).is_none() {
             return Err(AppError::Usage(format!(
-                "--parent-run `{parent}` is not a run id"
+                "--parent-run `{parent}`: no run with this id under `{}`",
+                roots.runs.display()
             )));
         }
+    }
+    if let Some(junit) = &args.junit {
+        super::common::check_junit_path(junit)?;
     }
     super::common::note_runtime_fallback(&runtime);
     if execution.cloud_fallback.is_some() {

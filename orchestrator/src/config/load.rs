@@ -94,7 +94,7 @@ pub fn load(path: &Path, strict: bool) -> Result<Loaded, ConfigError> {
 
 /// Validates config text (the file is only named in messages).
 pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Loaded, ConfigError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Json {
+    let value: Value = super::json::parse_unique(text).map_err(|e| ConfigError::Json {
         path: path.to_owned(),
         line: e.line(),
         column: e.column(),

@@ -1,6 +1,7 @@
 //! Loading and validating `codex.orchestrator.json`.
 
 pub mod error;
+mod json;
 pub mod load;
 pub mod model;
 pub mod package;

@@ -67,6 +67,32 @@ impl Config {
     pub fn pipeline(&self, id: &str) -> Option<&Pipeline> {
         self.pipelines.iter().find(|p| p.id == id)
     }
+    /// Every pipeline by id: for walks over many pipelines (a chain of thousands of
+    /// sub-pipelines must not cost a scan of the list per step).
+    pub fn by_id(&self) -> std::collections::HashMap<&str, &Pipeline> {
+        self.pipelines.iter().map(|p| (p.id.as_str(), p)).collect()
+    }
+    /// The pipelines `root` runs, itself included, each once (the config has no cycles).
+    pub fn reachable<'c>(&'c self, root: &'c Pipeline) -> Vec<&'c Pipeline> {
+        let by_id = self.by_id();
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = vec![root];
+        let mut out = Vec::new();
+        while let Some(p) = todo.pop() {
+            if !seen.insert(p.id.as_str()) {
+                continue;
+            }
+            out.push(p);
+            for s in &p.stages {
+                if let StageKind::Subpipeline { pipeline, .. } = &s.kind {
+                    if let Some(child) = by_id.get(pipeline.as_str()) {
+                        todo.push(child);
+                    }
+                }
+            }
+        }
+        out
+    }
     /// Ids of every pipeline, in file order.
     pub fn pipeline_ids(&self) -> Vec<&str> {
         self.pipelines.iter().map(|p| p.id.as_str()).collect()

@@ -1,5 +1,8 @@
-//! Cross-checks over a whole config: unique ids, references that exist, no cycles between
-//! stages or between sub-pipelines. Runs after the per-field walk in `load`.
+//! Cross-checks over a whole config: values a process cannot take (NUL bytes, environment keys
+//! with `=`, strings over the kernel's limit for one argument, control characters in ids),
+//! unique ids, references that exist, no cycles between stages or between sub-pipelines.
+//! Runs after the per-field walk in `load`, so every such input is refused before anything
+//! runs instead of failing a stage after earlier ones ran.
 
 use std::collections::HashSet;
 
@@ -15,7 +18,11 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
         location: loc.render(),
         message,
     };
+    check_values(config)?;
     let ids = config.pipeline_ids();
+    // Positions by id: the checks below look up every sub-pipeline reference.
+    let position: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut seen = HashSet::new();
     for p in &config.pipelines {
         if !seen.insert(p.id.as_str()) {
@@ -26,7 +33,7 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
         }
     }
     if let Some(d) = &config.default_pipeline {
-        if config.pipeline(d).is_none() {
+        if !position.contains_key(d.as_str()) {
             return Err(err(
                 Loc::root().field("defaultPipeline"),
                 format!("unknown pipeline `{d}` (known: {})", list(&ids)),
@@ -45,7 +52,7 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
             if let StageKind::Subpipeline { pipeline, .. } = &s.kind {
-                if config.pipeline(pipeline).is_none() {
+                if !position.contains_key(pipeline.as_str()) {
                     let hint = did_you_mean(pipeline, &ids)
                         .map(|n| format!("; did you mean `{n}`?"))
                         .unwrap_or_default();
@@ -75,7 +82,7 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
                 .iter()
                 .filter_map(|s| match &s.kind {
                     StageKind::Subpipeline { pipeline, .. } => {
-                        ids.iter().position(|i| i == pipeline)
+                        position.get(pipeline.as_str()).copied()
                     }
                     StageKind::Command(_) => None,
                 })
@@ -98,6 +105,89 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
                 .field("pipeline"),
             format!("sub-pipelines form a cycle: {}", names.join(" -> ")),
         ));
+    }
+    Ok(())
+}
+
+/// The longest single argument or environment string the kernel takes (Linux
+/// `MAX_ARG_STRLEN`, 32 pages, including the terminating NUL): longer ones fail the spawn
+/// with "Argument list too long".
+pub(super) const MAX_ARG_BYTES: usize = 32 * 4096 - 1;
+
+/// Values that would make the stage's spawn fail, or the record and the terminal unreadable.
+fn check_values(config: &Config) -> Result<(), ConfigError> {
+    let err = |loc: Loc, message: &str| ConfigError::Invalid {
+        path: config.path.clone(),
+        location: loc.render(),
+        message: message.to_owned(),
+    };
+    const NUL: &str = "contains a NUL byte, which no command, path or environment can hold";
+    for p in &config.pipelines {
+        // Ids with control characters are shown escaped, never sent to the terminal raw.
+        if p.id.chars().any(char::is_control) {
+            return Err(err(
+                Loc::root()
+                    .with("pipeline", p.id.escape_debug())
+                    .field("id"),
+                "contains control characters",
+            ));
+        }
+        let ploc = Loc::root().with("pipeline", &p.id);
+        for (name, value) in &p.vars {
+            if value.contains('\0') {
+                return Err(err(ploc.field(&format!("vars.{name}")), NUL));
+            }
+        }
+        for s in &p.stages {
+            if s.id.chars().any(char::is_control) {
+                return Err(err(
+                    ploc.with("stage", s.id.escape_debug()).field("id"),
+                    "contains control characters",
+                ));
+            }
+            let StageKind::Command(c) = &s.kind else {
+                continue;
+            };
+            let sloc = ploc.with("stage", &s.id);
+            if c.command.contains('\0') {
+                return Err(err(sloc.field("command"), NUL));
+            }
+            if c.command.len() > MAX_ARG_BYTES {
+                return Err(err(
+                    sloc.field("command"),
+                    &format!(
+                        "is {} bytes, over the {MAX_ARG_BYTES} a process takes in one argument (put it in a script)",
+                        c.command.len()
+                    ),
+                ));
+            }
+            if c.cwd.as_deref().is_some_and(|d| d.contains('\0')) {
+                return Err(err(sloc.field("cwd"), NUL));
+            }
+            for (k, v) in &c.env {
+                let floc = sloc.field(&format!("env.{}", k.escape_debug()));
+                if k.is_empty() {
+                    return Err(err(floc, "an environment variable needs a name"));
+                }
+                if k.contains('=') {
+                    return Err(err(
+                        floc,
+                        "`=` cannot be part of an environment variable's name",
+                    ));
+                }
+                if k.contains('\0') || v.contains('\0') {
+                    return Err(err(floc, NUL));
+                }
+                if k.len() + 1 + v.len() > MAX_ARG_BYTES {
+                    return Err(err(
+                        floc,
+                        &format!(
+                            "is over the {MAX_ARG_BYTES} bytes a process takes in one environment variable"
+                        ),
+                    ));
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -59,6 +59,9 @@ pub type PreparedFuture = BoxFuture<Result<Prepared, AppError>>;
 /// A stage's command, working directory and environment with variables resolved.
 pub type Resolved = (String, PathBuf, Vec<(String, String)>);
 
+/// Deepest nesting shown by indentation in progress lines (see [`RunState::label`]).
+pub const MAX_INDENT: usize = 4;
+
 /// Everything a running run's stages share.
 #[derive(Debug)]
 pub struct RunState {
@@ -107,12 +110,18 @@ impl RunState {
         }
     }
 
-    /// Prefix for progress lines.
+    /// Prefix for progress lines: indented by nesting depth up to [`MAX_INDENT`] levels, then
+    /// the depth is spelled out. Lines stay as short at depth 5000 as at depth 5, so a deep
+    /// chain of sub-pipelines prints output linear in its depth, not in its square.
     pub fn label(&self) -> String {
-        if self.depth == 0 {
-            String::new()
-        } else {
-            format!("{}{}: ", "  ".repeat(self.depth), self.plan.pipeline.id)
+        match self.depth {
+            0 => String::new(),
+            d if d <= MAX_INDENT => format!("{}{}: ", "  ".repeat(d), self.plan.pipeline.id),
+            d => format!(
+                "{}[depth {d}] {}: ",
+                "  ".repeat(MAX_INDENT),
+                self.plan.pipeline.id
+            ),
         }
     }
 

@@ -28,7 +28,7 @@ pub async fn run_subpipeline(
         .pipeline(&pipeline)
         .expect("sub-pipelines are checked at load")
         .clone();
-    let child_plan = crate::plan::build(
+    let child_plan = crate::plan::build_one(
         &ctx.config,
         &child_pipeline,
         &ctx.cli_vars,

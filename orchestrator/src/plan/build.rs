@@ -62,15 +62,30 @@ pub fn select<'c>(config: &'c Config, arg: Option<&str>) -> Result<&'c Pipeline,
     })
 }
 
-/// Builds the plan of `pipeline` and checks the variables of it and every sub-pipeline it runs.
+/// Builds the plan of `pipeline` and checks it and every sub-pipeline it runs (the variables
+/// of every `cwd`, what each stage's process will be handed), so nothing fails later.
 pub fn build(
     config: &Config,
     pipeline: &Pipeline,
     cli_vars: &[(String, String)],
     concurrency_flag: Option<u32>,
 ) -> Result<Plan, AppError> {
+    let reachable = config.reachable(pipeline);
+    check_cwd_vars(config, &reachable, cli_vars)?;
+    super::limits::check_spawn_sizes(config, &reachable, cli_vars)?;
+    build_one(config, pipeline, cli_vars, concurrency_flag)
+}
+
+/// The plan of a sub-pipeline's child run: [`build`] without the checks, which the top-level
+/// plan already made for every pipeline it runs (checking again at each level would cost a
+/// chain of N sub-pipelines N^2).
+pub fn build_one(
+    config: &Config,
+    pipeline: &Pipeline,
+    cli_vars: &[(String, String)],
+    concurrency_flag: Option<u32>,
+) -> Result<Plan, AppError> {
     let vars = runner_vars(pipeline, cli_vars);
-    check_cwd_vars(config, pipeline, cli_vars)?;
     let graph = pipeline.graph().map_err(|e| {
         AppError::Config(ConfigError::Invalid {
             path: config.path.clone(),
@@ -116,50 +131,38 @@ pub fn runner_vars(pipeline: &Pipeline, cli: &[(String, String)]) -> Vec<(String
     out
 }
 
-/// Checks every `${NAME}` of every `cwd` in `pipeline` and the sub-pipelines it runs: a name
-/// must be a runner variable, a key of the stage's `env`, one the runner sets for every stage,
-/// or in the environment. Commands and `env` values are not read (the shell's, and literal).
+/// Checks every `${NAME}` of every `cwd` in `reachable` (a pipeline and the sub-pipelines it
+/// runs): a name must be a runner variable, a key of the stage's `env`, one the runner sets for
+/// every stage, or in the environment. Commands and `env` values are not read (the shell's, and
+/// literal).
 fn check_cwd_vars(
     config: &Config,
-    pipeline: &Pipeline,
+    reachable: &[&Pipeline],
     cli: &[(String, String)],
 ) -> Result<(), AppError> {
-    // Sub-pipelines are checked too (each once; the config has no cycles).
-    let mut todo = vec![pipeline];
-    let mut seen: Vec<&str> = Vec::new();
-    while let Some(p) = todo.pop() {
-        if seen.contains(&p.id.as_str()) {
-            continue;
-        }
-        seen.push(&p.id);
+    for p in reachable {
         let vars = runner_vars(p, cli);
         for s in &p.stages {
-            match &s.kind {
-                StageKind::Command(c) => {
-                    let Some(cwd) = &c.cwd else { continue };
-                    let look = |name: &str| {
-                        let defined = vars.iter().chain(&c.env).any(|(n, _)| n == name)
-                            || crate::env_vars::STAGE_VARIABLES.contains(&name)
-                            || std::env::var_os(name).is_some();
-                        defined.then(String::new)
-                    };
-                    if let Err(e) = vars::expand_cwd(cwd, look) {
-                        return Err(AppError::Config(ConfigError::Invalid {
-                            path: config.path.clone(),
-                            location: Loc::root()
-                                .with("pipeline", &p.id)
-                                .with("stage", &s.id)
-                                .field("cwd")
-                                .render(),
-                            message: e.to_string(),
-                        }));
-                    }
-                }
-                StageKind::Subpipeline { pipeline, .. } => {
-                    if let Some(child) = config.pipeline(pipeline) {
-                        todo.push(child);
-                    }
-                }
+            let StageKind::Command(c) = &s.kind else {
+                continue;
+            };
+            let Some(cwd) = &c.cwd else { continue };
+            let look = |name: &str| {
+                let defined = vars.iter().chain(&c.env).any(|(n, _)| n == name)
+                    || crate::env_vars::STAGE_VARIABLES.contains(&name)
+                    || std::env::var_os(name).is_some();
+                defined.then(String::new)
+            };
+            if let Err(e) = vars::expand_cwd(cwd, look) {
+                return Err(AppError::Config(ConfigError::Invalid {
+                    path: config.path.clone(),
+                    location: Loc::root()
+                        .with("pipeline", &p.id)
+                        .with("stage", &s.id)
+                        .field("cwd")
+                        .render(),
+                    message: e.to_string(),
+                }));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Planning: the stage graph of a pipeline and the checks that must pass before anything runs.
 
 pub mod build;
+mod limits;
 pub mod target;
 
 pub use crate::graph::{GraphError, StageGraph};
-pub use build::{build, parse_cli_vars, runner_vars, select, Plan};
+pub use build::{build, build_one, parse_cli_vars, runner_vars, select, Plan};

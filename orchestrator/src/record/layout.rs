@@ -299,9 +299,45 @@ pub fn slug(id: &str) -> String {
     }
 }
 
-/// True for ids usable as one path component (task ids, run ids).
+/// Longest task or run id: the longest file name Linux filesystems take (`NAME_MAX`).
+pub const MAX_ID_BYTES: usize = 255;
+
+/// Why `s` cannot be a task or run id (one component of a path under `.runs`, shown in
+/// messages and progress lines), if it cannot.
+pub fn id_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        Some("is empty")
+    } else if s == "." || s == ".." {
+        Some("is `.` or `..`")
+    } else if s.contains(['/', '\\']) {
+        Some("contains a path separator")
+    } else if s.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else if s.len() > MAX_ID_BYTES {
+        Some("is longer than 255 bytes")
+    } else {
+        None
+    }
+}
+
+/// True for ids usable as one path component (task ids, run ids): see [`id_problem`].
 pub fn is_safe_component(s: &str) -> bool {
-    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
+    id_problem(s).is_none()
+}
+
+/// An id as an error message shows it: control characters escaped, long ones shortened.
+pub fn show_id(s: &str) -> String {
+    let shown: String = s
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if s.chars().count() > 64 {
+        format!("{shown}… ({} bytes)", s.len())
+    } else {
+        shown
+    }
 }
 
 #[cfg(test)]
@@ -357,5 +393,13 @@ mod tests {
         assert!(!is_safe_component("../x"));
         assert!(!is_safe_component(".."));
         assert!(!is_safe_component(""));
+        assert!(!is_safe_component("t\u{1}"));
+        assert!(!is_safe_component(&"x".repeat(256)));
+        assert!(is_safe_component(&"x".repeat(255)));
+        assert_eq!(show_id("t\u{1}"), "t\\u{1}");
+        assert_eq!(
+            show_id(&"y".repeat(5000)),
+            format!("{}… (5000 bytes)", "y".repeat(64))
+        );
     }
 }

@@ -147,7 +147,7 @@ fn missing_config_file() {
 fn bad_flags_and_env_are_usage_errors() {
     let cfg = format!(r#"{{"pipelines":[{{"id":"p","stages":[{OK_STAGE}]}}]}}"#);
     insta::assert_snapshot!(rejected(&cfg, &["p", "--var", "1X=2"]), @"error: --var `1X=2`: `1X` is not a valid variable name (letters, digits and `_`, not starting with a digit)");
-    insta::assert_snapshot!(rejected(&cfg, &["p", "--task", "../escape"]), @"error: task id `../escape` cannot be used as a directory name");
+    insta::assert_snapshot!(rejected(&cfg, &["p", "--task", "../escape"]), @"error: task id `../escape` cannot be used as a directory name: it contains a path separator");
     insta::assert_snapshot!(rejected(&cfg, &["p", "--cloud", "--execution-mode", "mcp"]), @"error: --cloud conflicts with --execution-mode mcp");
     let env = TestEnv::new()
         .config(&cfg)
@@ -227,4 +227,95 @@ fn an_io_error_reading_the_config_is_exit_4() {
       caused by: Input/output error (os error 5)
     ");
     assert!(!env.runs_exists());
+}
+
+/// A pipeline whose first stage would leave a mark, then `stage` (JSON).
+fn after_a_first_stage(stage: &str) -> String {
+    format!(
+        r#"{{"pipelines":[{{"id":"p","stages":[{{"kind":"command","id":"first","command":"touch first-ran"}},{stage}]}}]}}"#
+    )
+}
+
+/// Inputs that used to pass validation and fail only after earlier stages had run (each left a
+/// run behind): now exit 2, one `error:` line naming the field, nothing run, nothing written.
+#[test]
+fn inputs_a_process_cannot_take_are_refused_before_anything_runs() {
+    let cmd = |extra: &str| {
+        after_a_first_stage(&format!(
+            r#"{{"kind":"command","id":"second","command":"true"{extra}}}"#
+        ))
+    };
+    let long = format!(
+        r#"{{"kind":"command","id":"second","command":"echo {}"}}"#,
+        "x".repeat(1_000_000)
+    );
+    // Each variable fits in one environment string; together they are over ARG_MAX (2 MiB
+    // with the usual 8 MiB stack).
+    let big_env: Vec<String> = (0..24)
+        .map(|i| format!(r#""BIG{i}":"{}""#, "v".repeat(100_000)))
+        .collect();
+    let big_env = cmd(&format!(r#","env":{{{}}}"#, big_env.join(",")));
+    let cases: Vec<(String, Vec<String>, &str)> = vec![
+        (big_env, vec![], "stage `second`, field `command`: the command and its environment take about"),
+        (after_a_first_stage(r#"{"kind":"command","id":"second","command":"echo a\u0000b"}"#), vec![], "stage `second`, field `command`: contains a NUL byte"),
+        (cmd(r#","cwd":"sub\u0000dir""#), vec![], "stage `second`, field `cwd`: contains a NUL byte"),
+        (cmd(r#","env":{"A\u0000":"x"}"#), vec![], "field `env.A\\0`: contains a NUL byte"),
+        (cmd(r#","env":{"A":"x\u0000y"}"#), vec![], "field `env.A`: contains a NUL byte"),
+        (cmd(r#","env":{"A=B":"x"}"#), vec![], "field `env.A=B`: `=` cannot be part of an environment variable's name"),
+        (cmd(r#","env":{"":"x"}"#), vec![], "field `env.`: an environment variable needs a name"),
+        (after_a_first_stage(&long), vec![], "stage `second`, field `command`: is 1000005 bytes, over the 131071 a process takes in one argument"),
+        (after_a_first_stage(r#"{"kind":"command","id":"se\u0001cond","command":"true"}"#), vec![], "stage `se\\u{1}cond`, field `id`: contains control characters"),
+        (cmd(r#","command":"echo twice""#), vec![], "invalid JSON: duplicate key `pipelines[0].stages[1].command`"),
+        (cmd(""), vec!["--task".into(), "t\u{1}".into()], "task id `t\\u{1}` cannot be used as a directory name: it contains control characters"),
+        (cmd(""), vec!["--task".into(), "t".repeat(5000)], "cannot be used as a directory name: it is longer than 255 bytes"),
+        (cmd(""), vec!["--parent-run".into(), "2026-01-01T00-00-00-000Z-deadbeef".into()], "--parent-run `2026-01-01T00-00-00-000Z-deadbeef`: no run with this id"),
+    ];
+    for (config, args, expected) in cases {
+        let env = TestEnv::new().config(&config);
+        let mut all = vec!["start".to_owned(), "p".to_owned()];
+        all.extend(args);
+        let out = env.cli(&all);
+        assert_eq!(out.code, 2, "{expected}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "expected `{expected}` in:\n{}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1
+        );
+        assert!(
+            !env.path().join("first-ran").exists(),
+            "{expected}: a stage ran"
+        );
+        assert!(!env.runs_exists(), "{expected}: something was written");
+    }
+}
+
+/// `--junit` is checked before the run starts: a directory, or a path under a file.
+#[test]
+fn a_junit_path_that_cannot_be_written_is_refused_before_the_run() {
+    let env = TestEnv::new().config(&after_a_first_stage(
+        r#"{"kind":"command","id":"second","command":"true"}"#,
+    ));
+    std::fs::write(env.path().join("file"), "").expect("write");
+    let dir = env.path().to_string_lossy().into_owned();
+    for (path, expected) in [
+        (dir.as_str(), "is a directory"),
+        (
+            "file/junit.xml",
+            "its directory cannot be created: `file` is not a directory",
+        ),
+        ("file/sub/junit.xml", "`file` is not a directory"),
+    ] {
+        let out = env.cli(["start", "p", "--junit", path]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(expected), "{}", out.stderr);
+        assert!(!env.path().join("first-ran").exists());
+        assert!(!env.runs_exists());
+    }
 }

@@ -729,11 +729,16 @@ fn junit_of_a_run_in_progress_says_so() {
     );
 }
 
+/// The report's directory checked before the run vanishes during it: writing the report
+/// fails at the end, a storage error (the run itself is recorded).
 #[test]
 fn junit_cannot_be_written_is_a_storage_error() {
-    let env = TestEnv::new().config(HISTORY);
-    std::fs::write(env.path().join("file"), "").expect("write");
-    let out = env.start("ok", &["--junit", "file/junit.xml"]);
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"ok","stages":[
+      {"kind":"command","id":"a","command":"rm -r reports && touch reports"}]}]}"#,
+    );
+    std::fs::create_dir(env.path().join("reports")).expect("mkdir");
+    let out = env.start("ok", &["--junit", "reports/junit.xml"]);
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("error: cannot write"), "{}", out.stderr);
     assert!(Path::new(&env.path().join(".runs")).is_dir());

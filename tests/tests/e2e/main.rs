@@ -8,6 +8,7 @@ mod record;
 mod bad_input;
 mod crash;
 mod dead_output;
+mod deep;
 mod graph;
 mod history;
 mod names;
