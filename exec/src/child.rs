@@ -16,19 +16,18 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use base64::Engine;
 use nix::sys::signal::Signal;
-use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::capture::Tail;
-use crate::chunk::{split_pieces, Piece};
+use crate::chunk::split_pieces;
+use crate::emit::{uuid_v4, Emitter};
 use crate::errors::ExecError;
-use crate::ndjson::{Chunk, StageLog};
-use crate::outcome::{ChunkRecord, ExecResult, Outcome, ProcessInfo};
+use crate::ndjson::StageLog;
+use crate::outcome::{ExecResult, Outcome, ProcessInfo};
 use crate::spec::{CancelRequest, ExecSpec};
 use crate::stop::{Action, Stopper};
 use crate::unix::{group_has_live_members, process_start_ticks, signal_group};
@@ -102,73 +101,6 @@ async fn read_some(s: &mut Stream) -> std::io::Result<usize> {
     }
 }
 
-/// Turns pending output into `exec:chunk` events and keeps count.
-struct Emitter<'a> {
-    log: &'a mut StageLog,
-    correlation_id: String,
-    attempt: u32,
-    /// Shared by both streams, from 1.
-    sequence: u64,
-    max_retained: usize,
-    retained: Vec<ChunkRecord>,
-    dropped: u64,
-    /// Reused base64 buffer.
-    encoded: String,
-}
-
-impl Emitter<'_> {
-    /// Logs what `s` has pending: everything once the stream is closed, otherwise everything
-    /// but an unfinished code point at the end, which waits for the next read.
-    fn emit(&mut self, s: &mut Stream) -> Result<(), ExecError> {
-        s.since = None;
-        if s.pending.is_empty() {
-            return Ok(());
-        }
-        let (name, last) = (s.name, !s.open());
-        let consumed = split_pieces(&s.pending, last, |piece| self.piece(name, piece))?;
-        s.tail.push(&s.pending[..consumed]);
-        s.pending.drain(..consumed);
-        Ok(())
-    }
-
-    fn piece(&mut self, stream: &'static str, piece: Piece<'_>) -> Result<(), ExecError> {
-        self.sequence += 1;
-        let raw = match piece {
-            Piece::Text(t) => t.as_bytes(),
-            Piece::Binary(b) => b,
-        };
-        if self.retained.len() < self.max_retained {
-            self.retained.push(ChunkRecord {
-                stream,
-                sequence: self.sequence,
-                data: raw.to_vec(),
-            });
-        } else {
-            self.dropped += 1;
-        }
-        let mut encoded = std::mem::take(&mut self.encoded);
-        let (data, base64) = match piece {
-            Piece::Text(t) => (t, false),
-            Piece::Binary(b) => {
-                encoded.clear();
-                base64::engine::general_purpose::STANDARD.encode_string(b, &mut encoded);
-                (encoded.as_str(), true)
-            }
-        };
-        let written = self.log.write_chunk(&Chunk {
-            correlation_id: &self.correlation_id,
-            attempt: self.attempt,
-            stream,
-            sequence: self.sequence,
-            bytes: raw.len(),
-            data,
-            base64,
-        });
-        self.encoded = encoded;
-        written
-    }
-}
-
 /// Logs what both streams have pending, older data first, so that `sequence` follows the order
 /// the output was produced in (as closely as coalescing allows).
 fn flush(em: &mut Emitter<'_>, a: &mut Stream, b: &mut Stream) -> Result<(), ExecError> {
@@ -178,12 +110,20 @@ fn flush(em: &mut Emitter<'_>, a: &mut Stream, b: &mut Stream) -> Result<(), Exe
         _ => false,
     };
     if b_first {
-        em.emit(b)?;
-        em.emit(a)
+        emit(em, b)?;
+        emit(em, a)
     } else {
-        em.emit(a)?;
-        em.emit(b)
+        emit(em, a)?;
+        emit(em, b)
     }
+}
+
+/// Logs what `s` has pending: everything once the stream is closed, otherwise everything but
+/// an unfinished code point at the end, which waits for the next read.
+fn emit(em: &mut Emitter<'_>, s: &mut Stream) -> Result<(), ExecError> {
+    s.since = None;
+    let last = !s.open();
+    em.emit(s.name, &mut s.pending, last, &mut s.tail)
 }
 
 /// Accounts for one read of `this`. A stream that ended or filled its buffer is logged at once.
@@ -211,7 +151,6 @@ fn after_read(
     Ok(())
 }
 
-/// Carries out a decision of the [`Stopper`].
 /// How long [`wait_group_gone`] waits for killed processes to disappear. SIGKILL cannot be
 /// caught, so only a process stuck in uninterruptible sleep (a hung NFS read) takes longer;
 /// the runner then goes on rather than hang, and says so.
@@ -229,6 +168,7 @@ async fn wait_group_gone(pgid: i32) {
     }
 }
 
+/// Carries out a decision of the [`Stopper`].
 fn apply(action: Action, pgid: i32, out: &mut Stream, err: &mut Stream) {
     match action {
         Action::Term => signal_group(pgid, Signal::SIGTERM),
@@ -241,22 +181,6 @@ fn apply(action: Action, pgid: i32, out: &mut Stream, err: &mut Stream) {
             err.reader = None;
         }
     }
-}
-
-/// A random UUID-v4-shaped id (the peer's `correlation_id` / `session_id`).
-fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::rng().random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -275,12 +199,46 @@ fn millis(d: Duration) -> u64 {
 /// called right after the process started. Returns `Ok` for every way the command can end,
 /// including a failed spawn; `Err` only when the logs cannot be written (or the OS refuses to
 /// wait), and even then the process group is killed first.
+///
+/// The same as [`Local`](crate::Local)'s `start` then `wait`, for callers that do not need the
+/// executor seam.
 pub async fn run(
     spec: &ExecSpec,
     log: &mut StageLog,
-    mut cancel: watch::Receiver<CancelRequest>,
+    cancel: watch::Receiver<CancelRequest>,
     on_spawn: impl FnOnce(&ProcessInfo) + Send,
 ) -> Result<ExecResult, ExecError> {
+    let attempt = start(spec, log)?;
+    if let LocalAttempt::Running(r) = &attempt {
+        on_spawn(&r.process);
+    }
+    attempt.wait(log, cancel).await
+}
+
+/// A local attempt after its start: running, or over because `sh` could not be spawned.
+pub(crate) enum LocalAttempt {
+    /// `sh` runs in its own group.
+    Running(Box<Spawned>),
+    /// The spawn failed; `exec:end` is logged already.
+    Ended(Box<ExecResult>),
+}
+
+/// A spawned attempt whose output is not drained yet.
+pub(crate) struct Spawned {
+    spec: ExecSpec,
+    child: tokio::process::Child,
+    /// Kills the group when dropped, whichever way the attempt ends (see [`GroupGuard`]).
+    guard: GroupGuard,
+    pub(crate) process: ProcessInfo,
+    correlation_id: String,
+    /// Spawn time: the timeout counts from here.
+    started: Instant,
+}
+
+/// Starts one attempt: logs `exec:begin`, spawns `sh -c` in its own process group with stdin
+/// closed and both outputs piped, and logs the group to `runner.ndjson` at once. A failed
+/// spawn is not an error: it is logged (`exec:end`) and the attempt is over.
+pub(crate) fn start(spec: &ExecSpec, log: &mut StageLog) -> Result<LocalAttempt, ExecError> {
     let correlation_id = uuid_v4();
     log.write_fields(obj(json!({
         "type": "exec:begin",
@@ -309,7 +267,7 @@ pub async fn run(
         // Its own group, led by `sh`: timeouts and cancellation signal the whole group, and
         // the terminal's Ctrl-C does not reach it behind the runner's back.
         .process_group(0);
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             let message = format!("sh -c in `{}`: {e}", spec.cwd.display());
@@ -324,16 +282,17 @@ pub async fn run(
                 "error": message,
             })))?;
             log.flush_buffer()?;
-            return Ok(ExecResult {
+            return Ok(LocalAttempt::Ended(Box::new(ExecResult {
                 outcome: Outcome::SpawnFailed { message },
                 process: None,
+                remote: None,
                 duration: started.elapsed(),
                 stdout: Default::default(),
                 stderr: Default::default(),
                 chunk_events: Vec::new(),
                 dropped_chunk_events: 0,
                 leaked_processes: false,
-            });
+            })));
         }
     };
     let pid = child
@@ -349,152 +308,195 @@ pub async fn run(
         start_ticks: process_start_ticks(pid),
     };
     // Unbuffered and before anything else: once `sh` runs, a record of its group exists that
-    // survives a crash of the runner (the manifest gets it later, see `on_spawn`).
+    // survives a crash of the runner (the manifest gets it later, from the caller).
     log.write_runner_only(&crate::ndjson::LogEvent::ExecProcess {
         attempt: spec.attempt,
         pid,
         pgid,
         start_ticks: process.start_ticks,
     })?;
-    on_spawn(&process);
-
-    let mut out = Stream::new(
-        "stdout",
-        child.stdout.take().map(|r| Box::new(r) as Reader),
-        spec.tail_bytes,
-    );
-    let mut err = Stream::new(
-        "stderr",
-        child.stderr.take().map(|r| Box::new(r) as Reader),
-        spec.tail_bytes,
-    );
-    let mut em = Emitter {
-        log,
+    Ok(LocalAttempt::Running(Box::new(Spawned {
+        spec: spec.clone(),
+        child,
+        guard,
+        process,
         correlation_id,
-        attempt: spec.attempt,
-        sequence: 0,
-        max_retained: spec.max_chunk_events,
-        retained: Vec::new(),
-        dropped: 0,
-        encoded: String::new(),
-    };
-    let mut stopper = Stopper::new(started, spec.timeout, spec.kill_grace, spec.leak_timeout);
-    let mut status: Option<ExitStatus> = None;
-    // A cancellation requested before the spawn acts at once.
-    let request = *cancel.borrow_and_update();
-    if let Some(action) = stopper.cancel(request, Instant::now()) {
-        apply(action, pgid, &mut out, &mut err);
-    }
-    let mut cancel_open = true;
+        started,
+    })))
+}
 
-    // Ends when the main process was reaped and both pipes reached end of file (or were
-    // abandoned to a process outside the group).
-    while status.is_none() || out.open() || err.open() {
-        let deadline = [out.due(), err.due(), stopper.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
-        tokio::select! {
-            read = read_some(&mut out), if out.readable() => after_read(&mut em, &mut out, &mut err, read)?,
-            read = read_some(&mut err), if err.readable() => after_read(&mut em, &mut err, &mut out, read)?,
-            st = child.wait(), if status.is_none() => {
-                let st = st.map_err(|source| ExecError::Wait { pid, cwd: spec.cwd.clone(), source })?;
-                status = Some(st);
-                stopper.exited(Instant::now(), out.open() || err.open());
-            }
-            () = tokio::time::sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
-                let now = Instant::now();
-                while let Some(action) = stopper.expire(now) {
-                    apply(action, pgid, &mut out, &mut err);
+impl LocalAttempt {
+    /// Drains the attempt's output into `log` until it ends, enforcing the timeout and
+    /// following `cancel`, then logs `exec:end`.
+    pub(crate) async fn wait(
+        self,
+        log: &mut StageLog,
+        cancel: watch::Receiver<CancelRequest>,
+    ) -> Result<ExecResult, ExecError> {
+        match self {
+            LocalAttempt::Ended(result) => Ok(*result),
+            LocalAttempt::Running(spawned) => spawned.wait(log, cancel).await,
+        }
+    }
+}
+
+impl Spawned {
+    async fn wait(
+        self,
+        log: &mut StageLog,
+        mut cancel: watch::Receiver<CancelRequest>,
+    ) -> Result<ExecResult, ExecError> {
+        let Spawned {
+            spec,
+            mut child,
+            guard,
+            process,
+            correlation_id,
+            started,
+        } = self;
+        let (pid, pgid) = (process.pid, process.pgid);
+        let mut out = Stream::new(
+            "stdout",
+            child.stdout.take().map(|r| Box::new(r) as Reader),
+            spec.tail_bytes,
+        );
+        let mut err = Stream::new(
+            "stderr",
+            child.stderr.take().map(|r| Box::new(r) as Reader),
+            spec.tail_bytes,
+        );
+        let mut em = Emitter::new(log, correlation_id, spec.attempt, spec.max_chunk_events);
+        let mut stopper = Stopper::new(started, spec.timeout, spec.kill_grace, spec.leak_timeout);
+        let mut status: Option<ExitStatus> = None;
+        // A cancellation requested before the spawn acts at once.
+        let request = *cancel.borrow_and_update();
+        if let Some(action) = stopper.cancel(request, Instant::now()) {
+            apply(action, pgid, &mut out, &mut err);
+        }
+        let mut cancel_open = true;
+
+        // Ends when the main process was reaped and both pipes reached end of file (or were
+        // abandoned to a process outside the group).
+        while status.is_none() || out.open() || err.open() {
+            let deadline = [out.due(), err.due(), stopper.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            tokio::select! {
+                read = read_some(&mut out), if out.readable() => after_read(&mut em, &mut out, &mut err, read)?,
+                read = read_some(&mut err), if err.readable() => after_read(&mut em, &mut err, &mut out, read)?,
+                st = child.wait(), if status.is_none() => {
+                    let st = st.map_err(|source| ExecError::Wait { pid, cwd: spec.cwd.clone(), source })?;
+                    status = Some(st);
+                    stopper.exited(Instant::now(), out.open() || err.open());
                 }
-                if [out.due(), err.due()].into_iter().flatten().any(|d| d <= now) {
-                    flush(&mut em, &mut out, &mut err)?;
-                    // Output that trickles (the coalescing timer fired, not a full chunk)
-                    // reaches the file now, so followers of the log (`exec`'s live output,
-                    // `serve`) see it as it comes. Heavy output fills chunks instead and stays
-                    // buffered: no extra write per chunk.
-                    em.log.flush_buffer()?;
-                }
-            }
-            changed = cancel.changed(), if cancel_open => match changed {
-                Ok(()) => {
-                    let request = *cancel.borrow_and_update();
-                    if let Some(action) = stopper.cancel(request, Instant::now()) {
+                () = tokio::time::sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
+                    let now = Instant::now();
+                    while let Some(action) = stopper.expire(now) {
                         apply(action, pgid, &mut out, &mut err);
                     }
+                    if [out.due(), err.due()].into_iter().flatten().any(|d| d <= now) {
+                        flush(&mut em, &mut out, &mut err)?;
+                        // Output that trickles (the coalescing timer fired, not a full chunk)
+                        // reaches the file now, so followers of the log (`exec`'s live output,
+                        // `serve`) see it as it comes. Heavy output fills chunks instead and
+                        // stays buffered: no extra write per chunk.
+                        em.log.flush_buffer()?;
+                    }
                 }
-                // Every sender is gone: no cancellation can come any more.
-                Err(_) => cancel_open = false,
-            },
+                changed = cancel.changed(), if cancel_open => match changed {
+                    Ok(()) => {
+                        let request = *cancel.borrow_and_update();
+                        if let Some(action) = stopper.cancel(request, Instant::now()) {
+                            apply(action, pgid, &mut out, &mut err);
+                        }
+                    }
+                    // Every sender is gone: no cancellation can come any more.
+                    Err(_) => cancel_open = false,
+                },
+            }
         }
-    }
-    // Both streams are closed: this logs everything, unfinished code points included.
-    flush(&mut em, &mut out, &mut err)?;
-    let duration = started.elapsed();
-    // Group members still running now closed their pipes but outlived `sh` (background jobs):
-    // a stage owns its group for exactly as long as it runs, so they are killed too.
-    let leftovers = group_has_live_members(pgid);
-    drop(guard);
-    // SIGKILL is delivered asynchronously: wait until the group is really gone, so that when a
-    // stage is reported finished nothing of it still runs (a cancelled or timed-out run must
-    // not leave a process behind for even a moment after the runner exits).
-    wait_group_gone(pgid).await;
+        // Both streams are closed: this logs everything, unfinished code points included.
+        flush(&mut em, &mut out, &mut err)?;
+        let duration = started.elapsed();
+        // Group members still running now closed their pipes but outlived `sh` (background
+        // jobs): a stage owns its group for exactly as long as it runs, so they are killed too.
+        let leftovers = group_has_live_members(pgid);
+        drop(guard);
+        // SIGKILL is delivered asynchronously: wait until the group is really gone, so that
+        // when a stage is reported finished nothing of it still runs (a cancelled or timed-out
+        // run must not leave a process behind for even a moment after the runner exits).
+        wait_group_gone(pgid).await;
 
-    let status = status.expect("the loop ends only once the exit status is known");
-    let (signal, code) = (status.signal(), status.code());
-    let outcome = if stopper.timed_out {
-        Outcome::TimedOut {
-            after: spec.timeout.unwrap_or_default(),
-            signal,
-            code,
+        let status = status.expect("the loop ends only once the exit status is known");
+        let (signal, code) = (status.signal(), status.code());
+        let outcome = if stopper.timed_out {
+            Outcome::TimedOut {
+                after: spec.timeout.unwrap_or_default(),
+                signal,
+                code,
+            }
+        } else if stopper.cancelled {
+            Outcome::Cancelled { signal, code }
+        } else if let Some(signal) = signal {
+            Outcome::Signaled { signal }
+        } else {
+            // `wait` reports only exits and deaths by signal, so a code is always there.
+            Outcome::Exited {
+                code: code.unwrap_or(-1),
+            }
+        };
+        let result = ExecResult {
+            outcome,
+            process: Some(process),
+            remote: None,
+            duration,
+            stdout: out.tail.finish(),
+            stderr: err.tail.finish(),
+            chunk_events: std::mem::take(&mut em.retained),
+            dropped_chunk_events: em.dropped,
+            leaked_processes: stopper.leaked || leftovers,
+        };
+        let mut end = end_fields(&em.correlation_id, spec.attempt, &result, duration);
+        if result.leaked_processes {
+            end.insert("leaked_processes".into(), Value::Bool(true));
         }
-    } else if stopper.cancelled {
-        Outcome::Cancelled { signal, code }
-    } else if let Some(signal) = signal {
-        Outcome::Signaled { signal }
-    } else {
-        // `wait` reports only exits and deaths by signal, so a code is always there.
-        Outcome::Exited {
-            code: code.unwrap_or(-1),
-        }
-    };
-    let result = ExecResult {
-        outcome,
-        process: Some(process),
-        duration,
-        stdout: out.tail.finish(),
-        stderr: err.tail.finish(),
-        chunk_events: std::mem::take(&mut em.retained),
-        dropped_chunk_events: em.dropped,
-        leaked_processes: stopper.leaked || leftovers,
-    };
+        em.log.write_fields(end)?;
+        em.log.flush_buffer()?;
+        Ok(result)
+    }
+}
+
+/// The fields of `exec:end` every executor writes: exit code, signal, duration, status, and
+/// `timed_out` when the timeout fired.
+pub(crate) fn end_fields(
+    correlation_id: &str,
+    attempt: u32,
+    result: &ExecResult,
+    duration: Duration,
+) -> Map<String, Value> {
     let status_name = if result.succeeded() {
         "succeeded"
-    } else if stopper.timed_out {
+    } else if result.timed_out() {
         "timed_out"
-    } else if stopper.cancelled {
+    } else if matches!(result.outcome, Outcome::Cancelled { .. }) {
         "cancelled"
     } else {
         "failed"
     };
     let mut end = obj(json!({
         "type": "exec:end",
-        "correlation_id": em.correlation_id,
-        "attempt": spec.attempt,
+        "correlation_id": correlation_id,
+        "attempt": attempt,
         "exit_code": result.exit_code(),
         "signal": result.signal(),
         "duration_ms": millis(duration),
         "status": status_name,
     }));
-    if stopper.timed_out {
+    if result.timed_out() {
         end.insert("timed_out".into(), Value::Bool(true));
     }
-    if result.leaked_processes {
-        end.insert("leaked_processes".into(), Value::Bool(true));
-    }
-    em.log.write_fields(end)?;
-    em.log.flush_buffer()?;
-    Ok(result)
+    end
 }
 
 /// Logs `data` as one stream's output read in `read_size` pieces, through the same splitting,
@@ -506,16 +508,7 @@ pub fn log_output_for_bench(
     data: &[u8],
     read_size: usize,
 ) -> Result<u64, ExecError> {
-    let mut em = Emitter {
-        log,
-        correlation_id: uuid_v4(),
-        attempt: 1,
-        sequence: 0,
-        max_retained: 0,
-        retained: Vec::new(),
-        dropped: 0,
-        encoded: String::new(),
-    };
+    let mut em = Emitter::new(log, uuid_v4(), 1, 0);
     let mut pending: Vec<u8> = Vec::with_capacity(read_size + 4);
     let reads: Vec<&[u8]> = data.chunks(read_size.max(1)).collect();
     for (i, read) in reads.iter().enumerate() {
@@ -525,19 +518,4 @@ pub fn log_output_for_bench(
         pending.drain(..consumed);
     }
     Ok(em.sequence)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::uuid_v4;
-
-    #[test]
-    fn ids_look_like_uuid_v4() {
-        let id = uuid_v4();
-        let parts: Vec<usize> = id.split('-').map(str::len).collect();
-        assert_eq!(parts, [8, 4, 4, 4, 12]);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(uuid_v4(), id);
-    }
 }

@@ -3,8 +3,10 @@
 //! cancellation that leaves no process of the group behind.
 //!
 //! The orchestrator builds an [`ExecSpec`], opens a [`StageLog`] (which also writes to the run's
-//! [`RunnerLog`]) and calls [`run`]; it gets an [`ExecResult`] whose [`Outcome`] says how the
-//! attempt ended, and [`summarize`] turns it into a one-line summary (the peer's rule, from the output's end).
+//! [`RunnerLog`]) and runs the attempt through an [`Executor`] ([`Local`] process groups, or
+//! [`ray::RayExecutor`] jobs on a Ray cluster); it gets an [`ExecResult`] whose [`Outcome`] says
+//! how the attempt ended, and [`summarize`] turns it into a one-line summary (the peer's rule,
+//! from the output's end).
 //!
 //! Processes that leave the group on purpose (`setsid` daemons) are beyond what a process group
 //! can reach: they are not killed, only cut off from the stage's pipes after the leak wait so
@@ -13,10 +15,13 @@
 mod capture;
 mod child;
 mod chunk;
+mod emit;
 pub mod errors;
+mod executor;
 pub mod logread;
 pub mod ndjson;
 pub mod outcome;
+pub mod ray;
 pub mod spec;
 mod stop;
 mod summary;
@@ -27,8 +32,9 @@ mod unix;
 pub use child::log_output_for_bench;
 pub use child::run;
 pub use errors::ExecError;
+pub use executor::{Attempt, BoxFuture, Executor, Local, Started};
 pub use ndjson::{LogEvent, RunnerLog, StageLog};
-pub use outcome::{Capture, ChunkRecord, ExecResult, Outcome, ProcessInfo};
+pub use outcome::{Capture, ChunkRecord, ExecResult, Outcome, ProcessInfo, RemoteInfo};
 pub use spec::{
     CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES,
 };

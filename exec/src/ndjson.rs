@@ -39,6 +39,20 @@ pub enum LogEvent {
         /// Start time of `sh` in clock ticks since boot.
         start_ticks: Option<u64>,
     },
+    /// `exec:remote` (runner log only): an attempt's job on a cluster, written when it was
+    /// submitted or attached to (the ids are deterministic; this is the audit trail).
+    ExecRemote {
+        /// Attempt number.
+        attempt: u32,
+        /// Executor kind (`ray`).
+        kind: String,
+        /// Cluster address.
+        address: String,
+        /// The job's id on the cluster.
+        submission_id: String,
+        /// An earlier runner of this run had started it.
+        attached: bool,
+    },
     /// `command:end`.
     CommandEnd {
         /// Exit code of the final attempt.
@@ -90,6 +104,16 @@ impl LogEvent {
             } => {
                 json!({"type": "exec:process", "attempt": attempt, "pid": pid, "pgid": pgid, "start_ticks": start_ticks})
             }
+            LogEvent::ExecRemote {
+                attempt,
+                kind,
+                address,
+                submission_id,
+                attached,
+            } => json!({
+                "type": "exec:remote", "attempt": attempt, "kind": kind, "address": address,
+                "submission_id": submission_id, "attached": attached,
+            }),
             LogEvent::CommandEnd {
                 exit_code,
                 signal,

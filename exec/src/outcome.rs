@@ -45,11 +45,41 @@ pub enum Outcome {
         /// Exit code of the main process, if it exited on its own after SIGTERM.
         code: Option<i32>,
     },
-    /// `sh` could not be started.
+    /// `sh` could not be started (locally), or a remote executor refused the attempt or
+    /// failed before the command started (Ray: the job's runtime environment failed).
     SpawnFailed {
-        /// The OS error, as text.
+        /// The OS error or the executor's reason, as text.
         message: String,
     },
+    /// A remote executor lost the attempt: its cluster could not be reached, or it no longer
+    /// knows the job (its head restarted), or the job ended without the wrapper's exit record.
+    /// The attempt's real outcome is unknown.
+    Lost {
+        /// What happened, a whole sentence (`Ray unreachable at <address>: <error>`).
+        message: String,
+    },
+}
+
+/// Where a remote attempt ran, recorded with the stage (`executor` in the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteInfo {
+    /// The executor kind (`ray`).
+    pub kind: &'static str,
+    /// The cluster's address as used (`http://127.0.0.1:8265`).
+    pub address: String,
+    /// The job's id on the cluster (Ray's `submission_id`).
+    pub submission_id: String,
+    /// The node the command ran on, once known (Ray's `driver_node_id`).
+    pub node: Option<String>,
+    /// The host name of that node, as the wrapper reported it.
+    pub host: Option<String>,
+    /// sha256 of the working-directory package shipped with the job.
+    pub working_dir_sha256: Option<String>,
+    /// The attempt was started by an earlier runner of this run and attached to, not
+    /// submitted again.
+    pub attached: bool,
+    /// The job's last status as the cluster reported it (`SUCCEEDED`, `FAILED`, ...).
+    pub status: Option<String>,
 }
 
 /// The in-memory part of one stream's output: only the tail, plus counts.
@@ -79,8 +109,10 @@ pub struct ChunkRecord {
 pub struct ExecResult {
     /// How it ended.
     pub outcome: Outcome,
-    /// The spawned process, when spawning worked.
+    /// The spawned process, when spawning worked (local executor).
     pub process: Option<ProcessInfo>,
+    /// Where the attempt ran, for a remote executor.
+    pub remote: Option<RemoteInfo>,
     /// Wall time from spawn to the end of output.
     pub duration: Duration,
     /// Tail of stdout.

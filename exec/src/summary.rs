@@ -24,6 +24,7 @@ fn excerpt(bytes: &[u8]) -> String {
 pub fn summarize(r: &ExecResult, summary_hint: Option<&str>) -> String {
     let (signal, code) = match &r.outcome {
         Outcome::SpawnFailed { message } => return format!("Failed to start: {message}"),
+        Outcome::Lost { message } => return message.clone(),
         Outcome::TimedOut { after, .. } => {
             return with_stderr(format!("Timed out after {}ms", after.as_millis()), r)
         }
@@ -69,6 +70,8 @@ impl ExecResult {
                 code.or(signal.map(|s| 128 + s))
             }
             Outcome::SpawnFailed { .. } => Some(127),
+            // Nobody knows how the command ended.
+            Outcome::Lost { .. } => None,
         }
     }
 
@@ -79,7 +82,7 @@ impl ExecResult {
             Outcome::TimedOut { signal, .. } | Outcome::Cancelled { signal, .. } => {
                 signal.map(signal_name)
             }
-            Outcome::Exited { .. } | Outcome::SpawnFailed { .. } => None,
+            Outcome::Exited { .. } | Outcome::SpawnFailed { .. } | Outcome::Lost { .. } => None,
         }
     }
 
@@ -109,6 +112,7 @@ mod tests {
         ExecResult {
             outcome,
             process: None,
+            remote: None,
             duration: Duration::ZERO,
             stdout: cap(out),
             stderr: cap(err),
