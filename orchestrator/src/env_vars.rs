@@ -52,6 +52,11 @@ pub const RUNTIME_FALLBACK: &str = "CODEX_ORCHESTRATOR_RUNTIME_FALLBACK";
 pub const EXECUTION_MODE: &str = "CODEX_ORCHESTRATOR_EXECUTION_MODE";
 /// `0`/`false`/`off` forbids the cloud -> mcp fallback.
 pub const CLOUD_FALLBACK: &str = "CODEX_ORCHESTRATOR_CLOUD_FALLBACK";
+/// Address of the Ray head for every Ray stage, over the config's `executor.address`.
+pub const RAY_ADDRESS: &str = "CODEX_ORCHESTRATOR_RAY_ADDRESS";
+/// Set for stages on a remote executor: its kind (`ray`). Also how a resume tells a Ray job's
+/// processes on this machine (a single-node cluster) from survivors of a crashed runner.
+pub const EXECUTOR: &str = "CODEX_ORCHESTRATOR_EXECUTOR";
 /// Log filter for the runner's own diagnostics.
 pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
 /// Tests only, debug builds only: a panic when the stage with this id starts (see

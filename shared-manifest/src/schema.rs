@@ -222,6 +222,9 @@ pub struct CommandRecord {
     /// The resource locks the stage holds while it runs, and how long it waited for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locks: Option<LockRecord>,
+    /// Where a stage that ran on a remote executor (Ray) ran; absent for local stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorRecord>,
 
     /// Keys we do not know, written by the peer or another tool: kept.
     #[serde(flatten)]
@@ -378,6 +381,32 @@ pub struct LockRecord {
     /// When it got them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acquired_at: Option<String>,
+}
+
+/// Where a stage's attempt ran on a remote executor (a Ray cluster).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExecutorRecord {
+    /// The executor kind: `ray`.
+    pub kind: String,
+    /// The cluster address used (`http://127.0.0.1:8265`).
+    pub address: String,
+    /// The job's id on the cluster: `<run-id>--<stage-id>--<attempt>`, sanitised.
+    pub submission_id: String,
+    /// The node the command ran on (Ray's node id), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// That node's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// sha256 of the working-directory package shipped with the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir_sha256: Option<String>,
+    /// The job was started by an earlier runner of this run and attached to on resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attached: bool,
+    /// The job's final status on the cluster (`SUCCEEDED`, `FAILED`, `STOPPED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// Identity of a stage process.

@@ -4,8 +4,8 @@
 use crate::document::{pretty, ApplyError, Document, Rendered, Sidecar};
 use crate::schema::{
     Approval, ApprovalDecision, ApprovalRecord, ApprovalState, BudgetRecord, ChildRun,
-    CommandRecord, LockRecord, Manifest, PauseRecord, ProcessRecord, QueueRecord, ResumeEvent,
-    RuntimeFallback, RuntimeMode, SCHEMA_VERSION,
+    CommandRecord, ExecutorRecord, LockRecord, Manifest, PauseRecord, ProcessRecord, QueueRecord,
+    ResumeEvent, RuntimeFallback, RuntimeMode, SCHEMA_VERSION,
 };
 use crate::sidecar::Extensions;
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
@@ -50,6 +50,14 @@ pub enum ManifestUpdate {
         /// The attempt's process, recorded in the same write as the start (one manifest write
         /// per start) so a later resume can find survivors; `None` when it never spawned.
         process: Option<ProcessRecord>,
+    },
+    /// Where a stage's current attempt runs on a remote executor (sent when it starts and
+    /// again when it ends, with the node and the final status).
+    StageExecutor {
+        /// Stage index.
+        index: usize,
+        /// The record, replacing an earlier one.
+        record: ExecutorRecord,
     },
     /// A stage reached a terminal status after running.
     StageFinished(Box<StageFinish>),
@@ -323,6 +331,7 @@ impl Document for Manifest {
                         stage.signal = None;
                         stage.skip_reason = None;
                         stage.process = None;
+                        stage.executor = None;
                     }
                 }
                 self.resume_events.push(event);
@@ -370,6 +379,9 @@ impl Document for Manifest {
                     stage.process = process;
                 }
                 self.updated_at = at;
+            }
+            ManifestUpdate::StageExecutor { index, record } => {
+                self.stage(index)?.executor = Some(record);
             }
             ManifestUpdate::StageFinished(done) => {
                 let stage = self.stage(done.index)?;

@@ -146,6 +146,13 @@ pub fn submission_id(prefix: &str, attempt: u32) -> String {
     format!("{}-{hash}{suffix}", &clean[..keep])
 }
 
+/// Checks one `excludes` pattern (gitignore syntax), for config validation.
+pub fn check_exclude(pattern: &str) -> Result<(), String> {
+    let mut gi = ignore::gitignore::GitignoreBuilder::new("/");
+    gi.add_line(None, pattern).map_err(|e| e.to_string())?;
+    gi.build().map(drop).map_err(|e| e.to_string())
+}
+
 /// The nonce of a job we submitted, read back from its entrypoint (`--nonce <hex>`).
 fn nonce_of(entrypoint: &str) -> Option<String> {
     let mut words = entrypoint.split_whitespace();

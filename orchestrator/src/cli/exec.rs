@@ -116,6 +116,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             timeout: None,
             allow_failure: false,
             summary_hint: None,
+            executor: None,
         }),
         depends_on: None,
         on_failure: OnFailure::Abort,
@@ -134,6 +135,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             stages: vec![stage],
             concurrency: None,
             vars: Vec::new(),
+            executor: None,
         }],
         record: Default::default(),
     }

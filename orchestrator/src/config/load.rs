@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{list, ConfigError, Loc};
+use super::executor::ExecutorConfig;
 use super::model::{
     CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
     StageKind,
@@ -41,6 +42,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "session",
     "concurrency",
     "vars",
+    "executor",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
     "kind",
@@ -62,6 +64,7 @@ const COMMAND_KEYS: &[&str] = &[
     "timeoutMs",
     "allowFailure",
     "summaryHint",
+    "executor",
 ];
 const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
@@ -423,6 +426,22 @@ impl Walker {
                 "empty (a pipeline needs at least one stage)",
             ));
         }
+        let executor = self.executor(obj, &loc)?;
+        for s in &mut stages {
+            let StageKind::Command(c) = &mut s.kind else {
+                continue;
+            };
+            // The pipeline's executor is the default of its command stages.
+            if let Some(default) = &executor {
+                c.executor.get_or_insert_with(|| default.clone());
+            }
+            if matches!(c.executor, Some(ExecutorConfig::Ray(_))) && c.cwd.is_some() {
+                return Err(self.err(
+                    &loc.with("stage", &s.id).field("cwd"),
+                    "a Ray stage runs in its shipped working directory on the node; set `executor.workingDir` instead of `cwd`",
+                ));
+            }
+        }
         Ok(Pipeline {
             id,
             title,
@@ -430,6 +449,7 @@ impl Walker {
             stages,
             concurrency,
             vars,
+            executor,
         })
     }
 
@@ -525,6 +545,7 @@ impl Walker {
                     timeout,
                     allow_failure: self.opt_bool(obj, "allowFailure", &loc)?.unwrap_or(false),
                     summary_hint: self.opt_string(obj, "summaryHint", &loc)?,
+                    executor: self.executor(obj, &loc)?,
                 })
             }
             "subpipeline" => {
@@ -569,6 +590,18 @@ impl Walker {
             retries,
             plan,
         })
+    }
+
+    /// `executor` of a pipeline or a command stage (see `executor.rs`).
+    fn executor(
+        &self,
+        obj: &Map<String, Value>,
+        loc: &Loc,
+    ) -> Result<Option<ExecutorConfig>, ConfigError> {
+        match obj.get("executor") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => super::executor::parse(v, loc, &self.path).map(Some),
+        }
     }
 
     fn retries(&self, v: Option<&Value>, loc: &Loc) -> Result<RetryPolicy, ConfigError> {

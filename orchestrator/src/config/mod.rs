@@ -1,6 +1,7 @@
 //! Loading and validating `codex.orchestrator.json`.
 
 pub mod error;
+pub mod executor;
 mod json;
 pub mod load;
 pub mod model;
@@ -12,6 +13,7 @@ mod validate;
 pub mod vars;
 
 pub use error::ConfigError;
+pub use executor::{ExecutorConfig, RayConfig};
 pub use load::{load, parse, Loaded};
 pub use model::{
     CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,

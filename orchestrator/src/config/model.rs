@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::executor::ExecutorConfig;
 use crate::graph::{GraphError, Node, StageGraph};
 
 /// A loaded and validated `codex.orchestrator.json`.
@@ -114,6 +115,8 @@ pub struct Pipeline {
     pub concurrency: Option<usize>,
     /// `vars`: pipeline variables, in file order.
     pub vars: Vec<(String, String)>,
+    /// `executor`: where its command stages run unless a stage says otherwise.
+    pub executor: Option<ExecutorConfig>,
 }
 
 impl Pipeline {
@@ -184,6 +187,8 @@ pub struct CommandStage {
     pub allow_failure: bool,
     /// Summary used on success.
     pub summary_hint: Option<String>,
+    /// Where it runs: its own `executor`, else its pipeline's; `None` is local.
+    pub executor: Option<ExecutorConfig>,
 }
 
 /// What a failure of a stage does to the rest of the run.

@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod crash;
+pub mod executor;
 pub mod peer_env;
 pub mod repair;
 pub mod resume;

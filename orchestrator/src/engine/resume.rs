@@ -144,11 +144,17 @@ pub fn kill_marked(m: &Manifest, repo: &Path) -> usize {
 }
 
 /// True when `/proc/<pid>/environ` has one of `marks` as a whole entry. Zombies have an empty
-/// environ and are not counted (they run nothing).
+/// environ and are not counted (they run nothing). A process of a Ray stage (a job of a
+/// cluster that runs on this machine) carries the mark too but is not the crashed runner's:
+/// the cluster runs it, and the resumed stage attaches to it.
 fn carries_mark(pid: u32, marks: &[Vec<u8>]) -> bool {
+    let remote = format!("{}=ray", crate::env_vars::EXECUTOR).into_bytes();
     std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-        env.split(|&b| b == 0)
-            .any(|e| marks.iter().any(|m| e == m.as_slice()))
+        let mut entries = env.split(|&b| b == 0);
+        let marked = entries
+            .clone()
+            .any(|e| marks.iter().any(|m| e == m.as_slice()));
+        marked && !entries.any(|e| e == remote.as_slice())
     })
 }
 

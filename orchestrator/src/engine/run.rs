@@ -14,7 +14,9 @@ use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunSta
 use crate::config::StageKind;
 use crate::engine::context::Ctx;
 use crate::engine::schedule::{self, Finished};
-use crate::engine::state::{BoxFuture, ChildRuns, Prepared, RunReport, RunState, Takeover};
+use crate::engine::state::{
+    BoxFuture, ChildRuns, EarlierAttempts, Prepared, RunReport, RunState, Takeover,
+};
 use crate::errors::AppError;
 use crate::plan::Plan;
 use crate::record::layout::{new_resume_token, new_run_id, RunDir};
@@ -58,7 +60,10 @@ pub async fn prepare(
         dir,
         persister,
         depth,
-        vec![false; plan_len],
+        (
+            vec![false; plan_len],
+            vec![EarlierAttempts::default(); plan_len],
+        ),
         lock,
     )
 }
@@ -70,7 +75,7 @@ fn assemble(
     dir: RunDir,
     persister: Persister<Manifest>,
     depth: usize,
-    done: Vec<bool>,
+    (done, earlier): (Vec<bool>, Vec<EarlierAttempts>),
     lock: crate::control::lock::RunLock,
 ) -> Result<Prepared, AppError> {
     // From here on stages can run: a panic must find the run to stop and record it.
@@ -88,6 +93,7 @@ fn assemble(
         runner_log,
         depth,
         done,
+        earlier,
         lock,
         control_seq,
         children: &CHILD_RUNS,
@@ -135,6 +141,15 @@ pub async fn prepare_resume(
         .iter()
         .map(crate::engine::resume::is_done)
         .collect();
+    // Read before `RunResumed` puts interrupted stages back to pending.
+    let earlier = manifest
+        .commands
+        .iter()
+        .map(|c| EarlierAttempts {
+            attempts: c.attempts.unwrap_or(0),
+            interrupted: c.status == CommandStatus::Running,
+        })
+        .collect();
     let persister = Persister::spawn(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
@@ -148,7 +163,7 @@ pub async fn prepare_resume(
         })
         .await?;
     persister.flush().await?;
-    assemble(ctx, plan, dir, persister, depth, done, lock)
+    assemble(ctx, plan, dir, persister, depth, (done, earlier), lock)
 }
 
 fn initial_manifest(
@@ -208,6 +223,7 @@ fn initial_manifest(
                 dropped_chunk_events: None,
                 approval: None,
                 locks: None,
+                executor: None,
                 other: serde_json::Map::new(),
             }
         })

@@ -1,11 +1,12 @@
-//! One command stage: resolve its command, cwd and environment, run its attempts through
-//! `exec` (retries with backoff), then record its end: the error file, the manifest, the event
-//! stream and the reporter. `run_command` reads as those three steps.
+//! One command stage: resolve its command, cwd and environment, run its attempts through its
+//! executor (`exec::Executor`: a local process group or a Ray job; retries with backoff), then
+//! record its end: the error file, the manifest, the event stream and the reporter.
+//! `run_command` reads as those three steps.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exec::{CancelRequest, ExecResult, ExecSpec, LogEvent, Outcome, StageLog};
+use exec::{CancelRequest, ExecResult, ExecSpec, Executor, LogEvent, Outcome, StageLog, Started};
 use serde_json::{json, Map, Value};
 use shared_manifest::schema::ProcessRecord;
 use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish};
@@ -36,8 +37,14 @@ pub async fn run_command(
             return finish_unstarted(&run, pos, &stage, message).await;
         }
     };
+    let executor = match crate::engine::executor::for_stage(&run, &stage, &cmd) {
+        Ok(e) => e,
+        Err(message) => return finish_unstarted(&run, pos, &stage, message).await,
+    };
     let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
-    let (result, attempts) = run_attempts(&run, &stage, &mut began).await?;
+    let first = run.first_attempt(pos, executor.attempts_outlive_the_runner());
+    let (result, attempts) =
+        run_attempts(&run, &stage, &mut began, executor.as_ref(), first).await?;
     record(
         &run,
         &stage,
@@ -110,19 +117,22 @@ fn begin(
     })
 }
 
-/// Runs attempts until one succeeds, the retries are used up or the run is cancelled; returns
-/// the last attempt's result and how many attempts ran.
+/// Runs attempts, numbered from `first`, until one succeeds, the retries are used up or the
+/// run is cancelled; returns the last attempt's result and its number.
 async fn run_attempts(
     run: &RunState,
     stage: &Stage,
     b: &mut Began,
+    executor: &dyn Executor,
+    first: u32,
 ) -> Result<(ExecResult, u32), AppError> {
     let ctx = &run.ctx;
-    let mut attempt = 1u32;
+    let mut attempt = first;
     loop {
-        let result = run_attempt(run, b, attempt).await?;
+        let result = run_attempt(run, b, executor, attempt, first).await?;
         let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
-        if result.succeeded() || cancelled || attempt > stage.retries.count {
+        // The retries are this runner's: a resumed stage gets them all again.
+        if result.succeeded() || cancelled || attempt - first >= stage.retries.count {
             return Ok((result, attempt));
         }
         attempt += 1;
@@ -154,9 +164,15 @@ async fn run_attempts(
     }
 }
 
-/// Spawns one attempt and waits for it. Its start and its process go to the manifest as one
-/// update, queued from `on_spawn` while the stage runs.
-async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<ExecResult, AppError> {
+/// Starts one attempt through `executor` and waits for it. Its start and where it runs (its
+/// process group, or its job on a cluster) go to the manifest while the stage runs.
+async fn run_attempt(
+    run: &RunState,
+    b: &mut Began,
+    executor: &dyn Executor,
+    attempt: u32,
+    first: u32,
+) -> Result<ExecResult, AppError> {
     let ctx = &run.ctx;
     let mut spec = ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index);
     spec.env = b.env.clone();
@@ -166,36 +182,16 @@ async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<Exec
     spec.max_chunk_events = ctx.exec.max_chunk_events;
     // Deferred: a stage that ends within `START_WRITE_DEFER` has its start and its end in one
     // durable write instead of two; a longer one is shown running that much later. Crash
-    // recovery does not wait for it: exec logged the process group to runner.ndjson at the
-    // spawn.
-    let first = attempt == 1;
-    let start = ManifestUpdate::StageStarted {
+    // recovery does not wait for it: exec logged the process group (or the job) to
+    // runner.ndjson when it started.
+    let first = attempt == first;
+    let mut start = ManifestUpdate::StageStarted {
         index: b.index,
         at: crate::time::now(),
         attempt,
         log_path: first.then(|| b.log_rel.clone()),
         command: first.then(|| b.command.clone()),
         process: None,
-    };
-    let persister = run.persister.clone();
-    let recorded = Arc::new(std::sync::Mutex::new(None));
-    let slot = recorded.clone();
-    let mut spawned_start = start.clone();
-    let on_spawn = move |p: &exec::ProcessInfo| {
-        if let ManifestUpdate::StageStarted { process, .. } = &mut spawned_start {
-            *process = Some(ProcessRecord {
-                pid: p.pid,
-                pgid: p.pgid,
-                started_at: p.started_at.clone(),
-                start_ticks: p.start_ticks,
-            });
-        }
-        let task = tokio::spawn(async move {
-            persister
-                .send_deferred(spawned_start, START_WRITE_DEFER)
-                .await
-        });
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     };
     // The peer's `tool_called` pair around each attempt: `started` with the command, then
     // `succeeded`/`failed` with `exit <code>`.
@@ -209,7 +205,40 @@ async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<Exec
         );
     };
     tool_called("started", b.command.clone());
-    let result = exec::run(&spec, &mut b.log, ctx.cancel.subscribe(), on_spawn).await?;
+    let mut cancel = ctx.cancel.subscribe();
+    let running = executor.start(&spec, &mut b.log, &mut cancel).await?;
+    let mut updates = Vec::new();
+    let recorded = match running.started() {
+        None => None,
+        Some(place) => {
+            match place {
+                Started::Process(p) => {
+                    if let ManifestUpdate::StageStarted { process, .. } = &mut start {
+                        *process = Some(ProcessRecord {
+                            pid: p.pid,
+                            pgid: p.pgid,
+                            started_at: p.started_at.clone(),
+                            start_ticks: p.start_ticks,
+                        });
+                    }
+                }
+                Started::Remote(r) => updates.push(ManifestUpdate::StageExecutor {
+                    index: b.index,
+                    record: crate::engine::executor::record(&r),
+                }),
+            }
+            let persister = run.persister.clone();
+            let start = start.clone();
+            Some(tokio::spawn(async move {
+                persister.send_deferred(start, START_WRITE_DEFER).await?;
+                for u in updates {
+                    persister.send_deferred(u, START_WRITE_DEFER).await?;
+                }
+                Ok::<(), shared_manifest::PersistError>(())
+            }))
+        }
+    };
+    let result = running.wait(&mut b.log, cancel).await?;
     tool_called(
         if result.succeeded() {
             "succeeded"
@@ -223,9 +252,8 @@ async fn run_attempt(run: &RunState, b: &mut Began, attempt: u32) -> Result<Exec
                 .map_or_else(|| "null".to_owned(), |c| c.to_string())
         ),
     );
-    // The start lands before the stage's result, always; without a spawn it is sent now.
-    let task = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match task {
+    // The start lands before the stage's result, always; without a start it is sent now.
+    match recorded {
         Some(task) => {
             if let Ok(sent) = task.await {
                 sent?;
@@ -307,6 +335,16 @@ async fn record(
         .write()?;
         Some(run.dir.rel(&path))
     };
+    if let Some(remote) = &result.remote {
+        // Where the final attempt ran, now with its node and final status; in the same
+        // write as the stage's end.
+        run.persister
+            .send(ManifestUpdate::StageExecutor {
+                index,
+                record: crate::engine::executor::record(remote),
+            })
+            .await?;
+    }
     let status = record_end(
         run,
         StageFinish {
@@ -341,10 +379,15 @@ async fn record(
         duration,
         &summary,
     );
-    let detail_kind = if matches!(result.outcome, Outcome::SpawnFailed { .. }) {
-        "error"
-    } else {
-        "failed"
+    let detail_kind = match (&result.outcome, &result.remote) {
+        (Outcome::SpawnFailed { .. }, _) => "error",
+        // The cluster or the job was lost: its own detail, apart from a command that failed.
+        (Outcome::Lost { .. }, Some(r)) => match r.kind {
+            "ray" => "ray-unreachable",
+            _ => "executor-unreachable",
+        },
+        (Outcome::Lost { .. }, None) => "executor-unreachable",
+        _ => "failed",
     };
     Ok(StageEnd {
         event,
@@ -398,6 +441,7 @@ fn failure_line(stage: &Stage, outcome: &Outcome) -> String {
         Outcome::SpawnFailed { message } => {
             format!("Stage '{}' could not start: {message}.", stage.title)
         }
+        Outcome::Lost { message } => format!("Stage '{}' failed: {message}.", stage.title),
     }
 }
 
@@ -468,6 +512,7 @@ fn failure_reason(r: &ExecResult) -> &'static str {
         Outcome::Signaled { .. } => "signal",
         Outcome::Cancelled { .. } => "cancelled",
         Outcome::SpawnFailed { .. } => "spawn_failed",
+        Outcome::Lost { .. } => "executor_lost",
     }
 }
 
@@ -478,6 +523,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::TimedOut { .. } => "timed_out",
         Outcome::Cancelled { .. } => "cancelled",
         Outcome::SpawnFailed { .. } => "spawn_failed",
+        Outcome::Lost { .. } => "lost",
     }
 }
 
@@ -510,8 +556,17 @@ fn error_details(
     if r.stdout.truncated {
         d.insert("stdout_truncated".into(), json!(true));
     }
-    if let Outcome::SpawnFailed { message } = &r.outcome {
+    if let Outcome::SpawnFailed { message } | Outcome::Lost { message } = &r.outcome {
         d.insert("error".into(), json!(message));
+    }
+    if let Some(remote) = &r.remote {
+        d.insert(
+            "executor".into(),
+            json!({
+                "kind": remote.kind, "address": remote.address,
+                "submission_id": remote.submission_id, "node": remote.node,
+            }),
+        );
     }
     d
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared_manifest::schema::{Manifest, ResumeEvent};
 use shared_manifest::Persister;
 
-use crate::config::CommandStage;
+use crate::config::{CommandStage, ExecutorConfig};
 use crate::control::lock::RunLock;
 use crate::engine::context::Ctx;
 use crate::env_vars as ev;
@@ -81,6 +81,9 @@ pub struct RunState {
     pub depth: usize,
     /// Stages already done before this runner started (a resume), by position.
     pub done: Vec<bool>,
+    /// What earlier runners of this run recorded of each stage's attempts, by position (all
+    /// zero for a new run): an executor whose attempts outlive the runner goes on from there.
+    pub earlier: Vec<EarlierAttempts>,
     /// One runner per run: held until the run state is dropped.
     pub lock: RunLock,
     /// `control_seq` of `control.json` when this runner took the run: only later requests
@@ -125,6 +128,18 @@ impl RunState {
         }
     }
 
+    /// The first attempt number of stage `pos` in this runner: 1, except on an executor whose
+    /// attempts outlive the runner (a Ray job). There the numbers go on across resumes, since
+    /// an attempt's id on the cluster is never reused, and an attempt that an earlier runner
+    /// left running (it crashed) is the first one here again, so it is attached to.
+    pub fn first_attempt(&self, pos: usize, outlives_runner: bool) -> u32 {
+        match self.earlier.get(pos) {
+            Some(e) if outlives_runner && e.interrupted && e.attempts > 0 => e.attempts,
+            Some(e) if outlives_runner => e.attempts + 1,
+            _ => 1,
+        }
+    }
+
     /// The variables the runner sets for every stage of this run (the peer's names).
     pub fn run_env(&self) -> Vec<(String, String)> {
         let ctx = &self.ctx;
@@ -151,6 +166,11 @@ impl RunState {
     pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
         let mut env = self.run_env();
         env.extend(self.plan.vars.iter().cloned());
+        if let Some(ExecutorConfig::Ray(ray)) = &cmd.executor {
+            // Below the stage's own `env`: the executor's is the shared default.
+            env.push((ev::EXECUTOR.into(), "ray".into()));
+            env.extend(ray.env.iter().cloned());
+        }
         env.extend(cmd.env.iter().cloned());
         let cwd = match &cmd.cwd {
             Some(c) => {
@@ -169,6 +189,15 @@ impl RunState {
         };
         Ok((cmd.command.clone(), cwd, env))
     }
+}
+
+/// A stage's attempts as an earlier runner of the run recorded them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EarlierAttempts {
+    /// Attempts started.
+    pub attempts: u32,
+    /// The last one was running when that runner stopped (it crashed or was killed).
+    pub interrupted: bool,
 }
 
 /// A run whose directory and manifest exist, not yet executed.

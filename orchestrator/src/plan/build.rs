@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::config::error::Loc;
 use crate::config::vars;
-use crate::config::{Config, ConfigError, Pipeline, StageKind};
+use crate::config::{Config, ConfigError, ExecutorConfig, Pipeline, StageKind};
 use crate::errors::AppError;
 use crate::graph::StageGraph;
 
@@ -72,6 +72,7 @@ pub fn build(
 ) -> Result<Plan, AppError> {
     let reachable = config.reachable(pipeline);
     check_cwd_vars(config, &reachable, cli_vars)?;
+    check_ray_address(&reachable)?;
     super::limits::check_spawn_sizes(config, &reachable, cli_vars)?;
     build_one(config, pipeline, cli_vars, concurrency_flag)
 }
@@ -343,4 +344,20 @@ impl Plan {
     pub fn into_shared(self) -> Arc<Plan> {
         Arc::new(self)
     }
+}
+
+/// With a Ray stage in the pipelines a run may run, `CODEX_ORCHESTRATOR_RAY_ADDRESS` (which
+/// overrides every Ray stage's address) must be an address: a usage error before anything
+/// runs, not a stage failure later.
+fn check_ray_address(reachable: &[&Pipeline]) -> Result<(), AppError> {
+    for p in reachable {
+        for s in &p.stages {
+            if let StageKind::Command(c) = &s.kind {
+                if let Some(ExecutorConfig::Ray(ray)) = &c.executor {
+                    crate::config::executor::ray_address(ray).map_err(AppError::Usage)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
