@@ -194,16 +194,22 @@ impl Job {
         for b in [&mut out, &mut err] {
             em.emit(b.name, &mut b.pending, true, &mut b.tail)?;
         }
-        // The node and the final status, for the record (best effort: the outcome is known).
+        // The node and the final status, for the record. It also tells a stop from outside
+        // the runner (the dashboard: the head answers) from a head that went away.
+        let mut head_answered = true;
         if !matches!(end, End::Lost(_)) {
             let details = match &end {
                 End::Terminal(j) => Some(j.clone()),
-                _ => self
-                    .client
-                    .job(&self.remote.submission_id)
-                    .await
-                    .ok()
-                    .flatten(),
+                _ => match self.client.job(&self.remote.submission_id).await {
+                    Ok(j) => {
+                        head_answered = j.is_some();
+                        j
+                    }
+                    Err(_) => {
+                        head_answered = false;
+                        None
+                    }
+                },
             };
             if let Some(j) = details {
                 if j.driver_node_id.is_some() {
@@ -223,7 +229,7 @@ impl Job {
                 "records of the Ray job's output went missing; its log may be incomplete"
             );
         }
-        let outcome = self.outcome(end, &stop, decoder.records() > 0);
+        let outcome = self.outcome(end, &stop, decoder.records() > 0, head_answered);
         let duration = self.started.elapsed();
         let result = ExecResult {
             outcome,
@@ -496,7 +502,7 @@ impl Job {
     }
 
     /// The attempt's outcome from how following ended.
-    fn outcome(&self, end: End, stop: &Stop, any_record: bool) -> Outcome {
+    fn outcome(&self, end: End, stop: &Stop, any_record: bool, head_answered: bool) -> Outcome {
         let after = self.spec.timeout.unwrap_or_default();
         match end {
             End::Exit(x) => {
@@ -516,7 +522,7 @@ impl Job {
                         code: x.code,
                     };
                 }
-                if x.parent_lost && !stop.cancelled {
+                if (x.parent_lost || (x.stopped && !head_answered)) && !stop.cancelled {
                     return Outcome::Lost {
                         message: self.unreachable(format!(
                             "job `{}` lost its supervisor (was the head or the node stopped?)",

@@ -387,7 +387,7 @@ mod tests {
         let cases = [
             (r#""ray""#, "`c.json`: pipeline `p`, field `executor`: expected an object such as {\"kind\": \"ray\", ...}, found a string"),
             (r#"{}"#, "`c.json`: pipeline `p`, field `executor.kind`: missing (one of: `local`, `ray`)"),
-            (r#"{"kind":"rya"}"#, "`c.json`: pipeline `p`, field `executor.kind`: unknown executor `rya` (one of: `local`, `ray`); did you mean `ray`?"),
+            (r#"{"kind":"rey"}"#, "`c.json`: pipeline `p`, field `executor.kind`: unknown executor `rey` (one of: `local`, `ray`); did you mean `ray`?"),
             (r#"{"kind":"ray","numCPUs":1}"#, "`c.json`: pipeline `p`, field `executor.numCPUs`: unknown key (did you mean `numCpus`?)"),
             (r#"{"kind":"local","address":"http://x:1"}"#, "`c.json`: pipeline `p`, field `executor.address`: unknown key (a local executor has no settings)"),
             (r#"{"kind":"ray","numCpus":-1}"#, "`c.json`: pipeline `p`, field `executor.numCpus`: expected a number >= 0, found -1"),

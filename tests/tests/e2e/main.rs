@@ -3,6 +3,7 @@
 
 mod harness;
 mod pty;
+mod ray_head;
 mod record;
 
 mod bad_input;
@@ -14,6 +15,7 @@ mod history;
 mod names;
 mod numbers;
 mod panic;
+mod ray;
 mod resume;
 mod run_basics;
 mod serve;
