@@ -498,7 +498,9 @@ impl Job {
         for b in [out, err] {
             em.emit(b.name, &mut b.pending, false, &mut b.tail)?;
         }
-        Ok(())
+        // To the file now (a piece of the tail comes about once a second), so followers of
+        // the stage log (`exec`'s live output, `serve`) see the output as it comes.
+        em.log.flush_buffer()
     }
 
     /// The attempt's outcome from how following ended.
