@@ -23,6 +23,7 @@ pub mod env_vars;
 pub mod errors;
 pub mod exit;
 pub mod files;
+pub mod gitstate;
 pub mod graph;
 pub mod history;
 pub mod modes;

@@ -4,20 +4,29 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod delivery_state;
 pub mod document;
 pub mod errors;
+pub mod loop_state;
 pub mod persister;
 pub mod schema;
 pub mod sidecar;
 pub mod state;
 pub mod update;
+pub mod work_record;
 
+pub use delivery_state::{DeliveryEvent, DeliveryPhase, Outcome};
 pub use document::{ApplyError, Document, Rendered, Sidecar};
 pub use errors::{AtomicWriteError, PersistError, ReadError};
+pub use loop_state::{LoopEvent, LoopPhase, LoopResult, LoopStep};
 pub use persister::{Persister, PersisterStats, Targets};
 pub use schema::Manifest;
 pub use sidecar::{read_manifest, read_value, Extensions};
 pub use state::{
     run_outcome, CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase,
 };
-pub use update::{ApprovalDecided, ManifestUpdate, RuntimeRecord, StageFinish};
+pub use update::{
+    ApprovalDecided, DeliveryPatch, DeliveryUpdate, LoopChange, LoopSettings, LoopStart, LoopStop,
+    LoopUpdate, ManifestUpdate, RuntimeRecord, StageFinish,
+};
+pub use work_record::{DeliveryRecord, LoopRecord};

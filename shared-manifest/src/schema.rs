@@ -137,6 +137,10 @@ pub struct Manifest {
     /// The wall-clock budget of each runner that ran the run (start, then every resume).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wall_clock_budgets: Vec<BudgetRecord>,
+    /// The run's deliveries (pipeline `delivery`), in config order; recorded apart from the
+    /// run's status, which a delivery never changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivery: Vec<crate::work_record::DeliveryRecord>,
 
     /// Keys we do not know, written by the peer or another tool: kept, so a resume never
     /// drops them.
@@ -225,6 +229,9 @@ pub struct CommandRecord {
     /// Where a stage that ran on a remote executor (Ray) ran; absent for local stages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorRecord>,
+    /// A loop stage's iterations and where it is (`loop`).
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_record: Option<crate::work_record::LoopRecord>,
 
     /// Keys we do not know, written by the peer or another tool: kept.
     #[serde(flatten)]

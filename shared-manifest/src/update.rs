@@ -10,6 +10,11 @@ use crate::schema::{
 use crate::sidecar::Extensions;
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
 
+mod work;
+pub use work::{
+    DeliveryPatch, DeliveryUpdate, LoopChange, LoopSettings, LoopStart, LoopStop, LoopUpdate,
+};
+
 /// One change to a manifest.
 #[derive(Debug, Clone)]
 pub enum ManifestUpdate {
@@ -165,6 +170,10 @@ pub enum ManifestUpdate {
         /// How long it waited for them.
         waited_ms: u64,
     },
+    /// A loop stage moves on (see `update/work.rs`).
+    Loop(Box<LoopUpdate>),
+    /// A delivery moves on (see `update/work.rs`).
+    Delivery(Box<DeliveryUpdate>),
 }
 
 /// The decision of an approval stage.
@@ -603,6 +612,8 @@ impl Document for Manifest {
                 });
                 self.updated_at = at;
             }
+            ManifestUpdate::Loop(u) => self.apply_loop(*u)?,
+            ManifestUpdate::Delivery(u) => self.apply_delivery(*u)?,
         }
         Ok(())
     }

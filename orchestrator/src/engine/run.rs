@@ -224,6 +224,7 @@ fn initial_manifest(
                 approval: None,
                 locks: None,
                 executor: None,
+                loop_record: None,
                 other: serde_json::Map::new(),
             }
         })
@@ -283,6 +284,7 @@ fn initial_manifest(
         paused: None,
         queue: None,
         wall_clock_budgets: Vec::new(),
+        delivery: Vec::new(),
         other: serde_json::Map::new(),
         extensions: ctx.config.record.extensions,
     }
