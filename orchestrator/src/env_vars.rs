@@ -67,6 +67,15 @@ pub const SERVE_TOKEN: &str = "CODEX_ORCHESTRATOR_SERVE_TOKEN";
 /// Set and not empty: no colour codes in diagnostics (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
+/// Set for a loop's build: the iteration, from 1.
+pub const ITERATION: &str = "CODEX_ORCHESTRATOR_ITERATION";
+/// Set for a loop's build from the second iteration on: the feedback file (JSON).
+pub const FEEDBACK_PATH: &str = "CODEX_ORCHESTRATOR_FEEDBACK_PATH";
+/// Set with `FEEDBACK_PATH`: the same feedback as Markdown.
+pub const FEEDBACK_MARKDOWN_PATH: &str = "CODEX_ORCHESTRATOR_FEEDBACK_MARKDOWN_PATH";
+/// Names the runner sets for a loop's build, beyond [`STAGE_VARIABLES`].
+pub const LOOP_BUILD_VARIABLES: &[&str] = &[ITERATION, FEEDBACK_PATH, FEEDBACK_MARKDOWN_PATH];
+
 /// Names the runner sets for every stage (a stage's `cwd` may use them).
 pub const STAGE_VARIABLES: &[&str] = &[
     MCP_RUNNER_TASK_ID,

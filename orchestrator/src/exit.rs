@@ -10,6 +10,8 @@ pub const USAGE: i32 = 2;
 pub const CONFLICT: i32 = 3;
 /// Storage failure: `.runs` could not be written.
 pub const STORAGE: i32 = 4;
+/// The run succeeded (its gates passed) but a delivery failed (`delivery[]` says which).
+pub const DELIVERY_FAILED: i32 = 5;
 
 /// The runner panicked (a bug): the panic hook recorded what it could and exited.
 pub const PANIC: i32 = 101;

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod delivery;
 pub mod engine;
 pub mod env_vars;
 pub mod errors;

@@ -76,6 +76,8 @@ pub enum Command {
     Version,
     /// Serve a live web dashboard of the runs, with a JSON API, until Ctrl-C.
     Serve(ServeArgs),
+    /// Recompute every digest of a run's evidence bundle; exit 0 only when all match.
+    VerifyEvidence(VerifyEvidenceArgs),
 }
 
 /// Output format.
@@ -162,6 +164,9 @@ pub struct StartArgs {
     /// Write a JUnit XML report of the run to this file when it ends.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<std::path::PathBuf>,
+    /// Skip the pipeline's `delivery` even when the run succeeds (recorded as skipped).
+    #[arg(long)]
+    pub no_deliver: bool,
     /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -257,6 +262,19 @@ pub struct ResumeArgs {
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub repo_config_required: Option<String>,
+    /// Skip the pipeline's `delivery`, as for `start`.
+    #[arg(long)]
+    pub no_deliver: bool,
+}
+
+/// `verify-evidence`.
+#[derive(Debug, Args)]
+pub struct VerifyEvidenceArgs {
+    /// The run directory (`.runs/<task>/cli/<run-id>`) whose `evidence/` to check.
+    pub run_dir: std::path::PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// `cancel`.
@@ -485,6 +503,7 @@ impl StartArgs {
             vars: Vec::new(),
             strict: false,
             junit: None,
+            no_deliver: false,
             repo_config_required: None,
         }
     }

@@ -88,7 +88,7 @@ pub(crate) fn note_runtime_fallback(runtime: &crate::modes::RuntimeDecision) {
 /// (`start` prints it as is, `resume` adds its own).
 pub(crate) fn run_json(report: &crate::engine::state::RunReport) -> serde_json::Value {
     let m = &report.manifest;
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "run_id": m.run_id,
         "status": m.status,
         "artifact_root": m.artifact_root,
@@ -103,7 +103,11 @@ pub(crate) fn run_json(report: &crate::engine::state::RunReport) -> serde_json::
         "issue_log": null,
         "issue_log_error": null,
         "status_detail": m.status_detail,
-    })
+    });
+    if !m.delivery.is_empty() {
+        json["delivery"] = serde_json::to_value(&m.delivery).unwrap_or_default();
+    }
+    json
 }
 
 /// The peer's text block for a finished run (`start`, `resume`, `flow`), for stdout: scripts
@@ -157,13 +161,23 @@ pub(crate) async fn finish_run(
     let report = report?;
     after_run(&report, junit)?;
     let code = match report.manifest.status {
-        shared_manifest::RunStatus::Succeeded => crate::exit::OK,
+        shared_manifest::RunStatus::Succeeded => success_code(&report.manifest),
         shared_manifest::RunStatus::Cancelled => ctx
             .cancel_signal()
             .map_or(crate::exit::RUN_FAILED, crate::exit::interrupted),
         _ => crate::exit::RUN_FAILED,
     };
     Ok((report, code))
+}
+
+/// The exit code of a run that succeeded: 0, or `DELIVERY_FAILED` when its gates passed and
+/// a delivery failed (the one rule: `shared_manifest::delivery_state::outcome`).
+pub(crate) fn success_code(m: &shared_manifest::schema::Manifest) -> i32 {
+    let phases: Vec<_> = m.delivery.iter().map(|d| d.phase).collect();
+    match shared_manifest::delivery_state::outcome(m.status, &phases) {
+        shared_manifest::Outcome::DeliveryFailed => crate::exit::DELIVERY_FAILED,
+        _ => crate::exit::OK,
+    }
 }
 
 /// After a run: the history index is a convenience, so failing to record the run is only a

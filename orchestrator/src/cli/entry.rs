@@ -81,6 +81,7 @@ pub fn main_impl() -> i32 {
                 Ok(exit::OK)
             }
             Command::Serve(args) => super::serve::serve(args).await,
+            Command::VerifyEvidence(args) => super::verify_evidence::verify_evidence(args),
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

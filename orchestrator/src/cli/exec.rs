@@ -136,6 +136,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             concurrency: None,
             vars: Vec::new(),
             executor: None,
+            delivery: Vec::new(),
         }],
         record: Default::default(),
     }

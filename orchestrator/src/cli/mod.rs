@@ -19,5 +19,6 @@ pub mod setup;
 pub mod start;
 pub mod status;
 pub mod values;
+pub mod verify_evidence;
 
 pub use args::*;

@@ -73,6 +73,9 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         &now,
     )?;
     let knobs = ExecKnobs::from_env()?;
+    if !args.no_deliver {
+        crate::delivery::preflight::check(&config, &plan.pipeline, &roots.repo)?;
+    }
     let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
     // A runner that takes no lock (the peer) may be working on it: a fresh heartbeat says so.
     // Refused before anything is killed or written.
@@ -132,6 +135,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         reporter: Reporter::for_terminal(args.progress.choice()),
         cancel,
         fatal: Mutex::new(None),
+        deliver: !args.no_deliver,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;

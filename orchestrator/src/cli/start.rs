@@ -106,6 +106,9 @@ pub async fn launch_with(
         &now,
     )?;
     let knobs = ExecKnobs::from_env()?;
+    if !args.no_deliver {
+        crate::delivery::preflight::check(&config, &plan.pipeline, &roots.repo)?;
+    }
     if let Some(parent) = &args.parent_run {
         super::common::check_run_flag("--parent-run", parent)?;
         if crate::history::find_manifest(&roots.runs, parent).is_none() {
@@ -147,6 +150,7 @@ pub async fn launch_with(
             .unwrap_or_else(|| Reporter::for_terminal(args.progress.choice())),
         cancel,
         fatal: Mutex::new(None),
+        deliver: !args.no_deliver,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;

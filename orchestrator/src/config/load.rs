@@ -19,6 +19,8 @@ use super::model::{
 use super::suggest::did_you_mean;
 use super::validate;
 
+mod loops;
+
 const TOP_KEYS: &[&str] = &[
     "pipelines",
     "stageSets",
@@ -43,6 +45,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "concurrency",
     "vars",
     "executor",
+    "delivery",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
     "kind",
@@ -68,7 +71,7 @@ const COMMAND_KEYS: &[&str] = &[
 ];
 const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
-const KINDS: &[&str] = &["command", "subpipeline", "stage-set"];
+const KINDS: &[&str] = &["command", "subpipeline", "loop", "stage-set"];
 
 /// The largest config file read (16 MiB, hundreds of times a large real config): a bigger
 /// one is refused before it is read, as is anything but a regular file (a FIFO would block,
@@ -442,6 +445,7 @@ impl Walker {
                 ));
             }
         }
+        let delivery = self.deliveries(obj.get("delivery"), &loc)?;
         Ok(Pipeline {
             id,
             title,
@@ -450,6 +454,7 @@ impl Walker {
             concurrency,
             vars,
             executor,
+            delivery,
         })
     }
 
@@ -564,6 +569,15 @@ impl Walker {
                     )?,
                     optional: self.opt_bool(obj, "optional", &loc)?.unwrap_or(false),
                 }
+            }
+            "loop" => {
+                let known: Vec<&str> = STAGE_COMMON_KEYS
+                    .iter()
+                    .chain(loops::LOOP_KEYS)
+                    .copied()
+                    .collect();
+                self.unknown_keys(obj, &known, &loc)?;
+                StageKind::Loop(self.loop_stage(obj, &loc)?)
             }
             "stage-set" => {
                 return Err(self.err(

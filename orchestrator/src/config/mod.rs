@@ -1,5 +1,6 @@
 //! Loading and validating `codex.orchestrator.json`.
 
+pub mod delivery;
 pub mod error;
 pub mod executor;
 mod json;
@@ -16,6 +17,6 @@ pub use error::ConfigError;
 pub use executor::{ExecutorConfig, RayConfig};
 pub use load::{load, parse, Loaded};
 pub use model::{
-    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
-    StageKind,
+    CommandStage, Config, ConfigSource, LoopStage, OnFailure, Pipeline, RecordSettings,
+    RetryPolicy, Stage, StageKind,
 };

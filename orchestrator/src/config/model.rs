@@ -85,10 +85,9 @@ impl Config {
             }
             out.push(p);
             for s in &p.stages {
-                if let StageKind::Subpipeline { pipeline, .. } = &s.kind {
-                    if let Some(child) = by_id.get(pipeline.as_str()) {
-                        todo.push(child);
-                    }
+                // Sub-pipelines and loops' verify pipelines: both run as child runs.
+                if let Some(child) = s.kind.child_pipeline().and_then(|c| by_id.get(c)) {
+                    todo.push(child);
                 }
             }
         }
@@ -117,6 +116,8 @@ pub struct Pipeline {
     pub vars: Vec<(String, String)>,
     /// `executor`: where its command stages run unless a stage says otherwise.
     pub executor: Option<ExecutorConfig>,
+    /// `delivery`: what a succeeded run hands over, in order.
+    pub delivery: Vec<crate::config::delivery::Delivery>,
 }
 
 impl Pipeline {
@@ -170,6 +171,35 @@ pub enum StageKind {
         /// A failure of the child does not fail this run.
         optional: bool,
     },
+    /// Build, verify, feed back, until the verify pipeline passes or a budget is spent.
+    Loop(LoopStage),
+}
+
+impl StageKind {
+    /// The pipeline this stage runs as a child run, if it runs one (a sub-pipeline, or a
+    /// loop's verify pipeline).
+    pub fn child_pipeline(&self) -> Option<&str> {
+        match self {
+            StageKind::Command(_) => None,
+            StageKind::Subpipeline { pipeline, .. } => Some(pipeline),
+            StageKind::Loop(l) => Some(&l.verify),
+        }
+    }
+}
+
+/// The fields of a `loop` stage.
+#[derive(Debug, Clone)]
+pub struct LoopStage {
+    /// The command that builds (an agent, a fixer): a command stage's body.
+    pub build: CommandStage,
+    /// The pipeline run as a child run after each build; the loop ends when it succeeds.
+    pub verify: String,
+    /// Iterations before giving up (`maxIterations`, at least 1, default 3).
+    pub max_iterations: u32,
+    /// Wall-clock budget of the loop (`maxWallClockMs`).
+    pub max_wall_clock: Option<Duration>,
+    /// Stop (`loop-stalled`) when a build changes nothing after a failed verify.
+    pub stop_when_unchanged: bool,
 }
 
 /// The fields of a command stage.

@@ -51,13 +51,13 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
                         .into(),
                 ));
             }
-            if let StageKind::Subpipeline { pipeline, .. } = &s.kind {
-                if !position.contains_key(pipeline.as_str()) {
+            if let Some(pipeline) = s.kind.child_pipeline() {
+                if !position.contains_key(pipeline) {
                     let hint = did_you_mean(pipeline, &ids)
                         .map(|n| format!("; did you mean `{n}`?"))
                         .unwrap_or_default();
                     return Err(err(
-                        ploc.with("stage", &s.id).field("pipeline"),
+                        ploc.with("stage", &s.id).field(child_field(&s.kind)),
                         format!(
                             "unknown pipeline `{pipeline}` (known: {}){hint}",
                             list(&ids)
@@ -73,18 +73,17 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
             )
         })?;
     }
-    // Sub-pipelines: pipeline -> pipelines it runs; a cycle would recurse forever.
+    // Sub-pipelines and loops' verify pipelines: pipeline -> pipelines it runs as child
+    // runs; a cycle would recurse forever (a loop whose verify pipeline contains the loop).
     let edges: Vec<Vec<usize>> = config
         .pipelines
         .iter()
         .map(|p| {
             p.stages
                 .iter()
-                .filter_map(|s| match &s.kind {
-                    StageKind::Subpipeline { pipeline, .. } => {
-                        position.get(pipeline.as_str()).copied()
-                    }
-                    StageKind::Command(_) => None,
+                .filter_map(|s| {
+                    let child = s.kind.child_pipeline()?;
+                    position.get(child).copied()
                 })
                 .collect()
         })
@@ -95,15 +94,18 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
         let via = first
             .stages
             .iter()
-            .find(|s| matches!(&s.kind, StageKind::Subpipeline { pipeline, .. } if pipeline == names[1]))
-            .map(|s| s.id.as_str())
-            .unwrap_or("?");
+            .find(|s| s.kind.child_pipeline() == Some(names[1]));
+        let what = if via.is_some_and(|s| matches!(s.kind, StageKind::Loop(_))) {
+            "a loop's verify pipeline runs the loop again"
+        } else {
+            "sub-pipelines form a cycle"
+        };
         return Err(err(
             Loc::root()
                 .with("pipeline", names[0])
-                .with("stage", via)
-                .field("pipeline"),
-            format!("sub-pipelines form a cycle: {}", names.join(" -> ")),
+                .with("stage", via.map_or("?", |s| s.id.as_str()))
+                .field(via.map_or("pipeline", |s| child_field(&s.kind))),
+            format!("{what}: {}", names.join(" -> ")),
         ));
     }
     Ok(())
@@ -145,16 +147,21 @@ fn check_values(config: &Config) -> Result<(), ConfigError> {
                     "contains control characters",
                 ));
             }
-            let StageKind::Command(c) = &s.kind else {
-                continue;
+            // A loop's build is a command stage's body: the same limits, its fields under
+            // `build.`.
+            let (c, pre) = match &s.kind {
+                StageKind::Command(c) => (c, ""),
+                StageKind::Loop(l) => (&l.build, "build."),
+                StageKind::Subpipeline { .. } => continue,
             };
             let sloc = ploc.with("stage", &s.id);
+            let field = |name: &str| sloc.field(&format!("{pre}{name}"));
             if c.command.contains('\0') {
-                return Err(err(sloc.field("command"), NUL));
+                return Err(err(field("command"), NUL));
             }
             if c.command.len() > MAX_ARG_BYTES {
                 return Err(err(
-                    sloc.field("command"),
+                    field("command"),
                     &format!(
                         "is {} bytes, over the {MAX_ARG_BYTES} a process takes in one argument (put it in a script)",
                         c.command.len()
@@ -162,10 +169,10 @@ fn check_values(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
             if c.cwd.as_deref().is_some_and(|d| d.contains('\0')) {
-                return Err(err(sloc.field("cwd"), NUL));
+                return Err(err(field("cwd"), NUL));
             }
             for (k, v) in &c.env {
-                let floc = sloc.field(&format!("env.{}", k.escape_debug()));
+                let floc = field(&format!("env.{}", k.escape_debug()));
                 if k.is_empty() {
                     return Err(err(floc, "an environment variable needs a name"));
                 }
@@ -190,4 +197,12 @@ fn check_values(config: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The field that names a stage's child pipeline.
+fn child_field(kind: &StageKind) -> &'static str {
+    match kind {
+        StageKind::Loop(_) => "verify",
+        _ => "pipeline",
+    }
 }

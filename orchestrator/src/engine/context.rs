@@ -46,6 +46,8 @@ pub struct Ctx {
     pub cancel: watch::Sender<CancelRequest>,
     /// The first fatal error (storage), which decides the exit code over the run outcome.
     pub fatal: Mutex<Option<AppError>>,
+    /// Deliver a run that succeeded (pipeline `delivery`); `--no-deliver` clears it.
+    pub deliver: bool,
 }
 
 /// Exec settings from the environment.
@@ -146,6 +148,46 @@ impl Ctx {
                 (signal != 0).then_some(signal)
             }
         }
+    }
+
+    /// A context for one child run that can be stopped on its own (a loop's verify run at the
+    /// loop's deadline): the same settings, its own cancellation and fatal-error slot. The
+    /// parent's cancellation reaches it through the task this returns, which the caller aborts
+    /// when the child run is over; the child's fatal error is the caller's to pass on.
+    pub fn for_child(&self) -> (Arc<Ctx>, tokio::task::JoinHandle<()>) {
+        let (cancel, _) = watch::channel(*self.cancel.borrow());
+        let child = Arc::new(Ctx {
+            roots: self.roots.clone(),
+            config: self.config.clone(),
+            task: self.task.clone(),
+            cli_vars: self.cli_vars.clone(),
+            peer_env: self.peer_env.clone(),
+            concurrency_flag: self.concurrency_flag,
+            approval_policy: self.approval_policy.clone(),
+            runtime: self.runtime.clone(),
+            execution: self.execution.clone(),
+            exec: self.exec,
+            reporter: self.reporter.clone(),
+            cancel,
+            fatal: Mutex::new(None),
+            deliver: false,
+        });
+        let mut parent = self.cancel.subscribe();
+        let to = child.clone();
+        let forward = tokio::spawn(async move {
+            // Every level the parent reaches (graceful, then immediate) reaches the child.
+            while parent.changed().await.is_ok() {
+                let level = *parent.borrow_and_update();
+                to.cancel.send_if_modified(|c| {
+                    let escalate = level != CancelRequest::None && *c != level;
+                    if escalate {
+                        *c = level;
+                    }
+                    escalate
+                });
+            }
+        });
+        (child, forward)
     }
 
     /// True when stages must stop (signal or fatal error).

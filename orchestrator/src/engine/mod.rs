@@ -6,6 +6,7 @@
 pub mod context;
 pub mod crash;
 pub mod executor;
+pub mod loop_stage;
 pub mod peer_env;
 pub mod repair;
 pub mod resume;

@@ -189,6 +189,16 @@ fn initial_manifest(
                         .map(crate::time::millis),
                 ),
                 StageKind::Subpipeline { .. } => (None, ManifestKind::Subpipeline, None),
+                // The peer's schema knows commands and sub-pipelines: a loop is recorded as the
+                // command it runs (its build), its iterations in our `loop` extension.
+                StageKind::Loop(l) => (
+                    Some(l.build.command.clone()),
+                    ManifestKind::Command,
+                    l.build
+                        .timeout
+                        .or(ctx.exec.default_timeout)
+                        .map(crate::time::millis),
+                ),
             };
             CommandRecord {
                 index: i + 1,
@@ -441,6 +451,21 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             summary,
         })
         .await?;
+    // Only a top-level run that succeeded delivers, after its verdict is recorded; a failed
+    // delivery is recorded apart and never changes that verdict.
+    if run.depth == 0 && event == RunEvent::Succeed && !run.plan.pipeline.delivery.is_empty() {
+        let deliverer = crate::delivery::Deliverer {
+            dir: &run.dir,
+            task: &ctx.task,
+            persister: &run.persister,
+            events: &run.events,
+            reporter: &ctx.reporter,
+            config: &ctx.config,
+            plan: &run.plan,
+        };
+        let skip = (!ctx.deliver).then_some("skipped: --no-deliver");
+        crate::delivery::deliver(&deliverer, skip).await?;
+    }
     let status = match event {
         RunEvent::Succeed => "succeeded",
         RunEvent::Cancel => "cancelled",

@@ -74,6 +74,9 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                                 )
                                 .await
                             }
+                            StageKind::Loop(l) => {
+                                crate::engine::loop_stage::run_loop(run2, pos, stage, l).await
+                            }
                         };
                         (pos, end)
                     });

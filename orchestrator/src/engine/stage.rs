@@ -43,8 +43,9 @@ pub async fn run_command(
     };
     let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
     let first = run.first_attempt(pos, executor.attempts_outlive_the_runner());
+    let start = stage_start_record(began.index, began.log_rel.clone(), began.command.clone());
     let (result, attempts) =
-        run_attempts(&run, &stage, &mut began, executor.as_ref(), first).await?;
+        run_attempts(&run, &stage, &mut began, executor.as_ref(), first, start).await?;
     record(
         &run,
         &stage,
@@ -57,18 +58,39 @@ pub async fn run_command(
     .await
 }
 
-/// A stage whose log is open and whose start is announced.
-struct Began {
+/// A command whose log is open: what runs, where, and how it is recorded.
+pub(crate) struct Began {
     /// 1-based stage index.
-    index: usize,
-    command: String,
-    cwd: std::path::PathBuf,
-    env: Vec<(String, String)>,
+    pub(crate) index: usize,
+    pub(crate) command: String,
+    pub(crate) cwd: std::path::PathBuf,
+    pub(crate) env: Vec<(String, String)>,
     /// Its timeout: `timeoutMs`, else the run-wide default.
-    timeout: Option<Duration>,
-    log: StageLog,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) log: StageLog,
     /// The log's path relative to the repo, as the record spells it.
-    log_rel: String,
+    pub(crate) log_rel: String,
+}
+
+/// What an attempt's start records in the manifest, given the attempt number, whether it is
+/// the first this runner starts, and its local process (`None` when it runs elsewhere or never
+/// started): a command stage's `StageStarted`, a loop build's process. Shared with the task
+/// that sends it once the attempt has started.
+pub(crate) type StartRecord =
+    Arc<dyn Fn(u32, bool, Option<ProcessRecord>) -> Option<ManifestUpdate> + Send + Sync>;
+
+/// The `StageStarted` record of a command stage's attempt.
+fn stage_start_record(index: usize, log_rel: String, command: String) -> StartRecord {
+    Arc::new(move |attempt, first, process| {
+        Some(ManifestUpdate::StageStarted {
+            index,
+            at: crate::time::now(),
+            attempt,
+            log_path: first.then(|| log_rel.clone()),
+            command: first.then(|| command.clone()),
+            process,
+        })
+    })
 }
 
 /// Opens the stage's log and announces its start (events, progress, log).
@@ -82,7 +104,6 @@ fn begin(
     let ctx = &run.ctx;
     let log_abs = run.dir.stage_log(index, &stage.id);
     let log_rel = run.dir.rel(&log_abs);
-    let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
     run.emit(
         "step_started",
         json!({
@@ -97,10 +118,24 @@ fn begin(
         &stage.id,
         &command,
     );
+    let timeout = cmd.timeout.or(ctx.exec.default_timeout);
+    open_log(run, index, &log_abs, (command, cwd, env), timeout)
+}
+
+/// Opens (appends to) a command's log at `log_abs` and writes its start: the path every
+/// command of a run goes through, stages and loop builds alike.
+pub(crate) fn open_log(
+    run: &RunState,
+    index: usize,
+    log_abs: &std::path::Path,
+    (command, cwd, env): Resolved,
+    timeout: Option<Duration>,
+) -> Result<Began, AppError> {
+    let log_rel = run.dir.rel(log_abs);
+    let mut log = StageLog::open(log_abs, index, run.runner_log.clone(), log_rel.clone())?;
     log.write(&LogEvent::CommandStart {
         command: command.clone(),
     })?;
-    let timeout = cmd.timeout.or(ctx.exec.default_timeout);
     if let Some(t) = timeout {
         log.write_runner_only(&LogEvent::CommandConfig {
             timeout_ms: crate::time::millis(t),
@@ -118,18 +153,20 @@ fn begin(
 }
 
 /// Runs attempts, numbered from `first`, until one succeeds, the retries are used up or the
-/// run is cancelled; returns the last attempt's result and its number.
-async fn run_attempts(
+/// run is cancelled; returns the last attempt's result and its number. `start` says what each
+/// attempt's start records.
+pub(crate) async fn run_attempts(
     run: &RunState,
     stage: &Stage,
     b: &mut Began,
     executor: &dyn Executor,
     first: u32,
+    start: StartRecord,
 ) -> Result<(ExecResult, u32), AppError> {
     let ctx = &run.ctx;
     let mut attempt = first;
     loop {
-        let result = run_attempt(run, b, executor, attempt, first).await?;
+        let result = run_attempt(run, b, executor, attempt, first, &start).await?;
         let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
         // The retries are this runner's: a resumed stage gets them all again.
         if result.succeeded() || cancelled || attempt - first >= stage.retries.count {
@@ -172,6 +209,7 @@ async fn run_attempt(
     executor: &dyn Executor,
     attempt: u32,
     first: u32,
+    start_record: &StartRecord,
 ) -> Result<ExecResult, AppError> {
     let ctx = &run.ctx;
     let mut spec = ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index);
@@ -185,14 +223,6 @@ async fn run_attempt(
     // recovery does not wait for it: exec logged the process group (or the job) to
     // runner.ndjson when it started.
     let first = attempt == first;
-    let mut start = ManifestUpdate::StageStarted {
-        index: b.index,
-        at: crate::time::now(),
-        attempt,
-        log_path: first.then(|| b.log_rel.clone()),
-        command: first.then(|| b.command.clone()),
-        process: None,
-    };
     // The peer's `tool_called` pair around each attempt: `started` with the command, then
     // `succeeded`/`failed` with `exit <code>`.
     let tool_called = |status: &str, message: String| {
@@ -211,16 +241,15 @@ async fn run_attempt(
     let recorded = match running.started() {
         None => None,
         Some(place) => {
+            let mut process = None;
             match place {
                 Started::Process(p) => {
-                    if let ManifestUpdate::StageStarted { process, .. } = &mut start {
-                        *process = Some(ProcessRecord {
-                            pid: p.pid,
-                            pgid: p.pgid,
-                            started_at: p.started_at.clone(),
-                            start_ticks: p.start_ticks,
-                        });
-                    }
+                    process = Some(ProcessRecord {
+                        pid: p.pid,
+                        pgid: p.pgid,
+                        started_at: p.started_at.clone(),
+                        start_ticks: p.start_ticks,
+                    });
                 }
                 Started::Remote(r) => updates.push(ManifestUpdate::StageExecutor {
                     index: b.index,
@@ -228,9 +257,11 @@ async fn run_attempt(
                 }),
             }
             let persister = run.persister.clone();
-            let start = start.clone();
+            let start = start_record(attempt, first, process);
             Some(tokio::spawn(async move {
-                persister.send_deferred(start, START_WRITE_DEFER).await?;
+                if let Some(start) = start {
+                    persister.send_deferred(start, START_WRITE_DEFER).await?;
+                }
                 for u in updates {
                     persister.send_deferred(u, START_WRITE_DEFER).await?;
                 }
@@ -259,7 +290,11 @@ async fn run_attempt(
                 sent?;
             }
         }
-        None => run.persister.send(start).await?,
+        None => {
+            if let Some(start) = start_record(attempt, first, None) {
+                run.persister.send(start).await?;
+            }
+        }
     }
     Ok(result)
 }
@@ -516,7 +551,7 @@ fn failure_reason(r: &ExecResult) -> &'static str {
     }
 }
 
-fn outcome_name(o: &Outcome) -> &'static str {
+pub(crate) fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Exited { .. } => "exited",
         Outcome::Signaled { .. } => "signaled",

@@ -112,7 +112,17 @@ impl Git {
         Err(GitError::Failed {
             args: shown,
             code: out.status.code().unwrap_or(-1),
-            stderr: stderr.trim().chars().take(1000).collect(),
+            // One line: it ends up in summaries and error records.
+            stderr: stderr
+                .trim()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" / ")
+                .chars()
+                .take(1000)
+                .collect(),
         })
     }
 

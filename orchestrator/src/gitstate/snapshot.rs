@@ -85,6 +85,8 @@ pub struct SnapshotOptions {
     /// Extra variables for the git processes (the run marks them with its id, so that a
     /// resume can find what a killed runner left running).
     pub env: Vec<(String, String)>,
+    /// Where the temporary index goes; default: the system's temp directory.
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// Takes a snapshot of the working tree containing `dir` (git), or of `dir` itself.
@@ -160,7 +162,8 @@ fn worktree_tree(git: &Git, top: &Path, opts: &SnapshotOptions) -> Result<String
         std::process::id(),
         rand::rng().random::<u64>()
     );
-    let temp = TempIndex(std::env::temp_dir().join(name));
+    let dir = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let temp = TempIndex(dir.join(name));
     let index = PathBuf::from(git.text(["rev-parse", "--git-path", "index"])?);
     let index = if index.is_absolute() {
         index
@@ -184,10 +187,17 @@ fn worktree_tree(git: &Git, top: &Path, opts: &SnapshotOptions) -> Result<String
     let top_real = std::fs::canonicalize(top).unwrap_or_else(|_| top.to_owned());
     let mut args: Vec<String> = vec!["add".into(), "-A".into(), "--".into(), ".".into()];
     for ex in canonical_all(&opts.exclude) {
-        if let Ok(rel) = ex.strip_prefix(&top_real) {
-            if !rel.as_os_str().is_empty() {
-                args.push(format!(":(exclude,literal){}", rel.to_string_lossy()));
-            }
+        let Ok(rel) = ex.strip_prefix(&top_real) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().into_owned();
+        // An ignored directory is left out anyway, and naming it in a pathspec makes
+        // `git add` fail ("paths are ignored"): exclude only what git would add.
+        let ignored = git
+            .run(["check-ignore", "-q", "--no-index", "--", &rel])
+            .is_ok();
+        if !rel.is_empty() && !ignored {
+            args.push(format!(":(exclude,literal){rel}"));
         }
     }
     git.run(&args)?;

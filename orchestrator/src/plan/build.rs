@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::config::error::Loc;
 use crate::config::vars;
-use crate::config::{Config, ConfigError, ExecutorConfig, Pipeline, StageKind};
+use crate::config::{CommandStage, Config, ConfigError, ExecutorConfig, Pipeline, StageKind};
 use crate::errors::AppError;
 use crate::graph::StageGraph;
 
@@ -87,6 +87,7 @@ pub fn build_one(
     concurrency_flag: Option<u32>,
 ) -> Result<Plan, AppError> {
     let vars = runner_vars(pipeline, cli_vars);
+    super::work::check_delivery_templates(config, pipeline, &vars)?;
     let graph = pipeline.graph().map_err(|e| {
         AppError::Config(ConfigError::Invalid {
             path: config.path.clone(),
@@ -144,23 +145,31 @@ fn check_cwd_vars(
     for p in reachable {
         let vars = runner_vars(p, cli);
         for s in &p.stages {
-            let StageKind::Command(c) = &s.kind else {
-                continue;
+            let (c, extra): (&CommandStage, &[&str]) = match &s.kind {
+                StageKind::Command(c) => (c, &[]),
+                StageKind::Loop(l) => (&l.build, crate::env_vars::LOOP_BUILD_VARIABLES),
+                StageKind::Subpipeline { .. } => continue,
             };
             let Some(cwd) = &c.cwd else { continue };
             let look = |name: &str| {
                 let defined = vars.iter().chain(&c.env).any(|(n, _)| n == name)
                     || crate::env_vars::STAGE_VARIABLES.contains(&name)
+                    || extra.contains(&name)
                     || std::env::var_os(name).is_some();
                 defined.then(String::new)
             };
             if let Err(e) = vars::expand_cwd(cwd, look) {
+                let field = if matches!(s.kind, StageKind::Loop(_)) {
+                    "build.cwd"
+                } else {
+                    "cwd"
+                };
                 return Err(AppError::Config(ConfigError::Invalid {
                     path: config.path.clone(),
                     location: Loc::root()
                         .with("pipeline", &p.id)
                         .with("stage", &s.id)
-                        .field("cwd")
+                        .field(field)
                         .render(),
                     message: e.to_string(),
                 }));
@@ -228,6 +237,7 @@ impl Plan {
                         "pipeline": pipeline,
                         "optional": optional,
                     }),
+                    StageKind::Loop(l) => super::work::loop_json(i + 1, s, l, &self.stage_vars(&l.build)),
                 };
                 let obj = v.as_object_mut().expect("built as an object");
                 obj.insert("dependsOn".into(), json!(deps));
@@ -261,7 +271,7 @@ impl Plan {
                     .map(move |&j| [p.stages[j].id.as_str(), p.stages[i].id.as_str()])
             })
             .collect();
-        json!({
+        let mut out = json!({
             "pipeline": {
                 "id": p.id,
                 "title": p.title,
@@ -278,7 +288,11 @@ impl Plan {
                 "levels": levels,
                 "edges": edges,
             },
-        })
+        });
+        if !p.delivery.is_empty() {
+            out["delivery"] = super::work::delivery_json(&p.delivery);
+        }
+        out
     }
 
     /// Human rendering for `plan` without `--format json`.
@@ -303,6 +317,10 @@ impl Plan {
                 let what = match &s.kind {
                     StageKind::Command(c) => c.command.clone(),
                     StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
+                    StageKind::Loop(l) => format!(
+                        "(loop: build `{}`, verify with {}, at most {} iterations)",
+                        l.build.command, l.verify, l.max_iterations
+                    ),
                 };
                 let deps: Vec<&str> = self.graph.deps[i]
                     .iter()

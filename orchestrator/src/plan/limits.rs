@@ -51,8 +51,10 @@ pub(crate) fn check_spawn_sizes(
             .map(|(k, v)| cost(k.len() + 1 + v.len()))
             .sum();
         for s in &p.stages {
-            let StageKind::Command(c) = &s.kind else {
-                continue;
+            let c = match &s.kind {
+                StageKind::Command(c) => c,
+                StageKind::Loop(l) => &l.build,
+                StageKind::Subpipeline { .. } => continue,
             };
             let env: usize = c.env.iter().map(|(k, v)| cost(k.len() + 1 + v.len())).sum();
             let total = inherited + vars + env + cost(c.command.len());

@@ -3,6 +3,7 @@
 pub mod build;
 mod limits;
 pub mod target;
+mod work;
 
 pub use crate::graph::{GraphError, StageGraph};
 pub use build::{build, build_one, parse_cli_vars, runner_vars, select, Plan};

@@ -251,6 +251,23 @@ impl RunDir {
         self.errors_dir()
             .join(format!("{index:02}-{}.json", slug(id)))
     }
+    /// `commands/NN-<slug>.iteration-K.ndjson`: the build log of a loop's iteration K.
+    pub fn loop_build_log(&self, index: usize, id: &str, iteration: u32) -> PathBuf {
+        self.commands_dir().join(format!(
+            "{index:02}-{}.iteration-{iteration}.ndjson",
+            slug(id)
+        ))
+    }
+    /// `loop/NN-<slug>/`: a loop stage's feedback files and snapshot listings.
+    pub fn loop_dir(&self, index: usize, id: &str) -> PathBuf {
+        self.dir
+            .join("loop")
+            .join(format!("{index:02}-{}", slug(id)))
+    }
+    /// `evidence/`: the bundle delivery's evidence directory.
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.dir.join("evidence")
+    }
     /// `.runs/<task>/mcp/<run>`.
     pub fn mcp_dir(&self) -> PathBuf {
         self.task_dir.join("mcp").join(&self.run_id)

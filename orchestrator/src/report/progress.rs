@@ -181,6 +181,30 @@ impl Reporter {
             .insert((label.to_owned(), index), bar);
     }
 
+    /// A running stage says where it is (a loop: `iteration 2/5: verifying`): the spinner's
+    /// message on a terminal, a line otherwise.
+    pub fn stage_progress(
+        &self,
+        label: &str,
+        (index, total): (usize, usize),
+        id: &str,
+        text: &str,
+    ) {
+        if let Some(live) = &self.live {
+            let running = live.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(bar) = running.get(&(label.to_owned(), index)) {
+                bar.set_message(format!("{label}[{index:02}/{total:02}] {id} — {text}"));
+                return;
+            }
+        }
+        self.line(format!("{label}[{index:02}/{total:02}] {id}: {text}"));
+    }
+
+    /// A line of its own (deliveries, notes), above a live display.
+    pub fn note(&self, text: &str) {
+        self.line(text.to_owned());
+    }
+
     /// A stage will be retried.
     pub fn stage_retry(&self, label: &str, index: usize, id: &str, attempt: u32, delay: Duration) {
         self.line(format!(

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary in temp directories. One test binary (faster to link);
 //! modules group the tests by feature.
 
+mod gitrepo;
 mod harness;
 mod pty;
 mod ray_head;
@@ -10,8 +11,11 @@ mod bad_input;
 mod crash;
 mod dead_output;
 mod deep;
+mod delivery;
 mod graph;
 mod history;
+mod loops;
+mod loops_crash;
 mod names;
 mod numbers;
 mod panic;

@@ -39,7 +39,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn opts(exclude: &[&Path]) -> SnapshotOptions {
     SnapshotOptions {
         exclude: exclude.iter().map(|p| p.to_path_buf()).collect(),
-        env: Vec::new(),
+        ..SnapshotOptions::default()
     }
 }
 
@@ -99,14 +99,13 @@ fn untracked_and_unstaged_files_count_and_the_users_index_is_untouched() {
     );
     assert_eq!(blob, "changed after staging");
     // No temporary index is left behind.
-    let leftovers = std::fs::read_dir(std::env::temp_dir())
-        .expect("tmp")
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with(&format!("co-snapshot-{}-", std::process::id()))
-        })
-        .count();
+    let scratch = tempfile::tempdir().expect("scratch");
+    let with_scratch = SnapshotOptions {
+        temp_dir: Some(scratch.path().to_owned()),
+        ..opts(&[])
+    };
+    assert_eq!(take(r.path(), &with_scratch).expect("again").tree, s.tree);
+    let leftovers = std::fs::read_dir(scratch.path()).expect("scratch").count();
     assert_eq!(leftovers, 0);
 }
 
