@@ -88,6 +88,8 @@ pub const STAGE_VARIABLES: &[&str] = &[
     DESIGN_CONFIG_PATH,
 ];
 
+/// `--failure-output`'s default: `tail`, `full` or `never`.
+pub const FAILURE_OUTPUT: &str = "CODEX_ORCHESTRATOR_FAILURE_OUTPUT";
 /// The terminal type: `dumb` or unset means no live display (plain lines).
 pub const TERM: &str = "TERM";
 /// `0`: no colour (unless forced).

@@ -76,6 +76,8 @@ pub enum Command {
     Version,
     /// Serve a live web dashboard of the runs, with a JSON API, until Ctrl-C.
     Serve(ServeArgs),
+    /// A stage's output, byte for byte as it wrote it (`--follow` while it runs).
+    Logs(LogsArgs),
 }
 
 /// Output format.
@@ -88,15 +90,23 @@ pub enum Format {
     Json,
 }
 
-/// `--interactive` / `--no-interactive`, shared by every verb that runs stages.
+/// Progress and failure output, shared by every verb that runs stages.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ProgressArgs {
-    /// Live progress display (default: when stderr is a terminal; off a terminal, plain lines).
+    /// Live progress display (default: when stderr is a terminal that can redraw; plain lines
+    /// on a pipe, a file, `TERM=dumb` or without `TERM`).
     #[arg(long, visible_alias = "ui", overrides_with = "no_interactive")]
     pub interactive: bool,
     /// Plain progress lines, one per stage transition.
     #[arg(long, overrides_with = "interactive")]
     pub no_interactive: bool,
+    /// A failed stage's output under its line and in the end summary: `tail` (its last lines
+    /// of stderr, of stdout when stderr is empty), `full`, or `never`.
+    #[arg(long, value_enum, value_name = "WHEN", env = crate::env_vars::FAILURE_OUTPUT)]
+    pub failure_output: Option<crate::report::display::FailureOutput>,
+    /// Lines shown by `--failure-output tail` [default: 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
+    pub failure_output_lines: Option<u32>,
 }
 
 impl ProgressArgs {
@@ -106,6 +116,18 @@ impl ProgressArgs {
             (true, _) => Some(true),
             (_, true) => Some(false),
             _ => None,
+        }
+    }
+
+    /// What the flags ask of the display.
+    pub fn request(self) -> crate::report::display::Request {
+        let default = crate::report::display::Request::default();
+        crate::report::display::Request {
+            interactive: self.choice(),
+            failure_output: self.failure_output.unwrap_or(default.failure_output),
+            failure_lines: self
+                .failure_output_lines
+                .map_or(default.failure_lines, |n| n as usize),
         }
     }
 }
@@ -420,6 +442,39 @@ pub struct ExecArgs {
         value_name = "ARGS"
     )]
     pub raw: Vec<String>,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// `[RUN] [STAGE]`: the run (id, unique prefix or `latest`; default the newest) and the
+    /// stage (id or 1-based index; default every stage). With `--run`/`--last`, only STAGE.
+    #[arg(value_name = "RUN|STAGE", num_args = 0..=2)]
+    pub names: Vec<String>,
+    /// The run, as the positional RUN.
+    #[arg(long, value_name = "RUN", conflicts_with = "last")]
+    pub run: Option<String>,
+    /// The newest run (of `--task` when given).
+    #[arg(long)]
+    pub last: bool,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only this stream, on stdout (default: stdout to stdout, stderr to stderr).
+    #[arg(long, value_enum)]
+    pub stream: Option<LogStream>,
+    /// Keep printing new output until the stage ends.
+    #[arg(long, short = 'F')]
+    pub follow: bool,
+}
+
+/// `logs --stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
 }
 
 /// `flow`.

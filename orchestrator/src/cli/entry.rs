@@ -81,6 +81,7 @@ pub fn main_impl() -> i32 {
                 Ok(exit::OK)
             }
             Command::Serve(args) => super::serve::serve(args).await,
+            Command::Logs(args) => super::logs::logs(args),
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

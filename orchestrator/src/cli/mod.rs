@@ -8,6 +8,7 @@ pub mod entry;
 pub mod exec;
 pub mod exec_args;
 pub mod flow;
+pub mod logs;
 pub mod peer_flags;
 pub mod plan;
 pub mod report;

@@ -129,7 +129,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         runtime,
         execution,
         exec: knobs,
-        reporter: Reporter::for_terminal(args.progress.choice()),
+        reporter: Reporter::new(args.progress.request()),
         cancel,
         fatal: Mutex::new(None),
     });

@@ -144,7 +144,7 @@ pub async fn launch_with(
         exec: knobs,
         reporter: hooks
             .reporter
-            .unwrap_or_else(|| Reporter::for_terminal(args.progress.choice())),
+            .unwrap_or_else(|| Reporter::new(args.progress.request())),
         cancel,
         fatal: Mutex::new(None),
     });

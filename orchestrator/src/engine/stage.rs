@@ -379,6 +379,17 @@ async fn record(
         duration,
         &summary,
     );
+    if event == CommandEvent::Fail {
+        ctx.reporter.stage_failed(
+            &run.label(),
+            index,
+            &stage.id,
+            &summary,
+            &run.dir.stage_log(index, &stage.id),
+            &b.log_rel,
+            &result,
+        );
+    }
     let detail_kind = match (&result.outcome, &result.remote) {
         (Outcome::SpawnFailed { .. }, _) => "error",
         // The cluster or the job was lost: its own detail, apart from a command that failed.

@@ -15,6 +15,11 @@ pub const CONFIG_FILE: &str = "codex.orchestrator.json";
 /// carrying it through every call that builds `Roots` would thread it through the engine).
 static CONFIG_FLAG: OnceLock<PathBuf> = OnceLock::new();
 
+/// `-f/--config PATH` as given, if it was (the end summary repeats it in the resume command).
+pub fn config_flag() -> Option<&'static PathBuf> {
+    CONFIG_FLAG.get()
+}
+
 /// Remembers `-f/--config PATH` for every later [`Roots::from_env`].
 pub fn set_config_flag(path: PathBuf) {
     let _ = CONFIG_FLAG.set(path);

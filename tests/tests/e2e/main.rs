@@ -10,6 +10,7 @@ mod bad_input;
 mod crash;
 mod dead_output;
 mod deep;
+mod display;
 mod graph;
 mod history;
 mod names;
