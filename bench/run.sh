@@ -12,7 +12,7 @@
 #   --no-peer       skip the peer (our figures and the floors only)
 #   --no-build      use the existing target/release/codex-orchestrator (or $BENCH_BIN)
 #   --keep          keep the temp directory (printed at the end)
-# Environment: BENCH_BIN (our binary), PEER_BIN (the peer's CLI; default: shared/tools/peer.sh),
+# Environment: BENCH_BIN (our binary), PEER_BIN (the peer's CLI; default: installed with npm into ~/.cache),
 #   TMPDIR (where the temp directories go).
 #
 # Every timed run gets a fresh `.runs` (removed before the run, outside the timing). Runs of
@@ -121,13 +121,16 @@ if [ "$PEER" = 1 ]; then
   elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     say "skipping the peer: node/npm not found"; PEER=0
   else
-    PEER_TOOL="$ROOT/../shared/tools/peer.sh"
-    [ -f "$PEER_TOOL" ] || PEER_TOOL="/work/shared/tools/peer.sh"
-    if [ -f "$PEER_TOOL" ]; then
-      say "installing the peer ($PEER_TOOL)"
-      PEER_CLI="$(bash "$PEER_TOOL")" || { say "skipping the peer: peer.sh failed"; PEER=0; }
-    else
-      say "skipping the peer: shared/tools/peer.sh not found"; PEER=0
+    # The peer is installed here, with npm, into the cache .ci/run uses too: the repository
+    # needs nothing outside itself.
+    peer_cache="${XDG_CACHE_HOME:-$HOME/.cache}/codex-orchestrator-peer/0.2.1"
+    PEER_CLI="$peer_cache/node_modules/.bin/codex-orchestrator"
+    if [ ! -x "$PEER_CLI" ]; then
+      say "installing the peer (npm @kbediako/codex-orchestrator@0.2.1 into $peer_cache)"
+      mkdir -p "$peer_cache"
+      (cd "$peer_cache" && { [ -f package.json ] || npm init -y >/dev/null 2>&1; } \
+        && npm i --no-audit --no-fund "@kbediako/codex-orchestrator@0.2.1" >&2) \
+        || { say "skipping the peer: npm install failed"; PEER=0; }
     fi
   fi
   if [ "$PEER" = 1 ] && [ ! -x "$PEER_CLI" ]; then say "skipping the peer: $PEER_CLI is not executable"; PEER=0; fi

@@ -7,7 +7,12 @@ pub use super::peer_flags::{InertArgs, IssueArgs, TargetArgs};
 /// Runs pipelines of shell stages from `codex.orchestrator.json` and records every run under
 /// `.runs/<task>/cli/<run-id>/`.
 #[derive(Debug, Parser)]
-#[command(name = "codex-orchestrator", version, about)]
+#[command(
+    name = "codex-orchestrator",
+    version,
+    about = super::help::ABOUT,
+    long_about = super::help::LONG_ABOUT
+)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -55,29 +60,43 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline (default: `defaultPipeline`, else `diagnostics`).
+    #[command(after_help = super::help::ENV_RUNNING)]
     Start(StartArgs),
     /// Show a pipeline's stages and graph without running anything.
+    #[command(after_help = super::help::ENV_QUERY)]
     Plan(PlanArgs),
     /// Show a run's status from its manifest.
+    #[command(after_help = super::help::ENV_QUERY)]
     Status(StatusArgs),
     /// Query the run history (`.runs/index.sqlite`, rebuilt from the manifests when needed).
     Runs(RunsArgs),
     /// Export a run as a report for other tools.
     Report(ReportArgs),
     /// Continue a failed, cancelled or crashed run: re-run every stage that is not done.
+    #[command(after_help = super::help::ENV_RUNNING)]
     Resume(ResumeArgs),
     /// Cancel a running run from another terminal.
+    #[command(after_help = super::help::ENV_QUERY)]
     Cancel(CancelArgs),
     /// Run one command as a one-stage run (same manifest and logs); its exit code passes through.
     Exec(ExecArgs),
     /// `docs-review`, then `implementation-gate` if the review succeeded.
+    #[command(after_help = super::help::ENV_RUNNING)]
     Flow(FlowArgs),
     /// Print the version (also `--version`, `-V`, and `-v` alone, as the peer).
     Version,
     /// Serve a live web dashboard of the runs, with a JSON API, until Ctrl-C.
     Serve(ServeArgs),
     /// A stage's output, byte for byte as it wrote it (`--follow` while it runs).
+    #[command(after_help = super::help::ENV_QUERY)]
     Logs(LogsArgs),
+    /// The config's pipelines with their titles and stages.
+    #[command(after_help = super::help::ENV_QUERY)]
+    List(ListArgs),
+    /// Shell completions for bash, zsh, fish or PowerShell, on stdout.
+    Completions(CompletionsArgs),
+    /// The man page (roff), on stdout: `codex-orchestrator man > codex-orchestrator.1`.
+    Man,
 }
 
 /// Output format.
@@ -442,6 +461,25 @@ pub struct ExecArgs {
         value_name = "ARGS"
     )]
     pub raw: Vec<String>,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format: text on stdout, or one JSON object (`config`, `default_pipeline`,
+    /// `pipelines[]` with `id`, `title`, `description`, `default`, `stages[]`).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: `bash` (source it, or put it in bash-completion's directory), `zsh` (as
+    /// `_codex-orchestrator` in `$fpath`), `fish` (in `~/.config/fish/completions/`),
+    /// `powershell` (dot-source it from `$PROFILE`), `elvish`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `logs`.

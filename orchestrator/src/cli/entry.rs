@@ -82,6 +82,9 @@ pub fn main_impl() -> i32 {
             }
             Command::Serve(args) => super::serve::serve(args).await,
             Command::Logs(args) => super::logs::logs(args),
+            Command::Completions(args) => super::tooling::completions(args),
+            Command::Man => super::tooling::man(),
+            Command::List(args) => super::list::list(args),
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

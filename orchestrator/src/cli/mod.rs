@@ -8,6 +8,8 @@ pub mod entry;
 pub mod exec;
 pub mod exec_args;
 pub mod flow;
+pub mod help;
+pub mod list;
 pub mod logs;
 pub mod peer_flags;
 pub mod plan;
@@ -19,6 +21,7 @@ pub mod serve;
 pub mod setup;
 pub mod start;
 pub mod status;
+pub mod tooling;
 pub mod values;
 
 pub use args::*;

@@ -23,4 +23,5 @@ mod serve;
 mod shell;
 mod signals;
 mod status_plan;
+mod tooling;
 mod verbs;
