@@ -1,4 +1,4 @@
-//! Command-line types only (clap derive). Meaning lives in `commands/`.
+//! Command-line types only (clap derive). Meaning lives in one file per verb beside this one.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
