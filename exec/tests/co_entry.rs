@@ -178,7 +178,10 @@ fn a_timeout_kills_the_whole_tree_double_forks_included() {
     }
     let m = marker(1);
     // The survivor check sees a live `sleep` (so an empty list below means something).
-    let mut probe = Command::new("sleep").arg(format!("{m}9")).spawn().expect("sleep");
+    let mut probe = Command::new("sleep")
+        .arg(format!("{m}9"))
+        .spawn()
+        .expect("sleep");
     assert_eq!(alive(&format!("sleep {m}9")), [probe.id()]);
     probe.kill().expect("kill probe");
     probe.wait().expect("reap probe");

@@ -25,6 +25,7 @@ mod api;
 mod follow;
 mod package;
 pub mod records;
+mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
