@@ -137,6 +137,13 @@ pub struct Manifest {
     /// The wall-clock budget of each runner that ran the run (start, then every resume).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wall_clock_budgets: Vec<BudgetRecord>,
+    /// The config file the run's pipeline was read from (repo-relative inside the repo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_path: Option<String>,
+    /// Whose config that is: `repo`, `package` (the peer package's, used because the repo has
+    /// none) or `inline` (`exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_source: Option<String>,
 
     /// Keys we do not know, written by the peer or another tool: kept, so a resume never
     /// drops them.

@@ -160,6 +160,7 @@ pub async fn prepare_resume(
             event,
             runner_pid: std::process::id(),
             runtime: ctx.runtime.record(),
+            plan_target_id: plan.target_id(),
         })
         .await?;
     persister.flush().await?;
@@ -283,10 +284,16 @@ fn initial_manifest(
         paused: None,
         queue: None,
         wall_clock_budgets: Vec::new(),
-        other: serde_json::Map::new(),
+        config_path: Some(ctx.roots.rel(&ctx.config.path)),
+        config_source: Some(ctx.config.source.as_str().to_owned()),
+        other: ctx.manifest_keys.clone(),
         extensions: ctx.config.record.extensions,
     }
 }
+
+/// The peer's summary line for a run whose config is the package's fallback (its wording, as
+/// readers match it).
+pub const PACKAGE_CONFIG_NOTICE: &str = "Using packaged fallback codex.orchestrator.json (compatibility path). Run `codex-orchestrator init codex` to pin repo-local config.";
 
 /// How sub-pipeline stages start their child runs: this module's functions.
 pub static CHILD_RUNS: ChildRuns = ChildRuns {
@@ -410,8 +417,12 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             (false, Some(_)) => (RunEvent::Fail, Some("internal-error".to_owned())),
         }
     };
-    // The peer's summary: null for a plain success; a runtime fallback is its first line.
+    // The peer's summary: null for a plain success; the package-config fallback, then a
+    // runtime fallback, are its first lines.
     let mut lines = Vec::new();
+    if ctx.config.source == crate::config::ConfigSource::Package {
+        lines.push(PACKAGE_CONFIG_NOTICE.to_owned());
+    }
     let fallback = &ctx.runtime.fallback;
     if fallback.occurred {
         lines.push(format!(
