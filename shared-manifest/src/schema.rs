@@ -37,6 +37,9 @@ pub struct Manifest {
     /// Pipeline id.
     pub pipeline_id: String,
     /// Pipeline title.
+    // The peer leaves it out for a pipeline without a `title` (against its own schema): read
+    // as empty; a resume fills it in from the config.
+    #[serde(default)]
     pub pipeline_title: String,
     /// Always `codex-cli`.
     pub runner: String,
@@ -162,6 +165,9 @@ pub struct CommandRecord {
     /// Stage id.
     pub id: String,
     /// Stage title.
+    // The peer leaves it out for a stage without a `title` (against its own schema): read as
+    // empty; a resume fills it in from the config.
+    #[serde(default)]
     pub title: String,
     /// The resolved shell command (`null` for sub-pipelines).
     pub command: Option<String>,

@@ -55,7 +55,12 @@ impl IssueArgs {
             ("issue_updated_at", &self.issue_updated_at),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.clone().map_or(serde_json::Value::Null, Into::into)))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.clone().map_or(serde_json::Value::Null, Into::into),
+            )
+        })
         .collect()
     }
 }

@@ -120,6 +120,16 @@ pub async fn prepare_resume(
     } = takeover;
     // The layout the config asks for now; the persister removes a sidecar it no longer needs.
     manifest.extensions = ctx.config.record.extensions;
+    // The peer leaves titles out when the config has none, against its own schema; the record
+    // we write gets them (the config's defaults, the ids), so it validates.
+    if manifest.pipeline_title.is_empty() {
+        manifest.pipeline_title = plan.pipeline.title.clone();
+    }
+    for (c, s) in manifest.commands.iter_mut().zip(&plan.pipeline.stages) {
+        if c.title.is_empty() {
+            c.title = s.title.clone();
+        }
+    }
     let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
         crate::console::err_line(&format!(

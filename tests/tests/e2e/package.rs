@@ -19,8 +19,11 @@ fn fake_package(dir: &Path, config: Option<&str>) -> PathBuf {
 /// A fake package whose root is `root`.
 fn fake_package_at(root: PathBuf, config: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(root.join("dist")).expect("mkdir");
-    std::fs::write(root.join("package.json"), r#"{"name":"@kbediako/codex-orchestrator"}"#)
-        .expect("write");
+    std::fs::write(
+        root.join("package.json"),
+        r#"{"name":"@kbediako/codex-orchestrator"}"#,
+    )
+    .expect("write");
     std::fs::write(root.join("dist/hello.sh"), "echo hello-from-package\n").expect("write");
     if let Some(c) = config {
         std::fs::write(root.join("codex.orchestrator.json"), c).expect("write");
@@ -88,7 +91,10 @@ fn the_package_is_found_in_node_modules_of_a_parent_and_the_environment_wins() {
     );
     assert_eq!(npm_calls(&env), "", "found locally: npm is not asked");
     let elsewhere = fake_package(&env.path().join("elsewhere"), None);
-    let env = env.env("CODEX_ORCHESTRATOR_PACKAGE_ROOT", &elsewhere.to_string_lossy());
+    let env = env.env(
+        "CODEX_ORCHESTRATOR_PACKAGE_ROOT",
+        &elsewhere.to_string_lossy(),
+    );
     assert_eq!(env.start("p", &[]).code, 0);
     assert!(out_txt(&env, "sub").starts_with(&format!("root=[{}]", elsewhere.display())));
 }
@@ -99,7 +105,11 @@ fn npm_is_asked_only_when_a_stage_needs_the_package() {
         r#"{"pipelines":[{"id":"plain","stages":[{"kind":"command","id":"s","command":"true"}]}]}"#,
     );
     assert_eq!(env.start("plain", &[]).code, 0);
-    assert_eq!(npm_calls(&env), "", "nothing mentions the package: npm is not started");
+    assert_eq!(
+        npm_calls(&env),
+        "",
+        "nothing mentions the package: npm is not started"
+    );
     let env = env.config(USES_ROOT);
     // `npm root -g` prints `<env>/global`, whose `@kbediako/codex-orchestrator` is the package.
     fake_package_at(env.path().join("global/@kbediako/codex-orchestrator"), None);
@@ -114,7 +124,11 @@ fn without_a_package_the_variable_is_unset_and_the_failure_says_why() {
     let env = fake_npm(TestEnv::new()).config(USES_ROOT);
     let out = env.start("p", &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert_eq!(out_txt(&env, "").lines().next(), Some("root=[]"), "unset, as the shell sees it");
+    assert_eq!(
+        out_txt(&env, "").lines().next(),
+        Some("root=[]"),
+        "unset, as the shell sees it"
+    );
     let m = env.manifest(&out.run_id());
     let summary = m["commands"][0]["summary"].as_str().expect("summary");
     assert!(
@@ -178,7 +192,9 @@ fn a_repo_without_a_config_uses_the_packages_like_the_peer() {
     }
     let bad = env.cli(["start", "pkgpipe", "--repo-config-required=maybe"]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("--repo-config-required is `maybe`, expected true or false"));
+    assert!(bad
+        .stderr
+        .contains("--repo-config-required is `maybe`, expected true or false"));
 }
 
 #[test]
@@ -206,7 +222,10 @@ fn stages_see_the_peers_variables() {
     ] {
         assert!(has(&line), "missing `{line}` in:\n{text}");
     }
-    assert!(!text.contains("DESIGN_PIPELINE="), "only for the design pipeline");
+    assert!(
+        !text.contains("DESIGN_PIPELINE="),
+        "only for the design pipeline"
+    );
     assert_eq!(env.start("design-reference", &[]).code, 0);
     let design = std::fs::read_to_string(env.path().join("design.txt")).expect("env");
     assert!(design.lines().any(|l| l == "DESIGN_PIPELINE=1"), "{design}");

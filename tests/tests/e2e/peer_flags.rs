@@ -17,7 +17,11 @@ fn version_prints_the_bare_version() {
     for args in [&["version"][..], &["--version"], &["-V"], &["-v"]] {
         let out = env.cli(args);
         assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
-        assert_eq!(out.stdout, format!("{}\n", env!("CARGO_PKG_VERSION")), "{args:?}");
+        assert_eq!(
+            out.stdout,
+            format!("{}\n", env!("CARGO_PKG_VERSION")),
+            "{args:?}"
+        );
     }
 }
 
@@ -79,8 +83,7 @@ fn start_accepts_every_peer_flag() {
     );
     let id = out.run_id();
     let m = crate::harness::merged(
-        &env
-            .path()
+        &env.path()
             .join(".runs/t1/cli")
             .join(&id)
             .join("manifest.json"),
@@ -151,7 +154,10 @@ fn plan_shows_the_peer_target_and_items() {
         .map(|i| i["selected"].as_bool().expect("bool"))
         .collect();
     assert_eq!(selected, [false, true]);
-    assert_eq!(j["plan"]["items"][1]["metadata"]["aliases"], serde_json::json!(["bee"]));
+    assert_eq!(
+        j["plan"]["items"][1]["metadata"]["aliases"],
+        serde_json::json!(["bee"])
+    );
     assert_eq!(j["stages"][0]["env"], Value::Null);
 }
 
@@ -195,19 +201,40 @@ fn flow_links_its_runs_and_names_the_failed_stage() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let j = out.json();
-    let keys: Vec<&str> = j.as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = j
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["status", "failed_stage", "docs_review", "implementation_gate", "issue_log", "issue_log_error"]
+        [
+            "status",
+            "failed_stage",
+            "docs_review",
+            "implementation_gate",
+            "issue_log",
+            "issue_log_error"
+        ]
     );
     assert_eq!(j["failed_stage"], Value::Null);
     let review = j["docs_review"]["run_id"].as_str().expect("review id");
-    let gate = j["implementation_gate"]["run_id"].as_str().expect("gate id");
+    let gate = j["implementation_gate"]["run_id"]
+        .as_str()
+        .expect("gate id");
     let gm = env.manifest(gate);
-    assert_eq!(gm["parent_run_id"], review, "the gate's parent is the review");
+    assert_eq!(
+        gm["parent_run_id"], review,
+        "the gate's parent is the review"
+    );
     assert_eq!(gm["plan_target_id"], "implementation-gate:gate");
     assert_eq!(gm["approval_policy"], "never");
-    assert_eq!(env.manifest(review)["plan_target_id"], "docs-review:review", "not its stage");
+    assert_eq!(
+        env.manifest(review)["plan_target_id"],
+        "docs-review:review",
+        "not its stage"
+    );
 
     std::fs::write(env.path().join("fail-impl"), "").expect("w");
     let failed = env.cli(["flow", "--format", "json"]);
@@ -222,7 +249,9 @@ fn flow_links_its_runs_and_names_the_failed_stage() {
     assert_eq!(lines.last(), Some(&"Flow halted: docs-review failed."));
     let nowhere = env.cli(["flow", "--target", "nope"]);
     assert_eq!(nowhere.code, 2);
-    assert!(nowhere.stderr.contains("no such stage in `docs-review` or `implementation-gate`"));
+    assert!(nowhere
+        .stderr
+        .contains("no such stage in `docs-review` or `implementation-gate`"));
 }
 
 #[test]
@@ -241,5 +270,8 @@ fn text_mode_prints_the_peer_block_on_stdout() {
     Summary:
       Stage 'Step boom' failed with exit code 7.
     ");
-    assert!(!out.stderr.contains("Run started:"), "progress stays on stderr");
+    assert!(
+        !out.stderr.contains("Run started:"),
+        "progress stays on stderr"
+    );
 }
