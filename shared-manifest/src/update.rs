@@ -29,6 +29,9 @@ pub enum ManifestUpdate {
         runner_pid: u32,
         /// The runtime mode resolved again for this runner; replaces the recorded decision.
         runtime: RuntimeRecord,
+        /// The plan target resolved again (`--target` on resume, else the default), as the
+        /// peer recomputes `plan_target_id`; `None` keeps the recorded one.
+        plan_target_id: Option<String>,
     },
     /// The runner is alive.
     Heartbeat {
@@ -302,8 +305,12 @@ impl Document for Manifest {
                 event,
                 runner_pid,
                 runtime,
+                plan_target_id,
             } => {
                 self.run_to(RunEvent::Resume)?;
+                if plan_target_id.is_some() {
+                    self.plan_target_id = plan_target_id;
+                }
                 self.runtime_mode_requested = runtime.requested;
                 self.runtime_mode = runtime.mode;
                 self.runtime_provider = runtime.mode.provider().to_owned();

@@ -124,6 +124,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         task: manifest.task_id.clone(),
         cli_vars,
         peer_env,
+        manifest_keys: Default::default(),
         concurrency_flag: args.concurrency,
         approval_policy: manifest.approval_policy.clone(),
         runtime,

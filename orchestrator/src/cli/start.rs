@@ -137,6 +137,7 @@ pub async fn launch_with(
         task,
         cli_vars,
         peer_env,
+        manifest_keys: args.issue.manifest_keys(),
         concurrency_flag: args.concurrency,
         approval_policy: args.approval_policy.clone(),
         runtime,

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub cli_vars: Vec<(String, String)>,
     /// The peer's stage variables (package root, node, runtime mode, ...).
     pub peer_env: PeerEnv,
+    /// Peer manifest keys this invocation sets on the runs it creates (the `--issue-*` fields).
+    pub manifest_keys: serde_json::Map<String, serde_json::Value>,
     /// `--concurrency`.
     pub concurrency_flag: Option<u32>,
     /// `--approval-policy`.

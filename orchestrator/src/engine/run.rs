@@ -120,6 +120,16 @@ pub async fn prepare_resume(
     } = takeover;
     // The layout the config asks for now; the persister removes a sidecar it no longer needs.
     manifest.extensions = ctx.config.record.extensions;
+    // The peer leaves titles out when the config has none, against its own schema; the record
+    // we write gets them (the config's defaults, the ids), so it validates.
+    if manifest.pipeline_title.is_empty() {
+        manifest.pipeline_title = plan.pipeline.title.clone();
+    }
+    for (c, s) in manifest.commands.iter_mut().zip(&plan.pipeline.stages) {
+        if c.title.is_empty() {
+            c.title = s.title.clone();
+        }
+    }
     let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
     if killed > 0 {
         crate::console::err_line(&format!(
@@ -160,6 +170,7 @@ pub async fn prepare_resume(
             event,
             runner_pid: std::process::id(),
             runtime: ctx.runtime.record(),
+            plan_target_id: plan.target_id(),
         })
         .await?;
     persister.flush().await?;
@@ -283,10 +294,16 @@ fn initial_manifest(
         paused: None,
         queue: None,
         wall_clock_budgets: Vec::new(),
-        other: serde_json::Map::new(),
+        config_path: Some(ctx.roots.rel(&ctx.config.path)),
+        config_source: Some(ctx.config.source.as_str().to_owned()),
+        other: ctx.manifest_keys.clone(),
         extensions: ctx.config.record.extensions,
     }
 }
+
+/// The peer's summary line for a run whose config is the package's fallback (its wording, as
+/// readers match it).
+pub const PACKAGE_CONFIG_NOTICE: &str = "Using packaged fallback codex.orchestrator.json (compatibility path). Run `codex-orchestrator init codex` to pin repo-local config.";
 
 /// How sub-pipeline stages start their child runs: this module's functions.
 pub static CHILD_RUNS: ChildRuns = ChildRuns {
@@ -410,8 +427,12 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             (false, Some(_)) => (RunEvent::Fail, Some("internal-error".to_owned())),
         }
     };
-    // The peer's summary: null for a plain success; a runtime fallback is its first line.
+    // The peer's summary: null for a plain success; the package-config fallback, then a
+    // runtime fallback, are its first lines.
     let mut lines = Vec::new();
+    if ctx.config.source == crate::config::ConfigSource::Package {
+        lines.push(PACKAGE_CONFIG_NOTICE.to_owned());
+    }
     let fallback = &ctx.runtime.fallback;
     if fallback.occurred {
         lines.push(format!(

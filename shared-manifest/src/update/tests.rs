@@ -147,6 +147,7 @@ fn a_paused_run_can_end_and_a_resume_drops_the_pause() {
                 }),
                 source: "default".into(),
             },
+            plan_target_id: None,
         })
         .expect("resume");
     assert_eq!(crashed.phase(), RunPhase::Running);

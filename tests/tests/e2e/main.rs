@@ -2,12 +2,15 @@
 //! modules group the tests by feature.
 
 mod harness;
+mod peer;
 mod pty;
 mod ray_head;
 mod record;
 
 mod bad_input;
+mod compat;
 mod crash;
+mod cross;
 mod dead_output;
 mod deep;
 mod display;
@@ -15,7 +18,9 @@ mod graph;
 mod history;
 mod names;
 mod numbers;
+mod package;
 mod panic;
+mod peer_flags;
 mod ray;
 mod resume;
 mod run_basics;

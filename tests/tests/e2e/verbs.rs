@@ -442,3 +442,37 @@ fn has_colour(raw: &[u8]) -> bool {
                 == Some(&b'm')
     })
 }
+
+#[test]
+fn exec_on_a_terminal_streams_the_output_then_says_how_the_run_ended() {
+    if !pty::available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let mut term = Pty::spawn(
+        &env,
+        &[
+            "exec",
+            "sh",
+            "-c",
+            "echo first; while [ ! -f go ]; do sleep 0.02; done; echo second >&2; exit 3",
+        ],
+        &[],
+    );
+    // Live: the first line is on screen while the command still waits.
+    term.wait_for("the command's first line", |rows| {
+        rows.iter().any(|r| r == "first")
+    });
+    std::fs::write(env.path().join("go"), "").expect("release");
+    let (code, _, end) = term.finish();
+    assert_eq!(code, 3, "{}", end.join("\n"));
+    insta::assert_snapshot!(redact_screen(&env, &end), @r#"
+    $ sh -c 'echo first; while [ ! -f go ]; do sleep 0.02; done; echo second >&2; exit 3'
+    first
+    second
+
+    [RUN_ID] FAILED
+    Manifest: .runs/0101/cli/[RUN_ID]/manifest.json
+    Log: .runs/0101/cli/[RUN_ID]/runner.ndjson
+    "#);
+}
