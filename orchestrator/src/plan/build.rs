@@ -228,6 +228,16 @@ impl Plan {
                         "pipeline": pipeline,
                         "optional": optional,
                     }),
+                    StageKind::Approval(a) => json!({
+                        "index": i + 1,
+                        "id": s.id,
+                        "title": s.title,
+                        "kind": "approval",
+                        "prompt": a.prompt,
+                        "approvers": a.approvers,
+                        "timeoutMs": a.timeout.map(crate::time::millis),
+                        "onTimeout": a.on_timeout.as_str(),
+                    }),
                 };
                 let obj = v.as_object_mut().expect("built as an object");
                 obj.insert("dependsOn".into(), json!(deps));
@@ -241,6 +251,9 @@ impl Plan {
                         .map(|(k, v)| (k, Value::String(v)))
                         .collect();
                     obj.insert("variables".into(), Value::Object(vars));
+                }
+                if !s.locks.is_empty() {
+                    obj.insert("locks".into(), json!(s.locks));
                 }
                 v
             })
@@ -275,6 +288,7 @@ impl Plan {
             "graph": {
                 "concurrency": self.concurrency,
                 "concurrency_source": self.concurrency_source,
+                "maxWallClockMs": p.max_wall_clock.map(crate::time::millis),
                 "levels": levels,
                 "edges": edges,
             },
@@ -303,6 +317,7 @@ impl Plan {
                 let what = match &s.kind {
                     StageKind::Command(c) => c.command.clone(),
                     StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
+                    StageKind::Approval(a) => format!("(approval: {})", a.prompt),
                 };
                 let deps: Vec<&str> = self.graph.deps[i]
                     .iter()
