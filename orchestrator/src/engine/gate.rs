@@ -152,7 +152,11 @@ impl Gate {
             Some(Action::Pause | Action::Resume) => {}
             Some(Action::Cancel) => {
                 crate::console::err_line(&format!("cancel requested in `{rel}`: stopping the run"));
-                run.emit("run_canceled", req.payload());
+                let mut payload = req.payload();
+                if req.requested_by.is_none() {
+                    payload["requested_by"] = json!("control.json");
+                }
+                run.emit("run_canceled", payload);
                 run.ctx
                     .cancel_gracefully(nix::sys::signal::Signal::SIGTERM as i32);
                 self.cancelled = true;

@@ -73,6 +73,7 @@ pub async fn prepare_admitted(
     }
     persister.flush().await?;
     crate::record::artifacts::write_mcp_stub(&dir)?;
+    // A new directory: every request in its control.json is for this runner.
     let mut prepared = assemble(
         ctx,
         plan,
@@ -83,7 +84,7 @@ pub async fn prepare_admitted(
             vec![false; plan_len],
             vec![EarlierAttempts::default(); plan_len],
         ),
-        lock,
+        (lock, 0),
     )?;
     prepared.admission = admission;
     Ok(prepared)
@@ -97,14 +98,13 @@ fn assemble(
     persister: Persister<Manifest>,
     depth: usize,
     (done, earlier): (Vec<bool>, Vec<EarlierAttempts>),
-    lock: crate::control::lock::RunLock,
+    (lock, control_seq): (crate::control::lock::RunLock, u64),
 ) -> Result<Prepared, AppError> {
     // From here on stages can run: a panic must find the run to stop and record it.
     let crash = crate::engine::crash::register(&persister, &dir);
     let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
-    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let state = Arc::new(RunState {
         ctx,
         dir,
@@ -174,6 +174,9 @@ pub async fn prepare_resume(
             interrupted: c.status == CommandStatus::Running,
         })
         .collect();
+    // Requests already in control.json were for an earlier runner (the peer re-applies them;
+    // we do not: a resumed run is not paused or cancelled again by what stopped it).
+    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let persister = Persister::spawn(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
@@ -187,7 +190,15 @@ pub async fn prepare_resume(
         })
         .await?;
     persister.flush().await?;
-    assemble(ctx, plan, dir, persister, depth, (done, earlier), lock)
+    assemble(
+        ctx,
+        plan,
+        dir,
+        persister,
+        depth,
+        (done, earlier),
+        (lock, control_seq),
+    )
 }
 
 fn initial_manifest(

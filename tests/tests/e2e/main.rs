@@ -1,12 +1,15 @@
 //! End-to-end tests: the real binary in temp directories. One test binary (faster to link);
 //! modules group the tests by feature.
 
+mod control_util;
 mod harness;
 mod pty;
 mod ray_head;
 mod record;
 
+mod approvals;
 mod bad_input;
+mod control_requests;
 mod crash;
 mod dead_output;
 mod deep;
@@ -17,8 +20,10 @@ mod names;
 mod numbers;
 mod panic;
 mod ray;
+mod resource_locks;
 mod resume;
 mod run_basics;
+mod run_limits;
 mod serve;
 mod shell;
 mod signals;
