@@ -342,9 +342,9 @@ pub struct ResumeArgs {
 /// `approve` and `reject`.
 #[derive(Debug, Args)]
 pub struct DecideArgs {
-    /// Run id.
-    #[arg(long)]
-    pub run: String,
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// The approval stage (may be left out when exactly one approval is waiting).
     #[arg(long)]
     pub stage: Option<String>,
@@ -365,9 +365,9 @@ pub struct DecideArgs {
 /// `pause` and `unpause`.
 #[derive(Debug, Args)]
 pub struct PauseArgs {
-    /// Run id.
-    #[arg(long)]
-    pub run: String,
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
     /// Who asks (`requested_by` in `control.json`; default `cli`).
     #[arg(long)]
     pub actor: Option<String>,

@@ -15,7 +15,8 @@ use crate::exit;
 
 /// Runs `approve` (`Approved`) or `reject` (`Rejected`); returns the exit code.
 pub fn decide(args: DecideArgs, decision: ApprovalState) -> Result<i32, AppError> {
-    let (roots, manifest) = super::common::locate_run(&args.run, args.task.as_deref())?;
+    let located = super::run_ref::locate(&args.run, args.task.as_deref(), false)?;
+    let (roots, manifest) = (located.roots, located.manifest);
     let decided = approvals::decide(
         &manifest,
         DecisionRequest {

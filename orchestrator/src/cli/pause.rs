@@ -12,7 +12,8 @@ use crate::exit;
 
 /// Runs `pause` (`Action::Pause`) or `unpause` (`Action::Resume`); returns the exit code.
 pub fn pause(args: PauseArgs, action: Action) -> Result<i32, AppError> {
-    let (roots, manifest) = super::common::locate_run(&args.run, args.task.as_deref())?;
+    let located = super::run_ref::locate(&args.run, args.task.as_deref(), false)?;
+    let (roots, manifest) = (located.roots, located.manifest);
     let m = crate::history::read_manifest(&manifest).map_err(|e| {
         AppError::Conflict(format!(
             "cannot read `{}`: {}",

@@ -274,7 +274,7 @@ impl Plan {
                     .map(move |&j| [p.stages[j].id.as_str(), p.stages[i].id.as_str()])
             })
             .collect();
-        json!({
+        let mut out = json!({
             "pipeline": {
                 "id": p.id,
                 "title": p.title,
@@ -288,11 +288,14 @@ impl Plan {
             "graph": {
                 "concurrency": self.concurrency,
                 "concurrency_source": self.concurrency_source,
-                "maxWallClockMs": p.max_wall_clock.map(crate::time::millis),
                 "levels": levels,
                 "edges": edges,
             },
-        })
+        });
+        if let Some(budget) = p.max_wall_clock {
+            out["pipeline"]["maxWallClockMs"] = json!(crate::time::millis(budget));
+        }
+        out
     }
 
     /// Human rendering for `plan` without `--format json`.

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::control_util::{
-    awaiting_approval, events, finish, kill9, kill_leftovers, ms_between, spawn, the_run, ts,
-    wait_for_record,
+    assert_valid, awaiting_approval, events, finish, kill9, kill_leftovers, ms_between, spawn,
+    the_run, ts, wait_for_record,
 };
-use crate::harness::{assert_valid_manifest, TestEnv};
+use crate::harness::TestEnv;
 
 /// `build`, then the approval `gate` (approvers alice and bob), then `deploy`.
 fn gated(extra: &str) -> TestEnv {
@@ -33,7 +33,7 @@ fn approve_records_the_peers_fields_and_the_run_goes_on() {
     let env = gated("");
     let (child, id) = start_bg(&env);
     let waiting = awaiting_approval(&env, &id, 1);
-    assert_valid_manifest(&waiting);
+    assert_valid(&env, &waiting);
     assert_eq!(
         waiting["commands"][2]["status"], "pending",
         "dependents wait"
@@ -47,7 +47,7 @@ fn approve_records_the_peers_fields_and_the_run_goes_on() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(env.path().join("deployed").exists());
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status"], "succeeded");
     let approvals = m["approvals"].as_array().expect("approvals");
     assert_eq!(approvals.len(), 1);
@@ -124,7 +124,7 @@ fn reject_fails_the_stage_and_its_on_failure_applies() {
     let out = finish(child);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status"], "failed");
     assert_eq!(m["status_detail"], "stage:gate:failed");
     assert_eq!(m["commands"][0]["status"], "failed");
@@ -230,7 +230,7 @@ fn a_timeout_decides_by_on_timeout() {
             out.stderr
         );
         let m = env.manifest(&out.run_id());
-        assert_valid_manifest(&m);
+        assert_valid(&env, &m);
         let gate = &m["commands"][1];
         let (status, verb) = if approved {
             ("succeeded", "Approved")
@@ -290,7 +290,7 @@ fn a_decision_made_while_no_runner_holds_the_run_is_honoured_by_resume() {
     let out = env.cli(["resume", "--run", &id, "--format", "json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status"], "succeeded");
     assert_eq!(m["approvals"].as_array().map(Vec::len), Some(1));
     assert_eq!(m["approvals"][0]["actor"], "alice");
@@ -346,7 +346,7 @@ fn two_approvers_at_once_exactly_one_wins() {
     assert!(loser.stderr.contains("already decided"), "{}", loser.stderr);
     let out = finish(child);
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["approvals"].as_array().map(Vec::len), Some(1));
     let winner = if a.code == 0 { "alice" } else { "bob" };
     assert_eq!(m["approvals"][0]["actor"], winner);
@@ -411,4 +411,31 @@ fn waiting_shows_in_status_and_watch_and_the_heartbeat_goes_on() {
         lines.last().map(|l| l["status"].clone()),
         Some(json!("succeeded"))
     );
+}
+
+#[test]
+fn plan_shows_approvals_locks_and_the_budget() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","maxWallClockMs":60000,"stages":[
+          {"kind":"approval","id":"gate","prompt":"Ship?","approvers":["alice"],"timeoutMs":5000},
+          {"kind":"command","id":"deploy","command":"true","locks":["prod","db"]}]}]}"#,
+    );
+    let out = env.cli(["plan", "p", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    let gate = &v["stages"][0];
+    assert_eq!(gate["kind"], "approval");
+    assert_eq!(gate["prompt"], "Ship?");
+    assert_eq!(gate["approvers"], json!(["alice"]));
+    assert_eq!(gate["timeoutMs"], 5000);
+    assert_eq!(gate["onTimeout"], "reject");
+    assert_eq!(v["stages"][1]["locks"], json!(["db", "prod"]), "sorted");
+    assert_eq!(v["pipeline"]["maxWallClockMs"], 60000);
+    let text = env.cli(["plan", "p"]);
+    assert!(
+        text.stdout.contains("gate — (approval: Ship?)"),
+        "{}",
+        text.stdout
+    );
+    assert!(!env.runs_exists());
 }

@@ -76,9 +76,9 @@ fn command_stage_without_command() {
 #[test]
 fn missing_or_unknown_kind() {
     insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"id":"a","command":"true"}]}]}"#, &["p"]),
-        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: missing (one of: `command`, `subpipeline`, `stage-set`)");
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: missing (one of: `command`, `subpipeline`, `approval`, `stage-set`)");
     insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"comand","id":"a","command":"true"}]}]}"#, &["p"]),
-        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: unknown kind `comand` (one of: `command`, `subpipeline`, `stage-set`); did you mean `command`?");
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: unknown kind `comand` (one of: `command`, `subpipeline`, `approval`, `stage-set`); did you mean `command`?");
 }
 
 #[test]

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::control_util::{events, finish, ms_between, spawn, the_run, ts, wait_for_record};
-use crate::harness::{assert_valid_manifest, TestEnv};
+use crate::control_util::{
+    assert_valid, events, finish, ms_between, spawn, the_run, ts, wait_for_record,
+};
+use crate::harness::TestEnv;
 
 /// `a` runs until `go` exists, then `b` and `c` (strictly in order).
 fn three() -> TestEnv {
@@ -72,7 +74,7 @@ fn pause_holds_new_stages_and_resume_lets_them_start() {
     let paused = wait_for_record(&env, &id, "the pause", |m| {
         m["commands"][0]["status"] == "succeeded" && !m["paused"].is_null()
     });
-    assert_valid_manifest(&paused);
+    assert_valid(&env, &paused);
     assert_eq!(
         paused["status"], "in_progress",
         "the peer's status for a paused run"
@@ -99,7 +101,7 @@ fn pause_holds_new_stages_and_resume_lets_them_start() {
     let out = finish(child);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status"], "succeeded");
     assert_eq!(m["status_detail"], Value::Null);
     assert!(m["paused"].is_null());
@@ -109,7 +111,7 @@ fn pause_holds_new_stages_and_resume_lets_them_start() {
     );
     assert_eq!(
         m["summary"],
-        "Run paused by control request (intent_id=intent-1, request_id=req-1).\nRun resumed by control request (intent_id=intent-2, request_id=req-2).\nPipeline 'p' succeeded."
+        "Run paused by control request (intent_id=intent-1, request_id=req-1).\nRun resumed by control request (intent_id=intent-2, request_id=req-2)."
     );
     let names = event_names(&env, &id);
     for e in ["pause_requested", "run_paused", "run_resumed"] {
@@ -154,7 +156,7 @@ fn fail_stops_the_run_and_records_it_failed_with_the_peers_detail() {
         // Seen between stages (when `b` ends): `long` is stopped, `c` never starts.
         assert_eq!(out.code, 1, "{}", out.stderr);
         let m = env.manifest(&id);
-        assert_valid_manifest(&m);
+        assert_valid(&env, &m);
         assert_eq!(m["status"], "failed");
         assert_eq!(m["status_detail"], detail);
         assert_eq!(m["commands"][1]["status"], "failed");

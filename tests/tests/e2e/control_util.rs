@@ -42,10 +42,9 @@ pub(crate) fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> 
     }
 }
 
-/// The run's record as it is now (`None` before it exists).
+/// The run's record as it is now, merged with its sidecar (`None` before it exists).
 pub(crate) fn manifest_now(env: &TestEnv, id: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(env.run_dir(id).join("manifest.json")).ok()?;
-    serde_json::from_str(&text).ok()
+    shared_manifest::read_value(&env.run_dir(id).join("manifest.json")).ok()
 }
 
 /// The id of the one run under `.runs/0101/cli`, once it exists.
@@ -140,4 +139,13 @@ pub(crate) fn kill_leftovers(id: &str) {
 /// Event names of run `id`, in order.
 pub(crate) fn events(env: &TestEnv, id: &str) -> Vec<Value> {
     crate::harness::read_lines(&env.run_dir(id).join("events.jsonl"))
+}
+
+/// `m` (a merged record of a run in `env`) validates against our superset schema, and the
+/// run's files as written validate too: `manifest.json` against the peer's published schema,
+/// unmodified, and the sidecar against ours.
+pub(crate) fn assert_valid(env: &TestEnv, m: &Value) {
+    crate::harness::assert_valid_manifest(m);
+    let id = m["run_id"].as_str().expect("run_id");
+    crate::harness::assert_valid_record_files(&env.run_dir(id));
 }

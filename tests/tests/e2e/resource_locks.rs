@@ -6,8 +6,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::control_util::{finish, kill9, kill_leftovers, spawn, the_run, ts, wait_for_record};
-use crate::harness::{assert_valid_manifest, TestEnv};
+use crate::control_util::{
+    assert_valid, finish, kill9, kill_leftovers, spawn, the_run, ts, wait_for_record,
+};
+use crate::harness::TestEnv;
 
 type Span = (SystemTime, SystemTime);
 
@@ -42,7 +44,7 @@ fn two_runs_sharing_a_lock_never_overlap_while_unlocked_stages_do() {
     assert_eq!((a.code, b.code), (0, 0), "{}\n{}", a.stderr, b.stderr);
     let runs = [env.manifest(&a.run_id()), env.manifest(&b.run_id())];
     for m in &runs {
-        assert_valid_manifest(m);
+        assert_valid(&env, m);
     }
     let locked: Vec<Span> = runs
         .iter()
@@ -101,7 +103,7 @@ fn a_lock_wait_is_shown_and_a_killed_runner_releases_its_locks() {
     let waiting = wait_for_record(&env, &waiter_id, "the lock wait", |m| {
         !m["commands"][0]["locks"]["waiting_since"].is_null()
     });
-    assert_valid_manifest(&waiting);
+    assert_valid(&env, &waiting);
     assert_eq!(waiting["commands"][0]["status"], "pending");
     let status = env.cli(["status", "--run", &waiter_id]);
     assert!(

@@ -10,10 +10,10 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::control_util::{
-    finish, kill9, kill_leftovers, ms_between, processes_of_run, spawn, the_run, ts,
+    assert_valid, finish, kill9, kill_leftovers, ms_between, processes_of_run, spawn, the_run, ts,
     wait_for_record, wait_until, LIMIT,
 };
-use crate::harness::{assert_valid_manifest, Cgroup, TestEnv};
+use crate::harness::{Cgroup, TestEnv};
 
 #[test]
 fn a_budget_exceeded_mid_stage_stops_everything_and_fails_the_run() {
@@ -46,7 +46,7 @@ fn a_budget_exceeded_mid_stage_stops_everything_and_fails_the_run() {
     let j: Value = serde_json::from_slice(&out.stdout).expect("json");
     let id = j["run_id"].as_str().expect("id").to_owned();
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status"], "failed");
     assert_eq!(m["status_detail"], "run-timeout");
     assert!(
@@ -106,7 +106,7 @@ fn a_resume_gets_a_fresh_budget_and_the_flag_overrides_the_pipeline() {
     let again = env.cli(["resume", "--run", &id, "--max-wall-clock", "2m"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     let m = env.manifest(&id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     let budgets: Vec<(u64, String)> = m["wall_clock_budgets"]
         .as_array()
         .expect("budgets")
@@ -144,7 +144,7 @@ fn time_waiting_for_an_approval_counts() {
     let out = env.start("p", &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let m = env.manifest(&out.run_id());
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status_detail"], "run-timeout");
     assert_eq!(m["commands"][0]["status"], "failed");
     assert_eq!(
@@ -163,7 +163,7 @@ fn intervals(env: &TestEnv, ids: &[String]) -> Vec<(std::time::SystemTime, std::
     ids.iter()
         .map(|id| {
             let m = env.manifest(id);
-            assert_valid_manifest(&m);
+            assert_valid(env, &m);
             assert_eq!(m["status"], "succeeded", "{id}");
             (
                 ts(&m["commands"][0]["started_at"]),
@@ -235,7 +235,7 @@ fn a_queued_run_shows_its_place_and_an_interrupted_one_is_cancelled() {
     let queued = wait_for_record(&env, &second_id, "the second run in line", |m| {
         m["queue"]["position"] == 1
     });
-    assert_valid_manifest(&queued);
+    assert_valid(&env, &queued);
     assert_eq!(queued["status"], "queued");
     let status = env.cli(["status", "--run", &second_id]);
     assert!(
@@ -258,7 +258,7 @@ fn a_queued_run_shows_its_place_and_an_interrupted_one_is_cancelled() {
     let out = finish(second);
     assert_eq!(out.code, 130, "{}", out.stderr);
     let m = env.manifest(&second_id);
-    assert_valid_manifest(&m);
+    assert_valid(&env, &m);
     assert_eq!(m["status"], "cancelled");
     assert_eq!(m["status_detail"], "run-canceled");
     assert_eq!(m["commands"][0]["status"], "pending");
