@@ -34,8 +34,9 @@ pub fn pause(args: PauseArgs, action: Action) -> Result<i32, AppError> {
         )));
     }
     // Requests older than a runner are not for it (control_seq rule): without a live runner
+    // (ours holding the lock, or the peer keeping its heartbeat fresh; both read control.json)
     // the request would never be honoured.
-    if !crate::control::lock::runner_alive(&manifest) {
+    if !crate::control::activity::observe(&manifest, &m).live {
         return Err(AppError::Conflict(format!(
             "cannot {verb} run `{}`: no runner holds it (`codex-orchestrator resume --run {}` continues it)",
             m.run_id, m.run_id

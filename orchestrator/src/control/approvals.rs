@@ -394,7 +394,7 @@ pub fn decide(manifest: &Path, req: DecisionRequest<'_>) -> Result<Decided, Deci
         Created::Created => Ok(Decided {
             file,
             path,
-            runner_alive: crate::control::lock::runner_alive(manifest),
+            runner_alive: crate::control::activity::observe(manifest, &m).live,
         }),
         Created::Exists => {
             let earlier = read(&path).ok().flatten();
