@@ -44,6 +44,9 @@ pub const STAGE_TIMEOUT_MS: &str = "CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS";
 pub const EXEC_EVENT_MAX_CHUNKS: &str = "CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS";
 /// Grace in milliseconds between SIGTERM and SIGKILL when stopping a stage.
 pub const KILL_GRACE_MS: &str = "CODEX_ORCHESTRATOR_KILL_GRACE_MS";
+/// At most this many runs of the `.runs` directory execute at once (overrides the config's
+/// `maxConcurrentRuns`).
+pub const MAX_CONCURRENT_RUNS: &str = "CODEX_ORCHESTRATOR_MAX_CONCURRENT_RUNS";
 /// Runtime mode (`cli` | `appserver`); set for stages to the mode in effect.
 pub const RUNTIME_MODE: &str = "CODEX_ORCHESTRATOR_RUNTIME_MODE";
 /// `0`/`false`/`off` forbids the appserver -> cli fallback.

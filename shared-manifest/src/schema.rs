@@ -198,7 +198,8 @@ pub struct CommandRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// How the final attempt ended: `exited`, `signaled`, `timed_out`, `cancelled`,
-    /// `spawn_failed`, `lost` (a remote executor lost the attempt), `dependency_failed`.
+    /// `spawn_failed`, `lost` (a remote executor lost the attempt), `dependency_failed`; an
+    /// approval stage's `approved` or `rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// Signal that ended the final attempt (`SIGTERM`, ...).

@@ -175,8 +175,11 @@ pub enum ManifestUpdate {
 pub struct ApprovalDecided {
     /// Stage index.
     pub index: usize,
-    /// When it was decided.
+    /// When it is recorded (the stage's end).
     pub at: String,
+    /// When the decision was made (its file's time; earlier than `at` when it was made while
+    /// no runner held the run).
+    pub decided_at: String,
     /// `Approved` or `Rejected`.
     pub decision: ApprovalState,
     /// Who.
@@ -564,7 +567,7 @@ impl Document for Manifest {
                 approval.actor = Some(d.actor.clone());
                 approval.reason = d.reason.clone();
                 approval.source = Some(d.source.clone());
-                approval.decided_at = Some(d.at.clone());
+                approval.decided_at = Some(d.decided_at.clone());
                 let request = approval.request;
                 stage.completed_at = Some(d.at.clone());
                 stage.summary = Some(d.summary);
@@ -573,7 +576,7 @@ impl Document for Manifest {
                 let (stage_id, stage_index) = (stage.id.clone(), stage.index);
                 self.approvals.push(Approval {
                     actor: d.actor,
-                    timestamp: d.at.clone(),
+                    timestamp: d.decided_at,
                     reason: d.reason,
                 });
                 self.approval_decisions.push(ApprovalDecision {

@@ -78,6 +78,15 @@ pub enum Command {
     /// Cancel a running run from another terminal.
     #[command(after_help = super::help::ENV_QUERY)]
     Cancel(CancelArgs),
+    /// Approve a run's approval stage that is waiting for a decision.
+    Approve(DecideArgs),
+    /// Reject a run's approval stage that is waiting for a decision (the stage fails).
+    Reject(DecideArgs),
+    /// Pause a running run: no new stage starts; running stages finish (`unpause` continues).
+    Pause(PauseArgs),
+    /// Let a paused run start stages again (the `resume` action of `control.json`; `resume`
+    /// is the verb that continues a stopped run).
+    Unpause(PauseArgs),
     /// Run one command as a one-stage run (same manifest and logs); its exit code passes through.
     Exec(ExecArgs),
     /// `docs-review`, then `implementation-gate` if the review succeeded.
@@ -207,6 +216,33 @@ pub struct StartArgs {
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub repo_config_required: Option<String>,
+    /// Wall-clock budget and run slots.
+    #[command(flatten)]
+    pub control: RunControlArgs,
+}
+
+/// Options of `start` and `resume` about how long and when a run may execute.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct RunControlArgs {
+    /// Wall-clock budget of the run (`30m`, `1h30m`, `90s`): when it runs out, running stages
+    /// are stopped and the run fails with `run-timeout` (overrides `maxWallClockMs`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_budget)]
+    pub max_wall_clock: Option<std::time::Duration>,
+    /// When every run slot is taken (`maxConcurrentRuns`), fail at once (exit 3) instead of
+    /// waiting in line.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// A positive duration with units (`30m`, `1h 30m`, `500ms`).
+fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("{e} (expected a duration with a unit, such as `30m`, `1h30m`, `90s`)")
+    })?;
+    if d.is_zero() {
+        return Err("the budget must be more than zero".into());
+    }
+    Ok(d)
 }
 
 /// `plan`.
@@ -298,6 +334,49 @@ pub struct ResumeArgs {
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub repo_config_required: Option<String>,
+    /// Wall-clock budget (a fresh one for this runner) and run slots, as for `start`.
+    #[command(flatten)]
+    pub control: RunControlArgs,
+}
+
+/// `approve` and `reject`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
+    /// The approval stage (may be left out when exactly one approval is waiting).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Who decides (checked against the stage's `approvers`; recorded in `approvals[]`).
+    #[arg(long)]
+    pub actor: String,
+    /// Why (recorded in `approvals[]`; a rejected stage's summary says it).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `pause` and `unpause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
+    /// Who asks (`requested_by` in `control.json`; default `cli`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Why (`reason` in `control.json`; a paused run's `status_detail`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
 }
 
 /// `cancel`.
@@ -579,6 +658,7 @@ impl StartArgs {
             strict: false,
             junit: None,
             repo_config_required: None,
+            control: RunControlArgs::default(),
         }
     }
 }

@@ -122,6 +122,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
         on_failure: OnFailure::Abort,
         retries: RetryPolicy::default(),
         plan: None,
+        locks: Vec::new(),
     };
     Config {
         path: "<exec>".into(),
@@ -136,8 +137,10 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             concurrency: None,
             vars: Vec::new(),
             executor: None,
+            max_wall_clock: None,
         }],
         record: Default::default(),
+        max_concurrent_runs: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn kind(kind: &StageKind) -> (&'static str, String) {
             c.command.lines().next().unwrap_or_default().to_owned(),
         ),
         StageKind::Subpipeline { pipeline, .. } => ("subpipeline", pipeline.clone()),
+        StageKind::Approval(a) => ("approval", a.prompt.clone()),
     }
 }
 
@@ -43,10 +44,10 @@ fn to_json(config: &Config, roots: &Roots) -> serde_json::Value {
                 .map(|s| {
                     let (k, detail) = kind(&s.kind);
                     let mut v = json!({"id": s.id, "title": s.title, "kind": k});
-                    let key = if k == "command" {
-                        "command"
-                    } else {
-                        "pipeline"
+                    let key = match k {
+                        "command" => "command",
+                        "approval" => "prompt",
+                        _ => "pipeline",
                     };
                     v[key] = json!(detail);
                     v
@@ -79,10 +80,10 @@ fn to_text(config: &Config) -> String {
         out.push_str(&format!("{} — {}{default}\n", p.id, p.title));
         for (i, s) in p.stages.iter().enumerate() {
             let (k, detail) = kind(&s.kind);
-            let what = if k == "command" {
-                detail
-            } else {
-                format!("runs pipeline `{detail}`")
+            let what = match k {
+                "command" => detail,
+                "approval" => format!("waits for approval: {detail}"),
+                _ => format!("runs pipeline `{detail}`"),
             };
             out.push_str(&format!("  [{:02}] {} — {what}\n", i + 1, s.id));
         }

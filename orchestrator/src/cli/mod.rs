@@ -4,6 +4,7 @@
 pub mod args;
 pub mod cancel;
 pub mod common;
+pub mod decide;
 pub mod entry;
 pub mod exec;
 pub mod exec_args;
@@ -11,6 +12,7 @@ pub mod flow;
 pub mod help;
 pub mod list;
 pub mod logs;
+pub mod pause;
 pub mod peer_flags;
 pub mod plan;
 pub mod report;

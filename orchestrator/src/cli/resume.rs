@@ -8,6 +8,7 @@ use serde_json::json;
 use shared_manifest::schema::{Manifest, ResumeEvent};
 
 use crate::cli::{Format, ResumeArgs};
+use crate::control::slots::Admission;
 use crate::engine::context::{Ctx, ExecKnobs};
 use crate::engine::run;
 use crate::errors::AppError;
@@ -133,9 +134,31 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         reporter: Reporter::new(args.progress.request()),
         cancel,
         fatal: Mutex::new(None),
+        stop: Mutex::new(None),
+        max_wall_clock: args.control.max_wall_clock,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
+    // A resume executes stages: it needs a run slot like a start (`maxConcurrentRuns`). It
+    // waits before taking the run over, so nothing is recorded while it waits.
+    let slot = match crate::engine::queue::admit(&ctx, args.control.no_wait)? {
+        Admission::Free => None,
+        Admission::Slot(slot) => Some(slot),
+        Admission::Queued(slots, ticket) => {
+            match crate::engine::queue::wait_quiet(&ctx, &slots, ticket, &manifest.run_id).await? {
+                Some(slot) => Some(slot),
+                None => {
+                    crate::console::err_line(&format!(
+                        "run {}: interrupted while waiting for a run slot; nothing was resumed",
+                        manifest.run_id
+                    ));
+                    return Ok(ctx
+                        .cancel_signal()
+                        .map_or(crate::exit::RUN_FAILED, crate::exit::interrupted));
+                }
+            }
+        }
+    };
     let event = ResumeEvent {
         timestamp: now,
         actor: args.actor.clone().unwrap_or_else(|| "cli".into()),
@@ -152,7 +175,10 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         event,
         lock,
     };
-    let prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
+    let mut prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
+    if let Some(slot) = slot {
+        prepared.admission = Admission::Slot(slot);
+    }
     let (report, code) = super::common::finish_run(&ctx, prepared, None).await?;
     match args.format {
         Format::Json => print_json(&report),

@@ -16,6 +16,8 @@ use super::model::{
     CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
     StageKind,
 };
+
+mod control;
 use super::suggest::did_you_mean;
 use super::validate;
 
@@ -29,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "version",
     "description",
     "metadata",
+    "maxConcurrentRuns",
 ];
 const PIPELINE_KEYS: &[&str] = &[
     "id",
@@ -43,6 +46,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "concurrency",
     "vars",
     "executor",
+    "maxWallClockMs",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
     "kind",
@@ -56,6 +60,7 @@ const STAGE_COMMON_KEYS: &[&str] = &[
     "dependsOn",
     "onFailure",
     "retries",
+    "locks",
 ];
 const COMMAND_KEYS: &[&str] = &[
     "command",
@@ -68,7 +73,7 @@ const COMMAND_KEYS: &[&str] = &[
 ];
 const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
-const KINDS: &[&str] = &["command", "subpipeline", "stage-set"];
+const KINDS: &[&str] = &["command", "subpipeline", "approval", "stage-set"];
 
 /// The largest config file read (16 MiB, hundreds of times a large real config): a bigger
 /// one is refused before it is read, as is anything but a regular file (a FIFO would block,
@@ -311,6 +316,9 @@ impl Walker {
         for (i, p) in pipelines_v.iter().enumerate() {
             pipelines.push(self.pipeline(p, i, &stage_sets)?);
         }
+        let max_concurrent_runs = self
+            .opt_u64(obj, "maxConcurrentRuns", &root, 1)?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(Config {
             source: ConfigSource::Repo,
             path: self.path.clone(),
@@ -318,6 +326,7 @@ impl Walker {
             runtime_mode,
             pipelines,
             record,
+            max_concurrent_runs,
         })
     }
 
@@ -368,6 +377,7 @@ impl Walker {
             .opt_u64(obj, "concurrency", &loc, 1)?
             .map(|n| n as usize);
         let vars = self.string_map(obj, "vars", &loc)?;
+        let max_wall_clock = self.opt_millis(obj, "maxWallClockMs", &loc)?;
         for (name, _) in &vars {
             if !crate::config::vars::is_name(name) {
                 return Err(self.err(
@@ -450,6 +460,7 @@ impl Walker {
             concurrency,
             vars,
             executor,
+            max_wall_clock,
         })
     }
 
@@ -511,6 +522,7 @@ impl Walker {
             }
         };
         let retries = self.retries(obj.get("retries"), &loc)?;
+        let locks = self.locks(obj, &loc)?;
         let plan = match obj.get("plan") {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
@@ -565,6 +577,15 @@ impl Walker {
                     optional: self.opt_bool(obj, "optional", &loc)?.unwrap_or(false),
                 }
             }
+            "approval" => {
+                let known: Vec<&str> = STAGE_COMMON_KEYS
+                    .iter()
+                    .chain(control::APPROVAL_KEYS)
+                    .copied()
+                    .collect();
+                self.unknown_keys(obj, &known, &loc)?;
+                StageKind::Approval(self.approval(obj, &loc)?)
+            }
             "stage-set" => {
                 return Err(self.err(
                     &loc.field("kind"),
@@ -589,6 +610,7 @@ impl Walker {
             on_failure,
             retries,
             plan,
+            locks,
         })
     }
 

@@ -20,6 +20,9 @@ pub struct Config {
     pub runtime_mode: Option<String>,
     /// Pipelines in file order, stage sets expanded.
     pub pipelines: Vec<Pipeline>,
+    /// `maxConcurrentRuns`: at most this many runs of the repository's `.runs` execute stages
+    /// at once (`CODEX_ORCHESTRATOR_MAX_CONCURRENT_RUNS` overrides).
+    pub max_concurrent_runs: Option<usize>,
     /// How runs are recorded (`manifestExtensions`).
     pub record: RecordSettings,
 }
@@ -117,6 +120,8 @@ pub struct Pipeline {
     pub vars: Vec<(String, String)>,
     /// `executor`: where its command stages run unless a stage says otherwise.
     pub executor: Option<ExecutorConfig>,
+    /// `maxWallClockMs`: the run's wall-clock budget (`--max-wall-clock` overrides).
+    pub max_wall_clock: Option<Duration>,
 }
 
 impl Pipeline {
@@ -156,6 +161,8 @@ pub struct Stage {
     pub retries: RetryPolicy,
     /// `plan` metadata (execution hints), kept as JSON.
     pub plan: Option<serde_json::Value>,
+    /// `locks`: resource lock names held while the stage runs, sorted and unique.
+    pub locks: Vec<String>,
 }
 
 /// What a stage does.
@@ -170,6 +177,41 @@ pub enum StageKind {
         /// A failure of the child does not fail this run.
         optional: bool,
     },
+    /// A human checkpoint: the run waits here for an approve or reject decision.
+    Approval(ApprovalStage),
+}
+
+/// The fields of an approval stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalStage {
+    /// What the approver is asked.
+    pub prompt: String,
+    /// Who may decide (actor names); `None`: anyone.
+    pub approvers: Option<Vec<String>>,
+    /// How long to wait for a decision.
+    pub timeout: Option<Duration>,
+    /// What the timeout decides.
+    pub on_timeout: OnTimeout,
+}
+
+/// What an approval's timeout decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// The stage is rejected (fails).
+    #[default]
+    Reject,
+    /// The stage is approved (succeeds).
+    Approve,
+}
+
+impl OnTimeout {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Reject => "reject",
+            OnTimeout::Approve => "approve",
+        }
+    }
 }
 
 /// The fields of a command stage.

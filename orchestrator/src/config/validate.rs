@@ -84,7 +84,7 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
                     StageKind::Subpipeline { pipeline, .. } => {
                         position.get(pipeline.as_str()).copied()
                     }
-                    StageKind::Command(_) => None,
+                    StageKind::Command(_) | StageKind::Approval(_) => None,
                 })
                 .collect()
         })

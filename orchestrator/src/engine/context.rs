@@ -48,6 +48,67 @@ pub struct Ctx {
     pub cancel: watch::Sender<CancelRequest>,
     /// The first fatal error (storage), which decides the exit code over the run outcome.
     pub fatal: Mutex<Option<AppError>>,
+    /// Why the runner stopped the run on its own (budget, `fail` request), when it did.
+    pub stop: Mutex<Option<Stop>>,
+    /// `--max-wall-clock`: overrides the pipeline's `maxWallClockMs`.
+    pub max_wall_clock: Option<Duration>,
+}
+
+/// Why the runner stops a run on its own: neither a signal nor an error. Running stages are
+/// stopped like on a cancel (SIGTERM, grace, SIGKILL) and the run is recorded `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The wall-clock budget ran out.
+    Budget {
+        /// The budget.
+        limit: Duration,
+        /// `flag` or `pipeline`.
+        source: &'static str,
+    },
+    /// A `fail` request in `control.json`.
+    ControlFail {
+        /// `status_detail`: the request's reason, else `control_failed` (the peer's).
+        detail: String,
+        /// The summary line (the peer's wording).
+        line: String,
+    },
+}
+
+impl Stop {
+    /// `status_detail` of the run.
+    pub fn detail(&self) -> String {
+        match self {
+            Stop::Budget { .. } => "run-timeout".to_owned(),
+            Stop::ControlFail { detail, .. } => detail.clone(),
+        }
+    }
+
+    /// The run's summary line.
+    pub fn line(&self) -> String {
+        match self {
+            Stop::Budget { limit, source } => format!(
+                "Run exceeded its wall-clock budget of {} ({}).",
+                humantime::format_duration(*limit),
+                if *source == "flag" {
+                    format!("--max-wall-clock, {}ms", crate::time::millis(*limit))
+                } else {
+                    format!("maxWallClockMs {}", crate::time::millis(*limit))
+                }
+            ),
+            Stop::ControlFail { line, .. } => line.clone(),
+        }
+    }
+
+    /// What a stage stopped by it says in front of its summary.
+    pub fn stage_note(&self) -> String {
+        match self {
+            Stop::Budget { limit, .. } => format!(
+                "Stopped: the run's wall-clock budget of {} ran out",
+                humantime::format_duration(*limit)
+            ),
+            Stop::ControlFail { .. } => "Stopped: the run was failed by a control request".into(),
+        }
+    }
 }
 
 /// Exec settings from the environment.
@@ -147,6 +208,35 @@ impl Ctx {
             CancelRequest::Graceful { signal } | CancelRequest::Immediate { signal } => {
                 (signal != 0).then_some(signal)
             }
+        }
+    }
+
+    /// Stops the run for `stop` (first cause wins: nothing happens when the run is already
+    /// stopping for a signal, an error or another stop). Returns true when it took effect.
+    pub fn stop_with(&self, stop: Stop) -> bool {
+        let mut slot = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() || self.stopping() {
+            return false;
+        }
+        *slot = Some(stop);
+        drop(slot);
+        self.cancel_gracefully(0);
+        true
+    }
+
+    /// Why the runner stopped the run on its own, if it did.
+    pub fn stop_reason(&self) -> Option<Stop> {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What a stage interrupted by the run's stop says in front of its own summary.
+    pub fn stop_note(&self) -> String {
+        if let Some(stop) = self.stop_reason() {
+            return stop.stage_note();
+        }
+        match self.cancel_signal() {
+            Some(sig) => format!("Cancelled by {}", exec::signal_name(sig)),
+            None => "Cancelled".to_owned(),
         }
     }
 

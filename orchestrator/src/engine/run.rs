@@ -8,11 +8,14 @@ use std::sync::Arc;
 use exec::RunnerLog;
 use serde_json::{json, Value};
 use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
-use shared_manifest::schema::{self, CommandRecord, Manifest, StageKind as ManifestKind};
+use shared_manifest::schema::{
+    self, BudgetRecord, CommandRecord, Manifest, StageKind as ManifestKind,
+};
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus, Targets};
 
 use crate::config::StageKind;
-use crate::engine::context::Ctx;
+use crate::control::slots::Admission;
+use crate::engine::context::{Ctx, Stop};
 use crate::engine::schedule::{self, Finished};
 use crate::engine::state::{
     BoxFuture, ChildRuns, EarlierAttempts, Prepared, RunReport, RunState, Takeover,
@@ -23,12 +26,26 @@ use crate::record::layout::{new_resume_token, new_run_id, RunDir};
 use crate::report::events::EventLog;
 
 /// Creates the run: directory (durably), initial manifest (`in_progress`), resume token, mcp
-/// stub, logs. Nothing is written before this point.
+/// stub, logs. Nothing is written before this point. Sub-pipelines' child runs come here: they
+/// run inside their parent's run slot.
 pub async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<Plan>,
     parent_run_id: Option<String>,
     depth: usize,
+) -> Result<Prepared, AppError> {
+    prepare_admitted(ctx, plan, parent_run_id, depth, Admission::Free).await
+}
+
+/// [`prepare`] for a run admitted under `maxConcurrentRuns`: a run that holds its slot starts
+/// at once; one in line for a slot is recorded `queued` (durably: `status` shows it) and
+/// starts in [`execute`] when its turn comes.
+pub async fn prepare_admitted(
+    ctx: Arc<Ctx>,
+    plan: Arc<Plan>,
+    parent_run_id: Option<String>,
+    depth: usize,
+    admission: Admission,
 ) -> Result<Prepared, AppError> {
     let run_id = new_run_id();
     let dir = ctx.roots.run_dir(&ctx.task, &run_id);
@@ -49,12 +66,15 @@ pub async fn prepare(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
     );
-    persister
-        .send(ManifestUpdate::RunStarted { at: now })
-        .await?;
+    if !matches!(admission, Admission::Queued(..)) {
+        persister
+            .send(ManifestUpdate::RunStarted { at: now })
+            .await?;
+    }
     persister.flush().await?;
     crate::record::artifacts::write_mcp_stub(&dir)?;
-    assemble(
+    // A new directory: every request in its control.json is for this runner.
+    let mut prepared = assemble(
         ctx,
         plan,
         dir,
@@ -64,8 +84,10 @@ pub async fn prepare(
             vec![false; plan_len],
             vec![EarlierAttempts::default(); plan_len],
         ),
-        lock,
-    )
+        (lock, 0),
+    )?;
+    prepared.admission = admission;
+    Ok(prepared)
 }
 
 /// Opens the run's logs and bundles everything its stages share.
@@ -76,14 +98,13 @@ fn assemble(
     persister: Persister<Manifest>,
     depth: usize,
     (done, earlier): (Vec<bool>, Vec<EarlierAttempts>),
-    lock: crate::control::lock::RunLock,
+    (lock, control_seq): (crate::control::lock::RunLock, u64),
 ) -> Result<Prepared, AppError> {
     // From here on stages can run: a panic must find the run to stop and record it.
     let crash = crate::engine::crash::register(&persister, &dir);
     let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
-    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let state = Arc::new(RunState {
         ctx,
         dir,
@@ -99,7 +120,10 @@ fn assemble(
         children: &CHILD_RUNS,
         crash,
     });
-    Ok(Prepared { state })
+    Ok(Prepared {
+        state,
+        admission: Admission::Free,
+    })
 }
 
 /// Takes over an existing run for `resume`: the caller holds the lock and has checked the token
@@ -160,6 +184,9 @@ pub async fn prepare_resume(
             interrupted: c.status == CommandStatus::Running,
         })
         .collect();
+    // Requests already in control.json were for an earlier runner (the peer re-applies them;
+    // we do not: a resumed run is not paused or cancelled again by what stopped it).
+    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let persister = Persister::spawn(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
@@ -174,7 +201,15 @@ pub async fn prepare_resume(
         })
         .await?;
     persister.flush().await?;
-    assemble(ctx, plan, dir, persister, depth, (done, earlier), lock)
+    assemble(
+        ctx,
+        plan,
+        dir,
+        persister,
+        depth,
+        (done, earlier),
+        (lock, control_seq),
+    )
 }
 
 fn initial_manifest(
@@ -200,6 +235,13 @@ fn initial_manifest(
                         .map(crate::time::millis),
                 ),
                 StageKind::Subpipeline { .. } => (None, ManifestKind::Subpipeline, None),
+                // The peer's schema knows command and subpipeline stages only: an approval is a
+                // command stage without a command, its `approval` record says what it is.
+                StageKind::Approval(a) => (
+                    None,
+                    ManifestKind::Command,
+                    a.timeout.map(crate::time::millis),
+                ),
             };
             CommandRecord {
                 index: i + 1,
@@ -323,7 +365,38 @@ pub fn execute(prepared: Prepared) -> BoxFuture<Result<RunReport, AppError>> {
 }
 
 async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
-    let run = prepared.state;
+    let Prepared {
+        state: run,
+        admission,
+    } = prepared;
+    let heartbeat = spawn_heartbeat(run.persister.clone());
+    let storage_watch = spawn_storage_watch(run.persister.clone(), run.ctx.clone());
+    // Held until the run has ended: the slot frees when this function returns (or the process
+    // dies).
+    let _slot = match admission {
+        Admission::Free => None,
+        Admission::Slot(slot) => Some(slot),
+        Admission::Queued(slots, ticket) => {
+            run.emit("run_queued", json!({ "max_concurrent_runs": slots.max() }));
+            match crate::engine::queue::wait_recorded(&run, &slots, ticket).await? {
+                Some(slot) => {
+                    run.persister
+                        .send(ManifestUpdate::RunStarted {
+                            at: crate::time::now(),
+                        })
+                        .await?;
+                    run.persister.flush().await?;
+                    Some(slot)
+                }
+                None => {
+                    // Interrupted while in line: no stage started; recorded `cancelled`.
+                    heartbeat.abort();
+                    storage_watch.abort();
+                    return finalize(run, Finished::default()).await;
+                }
+            }
+        }
+    };
     run.emit(
         "run_started",
         json!({
@@ -341,12 +414,60 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
         &run.dir.rel(&run.dir.manifest()),
         run.plan.pipeline.stages.len(),
     );
-    let heartbeat = spawn_heartbeat(run.persister.clone());
-    let storage_watch = spawn_storage_watch(run.persister.clone(), run.ctx.clone());
+    let budget = start_budget(&run).await?;
     let finished = schedule::run_stages(run.clone()).await;
     heartbeat.abort();
     storage_watch.abort();
+    if let Some(b) = budget {
+        b.abort();
+    }
     finalize(run, finished).await
+}
+
+/// The wall-clock budget of a top-level run (`--max-wall-clock`, else the pipeline's
+/// `maxWallClockMs`), counted from now: every runner gets a fresh one (a resume too), recorded
+/// in `wall_clock_budgets`. When it runs out, the run is stopped (`Stop::Budget`: running stages
+/// get SIGTERM, grace, SIGKILL; nothing new starts; recorded `failed`, `run-timeout`). Time
+/// spent waiting for an approval or paused counts; time in line for a run slot does not.
+/// A sub-pipeline's child run lives inside its parent's budget.
+async fn start_budget(
+    run: &Arc<RunState>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, AppError> {
+    if run.depth > 0 {
+        return Ok(None);
+    }
+    let chosen = match (run.ctx.max_wall_clock, run.plan.pipeline.max_wall_clock) {
+        (Some(flag), _) => Some((flag, "flag")),
+        (None, Some(pipeline)) => Some((pipeline, "pipeline")),
+        (None, None) => None,
+    };
+    let Some((limit, source)) = chosen else {
+        return Ok(None);
+    };
+    let now = std::time::SystemTime::now();
+    run.persister
+        .send(ManifestUpdate::BudgetStarted(BudgetRecord {
+            limit_ms: crate::time::millis(limit),
+            source: source.to_owned(),
+            started_at: crate::time::format(now),
+            deadline: crate::time::format(now + limit),
+        }))
+        .await?;
+    let ctx = run.ctx.clone();
+    let run_id = run.dir.run_id.clone();
+    Ok(Some(tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        if ctx.stop_with(Stop::Budget { limit, source }) {
+            ctx.reporter.run_note(
+                "",
+                &run_id,
+                &format!(
+                    "wall-clock budget of {} exceeded: stopping the run",
+                    humantime::format_duration(limit)
+                ),
+            );
+        }
+    })))
 }
 
 /// Heartbeats every `heartbeat_interval_seconds` while the run is in progress; aborted at the
@@ -409,6 +530,8 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             "storage-error"
         };
         (RunEvent::Fail, Some(detail.to_owned()))
+    } else if let Some(stop) = ctx.stop_reason() {
+        (RunEvent::Fail, Some(stop.detail()))
     } else if ctx.cancel_signal().is_some() {
         (RunEvent::Cancel, Some("run-canceled".to_owned()))
     } else {
@@ -441,7 +564,11 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             fallback.reason.as_deref().unwrap_or("no reason given")
         ));
     }
-    if let Some(sig) = ctx.cancel_signal() {
+    lines.extend(f.notes.iter().cloned());
+    let stop = ctx.stop_reason().filter(|_| !ctx.has_fatal());
+    if let Some(stop) = &stop {
+        lines.push(stop.line());
+    } else if let Some(sig) = ctx.cancel_signal() {
         // A control.json request cancels with SIGTERM semantics; say who asked.
         if f.control_cancel {
             lines.push("Run cancellation requested in control.json.".to_owned());

@@ -412,10 +412,8 @@ fn classify(run: &RunState, cmd: &CommandStage, result: &ExecResult) -> (Command
     let cancelled = matches!(result.outcome, Outcome::Cancelled { .. });
     let mut summary = exec::summarize(result, cmd.summary_hint.as_deref());
     if cancelled {
-        summary = match run.ctx.cancel_signal() {
-            Some(sig) => format!("Cancelled by {} — {summary}", exec::signal_name(sig)),
-            None => format!("Cancelled — {summary}"),
-        };
+        // Says why: a signal, the run's budget, a `fail` request.
+        summary = format!("{} — {summary}", run.ctx.stop_note());
     }
     if !result.succeeded() {
         if let Some(hint) = run.ctx.peer_env.missing_package_hint(&cmd.command) {

@@ -228,6 +228,16 @@ impl Plan {
                         "pipeline": pipeline,
                         "optional": optional,
                     }),
+                    StageKind::Approval(a) => json!({
+                        "index": i + 1,
+                        "id": s.id,
+                        "title": s.title,
+                        "kind": "approval",
+                        "prompt": a.prompt,
+                        "approvers": a.approvers,
+                        "timeoutMs": a.timeout.map(crate::time::millis),
+                        "onTimeout": a.on_timeout.as_str(),
+                    }),
                 };
                 let obj = v.as_object_mut().expect("built as an object");
                 obj.insert("dependsOn".into(), json!(deps));
@@ -241,6 +251,9 @@ impl Plan {
                         .map(|(k, v)| (k, Value::String(v)))
                         .collect();
                     obj.insert("variables".into(), Value::Object(vars));
+                }
+                if !s.locks.is_empty() {
+                    obj.insert("locks".into(), json!(s.locks));
                 }
                 v
             })
@@ -261,7 +274,7 @@ impl Plan {
                     .map(move |&j| [p.stages[j].id.as_str(), p.stages[i].id.as_str()])
             })
             .collect();
-        json!({
+        let mut out = json!({
             "pipeline": {
                 "id": p.id,
                 "title": p.title,
@@ -278,7 +291,11 @@ impl Plan {
                 "levels": levels,
                 "edges": edges,
             },
-        })
+        });
+        if let Some(budget) = p.max_wall_clock {
+            out["pipeline"]["maxWallClockMs"] = json!(crate::time::millis(budget));
+        }
+        out
     }
 
     /// Human rendering for `plan` without `--format json`.
@@ -303,6 +320,7 @@ impl Plan {
                 let what = match &s.kind {
                     StageKind::Command(c) => c.command.clone(),
                     StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
+                    StageKind::Approval(a) => format!("(approval: {})", a.prompt),
                 };
                 let deps: Vec<&str> = self.graph.deps[i]
                     .iter()

@@ -120,6 +120,7 @@ pub fn plan_object(pipeline: &Pipeline, target: Option<usize>) -> Value {
             let kind = match s.kind {
                 StageKind::Command(_) => "command",
                 StageKind::Subpipeline { .. } => "subpipeline",
+                StageKind::Approval(_) => "approval",
             };
             metadata.insert("stageKind".into(), json!(kind));
             metadata.insert("index".into(), json!(i));

@@ -51,6 +51,9 @@ impl Board {
 
     /// A stage started: `text` is its label, index and first command line.
     pub fn started(&mut self, key: (String, usize), text: String, now: Instant) {
+        // A stage that waited (an approval, its locks) is listed once: its new line replaces
+        // the waiting one.
+        self.running.retain(|r| r.key != key);
         self.running.push(Running {
             key,
             text,

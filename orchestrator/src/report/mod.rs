@@ -1,5 +1,5 @@
 //! Telling: live progress on stderr, diagnostics (`tracing`), the `events.jsonl` stream, JUnit
-//! reports, a run's status view and stdout for data.
+//! reports, a run's status view (with what it waits for) and stdout for data.
 
 pub mod display;
 pub mod events;
@@ -12,3 +12,4 @@ pub mod progress;
 pub mod status;
 pub mod style;
 pub mod summary;
+pub mod waiting;

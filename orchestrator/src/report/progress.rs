@@ -141,6 +141,29 @@ impl Reporter {
         }
     }
 
+    /// A stage waits before or instead of running (an approval, resource locks): on the live
+    /// display it is listed like a running stage, with what it waits for.
+    pub fn stage_waiting(&self, label: &str, (index, total): (usize, usize), id: &str, what: &str) {
+        match &self.inner.live {
+            Some(live) => live.update(|b| {
+                b.started(
+                    (label.to_owned(), index),
+                    format!("{label}[{index:02}/{total:02}] {id} — waiting for {what}"),
+                    Instant::now(),
+                )
+            }),
+            None => self.line(format!(
+                "{label}[{index:02}/{total:02}] {id}: waiting for {what}"
+            )),
+        }
+    }
+
+    /// The run itself waits or changes course (a run slot, a pause, its budget): one permanent
+    /// line.
+    pub fn run_note(&self, label: &str, run_id: &str, note: &str) {
+        self.line(format!("{label}run {run_id}: {note}"));
+    }
+
     /// A stage will be retried.
     pub fn stage_retry(&self, label: &str, index: usize, id: &str, attempt: u32, delay: Duration) {
         self.line(format!(

@@ -50,6 +50,7 @@ fn decided(decision: ApprovalState, actor: &str, reason: Option<&str>) -> Manife
     ManifestUpdate::ApprovalDecided(Box::new(ApprovalDecided {
         index: 1,
         at: "T2".into(),
+        decided_at: "T2".into(),
         decision,
         actor: actor.into(),
         reason: reason.map(str::to_owned),
