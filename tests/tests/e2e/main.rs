@@ -21,6 +21,7 @@ mod resume;
 mod run_basics;
 mod serve;
 mod shell;
+mod side_files;
 mod signals;
 mod status_plan;
 mod tooling;
