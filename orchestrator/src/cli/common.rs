@@ -178,10 +178,7 @@ pub(crate) fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), 
         ));
     }
     if let Some(path) = junit {
-        crate::report::junit::write(
-            path,
-            &crate::report::junit::render(&report.manifest, &roots.repo),
-        )?;
+        crate::report::junit::write(path, &crate::report::junit::render(&report.manifest, roots))?;
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         &now,
     )?;
     let knobs = ExecKnobs::from_env()?;
-    let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
+    let dir = run_dir_of(&roots, &path, &manifest)?;
     // A runner that takes no lock (the peer) may be working on it: a fresh heartbeat says so.
     // Refused before anything is killed or written.
     // Checked before our lock is taken: that rewrites the lock file, which says whether the
@@ -94,9 +94,10 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         )));
     }
     let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
+        .map_err(|e| e.into_app(&format!("cannot resume run `{}`", manifest.run_id)))?;
     // Re-read under the lock: the run may have moved on while we waited for nothing.
     let manifest = read_manifest(&path)?;
+    run_dir_of(&roots, &path, &manifest)?;
     // A runner killed after the terminal manifest write left its bookkeeping unfinished; that
     // needs no stage, so it is completed here; then the run is resumed as asked (a succeeded
     // one runs nothing, as on the peer).
@@ -198,6 +199,22 @@ fn print_json(report: &crate::engine::state::RunReport) {
 }
 
 /// The run's manifest (merged with its sidecar); unreadable is a run-state conflict (exit 3).
+/// The run's directory, from ids of the manifest that were checked to name where it was found.
+fn run_dir_of(
+    roots: &crate::record::layout::Roots,
+    path: &std::path::Path,
+    m: &Manifest,
+) -> Result<crate::record::layout::RunDir, AppError> {
+    roots
+        .run_dir_of(path, &m.task_id, &m.run_id)
+        .map_err(|why| {
+            AppError::Conflict(format!(
+                "`{}` is not a valid manifest for this run ({why}); refusing to resume it",
+                roots.rel(path)
+            ))
+        })
+}
+
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {
     shared_manifest::read_manifest(path).map_err(|e| AppError::Conflict(e.describe()))
 }

@@ -28,6 +28,12 @@ use crate::report::events::EventLog;
 /// Creates the run: directory (durably), initial manifest (`in_progress`), resume token, mcp
 /// stub, logs. Nothing is written before this point. Sub-pipelines' child runs come here: they
 /// run inside their parent's run slot.
+///
+/// The run directory appears whole: it is built under `.runs/<task>/.staging/<run-id>/`
+/// (stage-log folder, lock, first manifest written durably), then renamed into
+/// `.runs/<task>/cli/`. A runner that dies before the rename leaves no run folder without a
+/// manifest in `cli/`, only a staging folder, which the next run of the task sweeps (see
+/// [`sweep_staging`]); one that fails before it removes its staging folder itself.
 pub async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<Plan>,
@@ -49,29 +55,32 @@ pub async fn prepare_admitted(
 ) -> Result<Prepared, AppError> {
     let run_id = new_run_id();
     let dir = ctx.roots.run_dir(&ctx.task, &run_id);
-    // `errors/` is created on the first failure (see artifacts::ErrorFile).
-    let commands = dir.commands_dir();
-    create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
-    // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder.
-    let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(e.to_string()))?;
-    let token = new_resume_token();
-    // The token is durable in the manifest (written next); `.resume-token` is a convenience
-    // copy for scripts, so it is written atomically without fsync.
-    write_atomic_relaxed(&dir.resume_token(), format!("{token}\n").as_bytes())?;
-    let now = crate::time::now();
-    let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
+    if depth == 0 {
+        sweep_staging(&dir);
+    }
+    let staging = dir.staging_dir();
+    // A run in line for a slot is recorded `queued`: it starts in [`execute`].
+    let started = !matches!(admission, Admission::Queued(..));
+    let staged = stage_run_dir(&ctx, &plan, &dir, parent_run_id, started).await;
+    let (manifest, lock) = match staged {
+        Ok(v) => v,
+        Err(e) => {
+            // Ours alone (a fresh random name): nothing else can be using it.
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     let plan_len = plan.pipeline.stages.len();
+    // The first manifest is durable already: this persister writes on the next change.
     let persister = Persister::spawn(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
     );
-    if !matches!(admission, Admission::Queued(..)) {
-        persister
-            .send(ManifestUpdate::RunStarted { at: now })
-            .await?;
-    }
-    persister.flush().await?;
+    let token = persister.inspect(|m| m.resume_token.clone()).await?;
+    // The token is durable in the manifest; `.resume-token` is a convenience copy for
+    // scripts, so it is written atomically without fsync (rebuilt when missing or damaged,
+    // see `record::artifacts::heal_side_files`).
+    write_atomic_relaxed(&dir.resume_token(), format!("{token}\n").as_bytes())?;
     crate::record::artifacts::write_mcp_stub(&dir)?;
     // A new directory: every request in its control.json is for this runner.
     let mut prepared = assemble(
@@ -88,6 +97,85 @@ pub async fn prepare_admitted(
     )?;
     prepared.admission = admission;
     Ok(prepared)
+}
+
+/// Builds the run's directory under its staging name (folders, lock, first manifest, all
+/// durable) and renames it into place; returns the manifest as written and the held lock.
+async fn stage_run_dir(
+    ctx: &Ctx,
+    plan: &Plan,
+    dir: &RunDir,
+    parent_run_id: Option<String>,
+    started: bool,
+) -> Result<(Manifest, crate::control::lock::RunLock), AppError> {
+    let staging = dir.staging_dir();
+    // `errors/` is created on the first failure (see artifacts::ErrorFile).
+    let commands = staging.join("commands");
+    create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
+    // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder
+    // (a `flock` belongs to the open file, so it survives the rename).
+    let lock = crate::control::lock::acquire(&staging.join("run.lock"))
+        .map_err(|e| e.into_app("cannot create the run"))?;
+    let now = crate::time::now();
+    let manifest = initial_manifest(ctx, plan, dir, parent_run_id, new_resume_token(), &now);
+    let first = Persister::spawn(
+        manifest,
+        Targets::manifest(
+            staging.join("manifest.json"),
+            Some(staging.join(".heartbeat")),
+        ),
+    );
+    // One update either way, so that the first manifest is written before the rename (a run
+    // in line for a slot stays `queued`, as `initial_manifest` made it).
+    let first_update = if started {
+        ManifestUpdate::RunStarted { at: now }
+    } else {
+        ManifestUpdate::Heartbeat { at: now }
+    };
+    first.send(first_update).await?;
+    let manifest = first.close().await?;
+    let cli = dir.dir.parent().unwrap_or(&dir.task_dir).to_owned();
+    create_dir_all_durable(&cli).map_err(|e| AppError::storage(&cli, e))?;
+    std::fs::rename(&staging, &dir.dir).map_err(|e| AppError::storage(&dir.dir, e))?;
+    shared_manifest::atomic::fsync_dir(&cli).map_err(|e| AppError::storage(&cli, e))?;
+    Ok((manifest, lock))
+}
+
+/// How old a staging folder without a lock file must be before it is taken for a runner's
+/// remains: the lock is taken right after the folder is made, so a live runner is past that
+/// window within milliseconds.
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes what runners that died before their first manifest left in `.runs/<task>/.staging/`
+/// (best effort: a folder still locked, or too young to tell, is left alone). Cheap: the
+/// staging folder is empty unless a runner died there.
+pub fn sweep_staging(dir: &RunDir) {
+    let Some(root) = dir.staging_dir().parent().map(std::path::Path::to_owned) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let remains = match crate::control::lock::try_acquire(&path.join("run.lock")) {
+            // Held by us now: its runner is gone. Removed while held; dropped after.
+            Some(Ok(_held)) => std::fs::remove_dir_all(&path).is_ok(),
+            Some(Err(_)) => false,
+            None => {
+                entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STAGING_GRACE)
+                    && std::fs::remove_dir_all(&path).is_ok()
+            }
+        };
+        if remains {
+            tracing::info!(path = %path.display(), "removed the staging folder of a runner that died");
+        }
+    }
 }
 
 /// Opens the run's logs and bundles everything its stages share.
@@ -154,14 +242,14 @@ pub async fn prepare_resume(
             c.title = s.title.clone();
         }
     }
-    let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
+    let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots);
     if killed > 0 {
         crate::console::err_line(&format!(
             "note: killed {killed} process group(s) left running by the previous runner"
         ));
     }
     // Then whatever is left that carries the run's id: processes outside the recorded groups.
-    let marked = crate::engine::resume::kill_marked(&manifest, &ctx.roots.repo);
+    let marked = crate::engine::resume::kill_marked(&manifest, &ctx.roots);
     if marked > 0 {
         crate::console::err_line(&format!(
             "note: killed {marked} more process(es) of the previous runner's stages (found by {})",
@@ -170,6 +258,12 @@ pub async fn prepare_resume(
     }
     shared_manifest::atomic::remove_stale_temps(&dir.dir)
         .map_err(|e| AppError::storage(&dir.dir, e))?;
+    // The redirect stub may be missing (a runner killed before writing it) or damaged (a power
+    // cut): rebuilt from the manifest, with the token copy and the heartbeat file.
+    let healed = crate::record::heal::heal(&dir, &manifest)?;
+    if !healed.is_empty() {
+        tracing::info!(?healed, "side files rebuilt on resume");
+    }
     let done = manifest
         .commands
         .iter()

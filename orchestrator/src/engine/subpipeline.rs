@@ -115,6 +115,15 @@ async fn earlier_child(
     run_id: &str,
 ) -> Result<Option<EarlierChild>, AppError> {
     let ctx = &run.ctx;
+    // The id comes from the parent's manifest: it must be a directory name, or the paths built
+    // from it could leave `.runs`.
+    if !crate::record::layout::is_safe_component(run_id) {
+        tracing::warn!(
+            child = %crate::record::layout::show_id(run_id),
+            "the recorded child run id is not a run id; starting a new run"
+        );
+        return Ok(None);
+    }
     let dir = ctx.roots.run_dir(&ctx.task, run_id);
     let Ok(manifest) = crate::history::read_manifest(&dir.manifest()) else {
         tracing::warn!(
@@ -138,7 +147,7 @@ async fn earlier_child(
         }))));
     }
     let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
+        .map_err(|e| e.into_app(&format!("cannot resume child run `{run_id}`")))?;
     // Re-read under the lock, as `resume` does.
     let manifest = crate::history::read_manifest(&dir.manifest())
         .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;

@@ -45,16 +45,10 @@ pub fn record_run(roots: &Roots, m: &Manifest, manifest: &Path) -> Result<(), Hi
 }
 
 fn children(roots: &Roots, m: &Manifest, depth: usize) -> Vec<(PathBuf, usize)> {
+    // A recorded path that leaves `.runs` (a damaged manifest) is not followed.
     m.child_runs
         .iter()
-        .map(|c| {
-            let p = Path::new(&c.manifest);
-            let p = if p.is_absolute() {
-                p.to_owned()
-            } else {
-                roots.repo.join(p)
-            };
-            (p, depth)
-        })
+        .filter_map(|c| roots.recorded_path(&c.manifest))
+        .map(|p| (p, depth))
         .collect()
 }

@@ -113,6 +113,23 @@ impl Index {
         Ok(index.rebuild(true)?.unwrap_or_default())
     }
 
+    /// An index in memory built from the manifests, writing nothing: for queries when the
+    /// file cannot be used.
+    pub fn in_memory(roots: &Roots) -> Result<Index, HistoryError> {
+        let path = roots.runs.join(FILE_NAME);
+        let conn = Connection::open_in_memory().map_err(|e| HistoryError::index(&path, e))?;
+        conn.execute_batch(SCHEMA)
+            .and_then(|()| set_version(&conn))
+            .map_err(|e| HistoryError::index(&path, e))?;
+        let mut index = Index {
+            conn,
+            path,
+            roots: roots.clone(),
+        };
+        index.rebuild(true)?;
+        Ok(index)
+    }
+
     /// A query failed because the file is damaged beyond its header: rebuild it from scratch.
     pub fn repaired(roots: &Roots) -> Result<Index, HistoryError> {
         Index::repair(roots.runs.join(FILE_NAME), roots, true, true)
@@ -310,17 +327,30 @@ impl Index {
 
 /// Runs `query` on the index of `roots`; when the file turns out damaged past what opening
 /// checks, rebuilds it from the manifests and runs `query` once more.
+///
+/// The index is derived data and a query only reads: when the file cannot be opened, built or
+/// repaired (a full disk, a read-only `.runs`, an I/O error), the query runs on an index built
+/// in memory from the manifests instead, with a `warning:` saying why.
 pub fn with_index<T>(
     roots: &Roots,
     query: impl Fn(&mut Index) -> Result<T, HistoryError>,
 ) -> Result<T, HistoryError> {
-    let mut index = Index::open(roots)?;
-    match query(&mut index) {
+    let on_file = Index::open(roots).and_then(|mut index| match query(&mut index) {
         Err(e) if e.is_corrupt() => {
             drop(index);
             query(&mut Index::repaired(roots)?)
         }
         r => r,
+    });
+    match on_file {
+        Err(e) => {
+            crate::console::err_line(&format!(
+                "warning: {}; reading the manifests directly",
+                e.one_line()
+            ));
+            query(&mut Index::in_memory(roots)?)
+        }
+        ok => ok,
     }
 }
 

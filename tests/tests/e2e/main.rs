@@ -31,6 +31,7 @@ mod run_basics;
 mod run_limits;
 mod serve;
 mod shell;
+mod side_files;
 mod signals;
 mod status_plan;
 mod tooling;
