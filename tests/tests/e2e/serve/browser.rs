@@ -211,7 +211,8 @@ fn the_dashboard_follows_runs_live_in_a_real_browser() {
         // Its output shows while it runs: colours rendered, stderr told apart.
         until(&c, "build's output", Duration::from_secs(10), "document.getElementById('log').textContent.includes('compiled 42 crates')").await;
         assert_eq!(eval(&c, "document.querySelector('#log .ansi-bold.fg-green')?.textContent").await, json!("compiled"));
-        assert_eq!(eval(&c, "document.querySelector('#log .err')?.textContent").await, json!("warning: unused variable\n"));
+        // (stderr is its own pipe: its chunk may come a moment later, through the log's stream)
+        until(&c, "build's stderr", Duration::from_secs(10), "document.querySelector('#log .err')?.textContent === 'warning: unused variable\\n'").await;
         assert_eq!(eval(&c, "document.getElementById('log').textContent.includes('\\u001b')").await, json!(false));
         save(&c, "run-page-running.png").await;
         until(&c, "build to succeed", Duration::from_secs(10), &format!("{} === 'succeeded'", stage("build", "status"))).await;
