@@ -16,6 +16,6 @@ pub use error::ConfigError;
 pub use executor::{ExecutorConfig, RayConfig};
 pub use load::{load, parse, Loaded};
 pub use model::{
-    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
-    StageKind,
+    CommandStage, Config, ConfigSource, Durability, OnFailure, Pipeline, RecordSettings,
+    RetryPolicy, Stage, StageKind,
 };

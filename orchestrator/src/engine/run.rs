@@ -32,9 +32,13 @@ pub async fn prepare(
 ) -> Result<Prepared, AppError> {
     let run_id = new_run_id();
     let dir = ctx.roots.run_dir(&ctx.task, &run_id);
-    // `errors/` is created on the first failure (see artifacts::ErrorFile).
+    // The run directory's entry is durable now (its parent is fsynced); `commands/` inside it
+    // becomes durable with the first manifest write, which fsyncs the run directory before any
+    // stage can create a log in it. `errors/` is created on the first failure (see
+    // artifacts::ErrorFile).
+    create_dir_all_durable(&dir.dir).map_err(|e| AppError::storage(&dir.dir, e))?;
     let commands = dir.commands_dir();
-    create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
+    std::fs::create_dir(&commands).map_err(|e| AppError::storage(&commands, e))?;
     // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder.
     let lock = crate::control::lock::acquire(&dir.lock())
         .map_err(|e| AppError::Conflict(e.to_string()))?;
@@ -375,9 +379,10 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     // Succeeded or failed is a function of the stages' recorded statuses (`run_outcome`, the
     // rule the state-machine tests check), read from the manifest the persister owns; the
     // scheduler only supplies which failure came first, for `status_detail`.
+    // A look, not a barrier: the terminal write below makes all of it durable at once.
     let stages: Vec<(String, CommandStatus)> = run
         .persister
-        .inspect(|m| {
+        .peek(|m| {
             m.commands
                 .iter()
                 .map(|c| (c.id.clone(), c.status))
@@ -489,8 +494,8 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             }),
         );
     }
-    let _ = run.events.sync();
-    let _ = run.runner_log.sync();
+    // `events.jsonl` and `runner.ndjson` are not fsynced: like `.heartbeat`, they are streams
+    // for watchers, and the record (manifest, stage logs, error files) does not depend on them.
     ctx.reporter.run_finished(&run.label(), &manifest);
     Ok(RunReport {
         dir: run.dir.clone(),

@@ -69,7 +69,9 @@ pub struct ErrorFile<'a> {
 }
 
 impl ErrorFile<'_> {
-    /// Writes the file; returns its path.
+    /// Writes the file atomically; returns its path. Not fsynced here: it is durable before
+    /// the manifest that names it, because the stage hands its path to the persister, which
+    /// fsyncs it (and `errors/`) in the same group commit as that manifest.
     pub fn write(self) -> Result<std::path::PathBuf, shared_manifest::errors::AtomicWriteError> {
         let path = self.run.error_file(self.index, self.stage_id);
         // Created on the first failure; durable, like the error file itself.
@@ -90,7 +92,7 @@ impl ErrorFile<'_> {
             "details": Value::Object(self.details),
             "created_at": crate::time::now(),
         });
-        write_json(&path, &value)?;
+        write_json_relaxed(&path, &value)?;
         Ok(path)
     }
 }

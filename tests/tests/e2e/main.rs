@@ -8,6 +8,7 @@ mod record;
 
 mod bad_input;
 mod crash;
+mod crash_points;
 mod dead_output;
 mod deep;
 mod graph;
