@@ -110,8 +110,9 @@ impl Index {
     }
 
     /// Records the runs noted in `index.pending` (and their child runs), then forgets the
-    /// notes. Cheap when there are none.
-    fn record_noted(&mut self) -> Result<(), HistoryError> {
+    /// notes. Cheap when there are none: a reader that keeps the index open (the dashboard)
+    /// calls it before each query.
+    pub fn record_noted(&mut self) -> Result<(), HistoryError> {
         let runs = self.roots.runs.clone();
         if !super::pending::any(&runs) {
             return Ok(());
