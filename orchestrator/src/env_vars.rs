@@ -42,6 +42,9 @@ pub const DESIGN_PIPELINE: &str = "DESIGN_PIPELINE";
 pub const STAGE_TIMEOUT_MS: &str = "CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS";
 /// Cap on chunk events kept in memory per stage (the peer's knob; default 500).
 pub const EXEC_EVENT_MAX_CHUNKS: &str = "CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS";
+/// `batched` (default) | `strict`: when a stage's end is made durable (over config
+/// `durability`).
+pub const DURABILITY: &str = "CODEX_ORCHESTRATOR_DURABILITY";
 /// Grace in milliseconds between SIGTERM and SIGKILL when stopping a stage.
 pub const KILL_GRACE_MS: &str = "CODEX_ORCHESTRATOR_KILL_GRACE_MS";
 /// At most this many runs of the `.runs` directory execute at once (overrides the config's

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod document;
 pub mod errors;
 pub mod persister;
+mod render;
 pub mod schema;
 pub mod sidecar;
 pub mod state;
@@ -14,7 +15,7 @@ pub mod update;
 
 pub use document::{ApplyError, Document, Rendered, Sidecar};
 pub use errors::{AtomicWriteError, PersistError, ReadError};
-pub use persister::{Persister, PersisterStats, Targets};
+pub use persister::{Persister, PersisterStats, Synced, Targets};
 pub use schema::Manifest;
 pub use sidecar::{read_manifest, read_value, Extensions};
 pub use state::{

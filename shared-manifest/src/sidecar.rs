@@ -349,4 +349,4 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, ReadError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

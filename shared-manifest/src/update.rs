@@ -624,17 +624,17 @@ impl Document for Manifest {
 
     /// Sidecar layout: the peer's keys to `manifest.json`, the rest to `manifest.ext.json`.
     /// Inline: one file, and no sidecar left behind.
-    fn render(&self) -> Result<Rendered, serde_json::Error> {
+    fn render(&mut self) -> Result<Rendered, serde_json::Error> {
         match self.extensions {
             Extensions::Inline => Ok(Rendered {
                 main: pretty(self)?,
                 sidecar: Sidecar::Remove,
             }),
             Extensions::Sidecar => {
-                let (main, ext) = crate::sidecar::split(serde_json::to_value(self)?);
+                let (main, ext) = crate::render::split_files(self)?;
                 Ok(Rendered {
-                    main: pretty(&main)?,
-                    sidecar: Sidecar::Write(pretty(&ext)?),
+                    main,
+                    sidecar: Sidecar::Write(ext),
                 })
             }
         }

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use super::error::{list, ConfigError, Loc};
 use super::executor::ExecutorConfig;
 use super::model::{
-    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
-    StageKind,
+    CommandStage, Config, ConfigSource, Durability, OnFailure, Pipeline, RecordSettings,
+    RetryPolicy, Stage, StageKind,
 };
 
 mod control;
@@ -27,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "defaultPipeline",
     "runtimeMode",
     "manifestExtensions",
+    "durability",
     "$schema",
     "version",
     "description",
@@ -293,6 +294,14 @@ impl Walker {
                 self.err(
                     &root.field("manifestExtensions"),
                     format!("`{raw}` is not one of: sidecar, inline"),
+                )
+            })?;
+        }
+        if let Some(raw) = self.opt_string(obj, "durability", &root)? {
+            record.durability = Durability::parse(&raw).ok_or_else(|| {
+                self.err(
+                    &root.field("durability"),
+                    format!("`{raw}` is not one of: batched, strict"),
                 )
             })?;
         }

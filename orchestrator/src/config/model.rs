@@ -32,6 +32,30 @@ pub struct Config {
 pub struct RecordSettings {
     /// `manifestExtensions`: our extension fields in `manifest.ext.json` (default) or inline.
     pub extensions: shared_manifest::Extensions,
+    /// `durability` (overridden by `CODEX_ORCHESTRATOR_DURABILITY`).
+    pub durability: Durability,
+}
+
+/// When a stage's end is made durable (see the README's durability section).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Group commit: a stage's end (its log, then the manifest that records it) is made
+    /// durable by the persister's next paced write; its dependents do not wait for it.
+    #[default]
+    Batched,
+    /// Each stage's end is durable before its dependents start.
+    Strict,
+}
+
+impl Durability {
+    /// Parses `batched` | `strict` (trimmed, case-insensitive).
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "batched" => Some(Durability::Batched),
+            "strict" => Some(Durability::Strict),
+            _ => None,
+        }
+    }
 }
 
 /// Whose config a run uses.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use exec::CancelRequest;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::engine::peer_env::PeerEnv;
 use crate::errors::AppError;
 use crate::modes::{ExecutionDecision, RuntimeDecision};
@@ -121,6 +121,8 @@ pub struct ExecKnobs {
     /// Retained chunk events per stage (`CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS`, default 0:
     /// logs on disk are complete, memory stays bounded).
     pub max_chunk_events: usize,
+    /// `CODEX_ORCHESTRATOR_DURABILITY`, when set: wins over the config's `durability`.
+    pub durability: Option<Durability>,
 }
 
 impl ExecKnobs {
@@ -142,11 +144,27 @@ impl ExecKnobs {
             kill_grace: num(ev::KILL_GRACE_MS)?
                 .map_or(exec::DEFAULT_KILL_GRACE, Duration::from_millis),
             max_chunk_events: num(ev::EXEC_EVENT_MAX_CHUNKS)?.map_or(0, |n| n as usize),
+            durability: match ev::non_blank(ev::DURABILITY) {
+                None => None,
+                Some(v) => Some(Durability::parse(&v).ok_or_else(|| {
+                    AppError::Usage(format!(
+                        "{} is `{v}`, expected `batched` or `strict`",
+                        ev::DURABILITY
+                    ))
+                })?),
+            },
         })
     }
 }
 
 impl Ctx {
+    /// When stage ends are made durable: the environment, else the config.
+    pub fn durability(&self) -> Durability {
+        self.exec
+            .durability
+            .unwrap_or(self.config.record.durability)
+    }
+
     /// Records a fatal error (the first one wins) and stops every running stage.
     pub fn fail_fatally(&self, error: AppError) {
         let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());

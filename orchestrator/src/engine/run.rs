@@ -607,9 +607,10 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     // Succeeded or failed is a function of the stages' recorded statuses (`run_outcome`, the
     // rule the state-machine tests check), read from the manifest the persister owns; the
     // scheduler only supplies which failure came first, for `status_detail`.
+    // A look, not a barrier: the terminal write below makes all of it durable at once.
     let stages: Vec<(String, CommandStatus)> = run
         .persister
-        .inspect(|m| {
+        .peek(|m| {
             m.commands
                 .iter()
                 .map(|c| (c.id.clone(), c.status))
@@ -689,9 +690,21 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     // The terminal state is durable before the summary and metrics are written, and they are
     // built from exactly that state: a crash in between leaves an honest manifest that only
     // lacks `metrics_recorded`.
-    let manifest = run.persister.inspect(Manifest::clone).await?;
-    crate::record::artifacts::write_run_summary(&run.dir, &manifest, ctx.execution.mode)?;
-    crate::record::artifacts::append_metrics(&run.dir, &manifest)?;
+    // Rendered from the record where it lives rather than from a copy of it (a record of
+    // thousands of stages is megabytes).
+    let (dir, mode) = (run.dir.clone(), ctx.execution.mode);
+    let (summary_bytes, metrics_line) = run
+        .persister
+        .inspect(move |m| {
+            (
+                crate::record::artifacts::run_summary_bytes(&dir, m, mode),
+                crate::record::artifacts::metrics_line(m),
+            )
+        })
+        .await?;
+    crate::record::artifacts::save_run_summary(&run.dir, &summary_bytes)?;
+    drop(summary_bytes);
+    crate::record::artifacts::append_metrics_line(&run.dir, &metrics_line)?;
     run.persister.send(ManifestUpdate::MetricsRecorded).await?;
     let manifest = run.persister.clone().close().await?;
     let snapshot = &manifest;
@@ -731,8 +744,8 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             }),
         );
     }
-    let _ = run.events.sync();
-    let _ = run.runner_log.sync();
+    // `events.jsonl` and `runner.ndjson` are not fsynced: like `.heartbeat`, they are streams
+    // for watchers, and the record (manifest, stage logs, error files) does not depend on them.
     ctx.reporter.run_finished(&run.label(), &manifest);
     Ok(RunReport {
         dir: run.dir.clone(),

@@ -41,7 +41,7 @@ pub async fn run_subpipeline(
     // forever; a child that had already succeeded is taken as it is.
     let previous = run
         .persister
-        .inspect(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
+        .peek(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
         .await?;
     let earlier = match previous {
         Some(id) => earlier_child(&run, &child_plan, &id).await?,
@@ -88,6 +88,10 @@ pub async fn run_subpipeline(
             },
         })
         .await?;
+    // A barrier: the parent's link to its child is durable before the child runs a stage, so
+    // a resume after a crash takes that child run over (and kills its survivors) instead of
+    // starting another one beside it.
+    run.persister.flush().await?;
     run.emit(
         "step_started",
         json!({
@@ -218,6 +222,8 @@ async fn finish_subpipeline(
             "status": Value::Null, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
             "sub_run_id": child.run_id,
         }),
+        // The child run's own record is durable: its runner closed it before returning.
+        shared_manifest::Synced::default(),
     )
     .await?;
     Ok(StageEnd {

@@ -102,8 +102,35 @@ impl Index {
     /// Opens `.runs/index.sqlite`, building it from the manifests when it is missing, and
     /// rebuilding it when it is corrupt or of another schema. Without a `.runs` directory
     /// there is no history: an empty index in memory, and nothing is written.
+    /// Runs noted as finished since the last reader (`index.pending`) are recorded first.
     pub fn open(roots: &Roots) -> Result<Index, HistoryError> {
-        Index::open_with(roots, true)
+        let mut index = Index::open_with(roots, true)?;
+        index.record_noted()?;
+        Ok(index)
+    }
+
+    /// Records the runs noted in `index.pending` (and their child runs), then forgets the
+    /// notes. Cheap when there are none: a reader that keeps the index open (the dashboard)
+    /// calls it before each query.
+    pub fn record_noted(&mut self) -> Result<(), HistoryError> {
+        let runs = self.roots.runs.clone();
+        if !super::pending::any(&runs) {
+            return Ok(());
+        }
+        let _turn = lock(&runs.join(LOCK_NAME))?;
+        let notes = super::pending::take(&runs)?;
+        let roots = self.roots.clone();
+        for line in &notes.manifests {
+            let path = super::pending::resolve(&roots, line);
+            match scan::read_manifest(&path) {
+                Ok(m) => super::finish::record_tree(&roots, &m, &path, |m, p| self.record(m, p))?,
+                Err(e) => crate::console::err_line(&format!(
+                    "warning: run `{line}` is not in the run history: {}",
+                    e.one_line()
+                )),
+            }
+        }
+        notes.forget()
     }
 
     /// `runs reindex`: opens the index (replacing a file that is not a database) and rebuilds

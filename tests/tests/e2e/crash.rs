@@ -1,13 +1,14 @@
-//! Crash consistency and storage faults: the runner killed (SIGKILL) at manifest writes, then
-//! resumed; ENOSPC and EIO end the run with exit 4 and an intact last manifest.
+//! Crash consistency and storage faults: a run killed after its end finishes its bookkeeping
+//! on resume; ENOSPC and EIO end the run with exit 4 and an intact last manifest. (Kills at
+//! every write point: `crash_points.rs`.)
 //! Needs `strace` (fault injection) and, for ENOSPC, root to mount a small tmpfs; each test
 //! prints why it skipped when those are missing.
 
 use std::process::Command;
 
-use crate::harness::{read_json, TestEnv};
+use crate::harness::TestEnv;
 
-fn have_strace() -> bool {
+pub(crate) fn have_strace() -> bool {
     let ok = Command::new("strace")
         .args(["-qq", "-e", "trace=none", "true"])
         .output()
@@ -28,7 +29,7 @@ fn ten_stages() -> String {
     )
 }
 
-fn manifests(env: &TestEnv) -> Vec<std::path::PathBuf> {
+pub(crate) fn manifests(env: &TestEnv) -> Vec<std::path::PathBuf> {
     let dir = env.path().join(".runs/0101/cli");
     std::fs::read_dir(dir)
         .map(|d| {
@@ -59,7 +60,7 @@ fn assert_no_run_without_manifest(env: &TestEnv) {
 }
 
 /// Lines of `metrics.json` for run `id` that record the end in manifest `fin`.
-fn metrics_lines(env: &TestEnv, id: &str, fin: &serde_json::Value) -> usize {
+pub(crate) fn metrics_lines(env: &TestEnv, id: &str, fin: &serde_json::Value) -> usize {
     std::fs::read_to_string(env.path().join(".runs/0101/metrics.json"))
         .unwrap_or_default()
         .lines()
@@ -305,8 +306,9 @@ fn eio_on_fsync_exits_4_naming_the_path() {
 fn a_write_failure_while_a_stage_runs_stops_it_at_once() {
     // Stage `b` makes its own run directory immutable (chattr +i: no new entries, so the
     // manifest's temp file cannot be created), then works for 3 s. The runner's next manifest
-    // write (b's deferred start, 100 ms in) fails, and the run must stop `b` at once rather
-    // than let it finish: `b-ran` never appears, `c` never starts.
+    // write (the paced one that records `b`'s start) fails, and the run must stop `b` at once
+    // rather than let it finish: `b-ran` never appears, `c` never starts. In both durability
+    // modes.
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -323,41 +325,52 @@ fn a_write_failure_while_a_stage_runs_stops_it_at_once() {
         eprintln!("SKIPPED: needs root and a filesystem with chattr +i (ext4, xfs, btrfs)");
         return;
     }
-    let env = TestEnv::new().config(
-        r#"{"pipelines":[{"id":"p","stages":[
+    for strict in [false, true] {
+        let mode = if strict { "strict" } else { "batched" };
+        let env = TestEnv::new()
+            .config(
+                r#"{"pipelines":[{"id":"p","stages":[
       {"kind":"command","id":"a","command":"echo a"},
       {"kind":"command","id":"b","command":"chattr +i \"$CODEX_ORCHESTRATOR_RUN_DIR\" && sleep 3; echo b >> b-ran"},
       {"kind":"command","id":"c","command":"touch c-ran"}]}]}"#,
-    );
-    let started = std::time::Instant::now();
-    let out = env.start("p", &[]);
-    let elapsed = started.elapsed();
-    let dir = std::fs::read_dir(env.path().join(".runs/0101/cli"))
-        .expect("runs")
-        .flatten()
-        .next()
-        .expect("one run")
-        .path();
-    // Unfreeze first, whatever happens next, so the temp dir can be removed.
-    let _ = Command::new("chattr").arg("-i").arg(&dir).status();
-    assert_eq!(out.code, 4, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("manifest.json") && out.stderr.contains("Operation not permitted"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        !env.path().join("b-ran").exists(),
-        "stage `b` ran on after the manifest write failed"
-    );
-    assert!(!env.path().join("c-ran").exists(), "`c` started");
-    assert!(
-        elapsed < std::time::Duration::from_secs(3),
-        "the run waited for `b` ({elapsed:?})"
-    );
-    let last = read_json(&dir.join("manifest.json"));
-    assert_eq!(last["status"], "in_progress", "the last good manifest");
-    assert_eq!(last["commands"][0]["status"], "succeeded");
+            )
+            .env("CODEX_ORCHESTRATOR_DURABILITY", mode);
+        let started = std::time::Instant::now();
+        let out = env.start("p", &[]);
+        let elapsed = started.elapsed();
+        let dir = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+            .expect("runs")
+            .flatten()
+            .next()
+            .expect("one run")
+            .path();
+        // Unfreeze first, whatever happens next, so the temp dir can be removed.
+        let _ = Command::new("chattr").arg("-i").arg(&dir).status();
+        assert_eq!(out.code, 4, "{mode}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("manifest.") && out.stderr.contains("Operation not permitted"),
+            "{mode}: {}",
+            out.stderr
+        );
+        assert!(
+            !env.path().join("b-ran").exists(),
+            "{mode}: stage `b` ran on after the manifest write failed"
+        );
+        assert!(!env.path().join("c-ran").exists(), "{mode}: `c` started");
+        assert!(
+            elapsed < std::time::Duration::from_secs(3),
+            "{mode}: the run waited for `b` ({elapsed:?})"
+        );
+        let last = crate::harness::merged(&dir.join("manifest.json"));
+        assert_eq!(
+            last["status"], "in_progress",
+            "{mode}: the last good manifest"
+        );
+        if strict {
+            // `a`'s end was durable before `b` started.
+            assert_eq!(last["commands"][0]["status"], "succeeded");
+        }
+    }
 }
 
 #[test]

@@ -182,16 +182,19 @@ impl TestEnv {
 
     /// `strace <strace_args> <our binary> start p` in the repo with the test's clean env.
     pub(crate) fn start_under_strace(&self, strace_args: &[&str]) -> std::process::Output {
-        Command::new("strace")
-            .args(strace_args)
+        let mut cmd = Command::new("strace");
+        cmd.args(strace_args)
             .arg(BIN)
             .args(["start", "p"])
             .current_dir(self.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.path())
-            .output()
-            .expect("strace")
+            .stdin(Stdio::null());
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("strace")
     }
 
     pub(crate) fn runs_exists(&self) -> bool {

@@ -13,6 +13,7 @@ mod bad_input;
 mod compat;
 mod control_requests;
 mod crash;
+mod crash_points;
 mod cross;
 mod dead_output;
 mod deep;
