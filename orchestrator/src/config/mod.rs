@@ -16,6 +16,6 @@ pub use error::ConfigError;
 pub use executor::{ExecutorConfig, RayConfig};
 pub use load::{load, parse, Loaded};
 pub use model::{
-    ApprovalStage, CommandStage, Config, ConfigSource, Durability, OnFailure, OnTimeout,
-    Pipeline, RecordSettings, RetryPolicy, Stage, StageKind,
+    ApprovalStage, CommandStage, Config, ConfigSource, Durability, OnFailure, OnTimeout, Pipeline,
+    RecordSettings, RetryPolicy, Stage, StageKind,
 };

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::harness::TestEnv;
+use crate::harness::{read_json, TestEnv};
 
 pub(crate) fn have_strace() -> bool {
     let ok = Command::new("strace")

@@ -18,6 +18,7 @@ mod cross;
 mod dead_output;
 mod deep;
 mod display;
+mod fuzz;
 mod graph;
 mod history;
 mod names;
