@@ -12,7 +12,7 @@
 #   --no-peer       skip the peer (our figures and the floors only)
 #   --no-build      use the existing target/release/codex-orchestrator (or $BENCH_BIN)
 #   --keep          keep the temp directory (printed at the end)
-# Environment: BENCH_BIN (our binary), PEER_BIN (the peer's CLI; default: shared/tools/peer.sh),
+# Environment: BENCH_BIN (our binary), PEER_BIN (the peer's CLI; default: installed with npm into ~/.cache),
 #   TMPDIR (where the temp directories go).
 #
 # Every timed run gets a fresh `.runs` (removed before the run, outside the timing). Runs of
@@ -121,13 +121,16 @@ if [ "$PEER" = 1 ]; then
   elif ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     say "skipping the peer: node/npm not found"; PEER=0
   else
-    PEER_TOOL="$ROOT/../shared/tools/peer.sh"
-    [ -f "$PEER_TOOL" ] || PEER_TOOL="/work/shared/tools/peer.sh"
-    if [ -f "$PEER_TOOL" ]; then
-      say "installing the peer ($PEER_TOOL)"
-      PEER_CLI="$(bash "$PEER_TOOL")" || { say "skipping the peer: peer.sh failed"; PEER=0; }
-    else
-      say "skipping the peer: shared/tools/peer.sh not found"; PEER=0
+    # The peer is installed here, with npm, into the cache .ci/run uses too: the repository
+    # needs nothing outside itself.
+    peer_cache="${XDG_CACHE_HOME:-$HOME/.cache}/codex-orchestrator-peer/0.2.1"
+    PEER_CLI="$peer_cache/node_modules/.bin/codex-orchestrator"
+    if [ ! -x "$PEER_CLI" ]; then
+      say "installing the peer (npm @kbediako/codex-orchestrator@0.2.1 into $peer_cache)"
+      mkdir -p "$peer_cache"
+      (cd "$peer_cache" && { [ -f package.json ] || npm init -y >/dev/null 2>&1; } \
+        && npm i --no-audit --no-fund "@kbediako/codex-orchestrator@0.2.1" >&2) \
+        || { say "skipping the peer: npm install failed"; PEER=0; }
     fi
   fi
   if [ "$PEER" = 1 ] && [ ! -x "$PEER_CLI" ]; then say "skipping the peer: $PEER_CLI is not executable"; PEER=0; fi
@@ -163,7 +166,8 @@ mkconfig "$BASE/s1" one 1 true
 mkconfig "$BASE/s2" forty 40 true
 mkconfig "$BASE/s3" big 1 "$BIG_CMD"
 mkconfig "$BASE/s3b" lines 1 "yes | head -c $BIG_BYTES"
-mkconfig "$BASE/s5" graph 1000 true graph
+SIZES=(250 1000 4000)  # scenario 5: independent stages at concurrency 2
+for n in "${SIZES[@]}"; do mkconfig "$BASE/s5-$n" graph "$n" true graph; done
 for s in s1 s2 s3; do cp -r "$BASE/$s" "$BASE/$s-peer"; done
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +446,7 @@ if [ "$HAVE_STRACE" = 1 ]; then
   done
   cmd_ours big; strace_run "$BASE/s3" "ours 200 MiB"; trace_counts "$BASE/s3/.strace"; MBIG_OURS=$MAN
   rm -rf "$BASE/s3/.runs"
-  cmd_ours graph --concurrency 2; strace_run "$BASE/s5" "ours 1000-stage graph"; trace_counts "$BASE/s5/.strace"
+  cmd_ours graph --concurrency 2; strace_run "$BASE/s5-1000" "ours 1000-stage graph"; trace_counts "$BASE/s5-1000/.strace"
   M1000_OURS=$MAN; F1000_OURS=$FSY
   M1_MIN=$(printf '%s\n' "${M1_OURS[@]}" | sort -n | head -n 1)
   M40_MAX=$(printf '%s\n' "${M40_OURS[@]}" | sort -n | tail -n 1)
@@ -463,31 +467,69 @@ if [ "$HAVE_STRACE" = 1 ]; then
   row "$L4" "1000-stage graph, concurrency 2" 1 "$M1000_OURS ($(calc "$M1000_OURS / 1000") per stage)" "$NA" "$NA"
   row "4. fsync + fdatasync calls" "1000-stage graph, concurrency 2" 1 "$F1000_OURS" "$NA" "$NA"
   NOTES+=("Scenario 4 counts, under \`strace -f\`, the \`rename\`/\`renameat\`/\`renameat2\` calls whose target is a run's \`manifest.json\` (the \`mcp/\` redirect stub excluded) and every \`fsync\`/\`fdatasync\` of the process tree; not timed.")
-  rm -rf "$BASE/s5/.runs"
+  rm -rf "$BASE/s5-1000/.runs"
 fi
 
 # ---------------------------------------------------------------------------------------------
-# scenario 5: 1000 independent stages at concurrency 2 (ours only) against xargs -P2
+# scenario 5: scaling: 250, 1000 and 4000 independent stages at concurrency 2 (ours only)
+# against xargs -P2
 # ---------------------------------------------------------------------------------------------
-S5_RUNS=5  # each run of ours takes seconds
-say "scenario 5: 1000 independent true stages at concurrency 2 and the xargs -P2 floor, 1 warm-up + $S5_RUNS counted runs each"
-cmd_ours graph --concurrency 2; warm "$BASE/s5" "ours 1000-stage graph"
-floor_xargs 1000
-S5_OURS=(); S5_FLOOR=(); S5_RSS=()
-for ((r = 0; r < S5_RUNS; r++)); do
-  cmd_ours graph --concurrency 2
-  if [ "$HAVE_TIME" = 1 ]; then timed_rss "$BASE/s5" "ours 1000-stage graph"; S5_RSS+=("$RSS_KB")
-  else timed "$BASE/s5" "ours 1000-stage graph"; fi
-  S5_OURS+=("$T_RUN")
-  timed_fn floor_xargs 1000; S5_FLOOR+=("$T_RUN")
+# record_bytes DIR -> sets WB (bytes written to manifest.json temp files), WBX (to the sidecar's),
+#   NW (writes of manifest.json), FSYNCS (fsync + fdatasync), FINAL / FINALX (final sizes) from
+#   one run under `strace -f -y -s 0` (fds annotated with their paths; not timed).
+record_bytes() {
+  local dir=$1 rc
+  rm -rf "$dir/.runs"
+  (cd "$dir" && strace -f -qq -y -s 0 -e trace=write,fsync,fdatasync,rename,renameat,renameat2 \
+    -o "$dir/.strace-bytes" "${CMD[@]}" >"$dir/.out" 2>"$dir/.err"); rc=$?
+  check "$dir" "bytes run (strace)" "$rc"
+  read -r WB WBX NW FSYNCS < <(awk '
+    { sub(/^[0-9]+ +/, "") }
+    /^write\(/ && /\.manifest\.json\.[0-9a-f]+\.tmp>/ { if (match($0, /= [0-9]+$/)) wb += substr($0, RSTART + 2) }
+    /^write\(/ && /\.manifest\.ext\.json\.[0-9a-f]+\.tmp>/ { if (match($0, /= [0-9]+$/)) wbx += substr($0, RSTART + 2) }
+    /^rename(at2?)?\(/ && /\/cli\/[^"]*\/manifest\.json"/ { nw++ }
+    /^(fsync|fdatasync)\(/ { fs++ }
+    END { printf("%d %d %d %d\n", wb, wbx, nw, fs) }' "$dir/.strace-bytes")
+  local run; run=$(find "$dir/.runs" -path '*/cli/*/manifest.json' | head -n 1)
+  FINAL=$(stat -c %s "$run"); FINALX=$(stat -c %s "${run%/manifest.json}/manifest.ext.json" 2>/dev/null || echo 0)
+  rm -f "$dir/.strace-bytes"
+}
+S5_RUNS=3  # each run of ours takes seconds
+say "scenario 5: ${SIZES[*]} independent true stages at concurrency 2 and the xargs -P2 floor, 1 warm-up + $S5_RUNS counted runs each"
+declare -A S5_MED_WALL S5_MED_OV S5_MED_RSS S5_RATIO S5_WRITES S5_FSYNCS
+for n in "${SIZES[@]}"; do
+  dir="$BASE/s5-$n"
+  cmd_ours graph --concurrency 2; warm "$dir" "ours $n-stage graph"
+  floor_xargs "$n"
+  S5_OURS=(); S5_FLOOR=(); S5_RSS=()
+  for ((r = 0; r < S5_RUNS; r++)); do
+    cmd_ours graph --concurrency 2
+    if [ "$HAVE_TIME" = 1 ]; then timed_rss "$dir" "ours $n-stage graph"; S5_RSS+=("$RSS_KB")
+    else timed "$dir" "ours $n-stage graph"; fi
+    S5_OURS+=("$T_RUN")
+    timed_fn floor_xargs "$n"; S5_FLOOR+=("$T_RUN")
+  done
+  S5_LABEL="5. $n independent \`true\` stages, concurrency 2"
+  row "$S5_LABEL" "wall s" "$S5_RUNS" "$(stats 1000000 2 "${S5_OURS[@]}")" \
+    "floor, $n× \`sh -c true\` via \`xargs -P2\`: $(stats 1000000 2 "${S5_FLOOR[@]}")" "$(stats 1 2 $(ratios S5_OURS S5_FLOOR))"
+  row "$S5_LABEL" "overhead ms per stage beyond the floor, (ours − floor) / $n" "$S5_RUNS" \
+    "$(stats 1 3 $(diffs_per S5_OURS S5_FLOOR $((n * 1000))))" "$NA" "$NA"
+  [ "$HAVE_TIME" = 1 ] && row "$S5_LABEL" "runner peak RSS MiB" "$S5_RUNS" "$(stats 1024 1 "${S5_RSS[@]}")" "$NA" "$NA"
+  S5_MED_WALL[$n]=$(median 1000000 "${S5_OURS[@]}")
+  S5_MED_OV[$n]=$(median 1 $(diffs_per S5_OURS S5_FLOOR $((n * 1000))))
+  [ "$HAVE_TIME" = 1 ] && S5_MED_RSS[$n]=$(median 1024 "${S5_RSS[@]}")
+  if [ "$HAVE_STRACE" = 1 ]; then
+    record_bytes "$dir"
+    S5_RATIO[$n]=$(calc "$WB / $FINAL"); S5_WRITES[$n]=$NW; S5_FSYNCS[$n]=$FSYNCS
+    row "$S5_LABEL" "manifest.json: writes; bytes written / final size (final KB)" 1 \
+      "$NW writes; $(printf '%.1f' "${S5_RATIO[$n]}")× ($(calc "$FINAL / 1000" | xargs printf '%.0f') KB)" "$NA" "$NA"
+    row "$S5_LABEL" "manifest.ext.json: bytes written / final size (final KB)" 1 \
+      "$(printf '%.1f' "$(calc "$WBX / ($FINALX + ($FINALX == 0))")")× ($(calc "$FINALX / 1000" | xargs printf '%.0f') KB)" "$NA" "$NA"
+    row "$S5_LABEL" "fsync + fdatasync calls" 1 "$FSYNCS ($(calc "$FSYNCS / $n" | xargs printf '%.2f') per stage)" "$NA" "$NA"
+  fi
+  rm -rf "$dir/.runs"
 done
-S5_LABEL="5. 1000 independent \`true\` stages, concurrency 2 (ours only)"
-row "$S5_LABEL" "wall s" "$S5_RUNS" "$(stats 1000000 2 "${S5_OURS[@]}")" \
-  "floor, 1000× \`sh -c true\` via \`xargs -P2\`: $(stats 1000000 2 "${S5_FLOOR[@]}")" "$(stats 1 2 $(ratios S5_OURS S5_FLOOR))"
-row "$S5_LABEL" "scheduler overhead ms per stage, (ours − floor) / 1000" "$S5_RUNS" \
-  "$(stats 1 3 $(diffs_per S5_OURS S5_FLOOR 1000000))" "$NA" "$NA"
-[ "$HAVE_TIME" = 1 ] && row "$S5_LABEL" "runner peak RSS MiB" "$S5_RUNS" "$(stats 1024 1 "${S5_RSS[@]}")" "$NA" "$NA"
-NOTES+=("Scenario 5 times our binary under \`/usr/bin/time -v\` (one extra fork+exec, under 1 ms, on a run of seconds).")
+NOTES+=("Scenario 5 times our binary under \`/usr/bin/time -v\` (one extra fork+exec, under 1 ms, on a run of seconds); its byte counts come from one more run per size under \`strace -f -y\` (the \`write\` calls on the temp files that become \`manifest.json\` and \`manifest.ext.json\`), not timed.")
 
 # ---------------------------------------------------------------------------------------------
 # targets (DESIGN.md "Targets" and the bars in its comparison table), judged on medians
@@ -524,8 +566,23 @@ if [ "$HAVE_STRACE" = 1 ]; then
     "$(if [ "$DURABLE_ALL" = yes ]; then echo met; else echo missed; fi)"
 fi
 trow "Bar: a few ms to start a 1-stage run (read as ≤ 5 ms)" "$(printf '%.1f' "$S1_MED_MS") ms" "$(verdict_le "$S1_MED_MS" 5)"
-ov=$(median 1 $(diffs_per S5_OURS S5_FLOOR 1000000))
-trow "Bar: ~1 ms per stage beyond the process spawn (1000 stages, concurrency 2; read as ≤ 1 ms)" "$(printf '%.3f' "$ov") ms" "$(verdict_le "$ov" 1)"
+trow "Bar: ~1 ms per stage beyond the process spawn (1000 stages, concurrency 2; read as ≤ 1 ms)" "$(printf '%.3f' "${S5_MED_OV[1000]}") ms" "$(verdict_le "${S5_MED_OV[1000]}" 1)"
+# issue 11: persistence that scales
+trow "Scaling: overhead ≤ 0.5 ms per stage beyond \`xargs -P2\` at 1000 stages" "$(printf '%.3f' "${S5_MED_OV[1000]}") ms" "$(verdict_le "${S5_MED_OV[1000]}" 0.5)"
+lin=$(calc "${S5_MED_WALL[4000]} / ${S5_MED_WALL[1000]}")
+trow "Scaling: 4000 stages in at most 4.5× the 1000-stage wall time" "$(printf '%.2f' "$lin")× (${S5_MED_WALL[4000]} s / ${S5_MED_WALL[1000]} s)" "$(verdict_le "$lin" 4.5)"
+if [ "$HAVE_STRACE" = 1 ]; then
+  trow "Scaling: bytes written to manifest.json ≤ 20× its final size at 4000 stages" "$(printf '%.1f' "${S5_RATIO[4000]}")× (250: $(printf '%.1f' "${S5_RATIO[250]}")×, 1000: $(printf '%.1f' "${S5_RATIO[1000]}")×)" "$(verdict_le "${S5_RATIO[4000]}" 20)"
+fi
+if [ "$HAVE_TIME" = 1 ]; then
+  trow "Scaling: peak RSS ≤ 32 MiB at 4000 stages" "$(printf '%.1f' "${S5_MED_RSS[4000]}") MiB (250: $(printf '%.1f' "${S5_MED_RSS[250]}"), 1000: $(printf '%.1f' "${S5_MED_RSS[1000]}"))" "$(verdict_le "${S5_MED_RSS[4000]}" 32)"
+fi
+trow "Scaling: 40-stage pipeline ≤ 2× the shell loop (stretch 1.5×)" "$(printf '%.2f' "$r_floor")×" "$(verdict_le "$r_floor" 2)$(le "$r_floor" 1.5 && echo ', stretch met')"
+if [ "$PEER" = 1 ]; then
+  r_peer=$(median 1 $(ratios S2_OURS S2_PEER))
+  trow "Scaling: 40-stage pipeline ≤ 0.07× the peer" "$(printf '%.3f' "$r_peer")×" "$(verdict_le "$r_peer" 0.07)"
+fi
+trow "Scaling: 1-stage run ≤ 10 ms" "$(printf '%.1f' "$S1_MED_MS") ms" "$(verdict_le "$S1_MED_MS" 10)"
 
 # ---------------------------------------------------------------------------------------------
 # report

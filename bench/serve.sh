@@ -45,10 +45,10 @@ done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && cargo build --release -p codex-orchestrator --bin codex-orchestrator >&2 \
-    && cargo build --release -p tests --example serve_bench >&2)
+    && cargo build --release -p tests --bin serve-bench >&2)
 fi
 BIN="${BENCH_BIN:-$ROOT/target/release/codex-orchestrator}"
-CLIENT="$ROOT/target/release/examples/serve_bench"
+CLIENT="$ROOT/target/release/serve-bench"
 [ -x "$BIN" ] || { echo "error: no binary at \`$BIN\`" >&2; exit 2; }
 [ -x "$CLIENT" ] || { echo "error: no client at \`$CLIENT\` (build without --no-build)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "error: python3 is needed" >&2; exit 2; }
@@ -134,5 +134,5 @@ for key, label in [("runs", "`GET /api/runs` (runs page, first 50)"),
                    ("pipelines", "`GET /api/pipelines` (pass rates, trends)")]:
     r = lst[key]
     target = "<= 50 ms" if key == "runs" else ""
-    print(f"| {label}, median (min..max) | {r['median_ms']:.1f} ms ({r['min_ms']:.1f}..{r['max_ms']:.1f}), {r['bytes']} bytes | {target} |")
+    print(f"| {label}: median (min..max; first request) | {r['median_ms']:.1f} ms ({r['min_ms']:.1f}..{r['max_ms']:.1f}; {r['first_ms']:.1f}), {r['bytes']} bytes | {target} |")
 PY

@@ -130,7 +130,14 @@ pub fn lines_from(
     from: u64,
     mut f: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
 ) -> std::io::Result<u64> {
-    let mut block = vec![0u8; BLOCK];
+    // A follower mostly reads the few bytes appended since its last look: size the buffer by
+    // what is there, not by the largest read.
+    let len = file.metadata()?.len();
+    if from >= len {
+        return Ok(from);
+    }
+    let size = usize::try_from(len - from).map_or(BLOCK, |n| n.min(BLOCK));
+    let mut block = vec![0u8; size];
     let mut carry: Vec<u8> = Vec::new();
     // Offset of `carry[0]` in the file, and whether the line in `carry` is being skipped.
     let mut carry_at = from;

@@ -339,8 +339,10 @@ impl StageLog {
         self.runner.write_raw(&buf)
     }
 
-    /// Pushes buffered lines to the file (no fsync), so that readers see a finished attempt.
-    pub(crate) fn flush_buffer(&mut self) -> Result<(), ExecError> {
+    /// Pushes buffered lines to the file (no fsync), so that readers see a finished attempt,
+    /// and a record written after this never claims more than the file holds (short of a
+    /// power cut: the orchestrator's persister fsyncs the log before that record is durable).
+    pub fn flush_buffer(&mut self) -> Result<(), ExecError> {
         self.file.flush().map_err(|e| self.err(e))
     }
 

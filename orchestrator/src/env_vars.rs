@@ -42,8 +42,14 @@ pub const DESIGN_PIPELINE: &str = "DESIGN_PIPELINE";
 pub const STAGE_TIMEOUT_MS: &str = "CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS";
 /// Cap on chunk events kept in memory per stage (the peer's knob; default 500).
 pub const EXEC_EVENT_MAX_CHUNKS: &str = "CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS";
+/// `batched` (default) | `strict`: when a stage's end is made durable (over config
+/// `durability`).
+pub const DURABILITY: &str = "CODEX_ORCHESTRATOR_DURABILITY";
 /// Grace in milliseconds between SIGTERM and SIGKILL when stopping a stage.
 pub const KILL_GRACE_MS: &str = "CODEX_ORCHESTRATOR_KILL_GRACE_MS";
+/// At most this many runs of the `.runs` directory execute at once (overrides the config's
+/// `maxConcurrentRuns`).
+pub const MAX_CONCURRENT_RUNS: &str = "CODEX_ORCHESTRATOR_MAX_CONCURRENT_RUNS";
 /// Runtime mode (`cli` | `appserver`); set for stages to the mode in effect.
 pub const RUNTIME_MODE: &str = "CODEX_ORCHESTRATOR_RUNTIME_MODE";
 /// `0`/`false`/`off` forbids the appserver -> cli fallback.
@@ -97,6 +103,8 @@ pub const STAGE_VARIABLES: &[&str] = &[
     DESIGN_CONFIG_PATH,
 ];
 
+/// `--failure-output`'s default: `tail`, `full` or `never`.
+pub const FAILURE_OUTPUT: &str = "CODEX_ORCHESTRATOR_FAILURE_OUTPUT";
 /// The terminal type: `dumb` or unset means no live display (plain lines).
 pub const TERM: &str = "TERM";
 /// `0`: no colour (unless forced).

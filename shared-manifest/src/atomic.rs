@@ -23,10 +23,14 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>
 }
 
 /// [`write_atomic`] without the fsyncs: readers still see the old or the new content, never a
-/// mix, but a power cut may lose the write. Only for files that are hints or derived from a
+/// mix, while the system runs. A power cut may lose the write, and for a file that did not
+/// exist before it may leave an empty file (the rename can reach the disk before the data:
+/// ext4 orders them only when renaming over an existing file), so readers of such files must
+/// treat empty or unparseable content as missing. Only for files that are hints or derived from a
 /// durable record (the `.heartbeat` sidecar duplicates the manifest's `heartbeat_at`, and its
-/// only job after a crash is to be stale; the `mcp/` redirect and `run-summary.json` are
-/// rebuilt from the manifest).
+/// only job after a crash is to be stale; the `mcp/` redirect, `run-summary.json` and
+/// `.resume-token` are rebuilt from the manifest when damaged, see the orchestrator's
+/// `record::heal`).
 pub fn write_atomic_relaxed(target: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
     write_atomic_with(target, bytes, false)
 }

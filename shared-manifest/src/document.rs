@@ -27,8 +27,9 @@ pub trait Document: Serialize + Send + 'static {
     }
 
     /// The bytes of the document's files. Default: the document as pretty JSON with a trailing
-    /// newline, and no sidecar.
-    fn render(&self) -> Result<Rendered, serde_json::Error> {
+    /// newline, and no sidecar. Mutable so that a large document can set parts of itself aside
+    /// while it renders (it must be unchanged on return).
+    fn render(&mut self) -> Result<Rendered, serde_json::Error> {
         Ok(Rendered {
             main: pretty(self)?,
             sidecar: Sidecar::Keep,

@@ -9,6 +9,7 @@ pub mod document;
 pub mod errors;
 pub mod loop_state;
 pub mod persister;
+mod render;
 pub mod schema;
 pub mod sidecar;
 pub mod state;
@@ -19,7 +20,7 @@ pub use delivery_state::{DeliveryEvent, DeliveryPhase, Outcome};
 pub use document::{ApplyError, Document, Rendered, Sidecar};
 pub use errors::{AtomicWriteError, PersistError, ReadError};
 pub use loop_state::{LoopEvent, LoopPhase, LoopResult, LoopStep};
-pub use persister::{Persister, PersisterStats, Targets};
+pub use persister::{Persister, PersisterStats, Synced, Targets};
 pub use schema::Manifest;
 pub use sidecar::{read_manifest, read_value, Extensions};
 pub use state::{

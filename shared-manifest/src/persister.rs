@@ -1,13 +1,21 @@
 //! The persister: the one task that owns a document (a run's manifest) and is the only writer of
-//! its file and its `.heartbeat` sidecar.
+//! its files (`manifest.json`, its sidecar) and its `.heartbeat`.
 //!
 //! Everyone else holds a cloneable [`Persister`] handle around a *bounded* channel. The task
-//! drains everything queued (`recv_many`), applies it in order, then writes once: N quick updates
-//! cost one write. Writes happen one at a time (the task awaits each before reading the next
-//! batch), on the blocking pool so fsync never stalls the async workers.
+//! drains everything queued (`recv_many`) and applies it in order at once; it writes when a
+//! barrier asks for it or when the pace allows (`pacing.rs`): updates nobody waits for are
+//! gathered and written at most every `max(25 ms, 9 × the last write's cost)`, so that writing
+//! takes at most a tenth of the wall time at any document size and N quick updates cost one
+//! write. Writes happen one at a time on the persister's own thread (`writer.rs`): rendering
+//! and fsync never stall the async workers, and the senders never wait for a write.
 //!
+//! - Group commit: an update may name files it refers to ([`Synced`]: a stage log, an error
+//!   file); they are made durable right before the write that includes the update, in the same
+//!   batch, so the document never claims more than those files hold.
 //! - `flush()` is a message in the same channel, so every update sent before it sits in the same
-//!   batch or an earlier one; it is acknowledged only after that batch's write is durable.
+//!   batch or an earlier one; it is acknowledged only after a write covering it is durable (at
+//!   once if that write already happened), without waiting for the pace.
+//! - `peek()` reads the document as updated so far, without asking for a write.
 //! - `close()` is an explicit message, not the drop of the last sender: other handles (a stage
 //!   task, a heartbeat ticker) may still be alive. The task then refuses new messages, applies
 //!   what was already queued (those sends succeeded, so they must not be lost), writes, and hands
@@ -18,100 +26,30 @@
 //! - [`Persister::failed`] resolves on that failed write, without anyone sending: the run watches
 //!   it to stop its stages at once instead of finding out at its next flush.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::atomic::write_atomic;
-use crate::document::{Document, Sidecar};
-use crate::errors::{AtomicWriteError, PersistError};
+use crate::document::Document;
+use crate::errors::PersistError;
+
+mod owner;
+pub mod pacing;
+mod sink;
+mod writer;
+
+pub use sink::{AtomicSink, Sink, Synced, Targets};
 
 /// Queue bound. Bounded so a producer that outruns the disk waits (backpressure) instead of
-/// growing memory without limit. The writer drains in batches, so the bound is reached only when
-/// writes are far slower than updates; logs and output never go through this channel.
+/// growing memory without limit. The task drains in batches and applies while it is not
+/// writing, so the bound is reached only when a single write outlasts 1024 updates; logs and
+/// output never go through this channel.
 const CHANNEL_CAPACITY: usize = 1024;
-/// Most messages applied per write: bounds how long the flushes of a long queue wait.
+/// Most messages taken from the queue at once (a bound on one turn of the loop, not on what
+/// one write covers: everything applied before a write is in it).
 const BATCH: usize = 256;
-
-/// Where the persister writes: [`AtomicSink`] in production; tests swap it to observe writes.
-pub trait Sink: Send + 'static {
-    /// Writes `bytes` to `path` durably, all or nothing. Called on the blocking pool, one call at
-    /// a time.
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError>;
-
-    /// Writes a file that only needs to be atomic, not durable (the heartbeat: the manifest
-    /// holds the same time durably). Defaults to [`Sink::write`].
-    fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
-        self.write(path, bytes)
-    }
-
-    /// Writes several files durably, each all or nothing, renamed in the given order so that
-    /// a later one is never newer than an earlier one after a crash. Defaults to
-    /// [`Sink::write`] of each in turn.
-    fn write_in_order(&mut self, files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
-        for (path, bytes) in files {
-            self.write(path, bytes)?;
-        }
-        Ok(())
-    }
-
-    /// Removes `path` durably (the directory is fsynced); a missing file is not an error.
-    fn remove(&mut self, path: &Path) -> Result<(), AtomicWriteError> {
-        crate::atomic::remove_durable(path)
-    }
-}
-
-/// The real sink: [`write_atomic`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AtomicSink;
-
-impl Sink for AtomicSink {
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
-        write_atomic(path, bytes)
-    }
-
-    fn write_relaxed(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
-        crate::atomic::write_atomic_relaxed(path, bytes)
-    }
-
-    fn write_in_order(&mut self, files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
-        crate::atomic::write_atomic_all(files)
-    }
-}
-
-/// The files a persister writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Targets {
-    /// The document.
-    pub main: PathBuf,
-    /// Its sidecar, for documents that render one (the manifest's `manifest.ext.json`).
-    pub sidecar: Option<PathBuf>,
-    /// The heartbeat file, for documents that have one.
-    pub heartbeat: Option<PathBuf>,
-}
-
-impl Targets {
-    /// Just the document's file.
-    pub fn new(main: PathBuf) -> Targets {
-        Targets {
-            main,
-            sidecar: None,
-            heartbeat: None,
-        }
-    }
-
-    /// A run's manifest: `manifest.json`, its sidecar next to it and, while the run is
-    /// going, its heartbeat file.
-    pub fn manifest(main: PathBuf, heartbeat: Option<PathBuf>) -> Targets {
-        Targets {
-            sidecar: Some(crate::sidecar::sidecar_path(&main)),
-            main,
-            heartbeat,
-        }
-    }
-}
 
 /// Counters, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,23 +60,32 @@ pub struct PersisterStats {
     pub sidecar_writes: u64,
     /// Completed writes of the heartbeat file.
     pub heartbeat_writes: u64,
+    /// Bytes of the document's file over all writes.
+    pub bytes: u64,
+    /// Files and directories made durable for updates before the writes that include them.
+    pub synced: u64,
 }
 
 enum Msg<D: Document> {
-    Apply(D::Update),
-    /// Applied at once, but its write may wait up to the given time for the next write (see
-    /// [`Persister::send_deferred`]).
-    ApplyDeferred(D::Update, std::time::Duration),
-    /// Acknowledged after the write covering everything queued before it.
+    /// An update; its write may wait for the pace, or at most `within` when given, and is
+    /// preceded by the syncs of `sync`.
+    Apply {
+        update: D::Update,
+        within: Option<Duration>,
+        sync: Synced,
+    },
+    /// Acknowledged after a durable write covering everything queued before it.
     Flush(oneshot::Sender<()>),
     /// Receives the document once everything queued is written.
     Close(oneshot::Sender<D>),
     /// Like `Flush`, then runs on the written document (a read-only look, e.g. to build
     /// derived files from exactly what is on disk).
     Inspect(Look<D>),
+    /// Runs on the document as updated so far, written or not.
+    Peek(Look<D>),
 }
 
-/// A read-only look at the document, run by the task after a write.
+/// A read-only look at the document, run by the task.
 type Look<D> = Box<dyn FnOnce(&D) + Send>;
 
 /// State every handle can read. The task sets the errors *before* it drops an acknowledgement
@@ -149,6 +96,8 @@ struct Shared {
     writes: AtomicU64,
     sidecar_writes: AtomicU64,
     heartbeat_writes: AtomicU64,
+    bytes: AtomicU64,
+    synced: AtomicU64,
     /// The first error of the run (rejected update or failed write): what flush and close report.
     first: Mutex<Option<PersistError>>,
     /// The failure that ended the task: what every call reports afterwards.
@@ -228,55 +177,78 @@ impl<D: Document> Persister<D> {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn spawn_with_sink(doc: D, targets: Targets, sink: Box<dyn Sink>) -> Persister<D> {
+        Self::spawn_on(doc, targets, sink, writer::Writer::start())
+    }
+
+    /// For tests with tokio's paused clock: writes on the blocking pool, which (unlike a thread
+    /// of our own) stops the clock from jumping ahead while a write is in flight.
+    #[cfg(test)]
+    fn spawn_on_pool(doc: D, targets: Targets) -> Persister<D> {
+        Self::spawn_on(doc, targets, Box::new(AtomicSink), writer::Writer::Pool)
+    }
+
+    fn spawn_on(
+        doc: D,
+        targets: Targets,
+        sink: Box<dyn Sink>,
+        writer: writer::Writer,
+    ) -> Persister<D> {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let shared = Arc::new(Shared::default());
-        let owner = Owner {
-            doc,
-            // Unknown until the first write: a resumed run may have one from an earlier layout.
-            sidecar_on_disk: targets.sidecar.is_some(),
-            targets,
-            sink: Some(sink),
-            shared: Arc::clone(&shared),
-            last_heartbeat: None,
-            last_sidecar: None,
-        };
+        let owner = owner::Owner::new(doc, targets, sink, Arc::clone(&shared), writer);
         // Detached: the document comes back through `close`, errors through `shared`.
         tokio::spawn(owner.run(rx));
         Persister { tx, shared }
     }
 
-    /// Queues an update (waits only if the queue is full). `Ok` means queued, not written: use
-    /// [`Persister::flush`] to know it is durable. Fails once the task has ended.
-    pub async fn send(&self, update: D::Update) -> Result<(), PersistError> {
-        self.tx
-            .send(Msg::Apply(update))
-            .await
-            .map_err(|_| self.shared.gone())
+    async fn put(&self, msg: Msg<D>) -> Result<(), PersistError> {
+        self.tx.send(msg).await.map_err(|_| self.shared.gone())
     }
 
-    /// Queues an update whose write may wait up to `within` for the next write (a flush, another
-    /// update, or the deadline), so that it shares that write. For records that must reach
-    /// the file soon but not at once: a stage that started is written when it ends if it ends
-    /// quickly, one write instead of two. Readers of the file see it at most `within` late.
+    /// Queues an update (waits only if the queue is full). `Ok` means queued, not written: it
+    /// is written within the pace (see `pacing.rs`); use [`Persister::flush`] to know it is
+    /// durable. Fails once the task has ended.
+    pub async fn send(&self, update: D::Update) -> Result<(), PersistError> {
+        self.put(Msg::Apply {
+            update,
+            within: None,
+            sync: Synced::default(),
+        })
+        .await
+    }
+
+    /// Queues an update that records what `sync` names: those files are made durable before
+    /// the write that includes the update (group commit). The sender does not wait for it.
+    pub async fn send_synced(&self, update: D::Update, sync: Synced) -> Result<(), PersistError> {
+        self.put(Msg::Apply {
+            update,
+            within: None,
+            sync,
+        })
+        .await
+    }
+
+    /// Queues an update whose write must happen within `within` even if the pace would wait
+    /// longer (it may share an earlier write). Readers of the file see it at most `within`
+    /// late.
     pub async fn send_deferred(
         &self,
         update: D::Update,
-        within: std::time::Duration,
+        within: Duration,
     ) -> Result<(), PersistError> {
-        self.tx
-            .send(Msg::ApplyDeferred(update, within))
-            .await
-            .map_err(|_| self.shared.gone())
+        self.put(Msg::Apply {
+            update,
+            within: Some(within),
+            sync: Synced::default(),
+        })
+        .await
     }
 
     /// Barrier: returns once a write including every update sent before this call is durable.
     /// Returns the run's first error instead (a failed write or a rejected update).
     pub async fn flush(&self) -> Result<(), PersistError> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(ack))
-            .await
-            .map_err(|_| self.shared.gone())?;
+        self.put(Msg::Flush(ack)).await?;
         // A dropped ack means the task ended (failed write, close, panic) before writing.
         done.await.map_err(|_| self.shared.gone())?;
         self.shared.outcome()
@@ -292,12 +264,23 @@ impl<D: Document> Persister<D> {
         let look: Look<D> = Box::new(move |d: &D| {
             let _ = tx.send(f(d));
         });
-        self.tx
-            .send(Msg::Inspect(look))
-            .await
-            .map_err(|_| self.shared.gone())?;
+        self.put(Msg::Inspect(look)).await?;
         let value = rx.await.map_err(|_| self.shared.gone())?;
         self.shared.outcome().map(|()| value)
+    }
+
+    /// `f` of the document with every update sent before this call applied, written or not:
+    /// no write is asked for. For decisions that need the record's state, not its durability.
+    pub async fn peek<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&D) -> R + Send + 'static,
+    ) -> Result<R, PersistError> {
+        let (tx, rx) = oneshot::channel();
+        let look: Look<D> = Box::new(move |d: &D| {
+            let _ = tx.send(f(d));
+        });
+        self.put(Msg::Peek(look)).await?;
+        rx.await.map_err(|_| self.shared.gone())
     }
 
     /// Writes everything queued, ends the task and returns the document, or the run's first
@@ -305,10 +288,7 @@ impl<D: Document> Persister<D> {
     /// [`PersistError::Closed`], as does a second concurrent `close`.
     pub async fn close(self) -> Result<D, PersistError> {
         let (reply, done) = oneshot::channel();
-        self.tx
-            .send(Msg::Close(reply))
-            .await
-            .map_err(|_| self.shared.gone())?;
+        self.put(Msg::Close(reply)).await?;
         let doc = done.await.map_err(|_| self.shared.gone())?;
         self.shared.outcome().map(|()| doc)
     }
@@ -327,204 +307,15 @@ impl<D: Document> Persister<D> {
 
     /// Writes completed so far.
     pub fn stats(&self) -> PersisterStats {
+        let s = &self.shared;
         PersisterStats {
-            writes: self.shared.writes.load(Ordering::Relaxed),
-            sidecar_writes: self.shared.sidecar_writes.load(Ordering::Relaxed),
-            heartbeat_writes: self.shared.heartbeat_writes.load(Ordering::Relaxed),
+            writes: s.writes.load(Ordering::Relaxed),
+            sidecar_writes: s.sidecar_writes.load(Ordering::Relaxed),
+            heartbeat_writes: s.heartbeat_writes.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            synced: s.synced.load(Ordering::Relaxed),
         }
     }
-}
-
-/// The task's state; only the task touches it.
-struct Owner<D> {
-    doc: D,
-    targets: Targets,
-    /// Moved into the blocking pool for each write and back; `None` only during a write.
-    sink: Option<Box<dyn Sink>>,
-    shared: Arc<Shared>,
-    last_heartbeat: Option<String>,
-    /// Hash of the sidecar bytes last written: an unchanged sidecar is not written again.
-    last_sidecar: Option<u64>,
-    /// A sidecar file may exist (so an inline layout must remove it).
-    sidecar_on_disk: bool,
-}
-
-impl<D: Document> Owner<D> {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg<D>>) {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut closer = None;
-        // Applied but not written yet: set by deferred updates, until the write that covers
-        // them (which must happen by `due`).
-        let mut due: Option<tokio::time::Instant> = None;
-        loop {
-            // `recv_many` returns 0 once the channel is closed (by a `Close`) or every handle is
-            // dropped, *and* it is empty: everything accepted has been applied.
-            let received = match due {
-                None => rx.recv_many(&mut batch, BATCH).await,
-                Some(at) => tokio::select! {
-                    n = rx.recv_many(&mut batch, BATCH) => n,
-                    () = tokio::time::sleep_until(at) => usize::MAX,
-                },
-            };
-            let closed = received == 0;
-            // Write now: a non-deferred update, a barrier, the end of the channel, or the
-            // deadline of a deferred one.
-            let mut changed = received == usize::MAX || (closed && due.is_some());
-            let mut acks = Vec::new();
-            let mut inspects: Vec<Look<D>> = Vec::new();
-            for msg in batch.drain(..) {
-                match msg {
-                    Msg::Apply(update) => {
-                        // A rejected update should leave the document as it was; counting it as a
-                        // change costs at most one extra write and never hides a partial apply.
-                        changed = true;
-                        self.apply(update);
-                    }
-                    Msg::ApplyDeferred(update, within) => {
-                        let at = tokio::time::Instant::now() + within;
-                        due = Some(due.map_or(at, |d| d.min(at)));
-                        self.apply(update);
-                    }
-                    Msg::Flush(ack) => acks.push(ack),
-                    Msg::Inspect(look) => inspects.push(look),
-                    Msg::Close(reply) => {
-                        // New sends fail from now on; what is queued still gets applied.
-                        rx.close();
-                        // Only one caller can get the document; a second one gets `Closed`.
-                        closer.get_or_insert(reply);
-                    }
-                }
-            }
-            // A barrier covers deferred updates too: they were sent before it.
-            changed |=
-                due.is_some() && (!acks.is_empty() || !inspects.is_empty() || closer.is_some());
-            if changed {
-                due = None;
-                if let Err(e) = self.write().await {
-                    tracing::debug!(error = %e, "manifest write failed; the writer stops");
-                    // Error first, then close, then the acks drop on return: whoever wakes up
-                    // finds the error.
-                    self.shared.fail(e);
-                    rx.close();
-                    return;
-                }
-            }
-            for ack in acks {
-                // The flusher may have stopped waiting; nothing to do then.
-                let _ = ack.send(());
-            }
-            for look in inspects {
-                look(&self.doc);
-            }
-            if closed {
-                break;
-            }
-        }
-        if let Some(reply) = closer {
-            let _ = reply.send(self.doc);
-        }
-    }
-
-    fn apply(&mut self, update: D::Update) {
-        if let Err(e) = self.doc.apply(update) {
-            tracing::debug!(error = %e, "manifest update rejected");
-            self.shared.record(PersistError::Apply(e));
-        }
-    }
-
-    /// One write of the document: its sidecar (when it changed), then the document, then the
-    /// heartbeat file (when it changed).
-    ///
-    /// The sidecar goes first and durably (its rename and a directory fsync complete before the
-    /// document's rename starts): after a crash or a power cut between the two, the sidecar is
-    /// ahead of the document, never behind. Ahead is harmless: the document decides every
-    /// status, and a resume clears the extension fields of every stage it puts back to
-    /// pending; behind would lose the details (attempts, outcome, process) of stages the
-    /// document already records as ended. The document goes before the heartbeat: a reader
-    /// who sees a fresh heartbeat finds a manifest at least as fresh.
-    async fn write(&mut self) -> Result<(), PersistError> {
-        let rendered = self.doc.render().map_err(PersistError::Serialize)?;
-        let remove_sidecar = rendered.sidecar == Sidecar::Remove;
-        let mut files = Vec::with_capacity(2);
-        let mut sidecar_hash = None;
-        if let Sidecar::Write(bytes) = rendered.sidecar {
-            let path = self
-                .targets
-                .sidecar
-                .clone()
-                .ok_or(PersistError::NoSidecarPath)?;
-            let hash = hash_of(&bytes);
-            if self.last_sidecar != Some(hash) {
-                files.push((path, bytes));
-                sidecar_hash = Some(hash);
-            }
-        }
-        files.push((self.targets.main.clone(), rendered.main));
-        self.with_sink(move |sink| {
-            let refs: Vec<(&Path, &[u8])> = files
-                .iter()
-                .map(|(p, b)| (p.as_path(), b.as_slice()))
-                .collect();
-            sink.write_in_order(&refs)
-        })
-        .await?;
-        if sidecar_hash.is_some() {
-            self.shared.sidecar_writes.fetch_add(1, Ordering::Relaxed);
-            self.last_sidecar = sidecar_hash;
-            self.sidecar_on_disk = true;
-        }
-        self.shared.writes.fetch_add(1, Ordering::Relaxed);
-        if remove_sidecar && self.sidecar_on_disk {
-            if let Some(path) = self.targets.sidecar.clone() {
-                self.with_sink(move |sink| sink.remove(&path)).await?;
-            }
-            self.sidecar_on_disk = false;
-            self.last_sidecar = None;
-        }
-        let Some(path) = self.targets.heartbeat.clone() else {
-            return Ok(());
-        };
-        let beat = self.doc.heartbeat();
-        if let Some(text) = beat
-            .as_ref()
-            .filter(|b| Some(*b) != self.last_heartbeat.as_ref())
-        {
-            let bytes = text.clone().into_bytes();
-            self.with_sink(move |sink| sink.write_relaxed(&path, &bytes))
-                .await?;
-            self.shared.heartbeat_writes.fetch_add(1, Ordering::Relaxed);
-            self.last_heartbeat = beat;
-        }
-        Ok(())
-    }
-
-    /// Runs `f` on the sink on the blocking pool (fsync must not stall the async workers).
-    async fn with_sink(
-        &mut self,
-        f: impl FnOnce(&mut dyn Sink) -> Result<(), AtomicWriteError> + Send + 'static,
-    ) -> Result<(), PersistError> {
-        let mut sink = self
-            .sink
-            .take()
-            .expect("the sink is put back after every write");
-        let (sink, result) = tokio::task::spawn_blocking(move || {
-            let r = f(sink.as_mut());
-            (sink, r)
-        })
-        .await
-        // The sink panicked (its message is already printed) or the runtime is shutting down.
-        .map_err(|_| PersistError::Closed)?;
-        self.sink = Some(sink);
-        result.map_err(PersistError::Write)
-    }
-}
-
-/// A 64-bit fingerprint of a sidecar's bytes (not stored, only compared within one run).
-fn hash_of(bytes: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct Manifest {
     /// Pipeline id.
     pub pipeline_id: String,
     /// Pipeline title.
+    // The peer leaves it out for a pipeline without a `title` (against its own schema): read
+    // as empty; a resume fills it in from the config.
+    #[serde(default)]
     pub pipeline_title: String,
     /// Always `codex-cli`.
     pub runner: String,
@@ -141,6 +144,13 @@ pub struct Manifest {
     /// run's status, which a delivery never changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery: Vec<crate::work_record::DeliveryRecord>,
+    /// The config file the run's pipeline was read from (repo-relative inside the repo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_path: Option<String>,
+    /// Whose config that is: `repo`, `package` (the peer package's, used because the repo has
+    /// none) or `inline` (`exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_source: Option<String>,
 
     /// Keys we do not know, written by the peer or another tool: kept, so a resume never
     /// drops them.
@@ -159,6 +169,9 @@ pub struct CommandRecord {
     /// Stage id.
     pub id: String,
     /// Stage title.
+    // The peer leaves it out for a stage without a `title` (against its own schema): read as
+    // empty; a resume fills it in from the config.
+    #[serde(default)]
     pub title: String,
     /// The resolved shell command (`null` for sub-pipelines).
     pub command: Option<String>,
@@ -189,7 +202,8 @@ pub struct CommandRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// How the final attempt ended: `exited`, `signaled`, `timed_out`, `cancelled`,
-    /// `spawn_failed`, `lost` (a remote executor lost the attempt), `dependency_failed`.
+    /// `spawn_failed`, `lost` (a remote executor lost the attempt), `dependency_failed`; an
+    /// approval stage's `approved` or `rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// Signal that ended the final attempt (`SIGTERM`, ...).

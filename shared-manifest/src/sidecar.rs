@@ -265,6 +265,15 @@ pub fn merge(main: Value, ext: Option<Value>) -> Value {
 
 /// Reads one JSON file; `Ok(None)` when it does not exist.
 fn read_json(path: &Path) -> Result<Option<Value>, ReadError> {
+    // A FIFO or a device in a manifest's place must not block the reader or fill its memory.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(ReadError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -340,4 +349,4 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, ReadError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

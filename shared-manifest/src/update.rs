@@ -34,6 +34,9 @@ pub enum ManifestUpdate {
         runner_pid: u32,
         /// The runtime mode resolved again for this runner; replaces the recorded decision.
         runtime: RuntimeRecord,
+        /// The plan target resolved again (`--target` on resume, else the default), as the
+        /// peer recomputes `plan_target_id`; `None` keeps the recorded one.
+        plan_target_id: Option<String>,
     },
     /// The runner is alive.
     Heartbeat {
@@ -181,8 +184,11 @@ pub enum ManifestUpdate {
 pub struct ApprovalDecided {
     /// Stage index.
     pub index: usize,
-    /// When it was decided.
+    /// When it is recorded (the stage's end).
     pub at: String,
+    /// When the decision was made (its file's time; earlier than `at` when it was made while
+    /// no runner held the run).
+    pub decided_at: String,
     /// `Approved` or `Rejected`.
     pub decision: ApprovalState,
     /// Who.
@@ -311,8 +317,12 @@ impl Document for Manifest {
                 event,
                 runner_pid,
                 runtime,
+                plan_target_id,
             } => {
                 self.run_to(RunEvent::Resume)?;
+                if plan_target_id.is_some() {
+                    self.plan_target_id = plan_target_id;
+                }
                 self.runtime_mode_requested = runtime.requested;
                 self.runtime_mode = runtime.mode;
                 self.runtime_provider = runtime.mode.provider().to_owned();
@@ -566,7 +576,7 @@ impl Document for Manifest {
                 approval.actor = Some(d.actor.clone());
                 approval.reason = d.reason.clone();
                 approval.source = Some(d.source.clone());
-                approval.decided_at = Some(d.at.clone());
+                approval.decided_at = Some(d.decided_at.clone());
                 let request = approval.request;
                 stage.completed_at = Some(d.at.clone());
                 stage.summary = Some(d.summary);
@@ -575,7 +585,7 @@ impl Document for Manifest {
                 let (stage_id, stage_index) = (stage.id.clone(), stage.index);
                 self.approvals.push(Approval {
                     actor: d.actor,
-                    timestamp: d.at.clone(),
+                    timestamp: d.decided_at,
                     reason: d.reason,
                 });
                 self.approval_decisions.push(ApprovalDecision {
@@ -625,17 +635,17 @@ impl Document for Manifest {
 
     /// Sidecar layout: the peer's keys to `manifest.json`, the rest to `manifest.ext.json`.
     /// Inline: one file, and no sidecar left behind.
-    fn render(&self) -> Result<Rendered, serde_json::Error> {
+    fn render(&mut self) -> Result<Rendered, serde_json::Error> {
         match self.extensions {
             Extensions::Inline => Ok(Rendered {
                 main: pretty(self)?,
                 sidecar: Sidecar::Remove,
             }),
             Extensions::Sidecar => {
-                let (main, ext) = crate::sidecar::split(serde_json::to_value(self)?);
+                let (main, ext) = crate::render::split_files(self)?;
                 Ok(Rendered {
-                    main: pretty(&main)?,
-                    sidecar: Sidecar::Write(pretty(&ext)?),
+                    main,
+                    sidecar: Sidecar::Write(ext),
                 })
             }
         }

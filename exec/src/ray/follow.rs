@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::api::{Client, JobDetails, JobStatus};
 use super::records::{Decoder, Exit, Record};
+use super::verdict::{self, End, Stop};
 use crate::capture::Tail;
 use crate::emit::Emitter;
 use crate::errors::ExecError;
@@ -127,30 +128,6 @@ struct Buf {
     tail: Tail,
 }
 
-/// How following ended.
-enum End {
-    /// The wrapper's exit record arrived.
-    Exit(Exit),
-    /// The job is terminal and its log has no exit record.
-    Terminal(JobDetails),
-    /// The head does not answer, or forgot the job.
-    Lost(String),
-    /// Stopped by us and not terminal within the stop wait (ray-project/ray#58353 for a
-    /// PENDING job): given up on.
-    Abandoned,
-}
-
-/// What the follow loop knows about the stop.
-#[derive(Default)]
-struct Stop {
-    /// We asked the job to stop because the run was cancelled.
-    cancelled: bool,
-    /// We stopped it because the runner-side timeout fired.
-    timed_out: bool,
-    /// When following gives up after the stop.
-    give_up_at: Option<Instant>,
-}
-
 impl Job {
     fn unreachable(&self, detail: impl std::fmt::Display) -> String {
         format!("Ray unreachable at {}: {detail}", self.remote.address)
@@ -229,7 +206,14 @@ impl Job {
                 "records of the Ray job's output went missing; its log may be incomplete"
             );
         }
-        let outcome = self.outcome(end, &stop, decoder.records() > 0, head_answered);
+        let outcome = verdict::outcome(
+            &self.remote,
+            self.spec.timeout,
+            end,
+            &stop,
+            decoder.records() > 0,
+            head_answered,
+        );
         let duration = self.started.elapsed();
         let result = ExecResult {
             outcome,
@@ -501,120 +485,6 @@ impl Job {
         // To the file now (a piece of the tail comes about once a second), so followers of
         // the stage log (`exec`'s live output, `serve`) see the output as it comes.
         em.log.flush_buffer()
-    }
-
-    /// The attempt's outcome from how following ended.
-    fn outcome(&self, end: End, stop: &Stop, any_record: bool, head_answered: bool) -> Outcome {
-        let after = self.spec.timeout.unwrap_or_default();
-        match end {
-            End::Exit(x) => {
-                if !x.started {
-                    return match x.error {
-                        Some(message) => Outcome::SpawnFailed { message },
-                        None => Outcome::Cancelled {
-                            signal: None,
-                            code: None,
-                        },
-                    };
-                }
-                if x.timed_out || (stop.timed_out && x.stopped) {
-                    return Outcome::TimedOut {
-                        after,
-                        signal: x.signal,
-                        code: x.code,
-                    };
-                }
-                if (x.parent_lost || (x.stopped && !head_answered)) && !stop.cancelled {
-                    return Outcome::Lost {
-                        message: self.unreachable(format!(
-                            "job `{}` lost its supervisor (was the head or the node stopped?)",
-                            self.remote.submission_id
-                        )),
-                    };
-                }
-                if x.stopped && stop.cancelled {
-                    return Outcome::Cancelled {
-                        signal: x.signal,
-                        code: x.code,
-                    };
-                }
-                if x.stopped {
-                    // Stopped from outside the runner (the dashboard, `ray job stop`).
-                    return Outcome::Signaled {
-                        signal: x.stop_signal.unwrap_or(15),
-                    };
-                }
-                match (x.signal, x.code) {
-                    (Some(signal), _) => Outcome::Signaled { signal },
-                    (None, Some(code)) => Outcome::Exited { code },
-                    (None, None) => Outcome::Lost {
-                        message: self.unreachable("the exit record has no status"),
-                    },
-                }
-            }
-            End::Abandoned => {
-                tracing::warn!(
-                    job = %self.remote.submission_id,
-                    "the Ray job did not end after it was stopped (a PENDING job stops only once it starts, ray-project/ray#58353)"
-                );
-                if stop.timed_out {
-                    Outcome::TimedOut {
-                        after,
-                        signal: None,
-                        code: None,
-                    }
-                } else {
-                    Outcome::Cancelled {
-                        signal: None,
-                        code: None,
-                    }
-                }
-            }
-            End::Lost(message) => Outcome::Lost { message },
-            End::Terminal(job) => {
-                if stop.timed_out {
-                    return Outcome::TimedOut {
-                        after,
-                        signal: None,
-                        code: None,
-                    };
-                }
-                if job.status == JobStatus::Stopped && stop.cancelled {
-                    return Outcome::Cancelled {
-                        signal: None,
-                        code: None,
-                    };
-                }
-                let message = job
-                    .message
-                    .as_deref()
-                    .and_then(|m| m.lines().next())
-                    .unwrap_or("no message")
-                    .to_owned();
-                let what = job.error_type.as_deref().unwrap_or(job.status.as_str());
-                if any_record {
-                    // The command started, and the wrapper died before it could say how it
-                    // ended (killed, out of memory, node lost).
-                    Outcome::Lost {
-                        message: self.unreachable(format!(
-                            "job `{}` ended {} without the wrapper's exit record ({what}: {message})",
-                            self.remote.submission_id,
-                            job.status.as_str()
-                        )),
-                    }
-                } else {
-                    Outcome::SpawnFailed {
-                        message: format!(
-                            "Ray job `{}` ended {} before the command started ({what}: {message}; exit code {})",
-                            self.remote.submission_id,
-                            job.status.as_str(),
-                            job.driver_exit_code
-                                .map_or_else(|| "none".to_owned(), |c| c.to_string())
-                        ),
-                    }
-                }
-            }
-        }
     }
 }
 

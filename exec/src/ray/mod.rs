@@ -25,10 +25,11 @@ mod api;
 mod follow;
 mod package;
 pub mod records;
+mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use base64::Engine;
@@ -84,18 +85,27 @@ pub struct RayExecutor {
     client: Arc<Client>,
 }
 
-/// One HTTP client per head for the whole process: stages of a run share connections.
-fn client_for(address: &str) -> Result<Arc<Client>, ApiError> {
-    static POOL: OnceLock<Mutex<HashMap<String, Arc<Client>>>> = OnceLock::new();
+/// One HTTP client per head and run: the stages of a run share connections.
+///
+/// Not per process: a pooled connection is driven by a task on the tokio runtime that
+/// opened it, and once that runtime ends every later request on it fails with "runtime
+/// dropped the dispatch task". A run lives on one runtime; separate runtimes (tests, an
+/// embedding program) get separate clients. Entries are weak so a finished run's client
+/// goes away with its last executor.
+fn client_for(address: &str, scope: &str) -> Result<Arc<Client>, ApiError> {
+    type Pool = HashMap<(String, String), Weak<Client>>;
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
     let mut pool = POOL
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = pool.get(address) {
-        return Ok(c.clone());
+    let key = (address.to_owned(), scope.to_owned());
+    if let Some(c) = pool.get(&key).and_then(Weak::upgrade) {
+        return Ok(c);
     }
+    pool.retain(|_, w| w.strong_count() > 0);
     let c = Arc::new(Client::new(address)?);
-    pool.insert(address.to_owned(), c.clone());
+    pool.insert(key, Arc::downgrade(&c));
     Ok(c)
 }
 
@@ -103,7 +113,11 @@ impl RayExecutor {
     /// An executor for one stage. Fails only when no HTTP client can be built (no TLS
     /// support compiled in for an `https://` address is caught earlier, by validation).
     pub fn new(settings: RaySettings) -> Result<RayExecutor, String> {
-        let client = client_for(&settings.address).map_err(|e| e.to_string())?;
+        let scope = settings
+            .metadata
+            .get("codex_orchestrator.run_id")
+            .unwrap_or(&settings.submission_prefix);
+        let client = client_for(&settings.address, scope).map_err(|e| e.to_string())?;
         Ok(RayExecutor { settings, client })
     }
 

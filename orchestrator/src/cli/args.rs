@@ -1,4 +1,4 @@
-//! Command-line types only (clap derive). Meaning lives in `commands/`.
+//! Command-line types only (clap derive). Meaning lives in one file per verb beside this one.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -7,7 +7,12 @@ pub use super::peer_flags::{InertArgs, IssueArgs, TargetArgs};
 /// Runs pipelines of shell stages from `codex.orchestrator.json` and records every run under
 /// `.runs/<task>/cli/<run-id>/`.
 #[derive(Debug, Parser)]
-#[command(name = "codex-orchestrator", version, about)]
+#[command(
+    name = "codex-orchestrator",
+    version,
+    about = super::help::ABOUT,
+    long_about = super::help::LONG_ABOUT
+)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -55,22 +60,37 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline (default: `defaultPipeline`, else `diagnostics`).
+    #[command(after_help = super::help::ENV_RUNNING)]
     Start(StartArgs),
     /// Show a pipeline's stages and graph without running anything.
+    #[command(after_help = super::help::ENV_QUERY)]
     Plan(PlanArgs),
     /// Show a run's status from its manifest.
+    #[command(after_help = super::help::ENV_QUERY)]
     Status(StatusArgs),
     /// Query the run history (`.runs/index.sqlite`, rebuilt from the manifests when needed).
     Runs(RunsArgs),
     /// Export a run as a report for other tools.
     Report(ReportArgs),
     /// Continue a failed, cancelled or crashed run: re-run every stage that is not done.
+    #[command(after_help = super::help::ENV_RUNNING)]
     Resume(ResumeArgs),
     /// Cancel a running run from another terminal.
+    #[command(after_help = super::help::ENV_QUERY)]
     Cancel(CancelArgs),
+    /// Approve a run's approval stage that is waiting for a decision.
+    Approve(DecideArgs),
+    /// Reject a run's approval stage that is waiting for a decision (the stage fails).
+    Reject(DecideArgs),
+    /// Pause a running run: no new stage starts; running stages finish (`unpause` continues).
+    Pause(PauseArgs),
+    /// Let a paused run start stages again (the `resume` action of `control.json`; `resume`
+    /// is the verb that continues a stopped run).
+    Unpause(PauseArgs),
     /// Run one command as a one-stage run (same manifest and logs); its exit code passes through.
     Exec(ExecArgs),
     /// `docs-review`, then `implementation-gate` if the review succeeded.
+    #[command(after_help = super::help::ENV_RUNNING)]
     Flow(FlowArgs),
     /// Print the version (also `--version`, `-V`, and `-v` alone, as the peer).
     Version,
@@ -78,6 +98,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Recompute every digest of a run's evidence bundle; exit 0 only when all match.
     VerifyEvidence(VerifyEvidenceArgs),
+    /// A stage's output, byte for byte as it wrote it (`--follow` while it runs).
+    #[command(after_help = super::help::ENV_QUERY)]
+    Logs(LogsArgs),
+    /// The config's pipelines with their titles and stages.
+    #[command(after_help = super::help::ENV_QUERY)]
+    List(ListArgs),
+    /// Shell completions for bash, zsh, fish or PowerShell, on stdout.
+    Completions(CompletionsArgs),
+    /// The man page (roff), on stdout: `codex-orchestrator man > codex-orchestrator.1`.
+    Man,
 }
 
 /// Output format.
@@ -90,15 +120,23 @@ pub enum Format {
     Json,
 }
 
-/// `--interactive` / `--no-interactive`, shared by every verb that runs stages.
+/// Progress and failure output, shared by every verb that runs stages.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ProgressArgs {
-    /// Live progress display (default: when stderr is a terminal; off a terminal, plain lines).
+    /// Live progress display (default: when stderr is a terminal that can redraw; plain lines
+    /// on a pipe, a file, `TERM=dumb` or without `TERM`).
     #[arg(long, visible_alias = "ui", overrides_with = "no_interactive")]
     pub interactive: bool,
     /// Plain progress lines, one per stage transition.
     #[arg(long, overrides_with = "interactive")]
     pub no_interactive: bool,
+    /// A failed stage's output under its line and in the end summary: `tail` (its last lines
+    /// of stderr, of stdout when stderr is empty), `full`, or `never`.
+    #[arg(long, value_enum, value_name = "WHEN", env = crate::env_vars::FAILURE_OUTPUT)]
+    pub failure_output: Option<crate::report::display::FailureOutput>,
+    /// Lines shown by `--failure-output tail` [default: 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
+    pub failure_output_lines: Option<u32>,
 }
 
 impl ProgressArgs {
@@ -108,6 +146,18 @@ impl ProgressArgs {
             (true, _) => Some(true),
             (_, true) => Some(false),
             _ => None,
+        }
+    }
+
+    /// What the flags ask of the display.
+    pub fn request(self) -> crate::report::display::Request {
+        let default = crate::report::display::Request::default();
+        crate::report::display::Request {
+            interactive: self.choice(),
+            failure_output: self.failure_output.unwrap_or(default.failure_output),
+            failure_lines: self
+                .failure_output_lines
+                .map_or(default.failure_lines, |n| n as usize),
         }
     }
 }
@@ -171,6 +221,33 @@ pub struct StartArgs {
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub repo_config_required: Option<String>,
+    /// Wall-clock budget and run slots.
+    #[command(flatten)]
+    pub control: RunControlArgs,
+}
+
+/// Options of `start` and `resume` about how long and when a run may execute.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct RunControlArgs {
+    /// Wall-clock budget of the run (`30m`, `1h30m`, `90s`): when it runs out, running stages
+    /// are stopped and the run fails with `run-timeout` (overrides `maxWallClockMs`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_budget)]
+    pub max_wall_clock: Option<std::time::Duration>,
+    /// When every run slot is taken (`maxConcurrentRuns`), fail at once (exit 3) instead of
+    /// waiting in line.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// A positive duration with units (`30m`, `1h 30m`, `500ms`).
+fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("{e} (expected a duration with a unit, such as `30m`, `1h30m`, `90s`)")
+    })?;
+    if d.is_zero() {
+        return Err("the budget must be more than zero".into());
+    }
+    Ok(d)
 }
 
 /// `plan`.
@@ -265,6 +342,9 @@ pub struct ResumeArgs {
     /// Skip the pipeline's `delivery`, as for `start`.
     #[arg(long)]
     pub no_deliver: bool,
+    /// Wall-clock budget (a fresh one for this runner) and run slots, as for `start`.
+    #[command(flatten)]
+    pub control: RunControlArgs,
 }
 
 /// `verify-evidence`.
@@ -275,6 +355,46 @@ pub struct VerifyEvidenceArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// `approve` and `reject`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
+    /// The approval stage (may be left out when exactly one approval is waiting).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Who decides (checked against the stage's `approvers`; recorded in `approvals[]`).
+    #[arg(long)]
+    pub actor: String,
+    /// Why (recorded in `approvals[]`; a rejected stage's summary says it).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `pause` and `unpause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: super::run_ref::RunRef,
+    /// Who asks (`requested_by` in `control.json`; default `cli`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Why (`reason` in `control.json`; a paused run's `status_detail`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
 }
 
 /// `cancel`.
@@ -440,6 +560,58 @@ pub struct ExecArgs {
     pub raw: Vec<String>,
 }
 
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format: text on stdout, or one JSON object (`config`, `default_pipeline`,
+    /// `pipelines[]` with `id`, `title`, `description`, `default`, `stages[]`).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: `bash` (source it, or put it in bash-completion's directory), `zsh` (as
+    /// `_codex-orchestrator` in `$fpath`), `fish` (in `~/.config/fish/completions/`),
+    /// `powershell` (dot-source it from `$PROFILE`), `elvish`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// `[RUN] [STAGE]`: the run (id, unique prefix or `latest`; default the newest) and the
+    /// stage (id or 1-based index; default every stage). With `--run`/`--last`, only STAGE.
+    #[arg(value_name = "RUN|STAGE", num_args = 0..=2)]
+    pub names: Vec<String>,
+    /// The run, as the positional RUN.
+    #[arg(long, value_name = "RUN", conflicts_with = "last")]
+    pub run: Option<String>,
+    /// The newest run (of `--task` when given).
+    #[arg(long)]
+    pub last: bool,
+    /// Task id (default: search every task).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only this stream, on stdout (default: stdout to stdout, stderr to stderr).
+    #[arg(long, value_enum)]
+    pub stream: Option<LogStream>,
+    /// Keep printing new output until the stage ends.
+    #[arg(long, short = 'F')]
+    pub follow: bool,
+}
+
+/// `logs --stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
 /// `flow`.
 #[derive(Debug, Args)]
 pub struct FlowArgs {
@@ -505,6 +677,7 @@ impl StartArgs {
             junit: None,
             no_deliver: false,
             repo_config_required: None,
+            control: RunControlArgs::default(),
         }
     }
 }

@@ -184,7 +184,8 @@ pub(crate) fn success_code(m: &shared_manifest::schema::Manifest) -> i32 {
 /// `warning:`. The JUnit file was asked for, so failing to write it is an error (exit 4).
 pub(crate) fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), AppError> {
     let roots = report.dir.roots();
-    if let Err(e) = crate::history::record_run(roots, &report.manifest, &report.dir.manifest()) {
+    // Noted, not recorded: the next reader of the index records the run (off the exit path).
+    if let Err(e) = crate::history::note_finished(roots, &report.dir.manifest()) {
         crate::console::err_line(&format!(
             "warning: run `{}` is not in the run history: {}",
             report.manifest.run_id,
@@ -192,10 +193,7 @@ pub(crate) fn after_run(report: &RunReport, junit: Option<&Path>) -> Result<(), 
         ));
     }
     if let Some(path) = junit {
-        crate::report::junit::write(
-            path,
-            &crate::report::junit::render(&report.manifest, &roots.repo),
-        )?;
+        crate::report::junit::write(path, &crate::report::junit::render(&report.manifest, roots))?;
     }
     Ok(())
 }

@@ -74,6 +74,18 @@ pub fn main_impl() -> i32 {
             Command::Report(args) => super::report::report(args),
             Command::Resume(args) => super::resume::resume(args).await,
             Command::Cancel(args) => super::cancel::cancel(args),
+            Command::Approve(args) => {
+                super::decide::decide(args, shared_manifest::schema::ApprovalState::Approved)
+            }
+            Command::Reject(args) => {
+                super::decide::decide(args, shared_manifest::schema::ApprovalState::Rejected)
+            }
+            Command::Pause(args) => {
+                super::pause::pause(args, crate::control::control_file::Action::Pause)
+            }
+            Command::Unpause(args) => {
+                super::pause::pause(args, crate::control::control_file::Action::Resume)
+            }
             Command::Exec(args) => super::exec::exec(args).await,
             Command::Flow(args) => super::flow::flow(args).await,
             Command::Version => {
@@ -82,6 +94,10 @@ pub fn main_impl() -> i32 {
             }
             Command::Serve(args) => super::serve::serve(args).await,
             Command::VerifyEvidence(args) => super::verify_evidence::verify_evidence(args),
+            Command::Logs(args) => super::logs::logs(args),
+            Command::Completions(args) => super::tooling::completions(args),
+            Command::Man => super::tooling::man(),
+            Command::List(args) => super::list::list(args),
         }
     });
     // Stage processes are waited for by their tasks; nothing may outlive the run, so do not

@@ -122,6 +122,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
         on_failure: OnFailure::Abort,
         retries: RetryPolicy::default(),
         plan: None,
+        locks: Vec::new(),
     };
     Config {
         path: "<exec>".into(),
@@ -137,8 +138,10 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             vars: Vec::new(),
             executor: None,
             delivery: Vec::new(),
+            max_wall_clock: None,
         }],
         record: Default::default(),
+        max_concurrent_runs: None,
     }
 }
 
@@ -171,24 +174,6 @@ fn run_summary(
         .and_then(crate::time::parse)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis());
-    // The peer's `events` hold the begin event flattened (its payload keys beside `type`).
-    let flat_begin = seen.begin.as_ref().map(|b| {
-        let mut e = serde_json::Map::new();
-        e.insert("type".into(), b["type"].clone());
-        e.insert(
-            "correlationId".into(),
-            b["payload"]["correlationId"].clone(),
-        );
-        e.insert("timestamp".into(), b["timestamp"].clone());
-        if let Some(p) = b["payload"].as_object() {
-            for (k, v) in p {
-                if k != "correlationId" {
-                    e.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        Value::Object(e)
-    });
     let exit_code = field(end, "exitCode");
     let signal = field(end, "signal");
     let exec_meta = json!({
@@ -221,7 +206,7 @@ fn run_summary(
             "sandboxState": "unsandboxed", "status": status,
             "startedAt": stage.started_at, "completedAt": stage.completed_at,
             "attemptCount": stage.attempts.unwrap_or(1),
-            "events": flat_begin.into_iter().collect::<Vec<_>>(),
+            "events": seen.flat,
             "metadata": {
                 "stageId": "exec", "pipelineId": m.pipeline_id, "runId": m.run_id,
                 "commandIndex": 1, "command": shell, "args": [], "cwd": cwd_used,

@@ -4,10 +4,15 @@
 pub mod args;
 pub mod cancel;
 pub mod common;
+pub mod decide;
 pub mod entry;
 pub mod exec;
 pub mod exec_args;
 pub mod flow;
+pub mod help;
+pub mod list;
+pub mod logs;
+pub mod pause;
 pub mod peer_flags;
 pub mod plan;
 pub mod report;
@@ -18,6 +23,7 @@ pub mod serve;
 pub mod setup;
 pub mod start;
 pub mod status;
+pub mod tooling;
 pub mod values;
 pub mod verify_evidence;
 

@@ -45,6 +45,26 @@ pub struct IssueArgs {
     pub issue_updated_at: Option<String>,
 }
 
+impl IssueArgs {
+    /// The manifest keys, all four as the peer writes them (`null` when not given).
+    pub fn manifest_keys(&self) -> serde_json::Map<String, serde_json::Value> {
+        [
+            ("issue_provider", &self.issue_provider),
+            ("issue_id", &self.issue_id),
+            ("issue_identifier", &self.issue_identifier),
+            ("issue_updated_at", &self.issue_updated_at),
+        ]
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.clone().map_or(serde_json::Value::Null, Into::into),
+            )
+        })
+        .collect()
+    }
+}
+
 /// Flags of peer features that are not part of the runner: the auto issue log and the `rlm`
 /// pipeline's agent loop. Accepted; each one given is named in a one-line note on stderr.
 #[derive(Debug, Args, Clone, Default)]

@@ -32,7 +32,7 @@ fn junit(a: ReportJunitArgs) -> Result<i32, AppError> {
             m.status.as_str()
         ));
     }
-    let xml = crate::report::junit::render(&m, &roots.repo);
+    let xml = crate::report::junit::render(&m, &roots);
     match &a.out {
         Some(out) => crate::report::junit::write(out, &xml)?,
         None => crate::report::output::line(xml.trim_end_matches('\n')),

@@ -8,6 +8,7 @@ use serde_json::json;
 use shared_manifest::schema::{Manifest, ResumeEvent};
 
 use crate::cli::{Format, ResumeArgs};
+use crate::control::slots::Admission;
 use crate::engine::context::{Ctx, ExecKnobs};
 use crate::engine::run;
 use crate::errors::AppError;
@@ -76,7 +77,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     if !args.no_deliver {
         crate::delivery::preflight::check(&config, &plan.pipeline, &roots.repo)?;
     }
-    let dir = roots.run_dir(&manifest.task_id, &manifest.run_id);
+    let dir = run_dir_of(&roots, &path, &manifest)?;
     // A runner that takes no lock (the peer) may be working on it: a fresh heartbeat says so.
     // Refused before anything is killed or written.
     // Checked before our lock is taken: that rewrites the lock file, which says whether the
@@ -96,9 +97,10 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         )));
     }
     let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(format!("cannot resume run `{}`: {e}", manifest.run_id)))?;
+        .map_err(|e| e.into_app(&format!("cannot resume run `{}`", manifest.run_id)))?;
     // Re-read under the lock: the run may have moved on while we waited for nothing.
     let manifest = read_manifest(&path)?;
+    run_dir_of(&roots, &path, &manifest)?;
     // A runner killed after the terminal manifest write left its bookkeeping unfinished; that
     // needs no stage, so it is completed here; then the run is resumed as asked (a succeeded
     // one runs nothing, as on the peer).
@@ -127,18 +129,41 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         task: manifest.task_id.clone(),
         cli_vars,
         peer_env,
+        manifest_keys: Default::default(),
         concurrency_flag: args.concurrency,
         approval_policy: manifest.approval_policy.clone(),
         runtime,
         execution,
         exec: knobs,
-        reporter: Reporter::for_terminal(args.progress.choice()),
+        reporter: Reporter::new(args.progress.request()),
         cancel,
         fatal: Mutex::new(None),
         deliver: !args.no_deliver,
+        stop: Mutex::new(None),
+        max_wall_clock: args.control.max_wall_clock,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
+    // A resume executes stages: it needs a run slot like a start (`maxConcurrentRuns`). It
+    // waits before taking the run over, so nothing is recorded while it waits.
+    let slot = match crate::engine::queue::admit(&ctx, args.control.no_wait)? {
+        Admission::Free => None,
+        Admission::Slot(slot) => Some(slot),
+        Admission::Queued(slots, ticket) => {
+            match crate::engine::queue::wait_quiet(&ctx, &slots, ticket, &manifest.run_id).await? {
+                Some(slot) => Some(slot),
+                None => {
+                    crate::console::err_line(&format!(
+                        "run {}: interrupted while waiting for a run slot; nothing was resumed",
+                        manifest.run_id
+                    ));
+                    return Ok(ctx
+                        .cancel_signal()
+                        .map_or(crate::exit::RUN_FAILED, crate::exit::interrupted));
+                }
+            }
+        }
+    };
     let event = ResumeEvent {
         timestamp: now,
         actor: args.actor.clone().unwrap_or_else(|| "cli".into()),
@@ -155,7 +180,10 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         event,
         lock,
     };
-    let prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
+    let mut prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
+    if let Some(slot) = slot {
+        prepared.admission = Admission::Slot(slot);
+    }
     let (report, code) = super::common::finish_run(&ctx, prepared, None).await?;
     match args.format {
         Format::Json => print_json(&report),
@@ -175,6 +203,22 @@ fn print_json(report: &crate::engine::state::RunReport) {
 }
 
 /// The run's manifest (merged with its sidecar); unreadable is a run-state conflict (exit 3).
+/// The run's directory, from ids of the manifest that were checked to name where it was found.
+fn run_dir_of(
+    roots: &crate::record::layout::Roots,
+    path: &std::path::Path,
+    m: &Manifest,
+) -> Result<crate::record::layout::RunDir, AppError> {
+    roots
+        .run_dir_of(path, &m.task_id, &m.run_id)
+        .map_err(|why| {
+            AppError::Conflict(format!(
+                "`{}` is not a valid manifest for this run ({why}); refusing to resume it",
+                roots.rel(path)
+            ))
+        })
+}
+
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {
     shared_manifest::read_manifest(path).map_err(|e| AppError::Conflict(e.describe()))
 }

@@ -109,7 +109,7 @@ pub(crate) fn mentions(config: &Config, pipeline_id: &str, name: &str) -> bool {
                     || c.cwd.as_deref().is_some_and(|d| d.contains(name))
                     || c.env.iter().any(|(k, v)| k == name || v.contains(name))
             }
-            StageKind::Subpipeline { .. } => false,
+            StageKind::Subpipeline { .. } | StageKind::Approval(_) => false,
         })
     })
 }

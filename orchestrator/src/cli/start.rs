@@ -140,6 +140,7 @@ pub async fn launch_with(
         task,
         cli_vars,
         peer_env,
+        manifest_keys: args.issue.manifest_keys(),
         concurrency_flag: args.concurrency,
         approval_policy: args.approval_policy.clone(),
         runtime,
@@ -147,15 +148,25 @@ pub async fn launch_with(
         exec: knobs,
         reporter: hooks
             .reporter
-            .unwrap_or_else(|| Reporter::for_terminal(args.progress.choice())),
+            .unwrap_or_else(|| Reporter::new(args.progress.request())),
         cancel,
         fatal: Mutex::new(None),
         deliver: !args.no_deliver,
+        stop: Mutex::new(None),
+        max_wall_clock: args.control.max_wall_clock,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
-    let prepared =
-        run::prepare(ctx.clone(), plan.into_shared(), args.parent_run.clone(), 0).await?;
+    // A run slot now, or a place in line (`maxConcurrentRuns`); `--no-wait` refuses to wait.
+    let admission = crate::engine::queue::admit(&ctx, args.control.no_wait)?;
+    let prepared = run::prepare_admitted(
+        ctx.clone(),
+        plan.into_shared(),
+        args.parent_run.clone(),
+        0,
+        admission,
+    )
+    .await?;
     if let Some(f) = hooks.on_prepared {
         f(prepared.dir());
     }

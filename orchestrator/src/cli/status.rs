@@ -10,6 +10,7 @@ use crate::report::status::read as view;
 pub fn status(args: StatusArgs) -> Result<i32, AppError> {
     let located = super::run_ref::locate(&args.run, args.task.as_deref(), true)?;
     let (roots, path) = (located.roots, located.manifest);
+    heal_unattended(&roots, &path);
     if !args.watch {
         let v = view(&roots, &path)?;
         match args.format {
@@ -41,5 +42,47 @@ pub fn status(args: StatusArgs) -> Result<i32, AppError> {
             return Ok(exit::OK);
         }
         std::thread::sleep(interval);
+    }
+}
+
+/// Rebuilds the side files of a run no runner holds (see `record::heal`) when they do not match
+/// its manifest: a status check is where damage after a crash or a power cut is first seen.
+/// Best effort: a failure is a warning, and a run locked by a live runner (or never locked by
+/// one of ours, such as the peer's) is left alone.
+fn heal_unattended(roots: &crate::record::layout::Roots, path: &std::path::Path) {
+    let Ok(m) = shared_manifest::read_manifest(path) else {
+        return;
+    };
+    let Ok(dir) = roots.run_dir_of(path, &m.task_id, &m.run_id) else {
+        return;
+    };
+    if crate::record::heal::stale(&dir, &m).is_empty() {
+        return;
+    }
+    let Some(Ok(_lock)) = crate::control::lock::try_acquire(&dir.lock()) else {
+        return;
+    };
+    // Read again under the lock: a runner may have finished the run in between.
+    let Ok(m) = shared_manifest::read_manifest(path) else {
+        return;
+    };
+    match crate::record::heal::heal(&dir, &m) {
+        Ok(healed) if !healed.is_empty() => {
+            let names: Vec<&str> = healed.rewritten.iter().map(|f| f.name()).collect();
+            crate::console::err_line(&format!(
+                "note: rebuilt from the manifest of run `{}`: {}",
+                m.run_id,
+                if names.is_empty() {
+                    "temp files removed".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => crate::console::err_line(&format!(
+            "warning: cannot rebuild the side files of run `{}`: {e}",
+            m.run_id
+        )),
     }
 }

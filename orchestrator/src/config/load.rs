@@ -13,9 +13,11 @@ use serde_json::{Map, Value};
 use super::error::{list, ConfigError, Loc};
 use super::executor::ExecutorConfig;
 use super::model::{
-    CommandStage, Config, ConfigSource, OnFailure, Pipeline, RecordSettings, RetryPolicy, Stage,
-    StageKind,
+    CommandStage, Config, ConfigSource, Durability, OnFailure, Pipeline, RecordSettings,
+    RetryPolicy, Stage, StageKind,
 };
+
+mod control;
 use super::suggest::did_you_mean;
 use super::validate;
 
@@ -27,10 +29,12 @@ const TOP_KEYS: &[&str] = &[
     "defaultPipeline",
     "runtimeMode",
     "manifestExtensions",
+    "durability",
     "$schema",
     "version",
     "description",
     "metadata",
+    "maxConcurrentRuns",
 ];
 const PIPELINE_KEYS: &[&str] = &[
     "id",
@@ -46,6 +50,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "vars",
     "executor",
     "delivery",
+    "maxWallClockMs",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
     "kind",
@@ -59,6 +64,7 @@ const STAGE_COMMON_KEYS: &[&str] = &[
     "dependsOn",
     "onFailure",
     "retries",
+    "locks",
 ];
 const COMMAND_KEYS: &[&str] = &[
     "command",
@@ -71,7 +77,7 @@ const COMMAND_KEYS: &[&str] = &[
 ];
 const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
-const KINDS: &[&str] = &["command", "subpipeline", "loop", "stage-set"];
+const KINDS: &[&str] = &["command", "subpipeline", "approval", "loop", "stage-set"];
 
 /// The largest config file read (16 MiB, hundreds of times a large real config): a bigger
 /// one is refused before it is read, as is anything but a regular file (a FIFO would block,
@@ -294,6 +300,14 @@ impl Walker {
                 )
             })?;
         }
+        if let Some(raw) = self.opt_string(obj, "durability", &root)? {
+            record.durability = Durability::parse(&raw).ok_or_else(|| {
+                self.err(
+                    &root.field("durability"),
+                    format!("`{raw}` is not one of: batched, strict"),
+                )
+            })?;
+        }
         let stage_sets = self.stage_sets(obj.get("stageSets"))?;
         let pipelines_v = match obj.get("pipelines") {
             Some(Value::Array(a)) => a,
@@ -314,6 +328,9 @@ impl Walker {
         for (i, p) in pipelines_v.iter().enumerate() {
             pipelines.push(self.pipeline(p, i, &stage_sets)?);
         }
+        let max_concurrent_runs = self
+            .opt_u64(obj, "maxConcurrentRuns", &root, 1)?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(Config {
             source: ConfigSource::Repo,
             path: self.path.clone(),
@@ -321,6 +338,7 @@ impl Walker {
             runtime_mode,
             pipelines,
             record,
+            max_concurrent_runs,
         })
     }
 
@@ -371,6 +389,7 @@ impl Walker {
             .opt_u64(obj, "concurrency", &loc, 1)?
             .map(|n| n as usize);
         let vars = self.string_map(obj, "vars", &loc)?;
+        let max_wall_clock = self.opt_millis(obj, "maxWallClockMs", &loc)?;
         for (name, _) in &vars {
             if !crate::config::vars::is_name(name) {
                 return Err(self.err(
@@ -455,6 +474,7 @@ impl Walker {
             vars,
             executor,
             delivery,
+            max_wall_clock,
         })
     }
 
@@ -516,6 +536,7 @@ impl Walker {
             }
         };
         let retries = self.retries(obj.get("retries"), &loc)?;
+        let locks = self.locks(obj, &loc)?;
         let plan = match obj.get("plan") {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
@@ -579,6 +600,15 @@ impl Walker {
                 self.unknown_keys(obj, &known, &loc)?;
                 StageKind::Loop(self.loop_stage(obj, &loc)?)
             }
+            "approval" => {
+                let known: Vec<&str> = STAGE_COMMON_KEYS
+                    .iter()
+                    .chain(control::APPROVAL_KEYS)
+                    .copied()
+                    .collect();
+                self.unknown_keys(obj, &known, &loc)?;
+                StageKind::Approval(self.approval(obj, &loc)?)
+            }
             "stage-set" => {
                 return Err(self.err(
                     &loc.field("kind"),
@@ -603,6 +633,7 @@ impl Walker {
             on_failure,
             retries,
             plan,
+            locks,
         })
     }
 

@@ -17,6 +17,6 @@ pub use error::ConfigError;
 pub use executor::{ExecutorConfig, RayConfig};
 pub use load::{load, parse, Loaded};
 pub use model::{
-    CommandStage, Config, ConfigSource, LoopStage, OnFailure, Pipeline, RecordSettings,
-    RetryPolicy, Stage, StageKind,
+    ApprovalStage, CommandStage, Config, ConfigSource, Durability, LoopStage, OnFailure, OnTimeout,
+    Pipeline, RecordSettings, RetryPolicy, Stage, StageKind,
 };

@@ -20,6 +20,9 @@ pub struct Config {
     pub runtime_mode: Option<String>,
     /// Pipelines in file order, stage sets expanded.
     pub pipelines: Vec<Pipeline>,
+    /// `maxConcurrentRuns`: at most this many runs of the repository's `.runs` execute stages
+    /// at once (`CODEX_ORCHESTRATOR_MAX_CONCURRENT_RUNS` overrides).
+    pub max_concurrent_runs: Option<usize>,
     /// How runs are recorded (`manifestExtensions`).
     pub record: RecordSettings,
 }
@@ -29,6 +32,30 @@ pub struct Config {
 pub struct RecordSettings {
     /// `manifestExtensions`: our extension fields in `manifest.ext.json` (default) or inline.
     pub extensions: shared_manifest::Extensions,
+    /// `durability` (overridden by `CODEX_ORCHESTRATOR_DURABILITY`).
+    pub durability: Durability,
+}
+
+/// When a stage's end is made durable (see the README's durability section).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Group commit: a stage's end (its log, then the manifest that records it) is made
+    /// durable by the persister's next paced write; its dependents do not wait for it.
+    #[default]
+    Batched,
+    /// Each stage's end is durable before its dependents start.
+    Strict,
+}
+
+impl Durability {
+    /// Parses `batched` | `strict` (trimmed, case-insensitive).
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "batched" => Some(Durability::Batched),
+            "strict" => Some(Durability::Strict),
+            _ => None,
+        }
+    }
 }
 
 /// Whose config a run uses.
@@ -118,6 +145,8 @@ pub struct Pipeline {
     pub executor: Option<ExecutorConfig>,
     /// `delivery`: what a succeeded run hands over, in order.
     pub delivery: Vec<crate::config::delivery::Delivery>,
+    /// `maxWallClockMs`: the run's wall-clock budget (`--max-wall-clock` overrides).
+    pub max_wall_clock: Option<Duration>,
 }
 
 impl Pipeline {
@@ -157,6 +186,8 @@ pub struct Stage {
     pub retries: RetryPolicy,
     /// `plan` metadata (execution hints), kept as JSON.
     pub plan: Option<serde_json::Value>,
+    /// `locks`: resource lock names held while the stage runs, sorted and unique.
+    pub locks: Vec<String>,
 }
 
 /// What a stage does.
@@ -171,6 +202,8 @@ pub enum StageKind {
         /// A failure of the child does not fail this run.
         optional: bool,
     },
+    /// A human checkpoint: the run waits here for an approve or reject decision.
+    Approval(ApprovalStage),
     /// Build, verify, feed back, until the verify pipeline passes or a budget is spent.
     Loop(LoopStage),
 }
@@ -180,7 +213,7 @@ impl StageKind {
     /// loop's verify pipeline).
     pub fn child_pipeline(&self) -> Option<&str> {
         match self {
-            StageKind::Command(_) => None,
+            StageKind::Command(_) | StageKind::Approval(_) => None,
             StageKind::Subpipeline { pipeline, .. } => Some(pipeline),
             StageKind::Loop(l) => Some(&l.verify),
         }
@@ -200,6 +233,39 @@ pub struct LoopStage {
     pub max_wall_clock: Option<Duration>,
     /// Stop (`loop-stalled`) when a build changes nothing after a failed verify.
     pub stop_when_unchanged: bool,
+}
+
+/// The fields of an approval stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalStage {
+    /// What the approver is asked.
+    pub prompt: String,
+    /// Who may decide (actor names); `None`: anyone.
+    pub approvers: Option<Vec<String>>,
+    /// How long to wait for a decision.
+    pub timeout: Option<Duration>,
+    /// What the timeout decides.
+    pub on_timeout: OnTimeout,
+}
+
+/// What an approval's timeout decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// The stage is rejected (fails).
+    #[default]
+    Reject,
+    /// The stage is approved (succeeds).
+    Approve,
+}
+
+impl OnTimeout {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Reject => "reject",
+            OnTimeout::Approve => "approve",
+        }
+    }
 }
 
 /// The fields of a command stage.

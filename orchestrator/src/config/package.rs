@@ -71,7 +71,7 @@ pub fn find_local(repo: &Path) -> Option<Package> {
         .map(|dir| dir.join(PACKAGE_DIR))
         .find(|root| root.join("package.json").is_file())
         .map(|root| Package {
-            root,
+            root: real(root),
             source: PackageSource::NodeModules,
         })
 }
@@ -92,8 +92,8 @@ pub fn find(repo: &Path) -> Option<Package> {
         }
         let global = String::from_utf8(out.stdout).ok()?;
         let root = Path::new(global.trim()).join("@kbediako/codex-orchestrator");
-        root.join("package.json").is_file().then_some(Package {
-            root,
+        root.join("package.json").is_file().then(|| Package {
+            root: real(root),
             source: PackageSource::NpmGlobal,
         })
     })
@@ -148,6 +148,12 @@ pub fn repo_config_required(flag: Option<&str>) -> Result<bool, String> {
     }
 }
 
+/// The package's real path: the peer knows its root as the directory its own code runs from,
+/// with symlinks resolved (a linked or pnpm-style install), and its scripts print it.
+fn real(root: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&root).unwrap_or(root)
+}
+
 /// The first `node` on `PATH` (the peer gives stages the node running it).
 pub fn node_bin() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -194,7 +200,7 @@ mod tests {
             assert_eq!(
                 find_local(&nested),
                 Some(Package {
-                    root,
+                    root: std::fs::canonicalize(&root).expect("exists"),
                     source: PackageSource::NodeModules
                 })
             );

@@ -152,7 +152,7 @@ fn check_values(config: &Config) -> Result<(), ConfigError> {
             let (c, pre) = match &s.kind {
                 StageKind::Command(c) => (c, ""),
                 StageKind::Loop(l) => (&l.build, "build."),
-                StageKind::Subpipeline { .. } => continue,
+                StageKind::Subpipeline { .. } | StageKind::Approval(_) => continue,
             };
             let sloc = ploc.with("stage", &s.id);
             let field = |name: &str| sloc.field(&format!("{pre}{name}"));

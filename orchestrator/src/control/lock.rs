@@ -53,6 +53,20 @@ pub enum LockError {
     },
 }
 
+impl LockError {
+    /// As the command reports it: another runner holding the lock is a run-state conflict
+    /// (exit 3, `context` says what could not be done); a lock file that cannot be opened or
+    /// written is a storage failure (exit 4, with the OS error as the cause).
+    pub fn into_app(self, context: &str) -> crate::errors::AppError {
+        match self {
+            LockError::Held { .. } => {
+                crate::errors::AppError::Conflict(format!("{context}: {self}"))
+            }
+            LockError::Io { path, source } => crate::errors::AppError::storage(&path, source),
+        }
+    }
+}
+
 /// A held run lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct RunLock {
@@ -145,6 +159,25 @@ pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
         }),
         Err((_, errno)) => Err(io(std::io::Error::from(errno))),
     }
+}
+
+/// Takes the lock at `path` if it is free, without waiting and without creating the file:
+/// `None` when there is no lock file, `Some(Err(Held))` when a runner holds it.
+pub fn try_acquire(path: &Path) -> Option<Result<RunLock, LockError>> {
+    let io = |source| LockError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(io(e))),
+    };
+    Some(match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(RunLock { _lock: lock }),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LockError::Held { holder: None }),
+        Err((_, errno)) => Err(io(std::io::Error::from(errno))),
+    })
 }
 
 /// True when a live runner holds the lock of the run whose manifest is at `manifest`: without

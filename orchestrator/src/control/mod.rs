@@ -2,7 +2,10 @@
 //! requests from outside the runner, and the peer's `control.json`.
 
 pub mod activity;
+pub mod approvals;
 pub mod cancel;
 pub mod control_file;
 pub mod lock;
+pub mod resource_locks;
 pub mod signals;
+pub mod slots;

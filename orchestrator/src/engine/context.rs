@@ -9,7 +9,7 @@ use std::time::Duration;
 use exec::CancelRequest;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::engine::peer_env::PeerEnv;
 use crate::errors::AppError;
 use crate::modes::{ExecutionDecision, RuntimeDecision};
@@ -29,6 +29,8 @@ pub struct Ctx {
     pub cli_vars: Vec<(String, String)>,
     /// The peer's stage variables (package root, node, runtime mode, ...).
     pub peer_env: PeerEnv,
+    /// Peer manifest keys this invocation sets on the runs it creates (the `--issue-*` fields).
+    pub manifest_keys: serde_json::Map<String, serde_json::Value>,
     /// `--concurrency`.
     pub concurrency_flag: Option<u32>,
     /// `--approval-policy`.
@@ -48,6 +50,67 @@ pub struct Ctx {
     pub fatal: Mutex<Option<AppError>>,
     /// Deliver a run that succeeded (pipeline `delivery`); `--no-deliver` clears it.
     pub deliver: bool,
+    /// Why the runner stopped the run on its own (budget, `fail` request), when it did.
+    pub stop: Mutex<Option<Stop>>,
+    /// `--max-wall-clock`: overrides the pipeline's `maxWallClockMs`.
+    pub max_wall_clock: Option<Duration>,
+}
+
+/// Why the runner stops a run on its own: neither a signal nor an error. Running stages are
+/// stopped like on a cancel (SIGTERM, grace, SIGKILL) and the run is recorded `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The wall-clock budget ran out.
+    Budget {
+        /// The budget.
+        limit: Duration,
+        /// `flag` or `pipeline`.
+        source: &'static str,
+    },
+    /// A `fail` request in `control.json`.
+    ControlFail {
+        /// `status_detail`: the request's reason, else `control_failed` (the peer's).
+        detail: String,
+        /// The summary line (the peer's wording).
+        line: String,
+    },
+}
+
+impl Stop {
+    /// `status_detail` of the run.
+    pub fn detail(&self) -> String {
+        match self {
+            Stop::Budget { .. } => "run-timeout".to_owned(),
+            Stop::ControlFail { detail, .. } => detail.clone(),
+        }
+    }
+
+    /// The run's summary line.
+    pub fn line(&self) -> String {
+        match self {
+            Stop::Budget { limit, source } => format!(
+                "Run exceeded its wall-clock budget of {} ({}).",
+                humantime::format_duration(*limit),
+                if *source == "flag" {
+                    format!("--max-wall-clock, {}ms", crate::time::millis(*limit))
+                } else {
+                    format!("maxWallClockMs {}", crate::time::millis(*limit))
+                }
+            ),
+            Stop::ControlFail { line, .. } => line.clone(),
+        }
+    }
+
+    /// What a stage stopped by it says in front of its summary.
+    pub fn stage_note(&self) -> String {
+        match self {
+            Stop::Budget { limit, .. } => format!(
+                "Stopped: the run's wall-clock budget of {} ran out",
+                humantime::format_duration(*limit)
+            ),
+            Stop::ControlFail { .. } => "Stopped: the run was failed by a control request".into(),
+        }
+    }
 }
 
 /// Exec settings from the environment.
@@ -60,6 +123,8 @@ pub struct ExecKnobs {
     /// Retained chunk events per stage (`CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS`, default 0:
     /// logs on disk are complete, memory stays bounded).
     pub max_chunk_events: usize,
+    /// `CODEX_ORCHESTRATOR_DURABILITY`, when set: wins over the config's `durability`.
+    pub durability: Option<Durability>,
 }
 
 impl ExecKnobs {
@@ -81,11 +146,27 @@ impl ExecKnobs {
             kill_grace: num(ev::KILL_GRACE_MS)?
                 .map_or(exec::DEFAULT_KILL_GRACE, Duration::from_millis),
             max_chunk_events: num(ev::EXEC_EVENT_MAX_CHUNKS)?.map_or(0, |n| n as usize),
+            durability: match ev::non_blank(ev::DURABILITY) {
+                None => None,
+                Some(v) => Some(Durability::parse(&v).ok_or_else(|| {
+                    AppError::Usage(format!(
+                        "{} is `{v}`, expected `batched` or `strict`",
+                        ev::DURABILITY
+                    ))
+                })?),
+            },
         })
     }
 }
 
 impl Ctx {
+    /// When stage ends are made durable: the environment, else the config.
+    pub fn durability(&self) -> Durability {
+        self.exec
+            .durability
+            .unwrap_or(self.config.record.durability)
+    }
+
     /// Records a fatal error (the first one wins) and stops every running stage.
     pub fn fail_fatally(&self, error: AppError) {
         let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
@@ -162,6 +243,7 @@ impl Ctx {
             task: self.task.clone(),
             cli_vars: self.cli_vars.clone(),
             peer_env: self.peer_env.clone(),
+            manifest_keys: self.manifest_keys.clone(),
             concurrency_flag: self.concurrency_flag,
             approval_policy: self.approval_policy.clone(),
             runtime: self.runtime.clone(),
@@ -171,6 +253,9 @@ impl Ctx {
             cancel,
             fatal: Mutex::new(None),
             deliver: false,
+            // The budget is the top-level run's; its stop reaches the child as a cancel.
+            stop: Mutex::new(None),
+            max_wall_clock: None,
         });
         let mut parent = self.cancel.subscribe();
         let to = child.clone();
@@ -188,6 +273,35 @@ impl Ctx {
             }
         });
         (child, forward)
+    }
+
+    /// Stops the run for `stop` (first cause wins: nothing happens when the run is already
+    /// stopping for a signal, an error or another stop). Returns true when it took effect.
+    pub fn stop_with(&self, stop: Stop) -> bool {
+        let mut slot = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() || self.stopping() {
+            return false;
+        }
+        *slot = Some(stop);
+        drop(slot);
+        self.cancel_gracefully(0);
+        true
+    }
+
+    /// Why the runner stopped the run on its own, if it did.
+    pub fn stop_reason(&self) -> Option<Stop> {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What a stage interrupted by the run's stop says in front of its own summary.
+    pub fn stop_note(&self) -> String {
+        if let Some(stop) = self.stop_reason() {
+            return stop.stage_note();
+        }
+        match self.cancel_signal() {
+            Some(sig) => format!("Cancelled by {}", exec::signal_name(sig)),
+            None => "Cancelled".to_owned(),
+        }
     }
 
     /// True when stages must stop (signal or fatal error).

@@ -143,7 +143,7 @@ async fn record_one(persister: Persister<Manifest>, dir: RunDir, message: String
         .clone()
         .or_else(|| crate::history::read_manifest(&dir.manifest()).ok());
     if let Some(m) = &manifest {
-        crate::engine::resume::kill_survivors(m, &dir.roots().repo);
+        crate::engine::resume::kill_survivors(m, dir.roots());
     }
     let Some(m) = answered else {
         return;

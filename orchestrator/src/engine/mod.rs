@@ -3,11 +3,15 @@
 //! run's stages share lives in `state`, which uses none of its siblings, so imports point one
 //! way: run -> schedule -> stage, subpipeline -> state.
 
+pub mod approval;
 pub mod context;
 pub mod crash;
 pub mod executor;
+pub mod gate;
+pub mod locks;
 pub mod loop_stage;
 pub mod peer_env;
+pub mod queue;
 pub mod repair;
 pub mod resume;
 pub mod run;

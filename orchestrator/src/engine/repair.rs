@@ -19,8 +19,9 @@ use crate::record::layout::RunDir;
 pub struct Repairs {
     /// Temp files of interrupted writes removed from the run directory.
     pub temps_removed: usize,
-    /// `run-summary.json` was missing and is written now.
-    pub summary_written: bool,
+    /// Side files that were missing, empty, unparseable or stale, rebuilt from the manifest
+    /// (`run-summary.json`, the mcp stub, ...), and temp files removed from the mcp folder.
+    pub healed: crate::record::heal::Healed,
     /// The run's `metrics.json` line was missing and is appended now.
     pub metrics_appended: bool,
     /// The manifest now says `metrics_recorded: true`.
@@ -40,8 +41,14 @@ impl Repairs {
             let s = if self.temps_removed == 1 { "" } else { "s" };
             done.push(format!("removed {} stale temp file{s}", self.temps_removed));
         }
-        if self.summary_written {
-            done.push("wrote run-summary.json".to_owned());
+        for file in &self.healed.rewritten {
+            done.push(format!("rewrote {}", file.name()));
+        }
+        if self.healed.temps_removed > 0 {
+            done.push(format!(
+                "removed {} temp file(s) from its mcp folder",
+                self.healed.temps_removed
+            ));
         }
         if self.metrics_appended {
             done.push("appended its metrics.json line".to_owned());
@@ -65,11 +72,7 @@ pub async fn complete(dir: &RunDir, m: Manifest) -> Result<(Manifest, Repairs), 
     }
     repairs.temps_removed = shared_manifest::atomic::remove_stale_temps(&dir.dir)
         .map_err(|e| AppError::storage(&dir.dir, e))?;
-    if !dir.run_summary().exists() {
-        // The execution mode that ran is always `mcp` (cloud has no backend and falls back).
-        crate::record::artifacts::write_run_summary(dir, &m, "mcp")?;
-        repairs.summary_written = true;
-    }
+    repairs.healed = crate::record::heal::heal(dir, &m)?;
     if m.metrics_recorded {
         return Ok((m, repairs));
     }
@@ -114,13 +117,19 @@ mod tests {
         assert!(Repairs::default().is_empty());
         let r = Repairs {
             temps_removed: 1,
-            summary_written: true,
+            healed: crate::record::heal::Healed {
+                rewritten: vec![
+                    crate::record::heal::SideFile::RunSummary,
+                    crate::record::heal::SideFile::McpStub,
+                ],
+                temps_removed: 1,
+            },
             metrics_appended: true,
             marked_recorded: true,
         };
         assert_eq!(
             r.describe(),
-            "removed 1 stale temp file, wrote run-summary.json, appended its metrics.json line, set metrics_recorded"
+            "removed 1 stale temp file, rewrote run-summary.json, rewrote the mcp redirect stub, removed 1 temp file(s) from its mcp folder, appended its metrics.json line, set metrics_recorded"
         );
     }
 }

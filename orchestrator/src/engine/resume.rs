@@ -14,6 +14,8 @@ use nix::unistd::Pid;
 use shared_manifest::schema::{CommandRecord, Manifest};
 use shared_manifest::CommandStatus;
 
+use crate::record::layout::Roots;
+
 /// `(pid, pgid, start_ticks)` of every process, from `/proc`.
 fn processes() -> Vec<(i32, i32, u64)> {
     proc_pids()
@@ -42,7 +44,7 @@ const MAX_CHILD_DEPTH: usize = 16;
 
 /// The child runs below `m` (a sub-pipeline's child run ran in the same runner as its parent),
 /// read from their manifests; unreadable ones are left out.
-fn descendants(m: &Manifest, repo: &Path) -> Vec<Manifest> {
+fn descendants(m: &Manifest, roots: &Roots) -> Vec<Manifest> {
     let mut out = Vec::new();
     let mut todo: Vec<(String, usize)> = m
         .child_runs
@@ -50,7 +52,11 @@ fn descendants(m: &Manifest, repo: &Path) -> Vec<Manifest> {
         .map(|c| (c.manifest.clone(), 1))
         .collect();
     while let Some((path, depth)) = todo.pop() {
-        let Ok(child) = crate::history::read_manifest(&repo.join(&path)) else {
+        // A recorded path that leaves `.runs` (a damaged manifest) is not followed.
+        let Some(child) = roots
+            .recorded_path(&path)
+            .and_then(|p| crate::history::read_manifest(&p).ok())
+        else {
             continue;
         };
         if depth < MAX_CHILD_DEPTH {
@@ -67,18 +73,19 @@ fn descendants(m: &Manifest, repo: &Path) -> Vec<Manifest> {
 }
 
 /// Kills what is left of the stages of a crashed runner, in this run and in its child runs;
-/// returns how many groups. `repo` resolves the repo-relative paths of manifests and logs.
-pub fn kill_survivors(m: &Manifest, repo: &Path) -> usize {
+/// returns how many groups. `roots` resolves the recorded paths of manifests and logs (only
+/// those under `.runs` are followed).
+pub fn kill_survivors(m: &Manifest, roots: &Roots) -> usize {
     let procs = processes();
-    let children = descendants(m, repo);
+    let children = descendants(m, roots);
     std::iter::once(m)
         .chain(&children)
-        .map(|run| kill_groups(run, repo, &procs))
+        .map(|run| kill_groups(run, roots, &procs))
         .sum()
 }
 
 /// Kills the surviving process groups of one run's stages.
-fn kill_groups(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)]) -> usize {
+fn kill_groups(m: &Manifest, roots: &Roots, procs: &[(i32, i32, u64)]) -> usize {
     let mut killed = 0;
     // Every group the run ever spawned: the manifest's records, and the runner log's
     // `exec:process` lines, written the moment each attempt was spawned (the manifest may not
@@ -90,7 +97,9 @@ fn kill_groups(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)]) -> usize {
         .filter_map(|c| Some((c.id.clone(), c.process.as_ref()?)))
         .map(|(id, p)| (id, p.pgid, p.start_ticks))
         .collect();
-    groups.extend(logged_groups(&repo.join(&m.log_path), m));
+    if let Some(log) = roots.recorded_path(&m.log_path) {
+        groups.extend(logged_groups(&log, m));
+    }
     groups.sort_by_key(|g| g.1);
     groups.dedup_by_key(|g| g.1);
     for (stage, pgid, start_ticks) in groups {
@@ -116,9 +125,9 @@ fn kill_groups(m: &Manifest, repo: &Path, procs: &[(i32, i32, u64)]) -> usize {
 /// how many. This finds what the recorded groups cannot: a stage spawned in the instant before
 /// the runner logged its group, and processes that left the group (`setsid` daemons). Only
 /// for a run whose lock we hold: no live runner's stage carries the id then.
-pub fn kill_marked(m: &Manifest, repo: &Path) -> usize {
+pub fn kill_marked(m: &Manifest, roots: &Roots) -> usize {
     let marks: Vec<Vec<u8>> = std::iter::once(m.run_id.clone())
-        .chain(descendants(m, repo).into_iter().map(|c| c.run_id))
+        .chain(descendants(m, roots).into_iter().map(|c| c.run_id))
         .map(|id| format!("{}={id}", crate::env_vars::RUN_ID).into_bytes())
         .collect();
     let me = std::process::id();

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use exec::RunnerLog;
 use serde_json::{json, Value};
 use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
-use shared_manifest::schema::{self, CommandRecord, Manifest, StageKind as ManifestKind};
+use shared_manifest::schema::{
+    self, BudgetRecord, CommandRecord, Manifest, StageKind as ManifestKind,
+};
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus, Targets};
 
 use crate::config::StageKind;
-use crate::engine::context::Ctx;
+use crate::control::slots::Admission;
+use crate::engine::context::{Ctx, Stop};
 use crate::engine::schedule::{self, Finished};
 use crate::engine::state::{
     BoxFuture, ChildRuns, EarlierAttempts, Prepared, RunReport, RunState, Takeover,
@@ -23,38 +26,64 @@ use crate::record::layout::{new_resume_token, new_run_id, RunDir};
 use crate::report::events::EventLog;
 
 /// Creates the run: directory (durably), initial manifest (`in_progress`), resume token, mcp
-/// stub, logs. Nothing is written before this point.
+/// stub, logs. Nothing is written before this point. Sub-pipelines' child runs come here: they
+/// run inside their parent's run slot.
+///
+/// The run directory appears whole: it is built under `.runs/<task>/.staging/<run-id>/`
+/// (stage-log folder, lock, first manifest written durably), then renamed into
+/// `.runs/<task>/cli/`. A runner that dies before the rename leaves no run folder without a
+/// manifest in `cli/`, only a staging folder, which the next run of the task sweeps (see
+/// [`sweep_staging`]); one that fails before it removes its staging folder itself.
 pub async fn prepare(
     ctx: Arc<Ctx>,
     plan: Arc<Plan>,
     parent_run_id: Option<String>,
     depth: usize,
 ) -> Result<Prepared, AppError> {
+    prepare_admitted(ctx, plan, parent_run_id, depth, Admission::Free).await
+}
+
+/// [`prepare`] for a run admitted under `maxConcurrentRuns`: a run that holds its slot starts
+/// at once; one in line for a slot is recorded `queued` (durably: `status` shows it) and
+/// starts in [`execute`] when its turn comes.
+pub async fn prepare_admitted(
+    ctx: Arc<Ctx>,
+    plan: Arc<Plan>,
+    parent_run_id: Option<String>,
+    depth: usize,
+    admission: Admission,
+) -> Result<Prepared, AppError> {
     let run_id = new_run_id();
     let dir = ctx.roots.run_dir(&ctx.task, &run_id);
-    // `errors/` is created on the first failure (see artifacts::ErrorFile).
-    let commands = dir.commands_dir();
-    create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
-    // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder.
-    let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(e.to_string()))?;
-    let token = new_resume_token();
-    // The token is durable in the manifest (written next); `.resume-token` is a convenience
-    // copy for scripts, so it is written atomically without fsync.
-    write_atomic_relaxed(&dir.resume_token(), format!("{token}\n").as_bytes())?;
-    let now = crate::time::now();
-    let manifest = initial_manifest(&ctx, &plan, &dir, parent_run_id, token, &now);
+    if depth == 0 {
+        sweep_staging(&dir);
+    }
+    let staging = dir.staging_dir();
+    // A run in line for a slot is recorded `queued`: it starts in [`execute`].
+    let started = !matches!(admission, Admission::Queued(..));
+    let staged = stage_run_dir(&ctx, &plan, &dir, parent_run_id, started).await;
+    let (manifest, lock) = match staged {
+        Ok(v) => v,
+        Err(e) => {
+            // Ours alone (a fresh random name): nothing else can be using it.
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
     let plan_len = plan.pipeline.stages.len();
+    // The first manifest is durable already: this persister writes on the next change.
     let persister = Persister::spawn(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
     );
-    persister
-        .send(ManifestUpdate::RunStarted { at: now })
-        .await?;
-    persister.flush().await?;
+    let token = persister.inspect(|m| m.resume_token.clone()).await?;
+    // The token is durable in the manifest; `.resume-token` is a convenience copy for
+    // scripts, so it is written atomically without fsync (rebuilt when missing or damaged,
+    // see `record::artifacts::heal_side_files`).
+    write_atomic_relaxed(&dir.resume_token(), format!("{token}\n").as_bytes())?;
     crate::record::artifacts::write_mcp_stub(&dir)?;
-    assemble(
+    // A new directory: every request in its control.json is for this runner.
+    let mut prepared = assemble(
         ctx,
         plan,
         dir,
@@ -64,8 +93,89 @@ pub async fn prepare(
             vec![false; plan_len],
             vec![EarlierAttempts::default(); plan_len],
         ),
-        lock,
-    )
+        (lock, 0),
+    )?;
+    prepared.admission = admission;
+    Ok(prepared)
+}
+
+/// Builds the run's directory under its staging name (folders, lock, first manifest, all
+/// durable) and renames it into place; returns the manifest as written and the held lock.
+async fn stage_run_dir(
+    ctx: &Ctx,
+    plan: &Plan,
+    dir: &RunDir,
+    parent_run_id: Option<String>,
+    started: bool,
+) -> Result<(Manifest, crate::control::lock::RunLock), AppError> {
+    let staging = dir.staging_dir();
+    // `errors/` is created on the first failure (see artifacts::ErrorFile).
+    let commands = staging.join("commands");
+    create_dir_all_durable(&commands).map_err(|e| AppError::storage(&commands, e))?;
+    // A fresh directory: the lock is free, but take it so `resume` and `cancel` see a holder
+    // (a `flock` belongs to the open file, so it survives the rename).
+    let lock = crate::control::lock::acquire(&staging.join("run.lock"))
+        .map_err(|e| e.into_app("cannot create the run"))?;
+    let now = crate::time::now();
+    let manifest = initial_manifest(ctx, plan, dir, parent_run_id, new_resume_token(), &now);
+    let first = Persister::spawn(
+        manifest,
+        Targets::manifest(
+            staging.join("manifest.json"),
+            Some(staging.join(".heartbeat")),
+        ),
+    );
+    // One update either way, so that the first manifest is written before the rename (a run
+    // in line for a slot stays `queued`, as `initial_manifest` made it).
+    let first_update = if started {
+        ManifestUpdate::RunStarted { at: now }
+    } else {
+        ManifestUpdate::Heartbeat { at: now }
+    };
+    first.send(first_update).await?;
+    let manifest = first.close().await?;
+    let cli = dir.dir.parent().unwrap_or(&dir.task_dir).to_owned();
+    create_dir_all_durable(&cli).map_err(|e| AppError::storage(&cli, e))?;
+    std::fs::rename(&staging, &dir.dir).map_err(|e| AppError::storage(&dir.dir, e))?;
+    shared_manifest::atomic::fsync_dir(&cli).map_err(|e| AppError::storage(&cli, e))?;
+    Ok((manifest, lock))
+}
+
+/// How old a staging folder without a lock file must be before it is taken for a runner's
+/// remains: the lock is taken right after the folder is made, so a live runner is past that
+/// window within milliseconds.
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes what runners that died before their first manifest left in `.runs/<task>/.staging/`
+/// (best effort: a folder still locked, or too young to tell, is left alone). Cheap: the
+/// staging folder is empty unless a runner died there.
+pub fn sweep_staging(dir: &RunDir) {
+    let Some(root) = dir.staging_dir().parent().map(std::path::Path::to_owned) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let remains = match crate::control::lock::try_acquire(&path.join("run.lock")) {
+            // Held by us now: its runner is gone. Removed while held; dropped after.
+            Some(Ok(_held)) => std::fs::remove_dir_all(&path).is_ok(),
+            Some(Err(_)) => false,
+            None => {
+                entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STAGING_GRACE)
+                    && std::fs::remove_dir_all(&path).is_ok()
+            }
+        };
+        if remains {
+            tracing::info!(path = %path.display(), "removed the staging folder of a runner that died");
+        }
+    }
 }
 
 /// Opens the run's logs and bundles everything its stages share.
@@ -76,14 +186,13 @@ fn assemble(
     persister: Persister<Manifest>,
     depth: usize,
     (done, earlier): (Vec<bool>, Vec<EarlierAttempts>),
-    lock: crate::control::lock::RunLock,
+    (lock, control_seq): (crate::control::lock::RunLock, u64),
 ) -> Result<Prepared, AppError> {
     // From here on stages can run: a panic must find the run to stop and record it.
     let crash = crate::engine::crash::register(&persister, &dir);
     let events = EventLog::open(&dir.events(), &ctx.task, &dir.run_id)
         .map_err(|e| AppError::storage(&dir.events(), e))?;
     let runner_log = RunnerLog::open(&dir.runner_log())?;
-    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let state = Arc::new(RunState {
         ctx,
         dir,
@@ -99,7 +208,10 @@ fn assemble(
         children: &CHILD_RUNS,
         crash,
     });
-    Ok(Prepared { state })
+    Ok(Prepared {
+        state,
+        admission: Admission::Free,
+    })
 }
 
 /// Takes over an existing run for `resume`: the caller holds the lock and has checked the token
@@ -120,14 +232,24 @@ pub async fn prepare_resume(
     } = takeover;
     // The layout the config asks for now; the persister removes a sidecar it no longer needs.
     manifest.extensions = ctx.config.record.extensions;
-    let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots.repo);
+    // The peer leaves titles out when the config has none, against its own schema; the record
+    // we write gets them (the config's defaults, the ids), so it validates.
+    if manifest.pipeline_title.is_empty() {
+        manifest.pipeline_title = plan.pipeline.title.clone();
+    }
+    for (c, s) in manifest.commands.iter_mut().zip(&plan.pipeline.stages) {
+        if c.title.is_empty() {
+            c.title = s.title.clone();
+        }
+    }
+    let killed = crate::engine::resume::kill_survivors(&manifest, &ctx.roots);
     if killed > 0 {
         crate::console::err_line(&format!(
             "note: killed {killed} process group(s) left running by the previous runner"
         ));
     }
     // Then whatever is left that carries the run's id: processes outside the recorded groups.
-    let marked = crate::engine::resume::kill_marked(&manifest, &ctx.roots.repo);
+    let marked = crate::engine::resume::kill_marked(&manifest, &ctx.roots);
     if marked > 0 {
         crate::console::err_line(&format!(
             "note: killed {marked} more process(es) of the previous runner's stages (found by {})",
@@ -136,6 +258,12 @@ pub async fn prepare_resume(
     }
     shared_manifest::atomic::remove_stale_temps(&dir.dir)
         .map_err(|e| AppError::storage(&dir.dir, e))?;
+    // The redirect stub may be missing (a runner killed before writing it) or damaged (a power
+    // cut): rebuilt from the manifest, with the token copy and the heartbeat file.
+    let healed = crate::record::heal::heal(&dir, &manifest)?;
+    if !healed.is_empty() {
+        tracing::info!(?healed, "side files rebuilt on resume");
+    }
     let done = manifest
         .commands
         .iter()
@@ -150,6 +278,9 @@ pub async fn prepare_resume(
             interrupted: c.status == CommandStatus::Running,
         })
         .collect();
+    // Requests already in control.json were for an earlier runner (the peer re-applies them;
+    // we do not: a resumed run is not paused or cancelled again by what stopped it).
+    let control_seq = crate::control::control_file::current_seq(&dir.control());
     let persister = Persister::spawn(
         manifest,
         Targets::manifest(dir.manifest(), Some(dir.heartbeat())),
@@ -160,10 +291,19 @@ pub async fn prepare_resume(
             event,
             runner_pid: std::process::id(),
             runtime: ctx.runtime.record(),
+            plan_target_id: plan.target_id(),
         })
         .await?;
     persister.flush().await?;
-    assemble(ctx, plan, dir, persister, depth, (done, earlier), lock)
+    assemble(
+        ctx,
+        plan,
+        dir,
+        persister,
+        depth,
+        (done, earlier),
+        (lock, control_seq),
+    )
 }
 
 fn initial_manifest(
@@ -198,6 +338,13 @@ fn initial_manifest(
                         .timeout
                         .or(ctx.exec.default_timeout)
                         .map(crate::time::millis),
+                ),
+                // The peer's schema knows command and subpipeline stages only: an approval is a
+                // command stage without a command, its `approval` record says what it is.
+                StageKind::Approval(a) => (
+                    None,
+                    ManifestKind::Command,
+                    a.timeout.map(crate::time::millis),
                 ),
             };
             CommandRecord {
@@ -295,10 +442,16 @@ fn initial_manifest(
         queue: None,
         wall_clock_budgets: Vec::new(),
         delivery: Vec::new(),
-        other: serde_json::Map::new(),
+        config_path: Some(ctx.roots.rel(&ctx.config.path)),
+        config_source: Some(ctx.config.source.as_str().to_owned()),
+        other: ctx.manifest_keys.clone(),
         extensions: ctx.config.record.extensions,
     }
 }
+
+/// The peer's summary line for a run whose config is the package's fallback (its wording, as
+/// readers match it).
+pub const PACKAGE_CONFIG_NOTICE: &str = "Using packaged fallback codex.orchestrator.json (compatibility path). Run `codex-orchestrator init codex` to pin repo-local config.";
 
 /// How sub-pipeline stages start their child runs: this module's functions.
 pub static CHILD_RUNS: ChildRuns = ChildRuns {
@@ -318,7 +471,38 @@ pub fn execute(prepared: Prepared) -> BoxFuture<Result<RunReport, AppError>> {
 }
 
 async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
-    let run = prepared.state;
+    let Prepared {
+        state: run,
+        admission,
+    } = prepared;
+    let heartbeat = spawn_heartbeat(run.persister.clone());
+    let storage_watch = spawn_storage_watch(run.persister.clone(), run.ctx.clone());
+    // Held until the run has ended: the slot frees when this function returns (or the process
+    // dies).
+    let _slot = match admission {
+        Admission::Free => None,
+        Admission::Slot(slot) => Some(slot),
+        Admission::Queued(slots, ticket) => {
+            run.emit("run_queued", json!({ "max_concurrent_runs": slots.max() }));
+            match crate::engine::queue::wait_recorded(&run, &slots, ticket).await? {
+                Some(slot) => {
+                    run.persister
+                        .send(ManifestUpdate::RunStarted {
+                            at: crate::time::now(),
+                        })
+                        .await?;
+                    run.persister.flush().await?;
+                    Some(slot)
+                }
+                None => {
+                    // Interrupted while in line: no stage started; recorded `cancelled`.
+                    heartbeat.abort();
+                    storage_watch.abort();
+                    return finalize(run, Finished::default()).await;
+                }
+            }
+        }
+    };
     run.emit(
         "run_started",
         json!({
@@ -336,12 +520,60 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
         &run.dir.rel(&run.dir.manifest()),
         run.plan.pipeline.stages.len(),
     );
-    let heartbeat = spawn_heartbeat(run.persister.clone());
-    let storage_watch = spawn_storage_watch(run.persister.clone(), run.ctx.clone());
+    let budget = start_budget(&run).await?;
     let finished = schedule::run_stages(run.clone()).await;
     heartbeat.abort();
     storage_watch.abort();
+    if let Some(b) = budget {
+        b.abort();
+    }
     finalize(run, finished).await
+}
+
+/// The wall-clock budget of a top-level run (`--max-wall-clock`, else the pipeline's
+/// `maxWallClockMs`), counted from now: every runner gets a fresh one (a resume too), recorded
+/// in `wall_clock_budgets`. When it runs out, the run is stopped (`Stop::Budget`: running stages
+/// get SIGTERM, grace, SIGKILL; nothing new starts; recorded `failed`, `run-timeout`). Time
+/// spent waiting for an approval or paused counts; time in line for a run slot does not.
+/// A sub-pipeline's child run lives inside its parent's budget.
+async fn start_budget(
+    run: &Arc<RunState>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, AppError> {
+    if run.depth > 0 {
+        return Ok(None);
+    }
+    let chosen = match (run.ctx.max_wall_clock, run.plan.pipeline.max_wall_clock) {
+        (Some(flag), _) => Some((flag, "flag")),
+        (None, Some(pipeline)) => Some((pipeline, "pipeline")),
+        (None, None) => None,
+    };
+    let Some((limit, source)) = chosen else {
+        return Ok(None);
+    };
+    let now = std::time::SystemTime::now();
+    run.persister
+        .send(ManifestUpdate::BudgetStarted(BudgetRecord {
+            limit_ms: crate::time::millis(limit),
+            source: source.to_owned(),
+            started_at: crate::time::format(now),
+            deadline: crate::time::format(now + limit),
+        }))
+        .await?;
+    let ctx = run.ctx.clone();
+    let run_id = run.dir.run_id.clone();
+    Ok(Some(tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        if ctx.stop_with(Stop::Budget { limit, source }) {
+            ctx.reporter.run_note(
+                "",
+                &run_id,
+                &format!(
+                    "wall-clock budget of {} exceeded: stopping the run",
+                    humantime::format_duration(limit)
+                ),
+            );
+        }
+    })))
 }
 
 /// Heartbeats every `heartbeat_interval_seconds` while the run is in progress; aborted at the
@@ -387,9 +619,10 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     // Succeeded or failed is a function of the stages' recorded statuses (`run_outcome`, the
     // rule the state-machine tests check), read from the manifest the persister owns; the
     // scheduler only supplies which failure came first, for `status_detail`.
+    // A look, not a barrier: the terminal write below makes all of it durable at once.
     let stages: Vec<(String, CommandStatus)> = run
         .persister
-        .inspect(|m| {
+        .peek(|m| {
             m.commands
                 .iter()
                 .map(|c| (c.id.clone(), c.status))
@@ -404,6 +637,8 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             "storage-error"
         };
         (RunEvent::Fail, Some(detail.to_owned()))
+    } else if let Some(stop) = ctx.stop_reason() {
+        (RunEvent::Fail, Some(stop.detail()))
     } else if ctx.cancel_signal().is_some() {
         (RunEvent::Cancel, Some("run-canceled".to_owned()))
     } else {
@@ -422,8 +657,12 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             (false, Some(_)) => (RunEvent::Fail, Some("internal-error".to_owned())),
         }
     };
-    // The peer's summary: null for a plain success; a runtime fallback is its first line.
+    // The peer's summary: null for a plain success; the package-config fallback, then a
+    // runtime fallback, are its first lines.
     let mut lines = Vec::new();
+    if ctx.config.source == crate::config::ConfigSource::Package {
+        lines.push(PACKAGE_CONFIG_NOTICE.to_owned());
+    }
     let fallback = &ctx.runtime.fallback;
     if fallback.occurred {
         lines.push(format!(
@@ -432,7 +671,11 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             fallback.reason.as_deref().unwrap_or("no reason given")
         ));
     }
-    if let Some(sig) = ctx.cancel_signal() {
+    lines.extend(f.notes.iter().cloned());
+    let stop = ctx.stop_reason().filter(|_| !ctx.has_fatal());
+    if let Some(stop) = &stop {
+        lines.push(stop.line());
+    } else if let Some(sig) = ctx.cancel_signal() {
         // A control.json request cancels with SIGTERM semantics; say who asked.
         if f.control_cancel {
             lines.push("Run cancellation requested in control.json.".to_owned());
@@ -474,9 +717,21 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     // The terminal state is durable before the summary and metrics are written, and they are
     // built from exactly that state: a crash in between leaves an honest manifest that only
     // lacks `metrics_recorded`.
-    let manifest = run.persister.inspect(Manifest::clone).await?;
-    crate::record::artifacts::write_run_summary(&run.dir, &manifest, ctx.execution.mode)?;
-    crate::record::artifacts::append_metrics(&run.dir, &manifest)?;
+    // Rendered from the record where it lives rather than from a copy of it (a record of
+    // thousands of stages is megabytes).
+    let (dir, mode) = (run.dir.clone(), ctx.execution.mode);
+    let (summary_bytes, metrics_line) = run
+        .persister
+        .inspect(move |m| {
+            (
+                crate::record::artifacts::run_summary_bytes(&dir, m, mode),
+                crate::record::artifacts::metrics_line(m),
+            )
+        })
+        .await?;
+    crate::record::artifacts::save_run_summary(&run.dir, &summary_bytes)?;
+    drop(summary_bytes);
+    crate::record::artifacts::append_metrics_line(&run.dir, &metrics_line)?;
     run.persister.send(ManifestUpdate::MetricsRecorded).await?;
     let manifest = run.persister.clone().close().await?;
     let snapshot = &manifest;
@@ -516,8 +771,8 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             }),
         );
     }
-    let _ = run.events.sync();
-    let _ = run.runner_log.sync();
+    // `events.jsonl` and `runner.ndjson` are not fsynced: like `.heartbeat`, they are streams
+    // for watchers, and the record (manifest, stage logs, error files) does not depend on them.
     ctx.reporter.run_finished(&run.label(), &manifest);
     Ok(RunReport {
         dir: run.dir.clone(),

@@ -1,6 +1,7 @@
 //! The scheduler: owns the state of a run's stages while it runs. It starts every stage whose
 //! dependencies are done, up to the concurrency cap, applies the failure policies, and stops
-//! starting stages on cancellation or a fatal error.
+//! starting stages on cancellation or a fatal error. Before it starts stages it asks the gate
+//! (`gate.rs`: the requests of `control.json`), which may hold them back while paused.
 //!
 //! Stages run as tasks in a `JoinSet`; the scheduler alone decides what starts next, from the
 //! results it joins, so there is no shared mutable stage state.
@@ -11,6 +12,8 @@ use shared_manifest::{CommandEvent, ManifestUpdate};
 use tokio::task::JoinSet;
 
 use crate::config::{OnFailure, StageKind};
+use crate::engine::gate::Gate;
+use crate::engine::locks::Acquired;
 use crate::engine::stage_end::StageEnd;
 use crate::engine::state::RunState;
 use crate::errors::AppError;
@@ -24,6 +27,8 @@ pub struct Finished {
     pub failure_lines: Vec<String>,
     /// A `cancel` in `control.json` stopped the run (it then looks like a SIGTERM).
     pub control_cancel: bool,
+    /// Summary lines of the control requests honoured (pause, resume), in order.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +52,14 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
         .iter()
         .map(|&d| if d { Slot::Satisfied } else { Slot::Pending })
         .collect();
-    let mut tasks: JoinSet<(usize, Result<StageEnd, AppError>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, Result<Option<StageEnd>, AppError>)> = JoinSet::new();
     let mut finished = Finished::default();
     let mut aborting = false;
     let mut cancel = run.ctx.cancel.subscribe();
+    // The gate reads control.json between stages: pause, resume, cancel, fail.
+    let mut gate = Gate::new(&run);
     loop {
-        if !aborting && !run.ctx.stopping() && !cancel_on_control_request(&run, &mut finished) {
+        if gate.check(&run).await && !aborting {
             for pos in 0..stages.len() {
                 if tasks.len() >= plan.concurrency {
                     break;
@@ -62,34 +69,22 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                 }
                 if graph.deps[pos].iter().all(|&d| slots[d] == Slot::Satisfied) {
                     slots[pos] = Slot::Running;
-                    let (run2, stage) = (run.clone(), stages[pos].clone());
-                    tasks.spawn(async move {
-                        let end = match stage.kind.clone() {
-                            StageKind::Command(c) => {
-                                crate::engine::stage::run_command(run2, pos, stage, c).await
-                            }
-                            StageKind::Subpipeline { pipeline, optional } => {
-                                crate::engine::subpipeline::run_subpipeline(
-                                    run2, pos, stage, pipeline, optional,
-                                )
-                                .await
-                            }
-                            StageKind::Loop(l) => {
-                                crate::engine::loop_stage::run_loop(run2, pos, stage, l).await
-                            }
-                        };
-                        (pos, end)
-                    });
+                    tasks.spawn(run_stage(run.clone(), pos));
                 }
             }
         }
-        if tasks.is_empty() {
+        // A paused run with stages left waits for its resume (or a stop) even with nothing
+        // running.
+        let held =
+            gate.paused() && !aborting && !run.ctx.stopping() && slots.contains(&Slot::Pending);
+        if tasks.is_empty() && !held {
             break;
         }
         let joined = tokio::select! {
-            joined = tasks.join_next() => joined,
+            joined = tasks.join_next(), if !tasks.is_empty() => joined,
             // Wake up to stop starting stages; the running ones see the same channel.
             _ = cancel.changed() => continue,
+            () = gate.tick(), if gate.paused() => continue,
         };
         let Some(joined) = joined else { break };
         let (pos, end) = match joined {
@@ -102,11 +97,13 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
             }
         };
         match end {
+            // Stopped before it started (waiting for its locks): it stays pending.
+            Ok(None) => slots[pos] = Slot::Pending,
             Err(e) => {
                 slots[pos] = Slot::Blocked;
                 run.ctx.fail_fatally(e);
             }
-            Ok(end) => {
+            Ok(Some(end)) => {
                 let stage = &stages[pos];
                 if end.event == CommandEvent::Fail {
                     finished.first_failure.get_or_insert(end.detail.clone());
@@ -128,29 +125,29 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
             }
         }
     }
+    finished.control_cancel = gate.cancelled();
+    finished.notes = gate.into_notes();
     finished
 }
 
-/// Between stages: a `cancel` in the peer's `control.json` cancels the run as `cancel --run`
-/// does (SIGTERM semantics: running stages get SIGTERM, grace, SIGKILL; exit 143). Returns
-/// true when it did, and records that in `finished` for the run's summary.
-fn cancel_on_control_request(run: &RunState, finished: &mut Finished) -> bool {
-    let path = run.dir.control();
-    let Some(seq) = crate::control::control_file::cancel_requested(&path, run.control_seq) else {
-        return false;
+/// One stage's task: its resource locks (held until it ends), then the stage by its kind.
+/// `None`: the run stopped while it waited for its locks, so it never started.
+async fn run_stage(run: Arc<RunState>, pos: usize) -> (usize, Result<Option<StageEnd>, AppError>) {
+    let stage = run.plan.pipeline.stages[pos].clone();
+    let _held = match crate::engine::locks::acquire(&run, pos, &stage).await {
+        Ok(Acquired::Held(held)) => held,
+        Ok(Acquired::Stopped) => return (pos, Ok(None)),
+        Err(e) => return (pos, Err(e)),
     };
-    crate::console::err_line(&format!(
-        "cancel requested in `{}`: stopping the run",
-        run.dir.rel(&path)
-    ));
-    run.emit(
-        "run_canceled",
-        serde_json::json!({ "requested_by": "control.json", "control_seq": seq }),
-    );
-    run.ctx
-        .cancel_gracefully(nix::sys::signal::Signal::SIGTERM as i32);
-    finished.control_cancel = true;
-    true
+    let end = match stage.kind.clone() {
+        StageKind::Command(c) => crate::engine::stage::run_command(run, pos, stage, c).await,
+        StageKind::Subpipeline { pipeline, optional } => {
+            crate::engine::subpipeline::run_subpipeline(run, pos, stage, pipeline, optional).await
+        }
+        StageKind::Approval(a) => crate::engine::approval::run_approval(run, pos, stage, a).await,
+        StageKind::Loop(l) => crate::engine::loop_stage::run_loop(run, pos, stage, l).await,
+    };
+    (pos, end.map(Some))
 }
 
 /// Marks every pending stage downstream of `failed` as skipped, with the reason.

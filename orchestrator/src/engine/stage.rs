@@ -9,16 +9,13 @@ use std::time::{Duration, Instant};
 use exec::{CancelRequest, ExecResult, ExecSpec, Executor, LogEvent, Outcome, StageLog, Started};
 use serde_json::{json, Map, Value};
 use shared_manifest::schema::ProcessRecord;
-use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish};
+use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish, Synced};
 
 use crate::config::{CommandStage, Stage};
 use crate::engine::stage_end::{record_end, StageEnd};
 use crate::engine::state::{Resolved, RunState};
 use crate::errors::AppError;
 use crate::record::artifacts::{put_capped, ErrorFile};
-
-/// How long a stage's start may wait for the next manifest write (see `run_attempt`).
-const START_WRITE_DEFER: Duration = Duration::from_millis(100);
 
 /// Runs command stage `index` (0-based position) to its end.
 pub async fn run_command(
@@ -218,10 +215,9 @@ async fn run_attempt(
     spec.kill_grace = ctx.exec.kill_grace;
     spec.attempt = attempt;
     spec.max_chunk_events = ctx.exec.max_chunk_events;
-    // Deferred: a stage that ends within `START_WRITE_DEFER` has its start and its end in one
-    // durable write instead of two; a longer one is shown running that much later. Crash
-    // recovery does not wait for it: exec logged the process group (or the job) to
-    // runner.ndjson when it started.
+    // Not a barrier: the start reaches the manifest with the persister's next paced write, so a
+    // quick stage's start and end share one write. Crash recovery does not wait for it: exec
+    // logged the process group (or the job) to runner.ndjson when it started.
     let first = attempt == first;
     // The peer's `tool_called` pair around each attempt: `started` with the command, then
     // `succeeded`/`failed` with `exit <code>`.
@@ -260,10 +256,10 @@ async fn run_attempt(
             let start = start_record(attempt, first, process);
             Some(tokio::spawn(async move {
                 if let Some(start) = start {
-                    persister.send_deferred(start, START_WRITE_DEFER).await?;
+                    persister.send(start).await?;
                 }
                 for u in updates {
-                    persister.send_deferred(u, START_WRITE_DEFER).await?;
+                    persister.send(u).await?;
                 }
                 Ok::<(), shared_manifest::PersistError>(())
             }))
@@ -345,7 +341,11 @@ async fn record(
                 .flatten(),
         })?;
     }
-    b.log.flush()?;
+    // In the kernel before the record of the end is sent: a kill -9 never leaves a record
+    // that claims more than the log holds. The fsync is the persister's (group commit).
+    b.log.flush_buffer()?;
+    let mut sync = Synced::default();
+    sync.file_in_dir(run.dir.stage_log(index, &stage.id));
     let error_file = if result.succeeded() {
         None
     } else {
@@ -368,7 +368,9 @@ async fn record(
             ),
         }
         .write()?;
-        Some(run.dir.rel(&path))
+        let rel = run.dir.rel(&path);
+        sync.file_in_dir(path);
+        Some(rel)
     };
     if let Some(remote) = &result.remote {
         // Where the final attempt ran, now with its node and final status; in the same
@@ -404,6 +406,7 @@ async fn record(
             "status": Value::Null, "exit_code": result.exit_code(), "summary": summary,
             "log_path": b.log_rel, "sub_run_id": Value::Null, "attempts": attempts,
         }),
+        sync,
     )
     .await?;
     ctx.reporter.stage_finished(
@@ -414,6 +417,17 @@ async fn record(
         duration,
         &summary,
     );
+    if event == CommandEvent::Fail {
+        ctx.reporter.stage_failed(
+            &run.label(),
+            index,
+            &stage.id,
+            &summary,
+            &run.dir.stage_log(index, &stage.id),
+            &b.log_rel,
+            &result,
+        );
+    }
     let detail_kind = match (&result.outcome, &result.remote) {
         (Outcome::SpawnFailed { .. }, _) => "error",
         // The cluster or the job was lost: its own detail, apart from a command that failed.
@@ -436,10 +450,8 @@ fn classify(run: &RunState, cmd: &CommandStage, result: &ExecResult) -> (Command
     let cancelled = matches!(result.outcome, Outcome::Cancelled { .. });
     let mut summary = exec::summarize(result, cmd.summary_hint.as_deref());
     if cancelled {
-        summary = match run.ctx.cancel_signal() {
-            Some(sig) => format!("Cancelled by {} — {summary}", exec::signal_name(sig)),
-            None => format!("Cancelled — {summary}"),
-        };
+        // Says why: a signal, the run's budget, a `fail` request.
+        summary = format!("{} — {summary}", run.ctx.stop_note());
     }
     if !result.succeeded() {
         if let Some(hint) = run.ctx.peer_env.missing_package_hint(&cmd.command) {
@@ -515,7 +527,9 @@ async fn finish_unstarted(
             dropped_chunk_events: None,
         })))
         .await?;
-    run.persister.flush().await?;
+    if run.ctx.durability() == crate::config::Durability::Strict {
+        run.persister.flush().await?;
+    }
     Ok(StageEnd {
         event: CommandEvent::Fail,
         detail: format!("stage:{}:error", stage.id),

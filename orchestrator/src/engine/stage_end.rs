@@ -3,8 +3,9 @@
 //! `step_completed` / `step_failed` event.
 
 use serde_json::Value;
-use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish, StagePhase};
+use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish, StagePhase, Synced};
 
+use crate::config::Durability;
 use crate::engine::state::RunState;
 use crate::errors::AppError;
 
@@ -19,19 +20,28 @@ pub struct StageEnd {
     pub failure_line: Option<String>,
 }
 
-/// Records a stage's end: the manifest update (made durable), then `step_completed` or
-/// `step_failed` with `payload`, whose `status` key is filled in here. Returns the status as the manifest spells it,
-/// read from the stage transition table rather than spelled again here.
+/// Records a stage's end: the manifest update, then `step_completed` or `step_failed` with
+/// `payload`, whose `status` key is filled in here. Returns the status as the manifest spells
+/// it, read from the stage transition table rather than spelled again here.
+///
+/// `sync` names the files the record refers to (the stage log, an error file), already
+/// written to the kernel: the persister makes them durable before the manifest that records
+/// the end (group commit). With `durability: strict` the stage waits for that write, so its
+/// end is durable before its dependents start; batched, it goes on at once and the write
+/// follows within the persister's pace.
 pub async fn record_end(
     run: &RunState,
     finish: StageFinish,
     mut payload: Value,
+    sync: Synced,
 ) -> Result<&'static str, AppError> {
     let event = finish.event;
     run.persister
-        .send(ManifestUpdate::StageFinished(Box::new(finish)))
+        .send_synced(ManifestUpdate::StageFinished(Box::new(finish)), sync)
         .await?;
-    run.persister.flush().await?;
+    if run.ctx.durability() == Durability::Strict {
+        run.persister.flush().await?;
+    }
     let status = StagePhase::Running
         .on(event)
         .map_or("failed", |p| p.status().as_str());

@@ -204,6 +204,8 @@ pub struct EarlierAttempts {
 pub struct Prepared {
     /// What its stages share.
     pub(crate) state: Arc<RunState>,
+    /// Its run slot, or its place in line for one (`maxConcurrentRuns`).
+    pub(crate) admission: crate::control::slots::Admission,
 }
 
 impl Prepared {

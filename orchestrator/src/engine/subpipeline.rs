@@ -41,7 +41,7 @@ pub async fn run_subpipeline(
     // forever; a child that had already succeeded is taken as it is.
     let previous = run
         .persister
-        .inspect(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
+        .peek(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
         .await?;
     let earlier = match previous {
         Some(id) => earlier_child(&run, &child_plan, &id).await?,
@@ -88,6 +88,10 @@ pub async fn run_subpipeline(
             },
         })
         .await?;
+    // A barrier: the parent's link to its child is durable before the child runs a stage, so
+    // a resume after a crash takes that child run over (and kills its survivors) instead of
+    // starting another one beside it.
+    run.persister.flush().await?;
     run.emit(
         "step_started",
         json!({
@@ -115,6 +119,15 @@ async fn earlier_child(
     run_id: &str,
 ) -> Result<Option<EarlierChild>, AppError> {
     let ctx = &run.ctx;
+    // The id comes from the parent's manifest: it must be a directory name, or the paths built
+    // from it could leave `.runs`.
+    if !crate::record::layout::is_safe_component(run_id) {
+        tracing::warn!(
+            child = %crate::record::layout::show_id(run_id),
+            "the recorded child run id is not a run id; starting a new run"
+        );
+        return Ok(None);
+    }
     let dir = ctx.roots.run_dir(&ctx.task, run_id);
     let Ok(manifest) = crate::history::read_manifest(&dir.manifest()) else {
         tracing::warn!(
@@ -138,7 +151,7 @@ async fn earlier_child(
         }))));
     }
     let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
+        .map_err(|e| e.into_app(&format!("cannot resume child run `{run_id}`")))?;
     // Re-read under the lock, as `resume` does.
     let manifest = crate::history::read_manifest(&dir.manifest())
         .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
@@ -209,6 +222,8 @@ async fn finish_subpipeline(
             "status": Value::Null, "exit_code": Value::Null, "summary": summary, "log_path": Value::Null,
             "sub_run_id": child.run_id,
         }),
+        // The child run's own record is durable: its runner closed it before returning.
+        shared_manifest::Synced::default(),
     )
     .await?;
     Ok(StageEnd {

@@ -1,4 +1,5 @@
-//! Recording a finished run (and the child runs of its sub-pipeline stages) in the index.
+//! A finished run and the child runs of its sub-pipeline stages, found from their manifests:
+//! what the index records for each run noted in `index.pending`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -7,18 +8,22 @@ use shared_manifest::schema::Manifest;
 
 use super::errors::HistoryError;
 use super::scan::read_manifest;
-use super::store::Index;
 use crate::record::layout::Roots;
 
 /// Nesting of sub-pipelines followed when recording child runs (config validation rejects
 /// cycles; this only bounds a damaged manifest).
 const MAX_DEPTH: usize = 16;
 
-/// Records run `m` (manifest at `manifest`) and, from their manifests on disk, the child runs
-/// its sub-pipeline stages started, so that the index holds what a rebuild would give.
-pub fn record_run(roots: &Roots, m: &Manifest, manifest: &Path) -> Result<(), HistoryError> {
-    let mut index = Index::open(roots)?;
-    index.record(m, manifest)?;
+/// Calls `record` for run `m` (manifest at `manifest`) and, from their manifests on disk, for
+/// the child runs its sub-pipeline stages started, so that the index holds what a rebuild
+/// would give.
+pub(crate) fn record_tree(
+    roots: &Roots,
+    m: &Manifest,
+    manifest: &Path,
+    mut record: impl FnMut(&Manifest, &Path) -> Result<(), HistoryError>,
+) -> Result<(), HistoryError> {
+    record(m, manifest)?;
     let mut seen: HashSet<String> = HashSet::from([m.run_id.clone()]);
     let mut todo: Vec<(PathBuf, usize)> = children(roots, m, 1);
     while let Some((path, depth)) = todo.pop() {
@@ -36,7 +41,7 @@ pub fn record_run(roots: &Roots, m: &Manifest, manifest: &Path) -> Result<(), Hi
         if !seen.insert(child.run_id.clone()) {
             continue;
         }
-        index.record(&child, &path)?;
+        record(&child, &path)?;
         if depth < MAX_DEPTH {
             todo.extend(children(roots, &child, depth + 1));
         }
@@ -45,16 +50,10 @@ pub fn record_run(roots: &Roots, m: &Manifest, manifest: &Path) -> Result<(), Hi
 }
 
 fn children(roots: &Roots, m: &Manifest, depth: usize) -> Vec<(PathBuf, usize)> {
+    // A recorded path that leaves `.runs` (a damaged manifest) is not followed.
     m.child_runs
         .iter()
-        .map(|c| {
-            let p = Path::new(&c.manifest);
-            let p = if p.is_absolute() {
-                p.to_owned()
-            } else {
-                roots.repo.join(p)
-            };
-            (p, depth)
-        })
+        .filter_map(|c| roots.recorded_path(&c.manifest))
+        .map(|p| (p, depth))
         .collect()
 }

@@ -1,10 +1,12 @@
 //! Run history: an SQLite index at `.runs/index.sqlite` of every run and its stages, derived
 //! from the manifests and rebuilt from them whenever it is missing, damaged or outdated. It
-//! backs the `runs` queries; a run that finishes records itself with [`record_run`].
+//! backs the `runs` queries; a run that finishes notes itself with [`note_finished`] and the
+//! next query records it (see `pending.rs`).
 
 pub mod diff;
 pub mod errors;
 mod finish;
+mod pending;
 pub mod query;
 pub(crate) mod record;
 mod scan;
@@ -13,7 +15,7 @@ pub mod store;
 pub mod table;
 
 pub use errors::HistoryError;
-pub use finish::record_run;
+pub use pending::note as note_finished;
 pub use query::{parse_since, PipelineTrend, RecentRun, RunFilter, RunRow, StageRow};
 pub use scan::{read_manifest, ManifestError};
 pub use store::{with_index, Index, Rebuilt};

@@ -258,16 +258,38 @@ impl Index {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// How many runs match `filter` (its limit ignored).
-    pub fn count(&self, filter: &RunFilter) -> Result<u64, HistoryError> {
-        let (clause, values) = filter.clause();
-        let sql = format!("SELECT count(*) FROM runs r{clause}");
-        self.conn
-            .query_row(&sql, rusqlite::params_from_iter(values), |r| {
-                r.get::<_, i64>(0)
+    /// Start time (ms since the epoch) and id of the runs matching `filter`, newest first (at
+    /// most its limit): enough to place runs on a page without reading their rows.
+    pub fn keys(&self, filter: &RunFilter) -> Result<Vec<(i64, String)>, HistoryError> {
+        let (clause, mut values) = filter.clause();
+        let mut sql = format!(
+            "SELECT r.started_ms, r.run_id FROM runs r{clause} ORDER BY r.started_ms DESC, r.run_id DESC"
+        );
+        if let Some(limit) = filter.limit {
+            sql.push_str(" LIMIT ?");
+            values.push(Sql::Integer(i64::from(limit)));
+        }
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                Ok((r.get(0)?, r.get(1)?))
             })
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The rows of the runs `ids` that the index has, in no particular order.
+    pub fn rows(&self, ids: &[String]) -> Result<Vec<RunRow>, HistoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_id IN ({marks})");
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(ids), RunRow::from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// Every run's id and status.
@@ -313,23 +335,20 @@ impl Index {
                 _ => {}
             }
         }
-        // The covering index `runs_by_pipeline` serves this without touching the wide rows.
-        let mut st = self.conn.prepare(
-            "SELECT pipeline_id, run_id, status, duration_ms, started_at FROM (
-                SELECT pipeline_id, run_id, status, duration_ms, started_at, started_ms,
-                    row_number() OVER (PARTITION BY pipeline_id ORDER BY started_ms DESC) AS n
-                FROM runs)
-             WHERE n <= ?1 ORDER BY pipeline_id, started_ms DESC",
+        // Each pipeline's latest runs through the index `runs_by_pipeline` (pipeline, start):
+        // `last` rows each, whatever the size of the history.
+        let mut st = self.conn.prepare_cached(
+            "SELECT run_id, status, duration_ms, started_at FROM runs
+             WHERE pipeline_id = ?1 ORDER BY started_ms DESC LIMIT ?2",
         )?;
-        let mut rows = st.query([last])?;
-        while let Some(r) = rows.next()? {
-            let pipeline: String = r.get(0)?;
-            if let Some(p) = out.iter_mut().find(|p| p.pipeline_id == pipeline) {
+        for p in &mut out {
+            let mut rows = st.query(rusqlite::params![p.pipeline_id, last])?;
+            while let Some(r) = rows.next()? {
                 p.recent.push(RecentRun {
-                    run_id: r.get(1)?,
-                    status: r.get(2)?,
-                    duration_ms: r.get(3)?,
-                    started_at: r.get(4)?,
+                    run_id: r.get(0)?,
+                    status: r.get(1)?,
+                    duration_ms: r.get(2)?,
+                    started_at: r.get(3)?,
                 });
             }
         }

@@ -102,8 +102,35 @@ impl Index {
     /// Opens `.runs/index.sqlite`, building it from the manifests when it is missing, and
     /// rebuilding it when it is corrupt or of another schema. Without a `.runs` directory
     /// there is no history: an empty index in memory, and nothing is written.
+    /// Runs noted as finished since the last reader (`index.pending`) are recorded first.
     pub fn open(roots: &Roots) -> Result<Index, HistoryError> {
-        Index::open_with(roots, true)
+        let mut index = Index::open_with(roots, true)?;
+        index.record_noted()?;
+        Ok(index)
+    }
+
+    /// Records the runs noted in `index.pending` (and their child runs), then forgets the
+    /// notes. Cheap when there are none: a reader that keeps the index open (the dashboard)
+    /// calls it before each query.
+    pub fn record_noted(&mut self) -> Result<(), HistoryError> {
+        let runs = self.roots.runs.clone();
+        if !super::pending::any(&runs) {
+            return Ok(());
+        }
+        let _turn = lock(&runs.join(LOCK_NAME))?;
+        let notes = super::pending::take(&runs)?;
+        let roots = self.roots.clone();
+        for line in &notes.manifests {
+            let path = super::pending::resolve(&roots, line);
+            match scan::read_manifest(&path) {
+                Ok(m) => super::finish::record_tree(&roots, &m, &path, |m, p| self.record(m, p))?,
+                Err(e) => crate::console::err_line(&format!(
+                    "warning: run `{line}` is not in the run history: {}",
+                    e.one_line()
+                )),
+            }
+        }
+        notes.forget()
     }
 
     /// `runs reindex`: opens the index (replacing a file that is not a database) and rebuilds
@@ -111,6 +138,23 @@ impl Index {
     pub fn reindex(roots: &Roots) -> Result<Rebuilt, HistoryError> {
         let mut index = Index::open_with(roots, false)?;
         Ok(index.rebuild(true)?.unwrap_or_default())
+    }
+
+    /// An index in memory built from the manifests, writing nothing: for queries when the
+    /// file cannot be used.
+    pub fn in_memory(roots: &Roots) -> Result<Index, HistoryError> {
+        let path = roots.runs.join(FILE_NAME);
+        let conn = Connection::open_in_memory().map_err(|e| HistoryError::index(&path, e))?;
+        conn.execute_batch(SCHEMA)
+            .and_then(|()| set_version(&conn))
+            .map_err(|e| HistoryError::index(&path, e))?;
+        let mut index = Index {
+            conn,
+            path,
+            roots: roots.clone(),
+        };
+        index.rebuild(true)?;
+        Ok(index)
     }
 
     /// A query failed because the file is damaged beyond its header: rebuild it from scratch.
@@ -310,17 +354,30 @@ impl Index {
 
 /// Runs `query` on the index of `roots`; when the file turns out damaged past what opening
 /// checks, rebuilds it from the manifests and runs `query` once more.
+///
+/// The index is derived data and a query only reads: when the file cannot be opened, built or
+/// repaired (a full disk, a read-only `.runs`, an I/O error), the query runs on an index built
+/// in memory from the manifests instead, with a `warning:` saying why.
 pub fn with_index<T>(
     roots: &Roots,
     query: impl Fn(&mut Index) -> Result<T, HistoryError>,
 ) -> Result<T, HistoryError> {
-    let mut index = Index::open(roots)?;
-    match query(&mut index) {
+    let on_file = Index::open(roots).and_then(|mut index| match query(&mut index) {
         Err(e) if e.is_corrupt() => {
             drop(index);
             query(&mut Index::repaired(roots)?)
         }
         r => r,
+    });
+    match on_file {
+        Err(e) => {
+            crate::console::err_line(&format!(
+                "warning: {}; reading the manifests directly",
+                e.one_line()
+            ));
+            query(&mut Index::in_memory(roots)?)
+        }
+        ok => ok,
     }
 }
 

@@ -148,7 +148,7 @@ fn check_cwd_vars(
             let (c, extra): (&CommandStage, &[&str]) = match &s.kind {
                 StageKind::Command(c) => (c, &[]),
                 StageKind::Loop(l) => (&l.build, crate::env_vars::LOOP_BUILD_VARIABLES),
-                StageKind::Subpipeline { .. } => continue,
+                StageKind::Subpipeline { .. } | StageKind::Approval(_) => continue,
             };
             let Some(cwd) = &c.cwd else { continue };
             let look = |name: &str| {
@@ -237,6 +237,16 @@ impl Plan {
                         "pipeline": pipeline,
                         "optional": optional,
                     }),
+                    StageKind::Approval(a) => json!({
+                        "index": i + 1,
+                        "id": s.id,
+                        "title": s.title,
+                        "kind": "approval",
+                        "prompt": a.prompt,
+                        "approvers": a.approvers,
+                        "timeoutMs": a.timeout.map(crate::time::millis),
+                        "onTimeout": a.on_timeout.as_str(),
+                    }),
                     StageKind::Loop(l) => super::work::loop_json(i + 1, s, l, &self.stage_vars(&l.build)),
                 };
                 let obj = v.as_object_mut().expect("built as an object");
@@ -251,6 +261,9 @@ impl Plan {
                         .map(|(k, v)| (k, Value::String(v)))
                         .collect();
                     obj.insert("variables".into(), Value::Object(vars));
+                }
+                if !s.locks.is_empty() {
+                    obj.insert("locks".into(), json!(s.locks));
                 }
                 v
             })
@@ -289,6 +302,9 @@ impl Plan {
                 "edges": edges,
             },
         });
+        if let Some(budget) = p.max_wall_clock {
+            out["pipeline"]["maxWallClockMs"] = json!(crate::time::millis(budget));
+        }
         if !p.delivery.is_empty() {
             out["delivery"] = super::work::delivery_json(&p.delivery);
         }
@@ -317,6 +333,7 @@ impl Plan {
                 let what = match &s.kind {
                     StageKind::Command(c) => c.command.clone(),
                     StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
+                    StageKind::Approval(a) => format!("(approval: {})", a.prompt),
                     StageKind::Loop(l) => format!(
                         "(loop: build `{}`, verify with {}, at most {} iterations)",
                         l.build.command, l.verify, l.max_iterations

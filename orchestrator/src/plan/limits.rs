@@ -54,7 +54,7 @@ pub(crate) fn check_spawn_sizes(
             let c = match &s.kind {
                 StageKind::Command(c) => c,
                 StageKind::Loop(l) => &l.build,
-                StageKind::Subpipeline { .. } => continue,
+                StageKind::Subpipeline { .. } | StageKind::Approval(_) => continue,
             };
             let env: usize = c.env.iter().map(|(k, v)| cost(k.len() + 1 + v.len())).sum();
             let total = inherited + vars + env + cost(c.command.len());

@@ -120,6 +120,7 @@ pub fn plan_object(pipeline: &Pipeline, target: Option<usize>) -> Value {
             let kind = match s.kind {
                 StageKind::Command(_) => "command",
                 StageKind::Subpipeline { .. } => "subpipeline",
+                StageKind::Approval(_) => "approval",
                 StageKind::Loop(_) => "loop",
             };
             metadata.insert("stageKind".into(), json!(kind));

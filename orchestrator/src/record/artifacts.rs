@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use shared_manifest::atomic::{append_line_durable, write_atomic, write_atomic_relaxed};
 use shared_manifest::schema::Manifest;
@@ -69,7 +71,9 @@ pub struct ErrorFile<'a> {
 }
 
 impl ErrorFile<'_> {
-    /// Writes the file; returns its path.
+    /// Writes the file atomically; returns its path. Not fsynced here: it is durable before
+    /// the manifest that names it, because the stage hands its path to the persister, which
+    /// fsyncs it (and `errors/`) in the same group commit as that manifest.
     pub fn write(self) -> Result<std::path::PathBuf, shared_manifest::errors::AtomicWriteError> {
         let path = self.run.error_file(self.index, self.stage_id);
         // Created on the first failure; durable, like the error file itself.
@@ -90,7 +94,7 @@ impl ErrorFile<'_> {
             "details": Value::Object(self.details),
             "created_at": crate::time::now(),
         });
-        write_json(&path, &value)?;
+        write_json_relaxed(&path, &value)?;
         Ok(path)
     }
 }
@@ -114,28 +118,77 @@ pub fn write_run_summary(
     m: &Manifest,
     mode: &str,
 ) -> Result<(), crate::errors::AppError> {
-    let items: Vec<Value> = m
-        .commands
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            json!({
-                "id": format!("{}:{}", m.pipeline_id, c.id),
-                "description": c.title,
-                "requires_cloud": false,
-                "requiresCloud": false,
-                "runnable": true,
-                "metadata": {
-                    "pipelineId": m.pipeline_id,
-                    "stageId": c.id,
-                    "stageKind": c.kind,
-                    "index": i,
-                    "requiresCloud": false,
-                },
-                "selected": i == 0,
-            })
-        })
-        .collect();
+    save_run_summary(run, &run_summary_bytes(run, m, mode))
+}
+
+/// Writes bytes made by [`run_summary_bytes`] (atomically, without fsync: derived data).
+pub fn save_run_summary(run: &RunDir, bytes: &[u8]) -> Result<(), crate::errors::AppError> {
+    write_atomic_relaxed(&run.run_summary(), bytes).map_err(crate::errors::AppError::from)
+}
+
+/// The plan item of stage `i`.
+fn plan_item(m: &Manifest, i: usize, c: &shared_manifest::schema::CommandRecord) -> Value {
+    json!({
+        "id": format!("{}:{}", m.pipeline_id, c.id),
+        "description": c.title,
+        "requires_cloud": false,
+        "requiresCloud": false,
+        "runnable": true,
+        "metadata": {
+            "pipelineId": m.pipeline_id,
+            "stageId": c.id,
+            "stageKind": c.kind,
+            "index": i,
+            "requiresCloud": false,
+        },
+        "selected": i == 0,
+    })
+}
+
+/// `plan.items`, one JSON value at a time while they are written: a run of thousands of
+/// stages does not hold them all as one tree.
+struct PlanItems<'a>(&'a Manifest);
+
+impl Serialize for PlanItems<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.commands.len()))?;
+        for (i, c) in self.0.commands.iter().enumerate() {
+            seq.serialize_element(&plan_item(self.0, i, c))?;
+        }
+        seq.end()
+    }
+}
+
+/// The summary object with its `plan` written as `{"items": PlanItems}`.
+struct Summary<'a> {
+    top: &'a Map<String, Value>,
+    m: &'a Manifest,
+}
+
+impl Serialize for Summary<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Plan<'a>(&'a Manifest);
+        impl Serialize for Plan<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("items", &PlanItems(self.0))?;
+                map.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(self.top.len()))?;
+        for (k, v) in self.top {
+            if k == "plan" {
+                map.serialize_entry(k, &Plan(self.m))?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `run-summary.json` of `m`, pretty with a trailing newline.
+pub fn run_summary_bytes(run: &RunDir, m: &Manifest, mode: &str) -> Vec<u8> {
     let mut artifacts = vec![
         json!({"path": run.rel(&run.manifest()), "description": "CLI run manifest"}),
         json!({"path": m.log_path, "description": "Runner log (ndjson)"}),
@@ -169,7 +222,8 @@ pub fn write_run_summary(
         "pipelineId": m.pipeline_id,
         "status": m.status,
         "mode": mode,
-        "plan": { "items": items },
+        // Written by `Summary`, item by item.
+        "plan": Value::Null,
         "build": {
             "subtaskId": m.plan_target_id,
             "artifacts": artifacts,
@@ -184,12 +238,29 @@ pub fn write_run_summary(
         "cloudExecution": Value::Null,
         "timestamp": crate::time::now(),
     });
-    write_json_relaxed(&run.run_summary(), &value).map_err(crate::errors::AppError::from)
+    let Value::Object(top) = value else {
+        unreachable!("built as an object above")
+    };
+    let mut bytes = serde_json::to_vec_pretty(&Summary { top: &top, m })
+        .expect("a JSON map with string keys serializes");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Appends the run's line to `.runs/<task>/metrics.json` (one durable `O_APPEND` write, so
 /// runs finishing at once never interleave).
 pub fn append_metrics(run: &RunDir, m: &Manifest) -> Result<(), crate::errors::AppError> {
+    append_metrics_line(run, &metrics_line(m))
+}
+
+/// Appends a line made by [`metrics_line`] (one durable `O_APPEND` write).
+pub fn append_metrics_line(run: &RunDir, line: &str) -> Result<(), crate::errors::AppError> {
+    let path = run.metrics();
+    append_line_durable(&path, line).map_err(|e| crate::errors::AppError::storage(&path, e))
+}
+
+/// The run's `metrics.json` line.
+pub fn metrics_line(m: &Manifest) -> String {
     let passed = m
         .commands
         .iter()
@@ -232,7 +303,5 @@ pub fn append_metrics(run: &RunDir, m: &Manifest) -> Result<(), crate::errors::A
         "child_runs": m.child_runs.len(),
         "resumed": !m.resume_events.is_empty(),
     });
-    let path = run.metrics();
-    append_line_durable(&path, &line.to_string())
-        .map_err(|e| crate::errors::AppError::storage(&path, e))
+    line.to_string()
 }

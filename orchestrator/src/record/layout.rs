@@ -15,6 +15,11 @@ pub const CONFIG_FILE: &str = "codex.orchestrator.json";
 /// carrying it through every call that builds `Roots` would thread it through the engine).
 static CONFIG_FLAG: OnceLock<PathBuf> = OnceLock::new();
 
+/// `-f/--config PATH` as given, if it was (the end summary repeats it in the resume command).
+pub fn config_flag() -> Option<&'static PathBuf> {
+    CONFIG_FLAG.get()
+}
+
 /// Remembers `-f/--config PATH` for every later [`Roots::from_env`].
 pub fn set_config_flag(path: PathBuf) {
     let _ = CONFIG_FLAG.set(path);
@@ -153,6 +158,43 @@ impl Roots {
             roots: self.clone(),
         }
     }
+
+    /// The run directory of the manifest found at `manifest`, whose content says it is run
+    /// `run_id` of task `task`: both must be ids (see [`id_problem`]) and name the directory
+    /// the file was found in. Every path of the run is then derived from ids that were
+    /// checked: a hand-edited `"run_id": "../../../../evil"` cannot point a lock, a log or a
+    /// write outside `.runs`.
+    pub fn run_dir_of(&self, manifest: &Path, task: &str, run_id: &str) -> Result<RunDir, String> {
+        for (what, id) in [("task_id", task), ("run_id", run_id)] {
+            if let Some(problem) = id_problem(id) {
+                return Err(format!("its `{what}` `{}` {problem}", show_id(id)));
+            }
+        }
+        let dir = self.run_dir(task, run_id);
+        if dir.manifest() != manifest {
+            return Err(format!(
+                "it says it is run `{run_id}` of task `{task}`, which is not where it was found"
+            ));
+        }
+        Ok(dir)
+    }
+
+    /// A path a manifest records (repo-relative or absolute), when it stays under `.runs`:
+    /// no `..`, inside `.runs` as written and, when it exists, once symlinks are resolved.
+    /// `None` for anything else, which readers treat as missing.
+    pub fn recorded_path(&self, recorded: &str) -> Option<PathBuf> {
+        let p = absolute(&self.repo, Path::new(recorded));
+        let plain = p
+            .components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if !plain || !p.starts_with(&self.runs) {
+            return None;
+        }
+        match (p.canonicalize(), self.runs.canonicalize()) {
+            (Ok(real), Ok(runs)) if !real.starts_with(&runs) => None,
+            _ => Some(p),
+        }
+    }
 }
 
 /// Walks up from `cwd` to the first directory holding the config, stopping after a repository
@@ -267,6 +309,11 @@ impl RunDir {
     /// `evidence/`: the bundle delivery's evidence directory.
     pub fn evidence_dir(&self) -> PathBuf {
         self.dir.join("evidence")
+    }
+    /// `.runs/<task>/.staging/<run>`: where the run's directory is built before it is
+    /// renamed into `cli/` with its first manifest (see `engine::run::prepare`).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.task_dir.join(".staging").join(&self.run_id)
     }
     /// `.runs/<task>/mcp/<run>`.
     pub fn mcp_dir(&self) -> PathBuf {
@@ -402,6 +449,29 @@ mod tests {
             discover(&deep),
             (repo.clone(), ConfigSource::Found(repo.join(CONFIG_FILE)))
         );
+    }
+
+    #[test]
+    fn recorded_paths_stay_under_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let roots = Roots::for_repo(dir.path());
+        let inside = ".runs/t/cli/r/commands/01-a.ndjson";
+        assert_eq!(roots.recorded_path(inside), Some(dir.path().join(inside)));
+        assert_eq!(roots.recorded_path(".runs/t/../../etc/passwd"), None);
+        assert_eq!(roots.recorded_path("/etc/passwd"), None);
+        assert_eq!(roots.recorded_path("src/main.rs"), None);
+        std::fs::create_dir_all(dir.path().join(".runs/t")).expect("mkdir");
+        std::os::unix::fs::symlink("/etc", dir.path().join(".runs/t/out")).expect("symlink");
+        assert_eq!(
+            roots.recorded_path(".runs/t/out/passwd"),
+            None,
+            "a symlink out"
+        );
+        let m = roots.run_dir("t", "r").manifest();
+        assert!(roots.run_dir_of(&m, "t", "r").is_ok());
+        assert!(roots.run_dir_of(&m, "t", "../../../../evil").is_err());
+        assert!(roots.run_dir_of(&m, "t", "other").is_err());
+        assert!(roots.run_dir_of(&m, "u", "r").is_err());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-/// Bytes of each stream kept for `exec:end` and `run:summary`.
+/// Bytes of each stream kept for `exec:end` and `run:summary`, and of chunk data kept in the
+/// summary's `toolRun.events`.
 const TAIL: usize = 64 * 1024;
 /// How often the log is polled for new lines.
 const POLL: Duration = Duration::from_millis(20);
@@ -41,6 +42,9 @@ pub struct Collected {
     pub stdout: Vec<u8>,
     /// The last bytes of stderr.
     pub stderr: Vec<u8>,
+    /// Every event flattened (the peer's `toolRun.events`: payload keys beside `type`): the
+    /// begin, the newest chunks (their data at most [`TAIL`] bytes in all), the end.
+    pub flat: Vec<Value>,
 }
 
 /// A running follower.
@@ -73,6 +77,9 @@ struct State {
     stdout: VecDeque<u8>,
     stderr: VecDeque<u8>,
     session_id: Value,
+    /// Flattened chunk events kept, and the bytes of data they hold.
+    chunks: VecDeque<Value>,
+    chunk_bytes: usize,
 }
 
 fn follow(log: &std::path::Path, echo: Echo, stop: &AtomicBool) -> Collected {
@@ -99,12 +106,40 @@ fn follow(log: &std::path::Path, echo: Echo, stop: &AtomicBool) -> Collected {
         }
         std::thread::sleep(POLL);
     }
+    let flat = state
+        .begin
+        .iter()
+        .map(flatten)
+        .chain(state.chunks)
+        .chain(state.end.iter().map(flatten))
+        .collect();
     Collected {
         begin: state.begin,
         end: state.end,
         stdout: state.stdout.into(),
         stderr: state.stderr.into(),
+        flat,
     }
+}
+
+/// `{type, timestamp, payload: {correlationId, ...}}` as `{type, correlationId, timestamp,
+/// ...}`, the peer's form in `toolRun.events`.
+fn flatten(e: &Value) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), e["type"].clone());
+    m.insert(
+        "correlationId".into(),
+        e["payload"]["correlationId"].clone(),
+    );
+    m.insert("timestamp".into(), e["timestamp"].clone());
+    if let Some(p) = e["payload"].as_object() {
+        for (k, v) in p {
+            if k != "correlationId" {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(m)
 }
 
 fn on_line(state: &mut State, echo: Echo, line: &[u8]) {
@@ -155,7 +190,17 @@ fn on_line(state: &mut State, echo: Echo, line: &[u8]) {
             if let Some(enc) = v.get("encoding") {
                 payload["encoding"] = enc.clone();
             }
-            peer_event("exec:chunk", &get("timestamp"), payload)
+            let e = peer_event("exec:chunk", &get("timestamp"), payload);
+            state.chunk_bytes += chunk.data.len();
+            state.chunks.push_back(flatten(&e));
+            // Oldest first out, but the newest chunk always stays.
+            while state.chunk_bytes > TAIL && state.chunks.len() > 1 {
+                if let Some(old) = state.chunks.pop_front() {
+                    let n = old["bytes"].as_u64().unwrap_or(0);
+                    state.chunk_bytes = state.chunk_bytes.saturating_sub(n as usize);
+                }
+            }
+            e
         }
         Some("exec:end") => {
             let text = |t: &VecDeque<u8>| {

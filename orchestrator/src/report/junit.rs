@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use exec::logread::{self, Stream};
 use serde_json::Value;
@@ -22,12 +22,13 @@ use shared_manifest::CommandStatus;
 
 use crate::errors::AppError;
 use crate::history::record::{span_ms, stage_duration_ms};
+use crate::record::layout::Roots;
 
 /// Most output kept per stage and stream in `<system-out>` / `<system-err>` (the last bytes).
 pub const OUTPUT_TAIL: usize = 64 * 1024;
 
 /// The report of run `m`; stage logs and error files are read relative to `repo`.
-pub fn render(m: &Manifest, repo: &Path) -> String {
+pub fn render(m: &Manifest, roots: &Roots) -> String {
     let count =
         |f: &dyn Fn(CommandStatus) -> bool| m.commands.iter().filter(|c| f(c.status)).count();
     let tests = m.commands.len();
@@ -66,13 +67,13 @@ pub fn render(m: &Manifest, repo: &Path) -> String {
     }
     x.push_str("    </properties>\n");
     for c in &m.commands {
-        testcase(&mut x, m, c, repo);
+        testcase(&mut x, m, c, roots);
     }
     x.push_str("  </testsuite>\n</testsuites>\n");
     x
 }
 
-fn testcase(x: &mut String, m: &Manifest, c: &CommandRecord, repo: &Path) {
+fn testcase(x: &mut String, m: &Manifest, c: &CommandRecord, roots: &Roots) {
     let mut inner = String::new();
     let summary = c.summary.as_deref().unwrap_or("");
     match c.status {
@@ -82,7 +83,8 @@ fn testcase(x: &mut String, m: &Manifest, c: &CommandRecord, repo: &Path) {
             let body = c
                 .error_file
                 .as_deref()
-                .and_then(|p| error_stderr(&resolve(repo, p)))
+                .and_then(|p| roots.recorded_path(p))
+                .and_then(|p| error_stderr(&p))
                 .unwrap_or_else(|| summary.to_owned());
             inner.push_str(&format!(
                 "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
@@ -118,7 +120,10 @@ fn testcase(x: &mut String, m: &Manifest, c: &CommandRecord, repo: &Path) {
         }
     }
     if let Some(log) = c.log_path.as_deref() {
-        if let Ok(tails) = output_tails(&resolve(repo, log), OUTPUT_TAIL) {
+        let tails = roots
+            .recorded_path(log)
+            .and_then(|p| output_tails(&p, OUTPUT_TAIL).ok());
+        if let Some(tails) = tails {
             for (tag, text) in [("system-out", tails.stdout), ("system-err", tails.stderr)] {
                 if !text.is_empty() {
                     inner.push_str(&format!("      <{tag}>{}</{tag}>\n", escape_text(&text)));
@@ -146,15 +151,6 @@ pub fn write(path: &Path, xml: &str) -> Result<(), AppError> {
         create_dir_all_durable(dir).map_err(|e| AppError::storage(dir, e))?;
     }
     write_atomic(&path, xml.as_bytes()).map_err(AppError::from)
-}
-
-fn resolve(repo: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        repo.join(p)
-    }
 }
 
 /// `12.345` seconds from milliseconds (`0.000` when unknown).

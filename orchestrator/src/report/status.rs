@@ -60,7 +60,7 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
             "runner_alive": act.live,
             "abandoned": abandoned,
         },
-        "commands": raw_value.get("commands").cloned().unwrap_or_else(|| json!([])),
+        "commands": commands_with_waits(&raw_value, &m),
         "child_runs": m.child_runs,
         "runtime_mode_requested": m.runtime_mode_requested,
         "runtime_mode": m.runtime_mode,
@@ -72,6 +72,8 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
         "pipeline_id": m.pipeline_id,
         "summary": m.summary,
     });
+    let mut json = json;
+    merge(&mut json, super::waiting::run_json(&m));
     {
         let detail = m
             .status_detail
@@ -84,6 +86,9 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
             &format!("Pipeline: {} ({})", m.pipeline_id, m.pipeline_title),
         );
         push(&mut text, &format!("Status: {}{detail}", m.status.as_str()));
+        for line in super::waiting::run_lines(&m) {
+            push(&mut text, &line);
+        }
         if abandoned {
             push(
                 &mut text,
@@ -108,16 +113,7 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
         push(&mut text, &format!("Manifest: {}", roots.rel(&path)));
         push(&mut text, "Commands:");
         for c in &m.commands {
-            let summary = c
-                .summary
-                .as_deref()
-                .and_then(|s| s.lines().next())
-                .map(|s| format!(" — {s}"))
-                .unwrap_or_default();
-            push(
-                &mut text,
-                &format!("  [{}] {}{summary}", c.status.as_str(), c.title),
-            );
+            push(&mut text, &super::waiting::stage_line(&m, c));
         }
     }
     let fingerprint = {
@@ -132,6 +128,25 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
         fingerprint,
         done: m.status.is_terminal() || abandoned,
     })
+}
+
+/// The recorded commands (every key, as written), each with what it waits for now (`waiting`:
+/// `approval`, `locks` or null).
+fn commands_with_waits(raw: &serde_json::Value, m: &Manifest) -> serde_json::Value {
+    let mut commands = raw.get("commands").cloned().unwrap_or_else(|| json!([]));
+    if let Some(list) = commands.as_array_mut() {
+        for (v, c) in list.iter_mut().zip(&m.commands) {
+            merge(v, json!({ "waiting": super::waiting::stage_wait(m, c) }));
+        }
+    }
+    commands
+}
+
+/// Adds the keys of object `extra` to object `v`.
+fn merge(v: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        v.extend(extra);
+    }
 }
 
 fn push(text: &mut String, line: &str) {

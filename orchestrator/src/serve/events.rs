@@ -41,6 +41,15 @@ struct Envelope<'a> {
     seq: u64,
     #[serde(borrow)]
     event: &'a str,
+    #[serde(default)]
+    payload: Option<Payload>,
+}
+
+/// The run's status, in the payload of the lines that end it.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    status: Option<String>,
 }
 
 /// Lines that end a run's stream (a cancelled run ends with `run_failed` too).
@@ -61,8 +70,8 @@ struct Batch {
     pos: u64,
     /// Highest `seq` seen (sent or skipped as already seen).
     last: u64,
-    /// The newest line read ends the run.
-    ended: Option<bool>,
+    /// Whether the newest line read ends the run (then with the run's status).
+    ended: Option<Option<String>>,
 }
 
 /// Reads complete lines of `path` after `pos`; lines with `seq <= last` are skipped.
@@ -85,7 +94,11 @@ fn read_batch(path: &Path, pos: u64, last: u64) -> Batch {
             std::str::from_utf8(line),
             serde_json::from_slice::<Envelope<'_>>(line),
         ) {
-            b.ended = Some(ends_run(env.event));
+            b.ended = Some(ends_run(env.event).then(|| {
+                env.payload
+                    .and_then(|p| p.status)
+                    .unwrap_or_else(|| "finished".to_owned())
+            }));
             if env.seq > b.last {
                 b.last = env.seq;
                 b.events
@@ -102,8 +115,8 @@ fn read_batch(path: &Path, pos: u64, last: u64) -> Batch {
     b
 }
 
-/// The run's status for the `end` event, and whether the run is over: finished, or
-/// abandoned (unfinished, and no runner holds it).
+/// The run's status for the `end` event of a run whose runner is gone, whether it is finished
+/// and whether it was abandoned (unfinished, and no runner holds it).
 fn run_state(manifest: &Path) -> (String, bool, bool) {
     let alive = crate::control::lock::runner_alive(manifest);
     match crate::history::read_manifest(manifest) {
@@ -133,20 +146,22 @@ pub(crate) async fn run_events(
         let path: PathBuf = run.dir.join("events.jsonl");
         let mut sub = state.dirs.subscribe(&run.dir);
         let (mut pos, mut last) = (0u64, last);
-        // When the run's state was last looked at (never yet: at once, a run may be over).
-        let mut checked: Option<Instant> = None;
-        let mut over = false;
+        // A run that is over says so in its last line; the runner's liveness is looked at only
+        // now and then, for a run whose runner died before writing it.
+        let mut checked = Instant::now();
+        let mut over: Option<String> = None;
         loop {
+            // Read inline: a few lines the runner has just written, from the page cache. A
+            // blocking-pool hop per wake-up, times 50 clients, grew the pool to hundreds of
+            // threads under load (see BENCHMARKS.md).
             loop {
-                let p = path.clone();
-                let Ok(b) = tokio::task::spawn_blocking(move || read_batch(&p, pos, last)).await
-                else {
-                    return;
-                };
+                let b = read_batch(&path, pos, last);
                 let progressed = b.pos != pos;
                 pos = b.pos;
                 last = b.last;
-                over = b.ended.unwrap_or(over);
+                if let Some(ended) = b.ended {
+                    over = ended;
+                }
                 for ev in b.events {
                     if tx.send(ev).await.is_err() {
                         return;
@@ -157,36 +172,33 @@ pub(crate) async fn run_events(
                 }
             }
             let mut gone = false;
-            if !over && checked.is_none_or(|c| c.elapsed() >= POLL_WATCHED) {
-                // No final line yet: the runner may have died, or ended the run without one.
-                checked = Some(Instant::now());
-                let m = run.manifest.clone();
-                let (_, done, abandoned) = tokio::task::spawn_blocking(move || run_state(&m))
-                    .await
-                    .unwrap_or_default();
-                // Read once more first: the runner may have written its last lines and exited
-                // since the read above.
-                gone = done || abandoned;
-                if gone {
-                    let p = path.clone();
-                    if let Ok(b) =
-                        tokio::task::spawn_blocking(move || read_batch(&p, pos, last)).await
-                    {
-                        for ev in b.events {
-                            if tx.send(ev).await.is_err() {
-                                return;
-                            }
+            if over.is_none() && checked.elapsed() >= POLL_WATCHED {
+                checked = Instant::now();
+                let alive = state.runner_alive(&run.manifest).await;
+                if !alive {
+                    // Read once more: the runner may have written its last lines and exited
+                    // since the read above.
+                    gone = true;
+                    for ev in read_batch(&path, pos, last).events {
+                        if tx.send(ev).await.is_err() {
+                            return;
                         }
                     }
                 }
             }
-            if over || gone {
-                let m = run.manifest.clone();
-                let (status, _, abandoned) = tokio::task::spawn_blocking(move || run_state(&m))
-                    .await
-                    .unwrap_or_default();
-                let data =
-                    json!({ "status": status, "abandoned": abandoned, "last_event_id": last });
+            let end = match (&over, gone) {
+                (Some(status), _) => Some(json!({ "status": status, "abandoned": false })),
+                (None, true) => {
+                    let m = run.manifest.clone();
+                    let (status, _, abandoned) = tokio::task::spawn_blocking(move || run_state(&m))
+                        .await
+                        .unwrap_or_default();
+                    Some(json!({ "status": status, "abandoned": abandoned }))
+                }
+                (None, false) => None,
+            };
+            if let Some(mut data) = end {
+                data["last_event_id"] = json!(last);
                 let _ = tx
                     .send(Event::default().event("end").data(data.to_string()))
                     .await;

@@ -73,7 +73,7 @@ pub(crate) async fn junit(
                 format!("run `{run_id}` cannot be read: {}", e.one_line()),
             )
         })?;
-        Ok(crate::report::junit::render(&m, &state.roots.repo))
+        Ok(crate::report::junit::render(&m, &state.roots))
     })
     .await?;
     let mut res = xml.into_response();

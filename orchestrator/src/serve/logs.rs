@@ -262,7 +262,7 @@ pub(crate) async fn follow(
             // Read what is there, in batches, until the complete lines run out.
             let mut drained = false;
             while !drained {
-                let (events, next, ended) = read_batch(&log, pos).await;
+                let (events, next, ended) = read_batch(&log, pos);
                 drained = next == pos;
                 pos = next;
                 for ev in events {
@@ -284,13 +284,9 @@ pub(crate) async fn follow(
             // now and then, not on every wake.
             if checked.elapsed() >= crate::serve::watch::POLL_WATCHED {
                 checked = std::time::Instant::now();
-                let m = manifest.clone();
-                let alive =
-                    tokio::task::spawn_blocking(move || crate::control::lock::runner_alive(&m))
-                        .await
-                        .unwrap_or(true);
+                let alive = state.runner_alive(&manifest).await;
                 if !alive {
-                    let (events, _, _) = read_batch(&log, pos).await;
+                    let (events, _, _) = read_batch(&log, pos);
                     for ev in events {
                         let _ = tx.send(ev).await;
                     }
@@ -305,49 +301,45 @@ pub(crate) async fn follow(
 }
 
 /// Events for the complete lines after `pos` (up to [`BATCH`] bytes of output), the offset
-/// after them, and whether the stage's `command:end` was among them.
-async fn read_batch(log: &std::path::Path, pos: u64) -> (Vec<Event>, u64, bool) {
-    let log = log.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut events = Vec::new();
-        let mut ended = false;
-        let mut bytes = 0usize;
-        let Ok(file) = std::fs::File::open(&log) else {
-            return (events, pos, false);
-        };
-        let next = logread::lines_from(&file, pos, |at, line| {
-            let end = at + line.len() as u64 + 1;
-            if line.starts_with(br#"{"type":"command:end""#) {
-                ended = true;
+/// after them, and whether the stage's `command:end` was among them. Read inline, as the run's
+/// event stream is (see `events.rs`): fresh lines from the page cache, at most [`BATCH`].
+fn read_batch(log: &std::path::Path, pos: u64) -> (Vec<Event>, u64, bool) {
+    let mut events = Vec::new();
+    let mut ended = false;
+    let mut bytes = 0usize;
+    let Ok(file) = std::fs::File::open(log) else {
+        return (events, pos, false);
+    };
+    let next = logread::lines_from(&file, pos, |at, line| {
+        let end = at + line.len() as u64 + 1;
+        if line.starts_with(br#"{"type":"command:end""#) {
+            ended = true;
+            return ControlFlow::Break(());
+        }
+        if line.starts_with(br#"{"type":"exec:begin""#) {
+            let attempt = serde_json::from_slice::<Value>(line)
+                .ok()
+                .and_then(|v| v["attempt"].as_u64());
+            events.push(
+                Event::default()
+                    .event("attempt")
+                    .id(end.to_string())
+                    .data(json!({ "attempt": attempt }).to_string()),
+            );
+        } else if let Some(c) = logread::parse_chunk(line) {
+            bytes += c.data.len();
+            events.push(
+                Event::default()
+                    .event("chunk")
+                    .id(end.to_string())
+                    .data(chunk_json(&c, end).to_string()),
+            );
+            if bytes >= BATCH {
                 return ControlFlow::Break(());
             }
-            if line.starts_with(br#"{"type":"exec:begin""#) {
-                let attempt = serde_json::from_slice::<Value>(line)
-                    .ok()
-                    .and_then(|v| v["attempt"].as_u64());
-                events.push(
-                    Event::default()
-                        .event("attempt")
-                        .id(end.to_string())
-                        .data(json!({ "attempt": attempt }).to_string()),
-                );
-            } else if let Some(c) = logread::parse_chunk(line) {
-                bytes += c.data.len();
-                events.push(
-                    Event::default()
-                        .event("chunk")
-                        .id(end.to_string())
-                        .data(chunk_json(&c, end).to_string()),
-                );
-                if bytes >= BATCH {
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        })
-        .unwrap_or(pos);
-        (events, next, ended)
+        }
+        ControlFlow::Continue(())
     })
-    .await
-    .unwrap_or_else(|_| (Vec::new(), pos, false))
+    .unwrap_or(pos);
+    (events, next, ended)
 }

@@ -3,6 +3,7 @@
 //! pipeline), `GET /api/runs/{id}` (exactly the object of `status --run ID --format json`) and
 //! `POST /api/runs/{id}/cancel` (the path of `cancel --run`).
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use axum::extract::rejection::QueryRejection;
@@ -86,8 +87,10 @@ pub(crate) async fn list(
     Ok(Json(page))
 }
 
-/// One page: the index's rows for the filter (enough of them to fill the page after the
-/// tracker's corrections), minus hidden runs, with the tracker's rows in their place.
+/// One page. Runs are placed by their keys (start time, id) first: the index's keys for the
+/// filter (enough of them to fill the page after the tracker's corrections), minus hidden runs
+/// and runs the tracker has a newer row for, merged with the tracker's rows. Only the page's
+/// index rows are then read whole: a page deep in a long history costs its keys, not its rows.
 fn page(
     state: &AppState,
     snap: &Snapshot,
@@ -95,9 +98,10 @@ fn page(
     offset: u32,
     limit: u32,
 ) -> Result<Value, ApiError> {
-    let want = offset as usize + limit as usize + 1;
-    let mut rows: Vec<Value> = Vec::new();
-    let mut keys: Vec<(String, String)> = Vec::new();
+    let (offset, limit) = (offset as usize, limit as usize);
+    let want = offset + limit + 1;
+    // (started_ms, run_id, the tracker's row if it has one)
+    let mut keys: Vec<(i64, String, Option<&LiveRow>)> = Vec::new();
     if filter.status.as_deref() != Some("unreadable") {
         let fetch = RunFilter {
             limit: Some(
@@ -105,30 +109,39 @@ fn page(
             ),
             ..filter.clone()
         };
-        for r in state.with_index(|i| i.list(&fetch))? {
-            if snap.hidden.contains(&r.run_id) || snap.rows.contains_key(&r.run_id) {
-                continue;
+        for (ms, id) in state.with_index(|i| i.keys(&fetch))? {
+            if !snap.hidden.contains(&id) && !snap.rows.contains_key(&id) {
+                keys.push((ms, id, None));
             }
-            keys.push((r.started_at.clone(), r.run_id.clone()));
-            rows.push(row_json(&r));
         }
     }
     for live in snap.rows.values() {
         if matches(live, &filter) {
-            keys.push((live.started_at().to_owned(), live.run_id().to_owned()));
-            rows.push(live.to_json());
+            keys.push((live.started_ms(), live.run_id().to_owned(), Some(live)));
         }
     }
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| keys[b].cmp(&keys[a]));
-    let has_more = order.len() > offset as usize + limit as usize;
-    let page: Vec<Value> = order
-        .into_iter()
-        .skip(offset as usize)
-        .take(limit as usize)
-        .map(|i| std::mem::take(&mut rows[i]))
+    keys.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    let has_more = keys.len() > offset + limit;
+    let page: Vec<_> = keys.into_iter().skip(offset).take(limit).collect();
+    let wanted: Vec<String> = page
+        .iter()
+        .filter(|k| k.2.is_none())
+        .map(|k| k.1.clone())
         .collect();
-    Ok(json!({ "runs": page, "offset": offset, "limit": limit, "has_more": has_more }))
+    let mut rows: HashMap<String, RunRow> = state
+        .with_index(|i| i.rows(&wanted))?
+        .into_iter()
+        .map(|r| (r.run_id.clone(), r))
+        .collect();
+    let runs: Vec<Value> = page
+        .into_iter()
+        .filter_map(|(_, id, live)| match live {
+            Some(l) => Some(l.to_json()),
+            // Gone from the index between the two queries (a rebuild): left out.
+            None => rows.remove(&id).map(|r| row_json(&r)),
+        })
+        .collect();
+    Ok(json!({ "runs": runs, "offset": offset, "limit": limit, "has_more": has_more }))
 }
 
 /// The filter, applied to a row the index does not hold.

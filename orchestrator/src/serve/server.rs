@@ -45,12 +45,14 @@ pub async fn run(roots: Roots, opts: ServeOptions) -> Result<(), AppError> {
         .map_err(|e| AppError::Usage(format!("cannot listen on `{}`: {e}", opts.bind)))?;
     let (shutdown, fire) = Shutdown::new();
     let dirs = DirWatch::new();
-    let live = live::start(roots.clone(), dirs.clone(), shutdown.clone());
+    let live = live::start(roots.clone(), dirs.clone(), shutdown.clone())
+        .map_err(|e| AppError::Internal(format!("cannot start the runs tracker: {e}")))?;
     let access = Access {
         token: opts.token.clone(),
         loopback,
     };
     let runs_dir = roots.runs.clone();
+    let waker = dirs.clone();
     let state: AppState = Arc::new(Shared::new(roots, dirs, live, access, shutdown));
     let url = url(addr, opts.token.as_deref());
     // The URL is this command's output (stdout); the rest is talk (stderr).
@@ -74,6 +76,7 @@ pub async fn run(roots: Roots, opts: ServeOptions) -> Result<(), AppError> {
             }
             crate::console::err_line("stopping");
             fire();
+            waker.wake();
         })
         .await
         .map_err(|e| AppError::Internal(format!("the server failed: {e}")))

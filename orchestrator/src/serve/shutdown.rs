@@ -17,6 +17,11 @@ impl Shutdown {
         })
     }
 
+    /// True once the server is stopping.
+    pub(crate) fn fired(&self) -> bool {
+        *self.rx.borrow()
+    }
+
     /// Returns once the server is stopping.
     pub(crate) async fn cancelled(&self) {
         let mut rx = self.rx.clone();

@@ -2,7 +2,8 @@
 //! tracker, one connection to the history index, the access rules and the shutdown signal.
 //! Immutable after start except the index connection, which one mutex guards.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,8 @@ use crate::serve::watch::DirWatch;
 
 /// A connection older than this is reopened: `runs reindex` may have replaced the file.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(10);
+/// How long a probe of a run's lock answers for every stream that asks.
+const ALIVE_TTL: Duration = Duration::from_secs(2);
 
 /// Who may use the server (see `security.rs`).
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub(crate) struct Shared {
     /// Fired on Ctrl-C.
     pub(crate) shutdown: Shutdown,
     index: Mutex<Option<(Index, Instant)>>,
+    /// Runner liveness by manifest path, and when it was probed.
+    alive: tokio::sync::Mutex<HashMap<PathBuf, (Instant, bool)>>,
 }
 
 /// The handlers' state.
@@ -55,7 +60,28 @@ impl Shared {
             access,
             shutdown,
             index: Mutex::new(None),
+            alive: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether a live runner holds the run whose manifest is at `manifest`. Event streams ask
+    /// every few seconds; fifty streams on one run share one probe (a lock probe may wait up
+    /// to 200 ms for a runner that is writing its pid, so it runs on the blocking pool, and
+    /// one at a time).
+    pub(crate) async fn runner_alive(&self, manifest: &Path) -> bool {
+        let mut cache = self.alive.lock().await;
+        if let Some((at, alive)) = cache.get(manifest) {
+            if at.elapsed() < ALIVE_TTL {
+                return *alive;
+            }
+        }
+        let m = manifest.to_owned();
+        let alive = tokio::task::spawn_blocking(move || crate::control::lock::runner_alive(&m))
+            .await
+            .unwrap_or(true);
+        cache.retain(|_, (at, _)| at.elapsed() < ALIVE_TTL);
+        cache.insert(manifest.to_owned(), (Instant::now(), alive));
+        alive
     }
 
     /// `.runs` resolved (symlinks followed): every file served must lie under it.
@@ -83,7 +109,9 @@ impl Shared {
             *slot = Some((index, Instant::now()));
         }
         let (index, _) = slot.as_mut().expect("opened above");
-        match query(index) {
+        // Runs that ended since: runners only note themselves (see history/pending.rs).
+        let answer = index.record_noted().and_then(|()| query(index));
+        match answer {
             Err(e) if e.is_corrupt() => {
                 *slot = None;
                 let mut index = Index::repaired(&self.roots).map_err(history_error)?;

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -36,8 +36,8 @@ struct Inner {
     watcher: Mutex<Option<RecommendedWatcher>>,
     /// Per watched directory, its followers' wake-up channel.
     dirs: Mutex<HashMap<PathBuf, Entry>>,
-    /// Bumped on every event anywhere: the runs list wakes on it.
-    any: watch::Sender<u64>,
+    /// Bumped on every event anywhere: the runs tracker (a thread of its own) waits on it.
+    any: (Mutex<u64>, Condvar),
     /// Directories with events since the runs list last took them.
     dirty: Mutex<HashSet<PathBuf>>,
 }
@@ -56,7 +56,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl DirWatch {
     /// Starts the inotify instance (or, failing that, a watcher that only polls).
     pub(crate) fn new() -> DirWatch {
-        let (any, _) = watch::channel(0u64);
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
             let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -74,7 +73,7 @@ impl DirWatch {
             Inner {
                 watcher: Mutex::new(watcher),
                 dirs: Mutex::new(HashMap::new()),
-                any,
+                any: (Mutex::new(0), Condvar::new()),
                 dirty: Mutex::new(HashSet::new()),
             }
         });
@@ -112,9 +111,25 @@ impl DirWatch {
         }
     }
 
-    /// A receiver bumped on every event anywhere.
-    pub(crate) fn any(&self) -> watch::Receiver<u64> {
-        self.inner.any.subscribe()
+    /// How many events there have been anywhere so far.
+    pub(crate) fn generation(&self) -> u64 {
+        *lock(&self.inner.any.0)
+    }
+
+    /// Blocks until the event count differs from `seen` or `timeout` passes; returns the
+    /// count. For the runs tracker's thread.
+    pub(crate) fn wait_any(&self, seen: u64, timeout: Duration) -> u64 {
+        let (count, cv) = &self.inner.any;
+        let guard = lock(count);
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |n| *n == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
+    }
+
+    /// Wakes every [`DirWatch::wait_any`] (the server is stopping).
+    pub(crate) fn wake(&self) {
+        self.inner.bump_any();
     }
 
     /// The directories that had events since the last call.
@@ -141,7 +156,14 @@ impl Inner {
             }
         }
         lock(&self.dirty).extend(touched.iter().map(|p| p.to_path_buf()));
-        self.any.send_modify(|g| *g = g.wrapping_add(1));
+        self.bump_any();
+    }
+
+    fn bump_any(&self) {
+        let (count, cv) = &self.any;
+        let mut n = lock(count);
+        *n = n.wrapping_add(1);
+        cv.notify_all();
     }
 }
 

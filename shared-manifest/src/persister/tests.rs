@@ -1,12 +1,15 @@
 //! Tests of the persister: coalescing, the flush barrier, one write in flight, errors reaching
-//! every handle, deferred updates.
+//! every handle, the pace, deadlines, group commit.
 
 use super::*;
-use crate::document::ApplyError;
-use crate::errors::WriteStep;
+use crate::atomic::write_atomic;
+use crate::document::{ApplyError, Sidecar};
+use crate::errors::{AtomicWriteError, WriteStep};
 use serde::Serialize;
 use std::error::Error as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 #[derive(Debug, Serialize, Default)]
 struct Toy {
@@ -117,14 +120,19 @@ async fn queued_updates_coalesce_into_one_write() {
     let path = dir.path().join("m.json");
     let (sink, release, entered) = gated();
     let p = Persister::spawn_with_sink(Toy::default(), targets(path.clone(), None), sink);
-    // The first update's write blocks on the gate; the next 99 queue up behind it and must
-    // all land in the one write that follows.
+    // The first update's write (asked for by a flush) blocks on the gate; the next 99 queue
+    // up behind it, and the sends return at once: nobody waits for a write to send.
     p.send(ToyUpdate::Push(0)).await.expect("send");
+    let first = tokio::spawn({
+        let p = p.clone();
+        async move { p.flush().await }
+    });
     wait_entered(entered).await;
     for i in 1..100 {
         p.send(ToyUpdate::Push(i)).await.expect("send");
     }
     release.send(()).expect("release");
+    first.await.expect("join").expect("first flush");
     p.flush().await.expect("flush");
     assert_eq!(items(&path), (0..100).collect::<Vec<_>>());
     assert_eq!(
@@ -165,28 +173,106 @@ async fn a_deferred_update_shares_the_next_write() {
     assert_eq!(items(&path), [1, 2, 3, 4]);
 }
 
+/// Waits (real time) until `p` has made `n` writes; the write itself runs on the blocking
+/// pool, outside the paused clock.
+async fn writes_reach(p: &Persister<Toy>, n: u64) -> u64 {
+    for _ in 0..2000 {
+        if p.stats().writes >= n {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    p.stats().writes
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_nobody_waits_for_is_written_within_the_minimum_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn_on_pool(Toy::default(), targets(path.clone(), None));
+    for i in 0..50 {
+        p.send(ToyUpdate::Push(i)).await.expect("send");
+    }
+    tokio::time::sleep(pacing::MIN_GAP / 2).await;
+    assert_eq!(p.stats().writes, 0, "a burst gathers first");
+    tokio::time::sleep(pacing::MIN_GAP).await;
+    assert_eq!(writes_reach(&p, 1).await, 1, "one write for the burst");
+    assert_eq!(items(&path), (0..50).collect::<Vec<_>>());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_deferred_update_is_written_by_its_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("m.json");
-    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
-    let within = std::time::Duration::from_millis(100);
+    let p = Persister::spawn_on_pool(Toy::default(), targets(path.clone(), None));
+    // Well inside the pace's own minimum gap: the deadline decides.
+    let within = pacing::MIN_GAP / 5;
     p.send_deferred(ToyUpdate::Push(7), within)
         .await
         .expect("send");
     tokio::time::sleep(within / 2).await;
     assert_eq!(p.stats().writes, 0, "not before the deadline");
     tokio::time::sleep(within).await;
-    // The write runs on the blocking pool: give it a moment of real time.
-    for _ in 0..1000 {
-        if p.stats().writes == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    assert_eq!(p.stats().writes, 1, "written once the deadline passed");
+    assert_eq!(
+        writes_reach(&p, 1).await,
+        1,
+        "written once the deadline passed"
+    );
     assert_eq!(items(&path), [7]);
+}
+
+/// Sleeps (real time) in every write, so that writes cost what the pace reacts to.
+struct Slow(Duration);
+
+impl Sink for Slow {
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+        std::thread::sleep(self.0);
+        write_atomic(path, bytes)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pace_follows_what_writes_cost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let cost = Duration::from_millis(20);
+    let p = Persister::spawn_on(
+        Toy::default(),
+        targets(path.clone(), None),
+        Box::new(Slow(cost)),
+        writer::Writer::Pool,
+    );
+    p.send(ToyUpdate::Push(1)).await.expect("send");
+    p.flush().await.expect("a first write, of at least 20 ms");
+    // The next write waits 9 times what the last one cost (at least 180 ms; the paused
+    // clock did not move during the write).
+    p.send(ToyUpdate::Push(2)).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(p.stats().writes, 1, "paced: a tenth of the time at most");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(writes_reach(&p, 2).await, 2);
+    assert_eq!(items(&path), [1, 2]);
+    // A barrier does not wait for the pace.
+    p.send(ToyUpdate::Push(3)).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(p.stats().writes, 3);
+}
+
+#[tokio::test]
+async fn peek_sees_every_earlier_update_without_a_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
+    for i in 0..5 {
+        p.send(ToyUpdate::Push(i)).await.expect("send");
+    }
+    let seen = p.peek(|d: &Toy| d.items.clone()).await.expect("peek");
+    assert_eq!(seen, (0..5).collect::<Vec<_>>());
+    assert_eq!(p.stats().writes, 0);
+    assert!(!path.exists());
+    p.close().await.expect("close");
+    assert_eq!(items(&path), (0..5).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -338,7 +424,7 @@ async fn failed_resolves_on_a_failed_write_without_a_send() {
 #[tokio::test(start_paused = true)]
 async fn failed_stays_pending_after_a_clean_close() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = Persister::spawn(Toy::default(), targets(dir.path().join("m.json"), None));
+    let p = Persister::spawn_on_pool(Toy::default(), targets(dir.path().join("m.json"), None));
     let other = p.clone();
     p.send(ToyUpdate::Push(1)).await.expect("send");
     p.close().await.expect("close");
@@ -409,7 +495,9 @@ async fn heartbeat_written_only_when_it_changes() {
         PersisterStats {
             writes: 4,
             sidecar_writes: 0,
-            heartbeat_writes: 2
+            heartbeat_writes: 2,
+            bytes: p.stats().bytes,
+            synced: 0,
         }
     );
 }
@@ -501,6 +589,10 @@ async fn close_writes_updates_queued_behind_it() {
     let p = Persister::spawn_with_sink(Toy::default(), targets(path.clone(), None), sink);
     let other = p.clone();
     p.send(ToyUpdate::Push(0)).await.expect("send");
+    let first = tokio::spawn({
+        let p = p.clone();
+        async move { p.flush().await }
+    });
     wait_entered(entered).await;
     // Queue `Close` while the writer is held, then more updates than one batch holds from
     // another handle behind it: those sends succeeded, so all of them must reach the disk
@@ -519,6 +611,7 @@ async fn close_writes_updates_queued_behind_it() {
     }
     release.send(()).expect("release");
     let doc = closing.await.expect("close");
+    first.await.expect("join").expect("the first write");
     let all: Vec<u32> = (0..=2 * BATCH as u32).collect();
     assert_eq!(doc.items, all);
     assert_eq!(items(&path), all);
@@ -552,7 +645,7 @@ impl Document for Split {
         }
         Ok(())
     }
-    fn render(&self) -> Result<crate::Rendered, serde_json::Error> {
+    fn render(&mut self) -> Result<crate::Rendered, serde_json::Error> {
         if self.inline {
             return Ok(crate::Rendered {
                 main: crate::document::pretty(self)?,
@@ -631,4 +724,83 @@ async fn a_sidecar_without_a_path_is_an_error_not_a_silent_loss() {
     p.send(SplitUpdate::Extra(1)).await.expect("send");
     let e = p.flush().await.expect_err("no sidecar path");
     assert!(matches!(e, PersistError::NoSidecarPath), "{e}");
+}
+
+/// Records syncs and writes in order, and does them.
+struct Order(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Order {
+    fn note(&self, what: &str, path: &Path) {
+        let name = path.file_name().expect("name").to_string_lossy();
+        self.0.lock().expect("lock").push(format!("{what} {name}"));
+    }
+}
+
+impl Sink for Order {
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), AtomicWriteError> {
+        self.note("write", path);
+        write_atomic(path, bytes)
+    }
+    fn sync_file(&mut self, path: &Path) -> Result<(), AtomicWriteError> {
+        self.note("sync", path);
+        AtomicSink.sync_file(path)
+    }
+    fn sync_dir(&mut self, path: &Path) -> Result<(), AtomicWriteError> {
+        self.note("syncdir", path);
+        AtomicSink.sync_dir(path)
+    }
+}
+
+#[tokio::test]
+async fn group_commit_syncs_what_an_update_names_before_the_write_that_records_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let (a, b) = (logs.join("a.log"), logs.join("b.log"));
+    std::fs::write(&a, "a").expect("w");
+    std::fs::write(&b, "b").expect("w");
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let p = Persister::spawn_with_sink(
+        Toy::default(),
+        targets(dir.path().join("m.json"), None),
+        Box::new(Order(order.clone())),
+    );
+    for (i, log) in [&a, &b].into_iter().enumerate() {
+        let mut sync = Synced::default();
+        sync.file_in_dir(log.clone());
+        p.send_synced(ToyUpdate::Push(i as u32), sync)
+            .await
+            .expect("send");
+    }
+    p.flush().await.expect("flush");
+    // Nothing more to sync: the next write is the document alone.
+    p.send(ToyUpdate::Push(9)).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(
+        *order.lock().expect("lock"),
+        [
+            "sync a.log",
+            "sync b.log",
+            "syncdir logs",
+            "write m.json",
+            "write m.json"
+        ],
+        "both logs and their directory (once) before the one write that records them"
+    );
+    assert_eq!(p.stats().synced, 3);
+}
+
+#[tokio::test]
+async fn a_failed_sync_fails_the_write_and_keeps_the_last_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.json");
+    let p = Persister::spawn(Toy::default(), targets(path.clone(), None));
+    p.send(ToyUpdate::Push(1)).await.expect("send");
+    p.flush().await.expect("flush");
+    let mut sync = Synced::default();
+    sync.file_in_dir(dir.path().join("vanished.log"));
+    p.send_synced(ToyUpdate::Push(2), sync).await.expect("send");
+    let e = p.flush().await.expect_err("the log cannot be synced");
+    assert!(e.to_string().contains("vanished.log"), "{e}");
+    assert_eq!(items(&path), [1], "never a record of what is not durable");
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 /// A manifest with every kind of key: peer keys, our extensions (top level and per command),
 /// and keys of another tool, some the peer's schema defines (`issue_provider`) and some not.
-fn full() -> Value {
+pub(crate) fn full() -> Value {
     let commands = json!([
         {"index": 1, "id": "a", "title": "A", "command": "true", "kind": "command",
          "status": "succeeded", "started_at": null, "completed_at": null, "exit_code": 0,
@@ -165,7 +165,7 @@ fn unknown_keys_survive_the_typed_manifest() {
 
 fn write(dir: &Path, m: &Manifest) -> PathBuf {
     let path = dir.join("manifest.json");
-    let r = m.render().expect("render");
+    let r = m.clone().render().expect("render");
     std::fs::write(&path, &r.main).expect("main");
     match r.sidecar {
         Sidecar::Write(b) => std::fs::write(sidecar_path(&path), b).expect("sidecar"),
@@ -208,7 +208,7 @@ fn switching_to_inline_then_back_never_reads_stale_fields() {
     // Inline now; the old sidecar is still there (as after a crash before its removal).
     m.extensions = Extensions::Inline;
     m.runner_pid = Some(7);
-    std::fs::write(&path, m.render().expect("render").main).expect("main");
+    std::fs::write(&path, m.clone().render().expect("render").main).expect("main");
     assert!(sidecar_path(&path).exists());
     assert_eq!(read_manifest(&path).expect("read").runner_pid, Some(7));
     // Back to the sidecar layout.

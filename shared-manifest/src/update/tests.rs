@@ -50,6 +50,7 @@ fn decided(decision: ApprovalState, actor: &str, reason: Option<&str>) -> Manife
     ManifestUpdate::ApprovalDecided(Box::new(ApprovalDecided {
         index: 1,
         at: "T2".into(),
+        decided_at: "T2".into(),
         decision,
         actor: actor.into(),
         reason: reason.map(str::to_owned),
@@ -147,6 +148,7 @@ fn a_paused_run_can_end_and_a_resume_drops_the_pause() {
                 }),
                 source: "default".into(),
             },
+            plan_target_id: None,
         })
         .expect("resume");
     assert_eq!(crashed.phase(), RunPhase::Running);

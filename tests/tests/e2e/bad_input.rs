@@ -76,9 +76,9 @@ fn command_stage_without_command() {
 #[test]
 fn missing_or_unknown_kind() {
     insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"id":"a","command":"true"}]}]}"#, &["p"]),
-        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: missing (one of: `command`, `subpipeline`, `loop`, `stage-set`)");
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: missing (one of: `command`, `subpipeline`, `approval`, `loop`, `stage-set`)");
     insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"comand","id":"a","command":"true"}]}]}"#, &["p"]),
-        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: unknown kind `comand` (one of: `command`, `subpipeline`, `loop`, `stage-set`); did you mean `command`?");
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `kind`: unknown kind `comand` (one of: `command`, `subpipeline`, `approval`, `loop`, `stage-set`); did you mean `command`?");
 }
 
 #[test]
@@ -318,4 +318,36 @@ fn a_junit_path_that_cannot_be_written_is_refused_before_the_run() {
         assert!(!env.path().join("first-ran").exists());
         assert!(!env.runs_exists());
     }
+}
+
+#[test]
+fn run_control_config_is_validated_up_front() {
+    let stage = |extra: &str| {
+        format!(
+            r#"{{"pipelines":[{{"id":"p","stages":[{{"kind":"approval","id":"gate","prompt":"Ship?"{extra}}}]}}]}}"#
+        )
+    };
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"aproval","id":"gate","prompt":"Ship?"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `gate`, field `kind`: unknown kind `aproval` (one of: `command`, `subpipeline`, `approval`, `loop`, `stage-set`); did you mean `approval`?");
+    insta::assert_snapshot!(rejected(&stage(r#","onTimeout":"aprove""#), &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `gate`, field `onTimeout`: `aprove` is not one of: reject, approve; did you mean `approve`?");
+    insta::assert_snapshot!(rejected(&stage(r#","approvers":"alice""#), &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `gate`, field `approvers`: expected an array of actor names, found a string");
+    insta::assert_snapshot!(rejected(&stage(r#","approvers":["alice",7]"#), &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `gate`, field `approvers`: expected actor names (strings), found a number");
+    insta::assert_snapshot!(rejected(&stage(r#","timeoutMs":"10m""#), &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `gate`, field `timeoutMs`: expected an integer >= 1, found a string");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"approval","id":"gate"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `gate`, field `prompt`: missing (an approval stage asks a question)");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true","locks":["db",1]}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, stage `a`, field `locks`: expected lock names (strings), found a number");
+    insta::assert_snapshot!(rejected(r#"{"pipelines":[{"id":"p","maxWallClockMs":"30m","stages":[{"kind":"command","id":"a","command":"true"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: pipeline `p`, field `maxWallClockMs`: expected an integer >= 1, found a string");
+    insta::assert_snapshot!(rejected(r#"{"maxConcurrentRuns":-1,"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true"}]}]}"#, &["p"]),
+        @"error: `[TMP]/codex.orchestrator.json`: field `maxConcurrentRuns`: expected an integer >= 1, found -1");
+    let cfg = format!(r#"{{"pipelines":[{{"id":"p","stages":[{OK_STAGE}]}}]}}"#);
+    let bad = rejected(&cfg, &["p", "--max-wall-clock", "soon"]);
+    assert!(bad.contains("--max-wall-clock"), "{bad}");
+    let zero = rejected(&cfg, &["p", "--max-wall-clock", "0s"]);
+    assert!(zero.contains("more than zero"), "{zero}");
 }

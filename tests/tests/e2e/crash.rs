@@ -1,5 +1,6 @@
-//! Crash consistency and storage faults: the runner killed (SIGKILL) at manifest writes, then
-//! resumed; ENOSPC and EIO end the run with exit 4 and an intact last manifest.
+//! Crash consistency and storage faults: a run killed after its end finishes its bookkeeping
+//! on resume; ENOSPC and EIO end the run with exit 4 and an intact last manifest. (Kills at
+//! every write point: `crash_points.rs`.)
 //! Needs `strace` (fault injection) and, for ENOSPC, root to mount a small tmpfs; each test
 //! prints why it skipped when those are missing.
 
@@ -7,7 +8,7 @@ use std::process::Command;
 
 use crate::harness::{read_json, TestEnv};
 
-fn have_strace() -> bool {
+pub(crate) fn have_strace() -> bool {
     let ok = Command::new("strace")
         .args(["-qq", "-e", "trace=none", "true"])
         .output()
@@ -28,7 +29,7 @@ fn ten_stages() -> String {
     )
 }
 
-fn manifests(env: &TestEnv) -> Vec<std::path::PathBuf> {
+pub(crate) fn manifests(env: &TestEnv) -> Vec<std::path::PathBuf> {
     let dir = env.path().join(".runs/0101/cli");
     std::fs::read_dir(dir)
         .map(|d| {
@@ -40,8 +41,26 @@ fn manifests(env: &TestEnv) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// Every folder under `.runs/0101/cli` holds a manifest, and no staging folder is left: a
+/// runner that failed before its first manifest cleaned up after itself.
+fn assert_no_run_without_manifest(env: &TestEnv) {
+    for dir in ["cli", ".staging"] {
+        for e in std::fs::read_dir(env.path().join(".runs/0101").join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            assert!(
+                dir == "cli" && e.path().join("manifest.json").is_file(),
+                "left behind: {}",
+                e.path().display()
+            );
+        }
+    }
+}
+
 /// Lines of `metrics.json` for run `id` that record the end in manifest `fin`.
-fn metrics_lines(env: &TestEnv, id: &str, fin: &serde_json::Value) -> usize {
+pub(crate) fn metrics_lines(env: &TestEnv, id: &str, fin: &serde_json::Value) -> usize {
     std::fs::read_to_string(env.path().join(".runs/0101/metrics.json"))
         .unwrap_or_default()
         .lines()
@@ -205,7 +224,29 @@ fn kill_at_every_manifest_write_then_resume() {
                 leftovers.is_empty(),
                 "kill at rename {renames}: temp files cleaned by the next runner: {leftovers:?}"
             );
+            // The peer's redirect stub is there after the resume (the kill may have come
+            // before it was written), whole, and its folder holds no temp file of ours.
+            let mcp = env.path().join(".runs/0101/mcp").join(&id);
+            let stub = read_json(&mcp.join("manifest.json"));
+            assert_eq!(
+                stub["manifest"],
+                format!(".runs/0101/cli/{id}/manifest.json"),
+                "kill at rename {renames}"
+            );
+            let mcp_temps = std::fs::read_dir(&mcp)
+                .expect("ls")
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .count();
+            assert_eq!(
+                mcp_temps, 0,
+                "kill at rename {renames}: temp file in {mcp:?}"
+            );
         }
+        // A kill before the first manifest leaves no run folder in `cli/`, only a staging
+        // folder, which the next run of the task sweeps.
+        assert_eq!(env.cli(["start", "p"]).code, 0);
+        assert_no_run_without_manifest(&env);
     }
     eprintln!("kill points tried: {} distinct rename indexes {:?}; runs resumed: {resumed} (bookkeeping repaired: {repaired}); corrupt manifests: {corrupt}", kill_points.len(), kill_points);
     assert_eq!(corrupt, 0);
@@ -241,12 +282,14 @@ fn eio_on_fsync_exits_4_naming_the_path() {
         .expect("strace");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
+    // The first fsync is the run directory's, built under `.runs/0101/.staging/`.
     assert!(
         stderr.contains("error: ")
-            && stderr.contains(".runs/0101/cli/")
+            && stderr.contains(".runs/0101/")
             && stderr.contains("Input/output error"),
         "{stderr}"
     );
+    assert_no_run_without_manifest(&env);
     for m in manifests(&env) {
         serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(m).expect("read"))
             .expect("parseable");
@@ -263,8 +306,9 @@ fn eio_on_fsync_exits_4_naming_the_path() {
 fn a_write_failure_while_a_stage_runs_stops_it_at_once() {
     // Stage `b` makes its own run directory immutable (chattr +i: no new entries, so the
     // manifest's temp file cannot be created), then works for 3 s. The runner's next manifest
-    // write (b's deferred start, 100 ms in) fails, and the run must stop `b` at once rather
-    // than let it finish: `b-ran` never appears, `c` never starts.
+    // write (the paced one that records `b`'s start) fails, and the run must stop `b` at once
+    // rather than let it finish: `b-ran` never appears, `c` never starts. In both durability
+    // modes.
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -281,41 +325,52 @@ fn a_write_failure_while_a_stage_runs_stops_it_at_once() {
         eprintln!("SKIPPED: needs root and a filesystem with chattr +i (ext4, xfs, btrfs)");
         return;
     }
-    let env = TestEnv::new().config(
-        r#"{"pipelines":[{"id":"p","stages":[
+    for strict in [false, true] {
+        let mode = if strict { "strict" } else { "batched" };
+        let env = TestEnv::new()
+            .config(
+                r#"{"pipelines":[{"id":"p","stages":[
       {"kind":"command","id":"a","command":"echo a"},
       {"kind":"command","id":"b","command":"chattr +i \"$CODEX_ORCHESTRATOR_RUN_DIR\" && sleep 3; echo b >> b-ran"},
       {"kind":"command","id":"c","command":"touch c-ran"}]}]}"#,
-    );
-    let started = std::time::Instant::now();
-    let out = env.start("p", &[]);
-    let elapsed = started.elapsed();
-    let dir = std::fs::read_dir(env.path().join(".runs/0101/cli"))
-        .expect("runs")
-        .flatten()
-        .next()
-        .expect("one run")
-        .path();
-    // Unfreeze first, whatever happens next, so the temp dir can be removed.
-    let _ = Command::new("chattr").arg("-i").arg(&dir).status();
-    assert_eq!(out.code, 4, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("manifest.json") && out.stderr.contains("Operation not permitted"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        !env.path().join("b-ran").exists(),
-        "stage `b` ran on after the manifest write failed"
-    );
-    assert!(!env.path().join("c-ran").exists(), "`c` started");
-    assert!(
-        elapsed < std::time::Duration::from_secs(3),
-        "the run waited for `b` ({elapsed:?})"
-    );
-    let last = read_json(&dir.join("manifest.json"));
-    assert_eq!(last["status"], "in_progress", "the last good manifest");
-    assert_eq!(last["commands"][0]["status"], "succeeded");
+            )
+            .env("CODEX_ORCHESTRATOR_DURABILITY", mode);
+        let started = std::time::Instant::now();
+        let out = env.start("p", &[]);
+        let elapsed = started.elapsed();
+        let dir = std::fs::read_dir(env.path().join(".runs/0101/cli"))
+            .expect("runs")
+            .flatten()
+            .next()
+            .expect("one run")
+            .path();
+        // Unfreeze first, whatever happens next, so the temp dir can be removed.
+        let _ = Command::new("chattr").arg("-i").arg(&dir).status();
+        assert_eq!(out.code, 4, "{mode}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("manifest.") && out.stderr.contains("Operation not permitted"),
+            "{mode}: {}",
+            out.stderr
+        );
+        assert!(
+            !env.path().join("b-ran").exists(),
+            "{mode}: stage `b` ran on after the manifest write failed"
+        );
+        assert!(!env.path().join("c-ran").exists(), "{mode}: `c` started");
+        assert!(
+            elapsed < std::time::Duration::from_secs(3),
+            "{mode}: the run waited for `b` ({elapsed:?})"
+        );
+        let last = crate::harness::merged(&dir.join("manifest.json"));
+        assert_eq!(
+            last["status"], "in_progress",
+            "{mode}: the last good manifest"
+        );
+        if strict {
+            // `a`'s end was durable before `b` started.
+            assert_eq!(last["commands"][0]["status"], "succeeded");
+        }
+    }
 }
 
 #[test]
@@ -375,4 +430,59 @@ fn enospc_exits_4_with_an_intact_manifest() {
         .expect("the last manifest parses");
     assert_ne!(m["status"], "succeeded");
     assert!(!after_ran, "stages stop after a storage failure");
+}
+
+/// `runs list` only reads: on a full disk, where the index cannot be built, it reads the
+/// manifests directly (with a warning) instead of failing with a storage error.
+#[test]
+fn runs_list_on_a_full_disk_reads_the_manifests() {
+    let env = TestEnv::new().config("{}");
+    let mnt = env.path().join("small");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        mounted,
+        "mounting a small tmpfs needs root (CI runs as root)"
+    );
+    let run = |args: &[&str]| {
+        Command::new(crate::harness::BIN)
+            .args(args)
+            .current_dir(&mnt)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("run")
+    };
+    std::fs::write(
+        mnt.join("codex.orchestrator.json"),
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true"}]}]}"#,
+    )
+    .expect("config");
+    let first = run(&["start", "p"]);
+    let second = run(&["start", "p"]);
+    // The index must be built again, and the disk is full.
+    for f in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
+        let _ = std::fs::remove_file(mnt.join(".runs").join(f));
+    }
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg("head -c 2000000 /dev/zero > fill")
+        .current_dir(&mnt)
+        .status();
+    let listed = run(&["runs", "list", "--format", "json"]);
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(second.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert_eq!(listed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("reading the manifests directly"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(2), "{v:#}");
 }

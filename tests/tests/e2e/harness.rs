@@ -182,16 +182,19 @@ impl TestEnv {
 
     /// `strace <strace_args> <our binary> start p` in the repo with the test's clean env.
     pub(crate) fn start_under_strace(&self, strace_args: &[&str]) -> std::process::Output {
-        Command::new("strace")
-            .args(strace_args)
+        let mut cmd = Command::new("strace");
+        cmd.args(strace_args)
             .arg(BIN)
             .args(["start", "p"])
             .current_dir(self.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.path())
-            .output()
-            .expect("strace")
+            .stdin(Stdio::null());
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("strace")
     }
 
     pub(crate) fn runs_exists(&self) -> bool {
@@ -310,13 +313,9 @@ fn is_ts_at(b: &[u8]) -> bool {
         && b[23] == b'Z'
 }
 
-/// Where `.ci/run` (and `../shared/tools/peer.sh`) install the peer.
+/// The peer's published `schemas/manifest.json` (see `peer.rs`: missing in CI fails the test).
 pub(crate) fn peer_schema() -> Option<Value> {
-    let home = std::env::var("HOME").ok()?;
-    let cache = std::env::var("XDG_CACHE_HOME").unwrap_or_else(|_| format!("{home}/.cache"));
-    let p = PathBuf::from(cache)
-        .join("codex-orchestrator-peer/0.2.1/node_modules/@kbediako/codex-orchestrator/schemas/manifest.json");
-    p.is_file().then(|| read_json(&p))
+    crate::peer::peer("peer schema check").map(|p| read_json(&p.root.join("schemas/manifest.json")))
 }
 
 fn repo_schema(name: &str) -> Value {
@@ -372,11 +371,8 @@ pub(crate) fn assert_valid_record_files(run: &Path) {
         );
         return;
     }
-    match peer_schema() {
-        Some(peer) => check(&peer, &main, &what("the peer's schemas/manifest.json")),
-        None => eprintln!(
-            "SKIPPED peer-schema check: the peer is not installed (run .ci/run or ../shared/tools/peer.sh)"
-        ),
+    if let Some(peer) = peer_schema() {
+        check(&peer, &main, &what("the peer's schemas/manifest.json"));
     }
     let side = run.join("manifest.ext.json");
     if side.is_file() {

@@ -378,23 +378,64 @@ fn a_corrupt_index_is_rebuilt() {
 }
 
 #[test]
-fn an_unusable_index_only_warns_after_a_run() {
+fn a_run_never_opens_the_index_and_an_unusable_index_fails_only_queries() {
     let env = TestEnv::new().config(HISTORY);
     // A directory where the index file should be: it can be neither opened nor replaced.
     std::fs::create_dir_all(env.path().join(".runs/index.sqlite")).expect("mkdir");
     let out = env.start("ok", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!(
-            "warning: run `{}` is not in the run history: cannot use the run index",
-            out.run_id()
-        )),
-        "{}",
-        out.stderr
-    );
+    // The run only notes itself for the next reader of the index (off its exit path).
+    assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
     assert_eq!(env.manifest(&out.run_id())["status"], "succeeded");
+    let pending = std::fs::read_to_string(env.path().join(".runs/index.pending")).expect("noted");
+    assert_eq!(
+        pending,
+        format!(".runs/0101/cli/{}/manifest.json\n", out.run_id())
+    );
+    // A query only reads: it answers from the manifests, and says why.
     let list = env.cli(["runs", "list"]);
-    assert_eq!(list.code, 4, "a query cannot answer: {}", list.stderr);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(
+        list.stderr.contains("reading the manifests directly")
+            && list.stdout.contains(&out.run_id()),
+        "{}\n{}",
+        list.stdout,
+        list.stderr
+    );
+}
+
+#[test]
+fn noted_runs_are_recorded_by_the_next_query_then_forgotten() {
+    let env = TestEnv::new().config(HISTORY);
+    let a = env.start("ok", &[]).run_id();
+    let b = env.start("ok", &[]).run_id();
+    let pending = env.path().join(".runs/index.pending");
+    assert_eq!(
+        std::fs::read_to_string(&pending)
+            .expect("noted")
+            .lines()
+            .count(),
+        2
+    );
+    // A reader that died after taking the notes left them aside: they are recorded too.
+    let taken = env.path().join(".runs/index.pending.taken");
+    std::fs::rename(&pending, &taken).expect("take");
+    let c = env.start("ok", &[]).run_id();
+    let all = query(&env, &["runs", "list", "--format", "json"]);
+    let mut ids = run_ids(&all);
+    ids.sort();
+    let mut want = vec![a, b, c];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(
+        !pending.exists() && !taken.exists(),
+        "the notes are forgotten"
+    );
+    // Nothing left to record: the next query finds the same runs.
+    assert_eq!(
+        run_ids(&query(&env, &["runs", "list", "--format", "json"])).len(),
+        3
+    );
 }
 
 #[test]

@@ -138,6 +138,21 @@ fn kill_in(phase: Phase) {
         );
     }
     let verify_run = l["iterations"][1]["verify"]["run_id"].clone();
+    if phase == Phase::Verifying {
+        // Batched durability (the default): a stage's end reaches the record with the next
+        // paced write, and a stage the record does not have as ended runs again on resume
+        // (README, "Durability"). The claim checked below is about a stage the record has as
+        // succeeded, so wait for the record to say so before the kill.
+        let child = verify_run.as_str().expect("verify run id").to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while env.manifest(&child)["commands"][0]["status"] != "succeeded" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the verify run's first stage never reached the record"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
     gitrepo::kill9(runner);
     // Disarm: what the killed runner left holding is killed by the resume.
     for f in [arm, "block-snapshot"] {

@@ -39,7 +39,19 @@ impl Pty {
     /// Starts `codex-orchestrator <args>` on a `COLS`-wide pty in `env`'s repo, with `env`'s
     /// variables and `extra`.
     pub(crate) fn spawn(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> Pty {
-        let mut line = format!("stty cols {COLS} rows 40 && exec {}", quote(BIN));
+        Pty::spawn_sized(env, args, extra, 40, Some("xterm"))
+    }
+
+    /// As [`Pty::spawn`], on a terminal of `rows` rows with `TERM` set to `term` (unset for
+    /// `None`).
+    pub(crate) fn spawn_sized(
+        env: &TestEnv,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        rows: usize,
+        term: Option<&str>,
+    ) -> Pty {
+        let mut line = format!("stty cols {COLS} rows {rows} && exec {}", quote(BIN));
         for a in args {
             line.push(' ');
             line.push_str(&quote(a));
@@ -52,10 +64,12 @@ impl Pty {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", env.path())
-            .env("TERM", "xterm")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        if let Some(term) = term {
+            cmd.env("TERM", term);
+        }
         for (k, v) in env.envs() {
             cmd.env(k, v);
         }
@@ -218,6 +232,45 @@ pub(crate) fn screen(raw: &[u8], width: usize) -> Vec<String> {
         out.pop();
     }
     out
+}
+
+/// A frame or screen for a snapshot: run ids and timestamps redacted, `in 12ms` -> `in [DUR]`, elapsed times
+/// (`0s`, `12s`) -> `[ELAPSED]`, spinner glyphs -> `[SPIN]`, runs of spaces (padding and
+/// right-aligned times) folded to one.
+pub(crate) fn redact_screen(env: &TestEnv, rows: &[String]) -> String {
+    let word = |w: &str| -> String {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let mut cs = w.chars();
+        if let (Some(c), None) = (cs.next(), cs.next()) {
+            if ('\u{2800}'..='\u{28ff}').contains(&c) {
+                return "[SPIN]".into();
+            }
+        }
+        if w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('T') && w.ends_with('Z') {
+            "[TS]".into()
+        } else if w.strip_suffix("ms").is_some_and(digits)
+            || w.strip_suffix('s')
+                .and_then(|t| t.split_once('.'))
+                .is_some_and(|(a, b)| digits(a) && digits(b))
+        {
+            "[DUR]".into()
+        } else if w.strip_suffix(['s', 'm', 'h']).is_some_and(digits) {
+            "[ELAPSED]".into()
+        } else {
+            w.to_owned()
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            env.redact(r)
+                .replace(BIN, "[BIN]")
+                .split_whitespace()
+                .map(word)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]

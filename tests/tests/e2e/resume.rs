@@ -482,7 +482,11 @@ fn resume_after_a_crash_inside_a_subpipeline_resumes_the_child_run() {
         {"kind":"command","id":"c","command":"echo x >> c.count"}]},
       {"id":"q","stages":[
         {"kind":"command","id":"q1","command":"echo x >> q1.count"},
-        {"kind":"command","id":"q2","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#);
+        {"kind":"command","id":"q2","command":"test -f resumed && exit 0; sleep 60 & echo $! > c.tmp; mv c.tmp child.pid; wait"}]}]}"#)
+        // Strict: each stage's end is durable before the next starts, so nothing that had
+        // succeeded may run again. (Batched, `q1`'s end may still be unwritten when the
+        // runner dies; see crash_points.rs for what that mode promises.)
+        .env("CODEX_ORCHESTRATOR_DURABILITY", "strict");
     let runner = spawn_runner(&env);
     let survivor = wait_for_pid(&env, "child.pid");
     let child_id = wait_for_run(&env, "q", |_| true);

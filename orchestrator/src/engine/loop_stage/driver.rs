@@ -405,6 +405,9 @@ impl Driver {
                 "summary": summary, "log_path": Value::Null, "sub_run_id": last_verify,
                 "loop": { "result": result, "iterations": n, "limit": rec.limit },
             }),
+            // The loop's own files (build logs, feedback) were made durable as they were
+            // written; the end has nothing more to sync.
+            shared_manifest::Synced::default(),
         )
         .await?;
         run.emit(

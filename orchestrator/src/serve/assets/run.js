@@ -289,6 +289,9 @@ async function openLog() {
   const enc = encodeURIComponent(S.selected || '');
   document.getElementById('dl-out').href = `${api}/stages/${enc}/log?stream=stdout`;
   document.getElementById('dl-err').href = `${api}/stages/${enc}/log?stream=stderr`;
+  const raw = document.getElementById('rawlog');
+  raw.hidden = !(s && s.log_file);
+  if (s && s.log_file) raw.href = `${api}/files/${s.log_file.split('/').map(encodeURIComponent).join('/')}`;
   const info = document.getElementById('loginfo');
   info.textContent = s && (s.stdout_bytes !== null || s.stderr_bytes !== null)
     ? `${s.stdout_bytes ?? 0} bytes on stdout, ${s.stderr_bytes ?? 0} on stderr` : '';

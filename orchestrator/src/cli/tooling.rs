@@ -1,0 +1,30 @@
+//! Shell tooling generated from the same clap types the parser uses, so it cannot drift from
+//! the real flags: completions (clap_complete) and the man page (clap_mangen).
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, CompletionsArgs};
+use crate::errors::AppError;
+use crate::exit;
+
+/// The name completions are registered for: the installed binary's.
+const BIN: &str = "codex-orchestrator";
+
+/// `completions <shell>`: the script on stdout.
+pub fn completions(args: CompletionsArgs) -> Result<i32, AppError> {
+    let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, BIN, &mut script);
+    crate::console::out_bytes(&script);
+    Ok(exit::OK)
+}
+
+/// `man`: the roff page on stdout.
+pub fn man() -> Result<i32, AppError> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| AppError::Internal(format!("cannot render the man page: {e}")))?;
+    crate::console::out_bytes(&page);
+    Ok(exit::OK)
+}

@@ -1,0 +1,98 @@
+//! When the persister writes an update nobody waits for: paced by what writes cost, so that
+//! the bytes written grow with the run, not with its square.
+//!
+//! A write rewrites the whole document, whose size grows with the run. Writing once per update
+//! (once per stage end) therefore costs O(n²) bytes for n stages. Instead, after a write that
+//! took `cost` (rendering, the group commit's syncs and the file writes, all of it), the next
+//! one waits for [`PACE`] × `cost`: writing takes at most a tenth of the wall time whatever
+//! the document's size, and the number of writes falls as the document grows. The gap is at
+//! least [`MIN_GAP`], so that a burst of quick updates (a quick stage's start and end, several
+//! stages ending at once) shares one write.
+//!
+//! Staleness: an update is on disk at most `gap + cost` after it was applied, where
+//! `gap = max(MIN_GAP, PACE × cost)`. While one write costs at most 25 ms (a manifest of a few
+//! thousand stages on an ordinary disk), that is at most 250 ms. A larger document is written
+//! less often (at most a tenth of the time is spent writing, whatever the size): its staleness
+//! is ten times its write's cost. Barriers (`flush`, `inspect`, `close`) do not wait for the
+//! pace: someone is waiting for durability.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The gap after a write, in multiples of what the write cost: at most a tenth of the time
+/// goes to writing.
+pub const PACE: u32 = 9;
+/// The shortest gap between two paced writes: lets a burst of updates share one write.
+pub const MIN_GAP: Duration = Duration::from_millis(25);
+
+/// The pace of one persister's writes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Pacer {
+    /// When the last write ended, and what it cost.
+    last: Option<(Instant, Duration)>,
+}
+
+impl Pacer {
+    /// The gap the last write asks for.
+    pub(crate) fn gap(&self) -> Duration {
+        let cost = self.last.map_or(Duration::ZERO, |(_, c)| c);
+        (cost * PACE).max(MIN_GAP)
+    }
+
+    /// When to write a document that has had unwritten updates since `dirty_since`: one gap
+    /// after the last write, and not before a burst starting at `dirty_since` had
+    /// [`MIN_GAP`] to gather.
+    pub(crate) fn due(&self, dirty_since: Instant) -> Instant {
+        let gathered = dirty_since + MIN_GAP;
+        match self.last {
+            Some((end, _)) => gathered.max(end + self.gap()),
+            None => gathered,
+        }
+    }
+
+    /// Records a write that ended at `end` and took `cost`.
+    pub(crate) fn wrote(&mut self, end: Instant, cost: Duration) {
+        self.last = Some((end, cost));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_first_burst_gathers_for_the_minimum_gap() {
+        let t0 = Instant::now();
+        let p = Pacer::default();
+        assert_eq!(p.due(t0), t0 + MIN_GAP);
+    }
+
+    #[test]
+    fn cheap_writes_are_spaced_by_the_minimum_gap() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        p.wrote(t0, MS);
+        assert_eq!(p.gap(), MIN_GAP);
+        // Dirty right after the write: the burst gathers for the minimum gap.
+        assert_eq!(p.due(t0 + MS), t0 + MS + MIN_GAP);
+        // Dirty long after: the burst still gathers for the minimum gap.
+        let later = t0 + 10 * MIN_GAP;
+        assert_eq!(p.due(later), later + MIN_GAP);
+    }
+
+    #[test]
+    fn expensive_writes_take_at_most_a_tenth_of_the_time() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        p.wrote(t0, 40 * MS);
+        assert_eq!(p.gap(), 360 * MS);
+        let due = p.due(t0);
+        assert_eq!(due, t0 + 360 * MS);
+        // Writing 40 ms, then waiting 360 ms: 10 % of the time.
+        let share = 40.0 / (due - t0 + 40 * MS).as_millis() as f64;
+        assert!((share - 0.1).abs() < 1e-9, "{share}");
+    }
+}

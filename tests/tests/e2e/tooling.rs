@@ -1,0 +1,154 @@
+//! Shell tooling: completions for every shell (and bash accepts its script), the man page,
+//! help texts that name the environment each verb reads.
+
+use crate::harness::TestEnv;
+
+#[test]
+fn completions_for_each_shell() {
+    let env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = env.cli(["completions", shell]);
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        // Generated from the parser's own types: every verb is there.
+        for verb in ["start", "status", "resume", "logs", "completions"] {
+            assert!(out.stdout.contains(verb), "{shell}: no `{verb}`");
+        }
+        assert!(out.stdout.contains("codex-orchestrator"), "{shell}");
+    }
+    // bash parses its script.
+    let script = env.path().join("co.bash");
+    std::fs::write(&script, env.cli(["completions", "bash"]).stdout).expect("write");
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("bash");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let bad = env.cli(["completions", "tcsh"]);
+    assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn man_page_and_help() {
+    let env = TestEnv::new();
+    let man = env.cli(["man"]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(
+        man.stdout.starts_with(".ie \\n(.g .ds Aq")
+            || man.stdout.contains(".TH codex-orchestrator"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    assert!(man.stdout.contains("logs"));
+    let help = env.cli(["--help"]);
+    assert!(
+        help.stdout.contains("crash-safe record of every run"),
+        "{}",
+        help.stdout
+    );
+    let start = env.cli(["start", "--help"]);
+    for var in [
+        "Environment:",
+        "CODEX_ORCHESTRATOR_STAGE_TIMEOUT_MS",
+        "CODEX_ORCHESTRATOR_FAILURE_OUTPUT",
+        "MCP_RUNNER_TASK_ID",
+        "--failure-output",
+    ] {
+        assert!(
+            start.stdout.contains(var),
+            "start --help lacks {var}:\n{}",
+            start.stdout
+        );
+    }
+    let status = env.cli(["status", "--help"]);
+    assert!(
+        status.stdout.contains("CODEX_ORCHESTRATOR_RUNS_DIR"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn an_invalid_log_filter_is_an_error_and_verbose_says_what_was_resolved() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true"}]}]}"#,
+    );
+    let bad = env
+        .command(["plan", "p"])
+        .env("CODEX_ORCHESTRATOR_LOG", "=[")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.starts_with("error: CODEX_ORCHESTRATOR_LOG `=[` is not a valid filter"),
+        "{err}"
+    );
+    let v = env.cli(["-v", "plan", "p"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(v.stderr.contains("config chosen"), "{}", v.stderr);
+    let vv = env.cli(["-vv", "start", "p"]);
+    assert!(
+        vv.stderr.contains("resolved the repo root"),
+        "{}",
+        vv.stderr
+    );
+}
+
+#[test]
+fn list_shows_pipelines_and_stages() {
+    let env = TestEnv::new().config(
+        r#"{"defaultPipeline":"ci","pipelines":[
+        {"id":"ci","title":"CI","stages":[
+          {"kind":"command","id":"build","command":"make\nmake install"},
+          {"kind":"subpipeline","id":"more","pipeline":"docs"}]},
+        {"id":"docs","title":"Docs","stages":[{"kind":"command","id":"d","command":"true"}]}]}"#,
+    );
+    let text = env.cli(["list"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    insta::assert_snapshot!(text.stdout, @r"
+    ci — CI (default)
+      [01] build — make
+      [02] more — runs pipeline `docs`
+    docs — Docs
+      [01] d — true
+    ");
+    let json = env.cli(["list", "--format", "json"]).json();
+    assert_eq!(json["default_pipeline"], "ci");
+    assert_eq!(json["pipelines"][0]["stages"][1]["pipeline"], "docs");
+    assert_eq!(json["pipelines"][1]["default"], false);
+}
+
+/// Every ```json block of the README: a config (it has `pipelines`) passes `plan --strict` for
+/// each of its pipelines; anything else at least parses.
+#[test]
+fn the_readme_json_examples_are_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let mut blocks = Vec::new();
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find("```json\n") {
+        let body = &rest[start + 8..];
+        let end = body.find("\n```").expect("a closed block");
+        blocks.push(&body[..end]);
+        rest = &body[end..];
+    }
+    assert!(!blocks.is_empty(), "the README has a config example");
+    for block in blocks {
+        let v: serde_json::Value =
+            serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}:\n{block}"));
+        let Some(pipelines) = v["pipelines"].as_array() else {
+            continue;
+        };
+        let env = TestEnv::new().config(block);
+        for p in pipelines {
+            let id = p["id"].as_str().expect("id");
+            let out = env.cli(["plan", id, "--strict"]);
+            assert_eq!(out.code, 0, "README pipeline `{id}`: {}", out.stderr);
+        }
+    }
+}
