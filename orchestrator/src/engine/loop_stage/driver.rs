@@ -366,12 +366,8 @@ impl Driver {
                 rec.max_wall_clock_ms.unwrap_or(0)
             ),
             _ => {
-                let why = problem
-                    .clone()
-                    .unwrap_or_else(|| match run.ctx.cancel_signal() {
-                        Some(sig) => format!("Cancelled by {}", exec::signal_name(sig)),
-                        None => "Stopped".to_owned(),
-                    });
+                // Why, as any stage says it: a signal, the run's budget, a `fail` request.
+                let why = problem.clone().unwrap_or_else(|| run.ctx.stop_note());
                 format!(
                     "{why} — loop interrupted at iteration {n} ({}).",
                     rec.phase.doing()
