@@ -8,6 +8,7 @@ pub mod model;
 pub mod package;
 #[cfg(test)]
 mod props;
+pub mod secrets;
 pub(crate) mod suggest;
 mod validate;
 pub mod vars;
@@ -19,3 +20,4 @@ pub use model::{
     ApprovalStage, CommandStage, Config, ConfigSource, Durability, OnFailure, OnTimeout, Pipeline,
     RecordSettings, RetryPolicy, Stage, StageKind,
 };
+pub use secrets::SecretNames;

@@ -58,7 +58,12 @@ pub async fn run_command(
 struct Began {
     /// 1-based stage index.
     index: usize,
+    /// The command as the shell gets it.
     command: String,
+    /// The command as records and displays show it (secret values masked).
+    shown: String,
+    /// The secret values to mask in the stage's output.
+    secrets: Option<exec::Secrets>,
     cwd: std::path::PathBuf,
     env: Vec<(String, String)>,
     /// Its timeout: `timeoutMs`, else the run-wide default.
@@ -80,6 +85,13 @@ fn begin(
     let log_abs = run.dir.stage_log(index, &stage.id);
     let log_rel = run.dir.rel(&log_abs);
     let mut log = StageLog::open(&log_abs, index, run.runner_log.clone(), log_rel.clone())?;
+    // The values of the secret variables this stage gets (the runner's environment under the
+    // stage's own), masked in its output by exec and in the command text here.
+    let secrets = exec::Secrets::new(ctx.secrets.values(std::env::vars_os(), &env));
+    let shown = match &secrets {
+        Some(s) => s.redact_str(&command).0,
+        None => command.clone(),
+    };
     run.emit(
         "step_started",
         json!({
@@ -92,10 +104,10 @@ fn begin(
         index,
         run.plan.pipeline.stages.len(),
         &stage.id,
-        &command,
+        &shown,
     );
     log.write(&LogEvent::CommandStart {
-        command: command.clone(),
+        command: shown.clone(),
     })?;
     let timeout = cmd.timeout.or(ctx.exec.default_timeout);
     if let Some(t) = timeout {
@@ -106,6 +118,8 @@ fn begin(
     Ok(Began {
         index,
         command,
+        shown,
+        secrets,
         cwd,
         env,
         timeout,
@@ -177,6 +191,7 @@ async fn run_attempt(
     spec.kill_grace = ctx.exec.kill_grace;
     spec.attempt = attempt;
     spec.max_chunk_events = ctx.exec.max_chunk_events;
+    spec.secrets = b.secrets.clone();
     // Not a barrier: the start reaches the manifest with the persister's next paced write, so a
     // quick stage's start and end share one write. Crash recovery does not wait for it: exec
     // logged the process group (or the job) to runner.ndjson when it started.
@@ -186,7 +201,7 @@ async fn run_attempt(
         at: crate::time::now(),
         attempt,
         log_path: first.then(|| b.log_rel.clone()),
-        command: first.then(|| b.command.clone()),
+        command: first.then(|| b.shown.clone()),
         process: None,
     };
     // The peer's `tool_called` pair around each attempt: `started` with the command, then
@@ -200,7 +215,7 @@ async fn run_attempt(
             }),
         );
     };
-    tool_called("started", b.command.clone());
+    tool_called("started", b.shown.clone());
     let mut cancel = ctx.cancel.subscribe();
     let running = executor.start(&spec, &mut b.log, &mut cancel).await?;
     let mut updates = Vec::new();
@@ -319,7 +334,7 @@ async fn record(
             task_id: &ctx.task,
             index,
             stage_id: &stage.id,
-            command: &b.command,
+            command: &b.shown,
             reason: if event == CommandEvent::Skip {
                 "command-allow-failure"
             } else {
@@ -365,6 +380,7 @@ async fn record(
             // 0 = the knob is unset: no chunk events are retained, so none count as dropped.
             dropped_chunk_events: (ctx.exec.max_chunk_events > 0)
                 .then_some(result.dropped_chunk_events),
+            redactions: b.secrets.is_some().then_some(result.redactions),
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
@@ -490,6 +506,7 @@ async fn finish_unstarted(
             stderr_bytes: None,
             leaked_processes: false,
             dropped_chunk_events: None,
+            redactions: None,
         })))
         .await?;
     if run.ctx.durability() == crate::config::Durability::Strict {
