@@ -244,7 +244,7 @@ pub(crate) fn start(spec: &ExecSpec, log: &mut StageLog) -> Result<LocalAttempt,
         "type": "exec:begin",
         "correlation_id": correlation_id,
         "attempt": spec.attempt,
-        "command": spec.command,
+        "command": spec.shown_command(),
         "args": [],
         "cwd": spec.cwd.to_string_lossy(),
         "session_id": uuid_v4(),
@@ -292,6 +292,7 @@ pub(crate) fn start(spec: &ExecSpec, log: &mut StageLog) -> Result<LocalAttempt,
                 chunk_events: Vec::new(),
                 dropped_chunk_events: 0,
                 leaked_processes: false,
+                redactions: 0,
             })));
         }
     };
@@ -365,7 +366,8 @@ impl Spawned {
             child.stderr.take().map(|r| Box::new(r) as Reader),
             spec.tail_bytes,
         );
-        let mut em = Emitter::new(log, correlation_id, spec.attempt, spec.max_chunk_events);
+        let mut em = Emitter::new(log, correlation_id, spec.attempt, spec.max_chunk_events)
+            .redacting(spec.secrets.clone());
         let mut stopper = Stopper::new(started, spec.timeout, spec.kill_grace, spec.leak_timeout);
         let mut status: Option<ExitStatus> = None;
         // A cancellation requested before the spawn acts at once.
@@ -456,6 +458,7 @@ impl Spawned {
             chunk_events: std::mem::take(&mut em.retained),
             dropped_chunk_events: em.dropped,
             leaked_processes: stopper.leaked || leftovers,
+            redactions: em.redactions(),
         };
         let mut end = end_fields(&em.correlation_id, spec.attempt, &result, duration);
         if result.leaked_processes {

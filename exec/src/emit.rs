@@ -2,7 +2,9 @@
 //! text where the bytes are valid, base64 where they are not, never a code point cut in two,
 //! one `sequence` shared by both streams, a bounded tail per stream, and the first
 //! `max_chunk_events` chunks kept in memory. A local process group and a Ray job produce
-//! identical log lines for identical output because both go through [`Emitter`].
+//! identical log lines for identical output because both go through [`Emitter`]. With secrets
+//! (`ExecSpec::secrets`), each stream first passes its [`Scrubber`]: what is logged, kept in
+//! the tail or retained is the masked output, so a value never reaches the log.
 
 use base64::Engine;
 use rand::Rng;
@@ -12,6 +14,7 @@ use crate::chunk::{split_pieces, Piece};
 use crate::errors::ExecError;
 use crate::ndjson::{Chunk, StageLog};
 use crate::outcome::ChunkRecord;
+use crate::redact::{Scrubber, Secrets};
 
 /// Writes the chunk events of one attempt and keeps count.
 pub(crate) struct Emitter<'a> {
@@ -25,6 +28,12 @@ pub(crate) struct Emitter<'a> {
     pub(crate) dropped: u64,
     /// Reused base64 buffer.
     encoded: String,
+    /// The values to mask, if any.
+    secrets: Option<Secrets>,
+    /// The streaming matchers of stdout and stderr.
+    scrub: [Scrubber; 2],
+    /// Per stream, masked output not logged yet: an unfinished code point between calls.
+    clean: [Vec<u8>; 2],
 }
 
 impl<'a> Emitter<'a> {
@@ -44,7 +53,21 @@ impl<'a> Emitter<'a> {
             retained: Vec::new(),
             dropped: 0,
             encoded: String::new(),
+            secrets: None,
+            scrub: Default::default(),
+            clean: Default::default(),
         }
+    }
+
+    /// Masks `secrets` in everything this emitter logs from now on.
+    pub(crate) fn redacting(mut self, secrets: Option<Secrets>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Values masked so far, both streams together.
+    pub(crate) fn redactions(&self) -> u64 {
+        self.scrub.iter().map(|s| s.count).sum()
     }
 
     /// Logs what `pending` holds of stream `name`: everything when `last` (the stream ended),
@@ -57,6 +80,11 @@ impl<'a> Emitter<'a> {
         last: bool,
         tail: &mut Tail,
     ) -> Result<(), ExecError> {
+        if let Some(secrets) = self.secrets.take() {
+            let result = self.emit_masked(&secrets, name, pending, last, tail);
+            self.secrets = Some(secrets);
+            return result;
+        }
         if pending.is_empty() {
             return Ok(());
         }
@@ -64,6 +92,35 @@ impl<'a> Emitter<'a> {
         tail.push(&pending[..consumed]);
         pending.drain(..consumed);
         Ok(())
+    }
+
+    /// [`emit`](Self::emit) through the stream's scrubber: all of `pending` goes into it, and
+    /// what it decided (masked) is logged like unmasked output would be. Both kinds of carried
+    /// bytes (a possible value's start in the scrubber, then an unfinished code point in the
+    /// stream's `clean` buffer, in that order in the stream) stay in memory.
+    fn emit_masked(
+        &mut self,
+        secrets: &Secrets,
+        name: &'static str,
+        pending: &mut Vec<u8>,
+        last: bool,
+        tail: &mut Tail,
+    ) -> Result<(), ExecError> {
+        let which = usize::from(name != "stdout");
+        let scrub = &mut self.scrub[which];
+        if pending.is_empty() && !(last && (scrub.holding() || !self.clean[which].is_empty())) {
+            return Ok(());
+        }
+        let mut clean = std::mem::take(&mut self.clean[which]);
+        scrub.feed(secrets, pending, last, &mut clean);
+        pending.clear();
+        let consumed = split_pieces(&clean, last, |piece| self.piece(name, piece));
+        if let Ok(n) = consumed {
+            tail.push(&clean[..n]);
+            clean.drain(..n);
+        }
+        self.clean[which] = clean;
+        consumed.map(|_| ())
     }
 
     /// Logs one piece as one `exec:chunk` event.

@@ -22,6 +22,7 @@ pub mod logread;
 pub mod ndjson;
 pub mod outcome;
 pub mod ray;
+pub mod redact;
 pub mod spec;
 mod stop;
 mod summary;
@@ -35,6 +36,7 @@ pub use errors::ExecError;
 pub use executor::{Attempt, BoxFuture, Executor, Local, Started};
 pub use ndjson::{LogEvent, RunnerLog, StageLog};
 pub use outcome::{Capture, ChunkRecord, ExecResult, Outcome, ProcessInfo, RemoteInfo};
+pub use redact::Secrets;
 pub use spec::{
     CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES,
 };

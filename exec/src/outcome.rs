@@ -128,4 +128,6 @@ pub struct ExecResult {
     /// output ended. Processes that left the group (`setsid`) are not killed; they are only cut
     /// off from the pipes.
     pub leaked_processes: bool,
+    /// Secret values masked in the output (both streams; see `ExecSpec::secrets`).
+    pub redactions: u64,
 }

@@ -33,9 +33,20 @@ pub struct ExecSpec {
     pub tail_bytes: usize,
     /// Chunk events kept in memory (`CODEX_ORCHESTRATOR_EXEC_EVENT_MAX_CHUNKS`); 0 keeps none.
     pub max_chunk_events: usize,
+    /// Values masked as `***` in everything logged or kept of the output (the environment
+    /// still carries them to the command).
+    pub secrets: Option<crate::redact::Secrets>,
 }
 
 impl ExecSpec {
+    /// The command as logs show it: with secret values masked (the shell gets it as written).
+    pub fn shown_command(&self) -> std::borrow::Cow<'_, str> {
+        match &self.secrets {
+            Some(s) => std::borrow::Cow::Owned(s.redact_str(&self.command).0),
+            None => std::borrow::Cow::Borrowed(&self.command),
+        }
+    }
+
     /// A spec with the defaults above for everything but the command, cwd and index.
     pub fn new(command: impl Into<String>, cwd: impl Into<PathBuf>, index: usize) -> Self {
         Self {
@@ -49,6 +60,7 @@ impl ExecSpec {
             attempt: 1,
             tail_bytes: DEFAULT_TAIL_BYTES,
             max_chunk_events: 0,
+            secrets: None,
         }
     }
 }

@@ -119,6 +119,7 @@ mod tests {
             chunk_events: Vec::new(),
             dropped_chunk_events: 0,
             leaked_processes: false,
+            redactions: 0,
         }
     }
 

@@ -234,6 +234,10 @@ pub struct CommandRecord {
     /// attempt that were not kept in memory (the stage log still has every one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_chunk_events: Option<u64>,
+    /// With secrets configured (`secrets`, `--secret`): secret values the final attempt's
+    /// output held, each masked as `***` in the log and everything derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redactions: Option<u64>,
     /// An approval stage's request and decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalRecord>,

@@ -246,6 +246,8 @@ pub struct StageFinish {
     pub leaked_processes: bool,
     /// Chunk events over the in-memory cap, when a cap is set.
     pub dropped_chunk_events: Option<u64>,
+    /// Secret values masked in the final attempt's output, when the stage had secrets.
+    pub redactions: Option<u64>,
 }
 
 impl Manifest {
@@ -416,6 +418,7 @@ impl Document for Manifest {
                 stage.stderr_bytes = done.stderr_bytes;
                 stage.leaked_processes = done.leaked_processes.then_some(true);
                 stage.dropped_chunk_events = done.dropped_chunk_events;
+                stage.redactions = done.redactions;
                 self.updated_at = done.at;
             }
             ManifestUpdate::StageNotRun {

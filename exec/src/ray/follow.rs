@@ -86,6 +86,7 @@ pub(crate) fn ended(
         chunk_events: Vec::new(),
         dropped_chunk_events: 0,
         leaked_processes: false,
+        redactions: 0,
     }
 }
 
@@ -145,7 +146,8 @@ impl Job {
             self.correlation_id.clone(),
             spec.attempt,
             spec.max_chunk_events,
-        );
+        )
+        .redacting(spec.secrets.clone());
         let mut out = Buf {
             name: "stdout",
             pending: Vec::new(),
@@ -225,6 +227,7 @@ impl Job {
             chunk_events: std::mem::take(&mut em.retained),
             dropped_chunk_events: em.dropped,
             leaked_processes: false,
+            redactions: em.redactions(),
         };
         let extra: Vec<(&str, Value)> = if incomplete {
             vec![("incomplete_output", Value::Bool(true))]

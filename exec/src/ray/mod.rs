@@ -472,7 +472,7 @@ fn begin_event(
         "type": "exec:begin",
         "correlation_id": correlation_id,
         "attempt": spec.attempt,
-        "command": spec.command,
+        "command": spec.shown_command(),
         "args": [],
         "cwd": spec.cwd.to_string_lossy(),
         "session_id": uuid_v4(),

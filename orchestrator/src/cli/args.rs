@@ -208,6 +208,11 @@ pub struct StartArgs {
     /// Define a variable for `${NAME}` (repeatable): `--var NAME=VALUE`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// A variable whose value is secret (repeatable; a name or a `*` pattern such as
+    /// `*_TOKEN`), on top of the config's `secrets`: its value is masked as `***` in
+    /// everything the run records or prints.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
     /// Unknown config keys are errors instead of warnings.
     #[arg(long)]
     pub strict: bool,
@@ -329,6 +334,9 @@ pub struct ResumeArgs {
     /// Variables, as for `start`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Secret variables, as for `start`.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
     /// Cap on stages running at once, as for `start`.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     pub concurrency: Option<u32>,
@@ -646,6 +654,9 @@ pub struct FlowArgs {
     /// Variables, as for `start`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Secret variables, as for `start`.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
     /// Progress display, as for `start`.
     #[command(flatten)]
     pub progress: ProgressArgs,
@@ -673,6 +684,7 @@ impl StartArgs {
             progress: ProgressArgs::default(),
             concurrency: None,
             vars: Vec::new(),
+            secrets: Vec::new(),
             strict: false,
             junit: None,
             no_deliver: false,

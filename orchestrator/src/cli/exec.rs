@@ -142,6 +142,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
         }],
         record: Default::default(),
         max_concurrent_runs: None,
+        secrets: Default::default(),
     }
 }
 

@@ -67,6 +67,7 @@ fn start_args(args: &FlowArgs, pipeline: &str, target: Option<String>) -> StartA
     // Each run's own object is collected, not printed: flow prints one object at the end.
     let mut s = StartArgs::for_pipeline(pipeline, args.task.clone(), Format::Json);
     s.vars = args.vars.clone();
+    s.secrets = args.secrets.clone();
     s.progress = args.progress;
     s.repo_config_required = args.repo_config_required.clone();
     s.approval_policy = args.approval_policy.clone();

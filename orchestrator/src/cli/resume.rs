@@ -49,6 +49,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         )));
     }
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
+    let secrets = super::setup::secret_names(&config, &args.secrets)?;
     let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     if let Some(t) = args.target.id() {
         plan.retarget(t)?;
@@ -141,6 +142,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         deliver: !args.no_deliver,
         stop: Mutex::new(None),
         max_wall_clock: args.control.max_wall_clock,
+        secrets,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;

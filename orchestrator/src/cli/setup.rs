@@ -3,7 +3,7 @@
 //! and the peer's stage variables (package root, node, runtime mode, repo-config policy).
 
 use crate::config::package::{self, Package};
-use crate::config::{Config, ConfigSource, StageKind};
+use crate::config::{Config, ConfigSource, SecretNames, StageKind};
 use crate::engine::peer_env::PeerEnv;
 use crate::errors::AppError;
 use crate::record::layout::Roots;
@@ -112,4 +112,11 @@ pub(crate) fn mentions(config: &Config, pipeline_id: &str, name: &str) -> bool {
             StageKind::Subpipeline { .. } | StageKind::Approval(_) => false,
         })
     })
+}
+
+/// The run's secret variables: the config's `secrets`, then `--secret` (checked like them).
+pub(crate) fn secret_names(config: &Config, flags: &[String]) -> Result<SecretNames, AppError> {
+    let flags =
+        SecretNames::parse(flags).map_err(|why| AppError::Usage(format!("--secret: {why}")))?;
+    Ok(config.secrets.with(&flags))
 }

@@ -84,6 +84,7 @@ pub async fn launch_with(
     let config = Arc::new(chosen.config);
     let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let cli_vars = plan::parse_cli_vars(&args.vars)?;
+    let secrets = super::setup::secret_names(&config, &args.secrets)?;
     let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     if let Some(t) = args.target.id() {
         plan.retarget(t)?;
@@ -154,6 +155,7 @@ pub async fn launch_with(
         deliver: !args.no_deliver,
         stop: Mutex::new(None),
         max_wall_clock: args.control.max_wall_clock,
+        secrets,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;

@@ -16,6 +16,7 @@ use super::model::{
     CommandStage, Config, ConfigSource, Durability, OnFailure, Pipeline, RecordSettings,
     RetryPolicy, Stage, StageKind,
 };
+use super::secrets::SecretNames;
 
 mod control;
 use super::suggest::did_you_mean;
@@ -35,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "description",
     "metadata",
     "maxConcurrentRuns",
+    "secrets",
 ];
 const PIPELINE_KEYS: &[&str] = &[
     "id",
@@ -308,6 +310,7 @@ impl Walker {
                 )
             })?;
         }
+        let secrets = self.secrets(obj.get("secrets"))?;
         let stage_sets = self.stage_sets(obj.get("stageSets"))?;
         let pipelines_v = match obj.get("pipelines") {
             Some(Value::Array(a)) => a,
@@ -339,7 +342,39 @@ impl Walker {
             pipelines,
             record,
             max_concurrent_runs,
+            secrets,
         })
+    }
+
+    /// `secrets`: an array of variable names and `*` patterns.
+    fn secrets(&self, v: Option<&Value>) -> Result<SecretNames, ConfigError> {
+        let loc = Loc::root().field("secrets");
+        let items = match v {
+            None | Some(Value::Null) => return Ok(SecretNames::default()),
+            Some(Value::Array(a)) => a,
+            Some(other) => {
+                return Err(self.err(
+                    &loc,
+                    format!(
+                        "expected an array of variable names, found {}",
+                        kind_of(other)
+                    ),
+                ))
+            }
+        };
+        let mut names = Vec::with_capacity(items.len());
+        for item in items {
+            match item.as_str() {
+                Some(s) => names.push(s),
+                None => {
+                    return Err(self.err(
+                        &loc,
+                        format!("expected variable names (strings), found {}", kind_of(item)),
+                    ))
+                }
+            }
+        }
+        SecretNames::parse(names).map_err(|why| self.err(&loc, why))
     }
 
     fn stage_sets(&mut self, v: Option<&Value>) -> Result<Vec<(String, Vec<Value>)>, ConfigError> {

@@ -9,6 +9,7 @@ pub mod model;
 pub mod package;
 #[cfg(test)]
 mod props;
+pub mod secrets;
 pub(crate) mod suggest;
 mod validate;
 pub mod vars;
@@ -20,3 +21,4 @@ pub use model::{
     ApprovalStage, CommandStage, Config, ConfigSource, Durability, LoopStage, OnFailure, OnTimeout,
     Pipeline, RecordSettings, RetryPolicy, Stage, StageKind,
 };
+pub use secrets::SecretNames;

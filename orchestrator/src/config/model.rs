@@ -1,6 +1,7 @@
 //! The validated configuration: built only by `load`, so a value of these types is always a
 //! config that passed every check (known kinds, unique ids, existing references, no cycles).
 
+use super::secrets::SecretNames;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Config {
     pub max_concurrent_runs: Option<usize>,
     /// How runs are recorded (`manifestExtensions`).
     pub record: RecordSettings,
+    /// `secrets`: variables whose values are masked in everything recorded or printed.
+    pub secrets: SecretNames,
 }
 
 /// How a run's record is written.

@@ -310,6 +310,7 @@ async fn stopped(
             stderr_bytes: None,
             leaked_processes: false,
             dropped_chunk_events: None,
+            redactions: None,
         })))
         .await?;
     run.persister.flush().await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use exec::CancelRequest;
 use tokio::sync::watch;
 
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, SecretNames};
 use crate::engine::peer_env::PeerEnv;
 use crate::errors::AppError;
 use crate::modes::{ExecutionDecision, RuntimeDecision};
@@ -54,6 +54,8 @@ pub struct Ctx {
     pub stop: Mutex<Option<Stop>>,
     /// `--max-wall-clock`: overrides the pipeline's `maxWallClockMs`.
     pub max_wall_clock: Option<Duration>,
+    /// Secret variables: the config's `secrets` and `--secret`.
+    pub secrets: SecretNames,
 }
 
 /// Why the runner stops a run on its own: neither a signal nor an error. Running stages are
@@ -256,6 +258,7 @@ impl Ctx {
             // The budget is the top-level run's; its stop reaches the child as a cancel.
             stop: Mutex::new(None),
             max_wall_clock: None,
+            secrets: self.secrets.clone(),
         });
         let mut parent = self.cancel.subscribe();
         let to = child.clone();

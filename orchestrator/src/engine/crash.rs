@@ -171,6 +171,7 @@ async fn record_one(persister: Persister<Manifest>, dir: RunDir, message: String
             stderr_bytes: None,
             leaked_processes: false,
             dropped_chunk_events: None,
+            redactions: None,
         };
         if persister
             .send(ManifestUpdate::StageFinished(Box::new(finish)))

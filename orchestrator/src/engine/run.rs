@@ -315,6 +315,13 @@ fn initial_manifest(
     now: &str,
 ) -> Manifest {
     let p = &plan.pipeline;
+    // Secret values in a command's text or a variable are masked here as in the stage's
+    // output (a stage's own `env` is added when it starts: `stage.rs`).
+    let secrets = exec::Secrets::new(ctx.secrets.values(std::env::vars_os(), &plan.vars));
+    let shown = |text: &str| match &secrets {
+        Some(s) => s.redact_str(text).0,
+        None => text.to_owned(),
+    };
     let commands = p
         .stages
         .iter()
@@ -322,7 +329,7 @@ fn initial_manifest(
         .map(|(i, s)| {
             let (command, kind, timeout) = match &s.kind {
                 StageKind::Command(c) => (
-                    Some(c.command.clone()),
+                    Some(shown(&c.command)),
                     ManifestKind::Command,
                     c.timeout
                         .or(ctx.exec.default_timeout)
@@ -332,7 +339,7 @@ fn initial_manifest(
                 // The peer's schema knows commands and sub-pipelines: a loop is recorded as the
                 // command it runs (its build), its iterations in our `loop` extension.
                 StageKind::Loop(l) => (
-                    Some(l.build.command.clone()),
+                    Some(shown(&l.build.command)),
                     ManifestKind::Command,
                     l.build
                         .timeout
@@ -378,6 +385,7 @@ fn initial_manifest(
                 stderr_bytes: None,
                 leaked_processes: None,
                 dropped_chunk_events: None,
+                redactions: None,
                 approval: None,
                 locks: None,
                 executor: None,
@@ -389,7 +397,14 @@ fn initial_manifest(
     let variables = (!ctx.cli_vars.is_empty()).then(|| {
         ctx.cli_vars
             .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .map(|(k, v)| {
+                let v = if ctx.secrets.matches(k.as_bytes()) {
+                    exec::redact::MASK.to_owned()
+                } else {
+                    shown(v)
+                };
+                (k.clone(), Value::String(v))
+            })
             .collect()
     });
     Manifest {

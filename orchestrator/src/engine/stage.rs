@@ -40,7 +40,7 @@ pub async fn run_command(
     };
     let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
     let first = run.first_attempt(pos, executor.attempts_outlive_the_runner());
-    let start = stage_start_record(began.index, began.log_rel.clone(), began.command.clone());
+    let start = stage_start_record(began.index, began.log_rel.clone(), began.shown.clone());
     let (result, attempts) =
         run_attempts(&run, &stage, &mut began, executor.as_ref(), first, start).await?;
     record(
@@ -59,7 +59,12 @@ pub async fn run_command(
 pub(crate) struct Began {
     /// 1-based stage index.
     pub(crate) index: usize,
+    /// The command as the shell gets it.
     pub(crate) command: String,
+    /// The command as records and displays show it (secret values masked).
+    pub(crate) shown: String,
+    /// The secret values to mask in the command's output.
+    pub(crate) secrets: Option<exec::Secrets>,
     pub(crate) cwd: std::path::PathBuf,
     pub(crate) env: Vec<(String, String)>,
     /// Its timeout: `timeoutMs`, else the run-wide default.
@@ -108,15 +113,16 @@ fn begin(
             "status": "running", "log_path": log_rel,
         }),
     );
+    let timeout = cmd.timeout.or(ctx.exec.default_timeout);
+    let began = open_log(run, index, &log_abs, (command, cwd, env), timeout)?;
     ctx.reporter.stage_started(
         &run.label(),
         index,
         run.plan.pipeline.stages.len(),
         &stage.id,
-        &command,
+        &began.shown,
     );
-    let timeout = cmd.timeout.or(ctx.exec.default_timeout);
-    open_log(run, index, &log_abs, (command, cwd, env), timeout)
+    Ok(began)
 }
 
 /// Opens (appends to) a command's log at `log_abs` and writes its start: the path every
@@ -130,8 +136,15 @@ pub(crate) fn open_log(
 ) -> Result<Began, AppError> {
     let log_rel = run.dir.rel(log_abs);
     let mut log = StageLog::open(log_abs, index, run.runner_log.clone(), log_rel.clone())?;
+    // The values of the secret variables this command gets (the runner's environment under
+    // its own), masked in its output by exec and in the command text here.
+    let secrets = exec::Secrets::new(run.ctx.secrets.values(std::env::vars_os(), &env));
+    let shown = match &secrets {
+        Some(s) => s.redact_str(&command).0,
+        None => command.clone(),
+    };
     log.write(&LogEvent::CommandStart {
-        command: command.clone(),
+        command: shown.clone(),
     })?;
     if let Some(t) = timeout {
         log.write_runner_only(&LogEvent::CommandConfig {
@@ -141,6 +154,8 @@ pub(crate) fn open_log(
     Ok(Began {
         index,
         command,
+        shown,
+        secrets,
         cwd,
         env,
         timeout,
@@ -215,6 +230,7 @@ async fn run_attempt(
     spec.kill_grace = ctx.exec.kill_grace;
     spec.attempt = attempt;
     spec.max_chunk_events = ctx.exec.max_chunk_events;
+    spec.secrets = b.secrets.clone();
     // Not a barrier: the start reaches the manifest with the persister's next paced write, so a
     // quick stage's start and end share one write. Crash recovery does not wait for it: exec
     // logged the process group (or the job) to runner.ndjson when it started.
@@ -230,7 +246,7 @@ async fn run_attempt(
             }),
         );
     };
-    tool_called("started", b.command.clone());
+    tool_called("started", b.shown.clone());
     let mut cancel = ctx.cancel.subscribe();
     let running = executor.start(&spec, &mut b.log, &mut cancel).await?;
     let mut updates = Vec::new();
@@ -354,7 +370,7 @@ async fn record(
             task_id: &ctx.task,
             index,
             stage_id: &stage.id,
-            command: &b.command,
+            command: &b.shown,
             reason: if event == CommandEvent::Skip {
                 "command-allow-failure"
             } else {
@@ -400,6 +416,7 @@ async fn record(
             // 0 = the knob is unset: no chunk events are retained, so none count as dropped.
             dropped_chunk_events: (ctx.exec.max_chunk_events > 0)
                 .then_some(result.dropped_chunk_events),
+            redactions: b.secrets.is_some().then_some(result.redactions),
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "command",
@@ -525,6 +542,7 @@ async fn finish_unstarted(
             stderr_bytes: None,
             leaked_processes: false,
             dropped_chunk_events: None,
+            redactions: None,
         })))
         .await?;
     if run.ctx.durability() == crate::config::Durability::Strict {

@@ -216,6 +216,7 @@ async fn finish_subpipeline(
             stderr_bytes: None,
             leaked_processes: false,
             dropped_chunk_events: None,
+            redactions: None,
         },
         json!({
             "stage_id": stage.id, "stage_index": index, "title": stage.title, "kind": "subpipeline",

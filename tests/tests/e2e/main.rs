@@ -35,6 +35,7 @@ mod resource_locks;
 mod resume;
 mod run_basics;
 mod run_limits;
+mod secrets;
 mod serve;
 mod shell;
 mod side_files;

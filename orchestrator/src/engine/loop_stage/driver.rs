@@ -394,6 +394,8 @@ impl Driver {
                 stderr_bytes: None,
                 leaked_processes: false,
                 dropped_chunk_events: None,
+                // Each build's output was masked as it was logged; the loop itself prints none.
+                redactions: None,
             },
             json!({
                 "stage_id": stage.id, "stage_index": self.index, "title": stage.title,
