@@ -37,14 +37,19 @@ pub fn logs(args: LogsArgs) -> Result<i32, AppError> {
         if headers {
             crate::console::err_line(&format!("==> [{:02}] {} <==", c.index, c.id));
         }
-        // A stage that has not started may have no `log_path` yet: its log will be here.
-        let log = match c.log_path.as_deref() {
-            Some(l) => located.roots.repo.join(l),
-            None => located
-                .roots
-                .run_dir(&manifest.task_id, &manifest.run_id)
-                .stage_log(c.index, &c.id),
-        };
+        // A stage that has not started may have no `log_path` yet: its log will be here. A
+        // recorded path outside `.runs` (an edited or hostile manifest) is not followed: the
+        // stage's log is read from where the runner writes it.
+        let log = c
+            .log_path
+            .as_deref()
+            .and_then(|l| located.roots.recorded_path(l))
+            .unwrap_or_else(|| {
+                located
+                    .roots
+                    .run_dir(&manifest.task_id, &manifest.run_id)
+                    .stage_log(c.index, &c.id)
+            });
         print_stage(&log, args.stream, args.follow, &located.manifest, i)?;
     }
     Ok(exit::OK)

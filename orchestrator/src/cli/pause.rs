@@ -78,7 +78,7 @@ pub fn pause(args: PauseArgs, action: Action) -> Result<i32, AppError> {
         control_file::ControlError::Io { path, source } => AppError::storage(&path, source),
     })?;
     let what = if action == Action::Pause {
-        "pause requested: no new stage starts once the runner sees it (between stages); running stages finish"
+        "pause requested: no new stage starts once the runner sees it (within a second); running stages finish"
     } else {
         "unpause requested: the runner starts stages again"
     };

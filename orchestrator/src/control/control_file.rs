@@ -1,6 +1,6 @@
 //! The peer's `control.json` protocol. Another tool (the peer's control server, our `pause` /
 //! `unpause` verbs, a test) writes the run's latest requested action; the runner reads it
-//! between stages, like the peer's `ControlWatcher`:
+//! when a stage ends and every second while stages run, like the peer's `ControlWatcher`:
 //!
 //! `{"run_id": "...", "control_seq": 3, "latest_action": {"action": "pause", "requested_by":
 //! "ops", "reason": null, "request_id": null, "intent_id": null, ...}}`

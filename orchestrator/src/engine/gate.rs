@@ -1,6 +1,8 @@
 //! What the scheduler asks before it starts stages: the peer's `control.json` requests,
-//! honoured between stages with the peer's rule (only a `control_seq` above the last one seen;
-//! the first look compares with the sequence found when this runner took the run).
+//! honoured with the peer's rule (only a `control_seq` above the last one seen; the first look
+//! compares with the sequence found when this runner took the run). The scheduler looks when a
+//! stage ends and, while stages run, every second (as the peer polls), so a `cancel` or `fail`
+//! does not wait for a long stage to end.
 //!
 //! - `pause`: no new stage starts, running stages go on; recorded (`status_detail` the reason
 //!   or `paused`, our `paused` record, the peer's summary line and events).
@@ -21,8 +23,11 @@ use crate::engine::context::Stop;
 use crate::engine::state::RunState;
 use crate::errors::AppError;
 
-/// How often a paused run looks for its `resume` (the peer polls every second).
+/// How often a paused run looks for its `resume`.
 const PAUSED_POLL: Duration = Duration::from_millis(200);
+/// How often a running run looks for new requests between stage ends (the peer polls every
+/// second).
+const RUNNING_POLL: Duration = Duration::from_secs(1);
 
 /// The scheduler's view of the control requests; owned by the scheduler.
 #[derive(Debug)]
@@ -74,9 +79,14 @@ impl Gate {
         self.notes
     }
 
-    /// Resolves when a paused run should look again.
+    /// Resolves when the scheduler should look again.
     pub async fn tick(&self) {
-        tokio::time::sleep(PAUSED_POLL).await;
+        let every = if self.paused {
+            PAUSED_POLL
+        } else {
+            RUNNING_POLL
+        };
+        tokio::time::sleep(every).await;
     }
 
     async fn apply(&mut self, run: &RunState, req: &Request) -> Result<(), AppError> {

@@ -29,8 +29,15 @@ pub enum Acquired {
 }
 
 /// Takes the locks of stage `pos`, waiting as long as needed. A stage without locks gets
-/// nothing to hold at once.
-pub async fn acquire(run: &RunState, pos: usize, stage: &Stage) -> Result<Acquired, AppError> {
+/// nothing to hold at once. `on_wait` is called once, when the stage starts to wait (the
+/// scheduler gives its seat to other stages meanwhile).
+pub async fn acquire(
+    run: &RunState,
+    pos: usize,
+    stage: &Stage,
+    on_wait: impl FnOnce(),
+) -> Result<Acquired, AppError> {
+    let mut on_wait = Some(on_wait);
     if stage.locks.is_empty() {
         return Ok(Acquired::Held(None));
     }
@@ -65,6 +72,9 @@ pub async fn acquire(run: &RunState, pos: usize, stage: &Stage) -> Result<Acquir
         }
         if !announced {
             announced = true;
+            if let Some(f) = on_wait.take() {
+                f();
+            }
             run.persister
                 .send(ManifestUpdate::LocksWaiting {
                     index,

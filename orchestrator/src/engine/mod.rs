@@ -4,6 +4,7 @@
 //! way: run -> schedule -> stage, subpipeline -> state.
 
 pub mod approval;
+pub mod capacity;
 pub mod context;
 pub mod crash;
 pub mod executor;

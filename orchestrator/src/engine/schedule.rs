@@ -4,7 +4,8 @@
 //! (`gate.rs`: the requests of `control.json`), which may hold them back while paused.
 //!
 //! Stages run as tasks in a `JoinSet`; the scheduler alone decides what starts next, from the
-//! results it joins, so there is no shared mutable stage state.
+//! results it joins, so there is no shared mutable stage state. The cap counts stages doing
+//! work: a stage waiting for an approval or for a lock gives its seat back (`capacity.rs`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use shared_manifest::{CommandEvent, ManifestUpdate};
 use tokio::task::JoinSet;
 
 use crate::config::{OnFailure, StageKind};
+use crate::engine::capacity::{Capacity, Seat};
 use crate::engine::gate::Gate;
 use crate::engine::locks::Acquired;
 use crate::engine::stage_end::StageEnd;
@@ -56,20 +58,22 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
     let mut finished = Finished::default();
     let mut aborting = false;
     let mut cancel = run.ctx.cancel.subscribe();
-    // The gate reads control.json between stages: pause, resume, cancel, fail.
+    // The gate reads control.json (pause, resume, cancel, fail) when a stage ends and every
+    // second while stages run.
     let mut gate = Gate::new(&run);
+    let capacity = Capacity::new(plan.concurrency);
     loop {
         if gate.check(&run).await && !aborting {
             for pos in 0..stages.len() {
-                if tasks.len() >= plan.concurrency {
-                    break;
-                }
                 if slots[pos] != Slot::Pending {
                     continue;
                 }
                 if graph.deps[pos].iter().all(|&d| slots[d] == Slot::Satisfied) {
+                    let Some(seat) = capacity.try_take() else {
+                        break;
+                    };
                     slots[pos] = Slot::Running;
-                    tasks.spawn(run_stage(run.clone(), pos));
+                    tasks.spawn(run_stage(run.clone(), pos, seat, capacity.clone()));
                 }
             }
         }
@@ -84,7 +88,10 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
             joined = tasks.join_next(), if !tasks.is_empty() => joined,
             // Wake up to stop starting stages; the running ones see the same channel.
             _ = cancel.changed() => continue,
-            () = gate.tick(), if gate.paused() => continue,
+            // control.json is looked at while stages run too.
+            () = gate.tick() => continue,
+            // A waiting stage gave its seat back: another ready stage may start.
+            () = capacity.freed() => continue,
         };
         let Some(joined) = joined else { break };
         let (pos, end) = match joined {
@@ -130,14 +137,36 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
     finished
 }
 
-/// One stage's task: its resource locks (held until it ends), then the stage by its kind.
-/// `None`: the run stopped while it waited for its locks, so it never started.
-async fn run_stage(run: Arc<RunState>, pos: usize) -> (usize, Result<Option<StageEnd>, AppError>) {
+/// One stage's task: its resource locks (held until it ends), then the stage by its kind,
+/// in `seat` (given back while the stage only waits). `None`: the run stopped while it waited
+/// for its locks, so it never started.
+async fn run_stage(
+    run: Arc<RunState>,
+    pos: usize,
+    seat: Seat,
+    capacity: Capacity,
+) -> (usize, Result<Option<StageEnd>, AppError>) {
     let stage = run.plan.pipeline.stages[pos].clone();
-    let _held = match crate::engine::locks::acquire(&run, pos, &stage).await {
+    let mut seat = Some(seat);
+    if matches!(stage.kind, StageKind::Approval(_)) {
+        // It waits for a person and does no work: no seat.
+        capacity.give_back(seat.take());
+    }
+    let acquired =
+        crate::engine::locks::acquire(&run, pos, &stage, || capacity.give_back(seat.take())).await;
+    let _held = match acquired {
         Ok(Acquired::Held(held)) => held,
         Ok(Acquired::Stopped) => return (pos, Ok(None)),
         Err(e) => return (pos, Err(e)),
+    };
+    let _seat = match seat {
+        Some(seat) => Some(seat),
+        // It waited for its locks: a seat again before it starts, unless the run stops.
+        None if !matches!(stage.kind, StageKind::Approval(_)) => tokio::select! {
+            seat = capacity.take() => Some(seat),
+            () = stopped(&run) => return (pos, Ok(None)),
+        },
+        None => None,
     };
     let end = match stage.kind.clone() {
         StageKind::Command(c) => crate::engine::stage::run_command(run, pos, stage, c).await,
@@ -148,6 +177,17 @@ async fn run_stage(run: Arc<RunState>, pos: usize) -> (usize, Result<Option<Stag
         StageKind::Loop(l) => crate::engine::loop_stage::run_loop(run, pos, stage, l).await,
     };
     (pos, end.map(Some))
+}
+
+/// Resolves once the run is stopping (cancelled, or a fatal error).
+async fn stopped(run: &RunState) {
+    let mut cancel = run.ctx.cancel.subscribe();
+    while !run.ctx.stopping() {
+        if cancel.changed().await.is_err() {
+            // Nobody can cancel any more.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Marks every pending stage downstream of `failed` as skipped, with the reason.

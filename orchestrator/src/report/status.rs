@@ -130,13 +130,16 @@ pub fn read(roots: &Roots, path: &Path) -> Result<StatusView, AppError> {
     })
 }
 
-/// The recorded commands (every key, as written), each with what it waits for now (`waiting`:
-/// `approval`, `locks` or null).
+/// The recorded commands (every key, as written); one that waits for something now gets
+/// `waiting` (`approval` or `locks`). The key is left out otherwise, so that a peer run's
+/// commands read exactly as the peer's own `status` shows them.
 fn commands_with_waits(raw: &serde_json::Value, m: &Manifest) -> serde_json::Value {
     let mut commands = raw.get("commands").cloned().unwrap_or_else(|| json!([]));
     if let Some(list) = commands.as_array_mut() {
         for (v, c) in list.iter_mut().zip(&m.commands) {
-            merge(v, json!({ "waiting": super::waiting::stage_wait(m, c) }));
+            if let Some(wait) = super::waiting::stage_wait(m, c) {
+                merge(v, json!({ "waiting": wait }));
+            }
         }
     }
     commands

@@ -439,3 +439,26 @@ fn plan_shows_approvals_locks_and_the_budget() {
     );
     assert!(!env.runs_exists());
 }
+
+#[test]
+fn a_waiting_approval_takes_no_place_of_the_concurrency_cap() {
+    // Concurrency 1, the approval first in the plan: the independent stage still runs (and
+    // its dependent too) while the approval waits.
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","concurrency":1,"stages":[
+          {"kind":"approval","id":"gate","prompt":"Ship?","dependsOn":[]},
+          {"kind":"command","id":"work","command":"echo w > worked","dependsOn":[]},
+          {"kind":"command","id":"more","command":"echo m > more","dependsOn":["work"]}]}]}"#,
+    );
+    let (child, id) = start_bg(&env);
+    awaiting_approval(&env, &id, 0);
+    let m = wait_for_record(&env, &id, "the other stages to finish", |m| {
+        m["commands"][1]["status"] == "succeeded" && m["commands"][2]["status"] == "succeeded"
+    });
+    assert_eq!(m["commands"][0]["status"], "running", "still waiting");
+    assert!(env.path().join("more").exists());
+    let ok = env.cli(["approve", "--run", &id, "--actor", "alice"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let out = finish(child);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -142,7 +142,7 @@ fn fail_stops_the_run_and_records_it_failed_with_the_peers_detail() {
                 r#"{"pipelines":[{"id":"p","concurrency":2,"stages":[
                   {"kind":"command","id":"a","command":"touch a.ran"},
                   {"kind":"command","id":"long","command":"sleep 30","dependsOn":["a"]},
-                  {"kind":"command","id":"b","command":"sleep 0.2","dependsOn":["a"]},
+                  {"kind":"command","id":"b","command":"sleep 3","dependsOn":["a"]},
                   {"kind":"command","id":"c","command":"touch c.ran","dependsOn":["b"]}]}]}"#,
             )
             .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", "300");
@@ -153,7 +153,7 @@ fn fail_stops_the_run_and_records_it_failed_with_the_peers_detail() {
         });
         peer_control(&env, &id, 1, "fail", reason);
         let out = finish(child);
-        // Seen between stages (when `b` ends): `long` is stopped, `c` never starts.
+        // Seen within a second, while `b` still runs: `long` is stopped, `c` never starts.
         assert_eq!(out.code, 1, "{}", out.stderr);
         let m = env.manifest(&id);
         assert_valid(&env, &m);

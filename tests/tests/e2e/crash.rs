@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::harness::{read_json, TestEnv};
+use crate::harness::TestEnv;
 
 pub(crate) fn have_strace() -> bool {
     let ok = Command::new("strace")
@@ -136,124 +136,6 @@ fn resume_finishes_the_bookkeeping_of_a_run_killed_after_its_end() {
             assert_eq!(count.expect("count"), "x\n", "stage s{i} still ran once");
         }
     }
-}
-
-#[test]
-fn kill_at_every_manifest_write_then_resume() {
-    if !have_strace() {
-        return;
-    }
-    let mut kill_points = std::collections::BTreeSet::new();
-    let mut corrupt = 0;
-    let mut resumed = 0;
-    let mut repaired = 0;
-    for n in 1..=36 {
-        let env = TestEnv::new().config(&ten_stages());
-        let trace = env.path().join("trace.txt");
-        // strace counts renames per thread; each `when` still lands the SIGKILL on one rename
-        // (an atomic write), and the trace tells which one overall.
-        let inject = format!("inject=rename:signal=KILL:when={n}");
-        let trace_path = trace.to_string_lossy().into_owned();
-        let out = env.start_under_strace(&[
-            "-f",
-            "-qq",
-            "-e",
-            "trace=rename",
-            "-e",
-            &inject,
-            "-o",
-            &trace_path,
-        ]);
-        let renames = std::fs::read_to_string(&trace)
-            .unwrap_or_default()
-            .matches("rename(")
-            .count();
-        if out.status.code() == Some(0) {
-            // The run finished before the n-th rename of any thread: every later n would too.
-            continue;
-        }
-        kill_points.insert(renames);
-        for m in manifests(&env) {
-            let text = std::fs::read_to_string(&m).expect("read");
-            if serde_json::from_str::<serde_json::Value>(&text).is_err() {
-                corrupt += 1;
-                continue;
-            }
-            let id = m
-                .parent()
-                .and_then(|p| p.file_name())
-                .expect("run dir")
-                .to_string_lossy()
-                .into_owned();
-            let r = env.cli(["resume", "--run", &id]);
-            // A kill after the terminal manifest write leaves only bookkeeping to do, which the
-            // resume finishes: exit 0 either way.
-            assert_eq!(
-                r.code, 0,
-                "resume after kill at rename {renames}: {}",
-                r.stderr
-            );
-            resumed += 1;
-            repaired += usize::from(r.stderr.contains("repaired:"));
-            let fin = read_json(&m);
-            assert_eq!(fin["status"], "succeeded", "kill at rename {renames}");
-            assert_eq!(fin["metrics_recorded"], true, "kill at rename {renames}");
-            assert!(
-                m.with_file_name("run-summary.json").is_file(),
-                "kill at rename {renames}: no run-summary.json"
-            );
-            assert_eq!(
-                metrics_lines(&env, &id, &fin),
-                1,
-                "kill at rename {renames}: one metrics line for the final state"
-            );
-            for c in fin["commands"].as_array().expect("commands") {
-                assert_eq!(
-                    c["status"], "succeeded",
-                    "kill at rename {renames}: {}",
-                    c["id"]
-                );
-            }
-            let leftovers: Vec<String> = std::fs::read_dir(m.parent().expect("dir"))
-                .expect("ls")
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".tmp"))
-                .collect();
-            assert!(
-                leftovers.is_empty(),
-                "kill at rename {renames}: temp files cleaned by the next runner: {leftovers:?}"
-            );
-            // The peer's redirect stub is there after the resume (the kill may have come
-            // before it was written), whole, and its folder holds no temp file of ours.
-            let mcp = env.path().join(".runs/0101/mcp").join(&id);
-            let stub = read_json(&mcp.join("manifest.json"));
-            assert_eq!(
-                stub["manifest"],
-                format!(".runs/0101/cli/{id}/manifest.json"),
-                "kill at rename {renames}"
-            );
-            let mcp_temps = std::fs::read_dir(&mcp)
-                .expect("ls")
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-                .count();
-            assert_eq!(
-                mcp_temps, 0,
-                "kill at rename {renames}: temp file in {mcp:?}"
-            );
-        }
-        // A kill before the first manifest leaves no run folder in `cli/`, only a staging
-        // folder, which the next run of the task sweeps.
-        assert_eq!(env.cli(["start", "p"]).code, 0);
-        assert_no_run_without_manifest(&env);
-    }
-    eprintln!("kill points tried: {} distinct rename indexes {:?}; runs resumed: {resumed} (bookkeeping repaired: {repaired}); corrupt manifests: {corrupt}", kill_points.len(), kill_points);
-    assert_eq!(corrupt, 0);
-    assert!(
-        kill_points.len() >= 10,
-        "the injection reached many points: {kill_points:?}"
-    );
 }
 
 #[test]

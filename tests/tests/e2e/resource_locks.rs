@@ -2,6 +2,7 @@
 //! across runs of the same `.runs`, while stages without it do; the wait is shown and recorded;
 //! a runner killed with `kill -9` releases its locks; overlapping lock sets never deadlock.
 
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
@@ -166,4 +167,53 @@ fn overlapping_lock_sets_never_deadlock() {
             assert!(!overlap(*x, *y), "{x:?} {y:?}");
         }
     }
+}
+
+#[test]
+fn a_stage_waiting_for_a_lock_takes_no_place_of_the_concurrency_cap() {
+    // The lock is held from outside (flock(1) on the lock file); at concurrency 1 the stage
+    // waiting for it does not hold back the independent stage after it.
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","concurrency":1,"stages":[
+          {"kind":"command","id":"migrate","command":"echo m > migrated","locks":["db"],"dependsOn":[]},
+          {"kind":"command","id":"lint","command":"echo l > linted","dependsOn":[]}]}]}"#,
+    );
+    let locks = env.path().join(".runs/.locks");
+    std::fs::create_dir_all(&locks).expect("mkdir");
+    let lock_file = locks.join("db.lock");
+    // `-o`: only flock(1) holds the lock, not its `sleep`; in a process group of its own so
+    // that both go at once.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock_file)
+        .args(["sleep", "30"])
+        .process_group(0)
+        .spawn()
+        .expect("flock(1)");
+    std::thread::sleep(Duration::from_millis(300));
+    let child = spawn(&env, &["start", "p", "--format", "json"]);
+    let id = the_run(&env);
+    let m = wait_for_record(&env, &id, "lint to finish while migrate waits", |m| {
+        stage(m, "lint")["status"] == "succeeded"
+    });
+    assert_ne!(stage(&m, "migrate")["status"], "succeeded");
+    assert!(!env.path().join("migrated").exists());
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(holder.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = holder.wait();
+    let out = finish(child);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(env.path().join("migrated").exists());
+    let m = env.manifest(&id);
+    assert_valid(&env, &m);
+    assert!(
+        stage(&m, "migrate")["locks"]["waited_ms"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{}",
+        stage(&m, "migrate")
+    );
 }

@@ -213,3 +213,34 @@ fn a_runner_killed_before_its_first_manifest_leaves_nothing_the_next_run_keeps()
     );
     assert_eq!(std::fs::read_dir(&cli).expect("cli").count(), 1);
 }
+
+#[test]
+fn logs_never_follows_a_recorded_log_path_outside_runs() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"echo real-output"}]}]}"#,
+    );
+    let id = env.start("p", &[]).run_id();
+    let path = env.run_dir(&id).join("manifest.json");
+    let mut m = read_json(&path);
+    let log = env
+        .path()
+        .join(m["commands"][0]["log_path"].as_str().expect("log_path"));
+    // A stage log outside `.runs` that decodes fine, with other bytes in it.
+    let outside = env.path().join("outside.ndjson");
+    let forged = std::fs::read_to_string(&log)
+        .expect("log")
+        .replace("real-output", "outside-data");
+    assert!(forged.contains("outside-data"), "{forged}");
+    std::fs::write(&outside, forged).expect("write");
+    for recorded in [
+        outside.to_string_lossy().into_owned(),
+        "outside.ndjson".to_owned(),
+        format!(".runs/0101/cli/{id}/../../../../outside.ndjson"),
+    ] {
+        m["commands"][0]["log_path"] = recorded.clone().into();
+        std::fs::write(&path, serde_json::to_string_pretty(&m).expect("json")).expect("edit");
+        let out = env.cli(["logs", &id, "a"]);
+        assert_eq!(out.code, 0, "{recorded}: {}", out.stderr);
+        assert_eq!(out.stdout, "real-output\n", "{recorded}");
+    }
+}
