@@ -68,6 +68,9 @@ pub const LOG: &str = "CODEX_ORCHESTRATOR_LOG";
 /// Tests only, debug builds only: a panic when the stage with this id starts (see
 /// `engine::crash::test_panic_point`).
 pub const TEST_PANIC: &str = "CODEX_ORCHESTRATOR_TEST_PANIC";
+/// Tests only, debug builds only: `<point>:<file>` holds the runner at `point` while `file`
+/// exists (see `engine::crash::test_hold_point`).
+pub const TEST_HOLD: &str = "CODEX_ORCHESTRATOR_TEST_HOLD";
 /// The token `serve` requires on every request (as `--token`).
 pub const SERVE_TOKEN: &str = "CODEX_ORCHESTRATOR_SERVE_TOKEN";
 /// Set and not empty: no colour codes in diagnostics (<https://no-color.org>).

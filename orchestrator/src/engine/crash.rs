@@ -209,3 +209,30 @@ pub fn test_panic_point(point: &str) {
         );
     }
 }
+
+/// Holds the runner at `point` while the file named by `CODEX_ORCHESTRATOR_TEST_HOLD`
+/// (`<point>:<file>`) exists, after creating `<file>.reached`; in builds with debug assertions
+/// only, like [`test_panic_point`]. It lets a test kill the runner in a step that starts no
+/// process a test script could hold (a loop's feedback step).
+pub async fn test_hold_point(point: &str) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(value) = std::env::var_os(crate::env_vars::TEST_HOLD) else {
+        return;
+    };
+    let value = value.to_string_lossy();
+    let Some((at, file)) = value.split_once(':') else {
+        return;
+    };
+    let file = std::path::PathBuf::from(file);
+    if at != point || !file.exists() {
+        return;
+    }
+    let mut reached = file.clone().into_os_string();
+    reached.push(".reached");
+    let _ = std::fs::write(&reached, b"");
+    while file.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -3,9 +3,11 @@
 //! resumed where it was, and no completed iteration is repeated. Append-only files count what
 //! ran: `builds.log` (one line per build started), `verifies.log` (one per verify stage).
 //!
-//! The kills all land in iteration 2, once iteration 1 (build, verify, feedback) is complete.
-//! The snapshot phases are held with a git clean filter on `*.slow` files (git runs it while
-//! `git add` hashes them, which is exactly the snapshot's work), armed through a file.
+//! The kills land in iteration 2, once iteration 1 (build, verify, feedback) is complete, except
+//! the one in the feedback step, which comes after iteration 1's failed verify. The snapshot
+//! phases are held with a git clean filter on `*.slow` files (git runs it while `git add`
+//! hashes them, which is exactly the snapshot's work), armed through a file; the feedback step
+//! by the runner's hold point for tests (debug builds only).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,10 @@ enum Phase {
     Building,
     SnapshotAfter,
     Verifying,
+    /// After iteration 1's failed verify, while its feedback is written: held by the runner's
+    /// debug-build hold point (`CODEX_ORCHESTRATOR_TEST_HOLD`), as no process of a test script
+    /// runs in that step.
+    Feedback,
 }
 
 /// Control files outside the repository (so they never count as a change of the tree).
@@ -105,16 +111,25 @@ fn kill_in(phase: Phase) {
     let ctl = Ctl {
         dir: tempfile::tempdir().expect("ctl"),
     };
-    let env = setup(&ctl);
+    let hold = ctl.path("hold-feedback");
+    let env = setup(&ctl).env(
+        "CODEX_ORCHESTRATOR_TEST_HOLD",
+        &format!("loop-feedback:{}", hold.display()),
+    );
     let arm = match phase {
         Phase::SnapshotBefore => "hold-snapshot-before",
         Phase::Building => "hold-building",
         Phase::SnapshotAfter => "hold-snapshot-after",
         Phase::Verifying => "hold-verifying",
+        Phase::Feedback => "hold-feedback",
     };
     std::fs::write(ctl.path(arm), "").expect("arm");
     let runner = gitrepo::spawn_start(&env, "p");
-    gitrepo::wait_for(&ctl.path("reached"));
+    let reached = match phase {
+        Phase::Feedback => "hold-feedback.reached",
+        _ => "reached",
+    };
+    gitrepo::wait_for(&ctl.path(reached));
     let id = gitrepo::top_run(&env, "p");
     let recorded = env.manifest(&id);
     let l = &recorded["commands"][0]["loop"];
@@ -123,8 +138,10 @@ fn kill_in(phase: Phase) {
         Phase::Building => "building",
         Phase::SnapshotAfter => "snapshot-after",
         Phase::Verifying => "verifying",
+        Phase::Feedback => "feedback",
     };
-    assert_eq!(l["iteration"], 2, "{phase:?}");
+    let held_in = if phase == Phase::Feedback { 1 } else { 2 };
+    assert_eq!(l["iteration"], held_in, "{phase:?}");
     assert_eq!(
         l["phase"], expected,
         "{phase:?}: the record says where it is"
@@ -173,6 +190,22 @@ fn kill_in(phase: Phase) {
     assert_eq!(count(&builds, "build 1"), 1, "{phase:?}: {builds:?}");
     assert_eq!(count(&verifies, "verify 1"), 1, "{phase:?}: {verifies:?}");
     assert_eq!(its[0]["builds_started"], 1);
+    // Iteration 2's build was given iteration 1's feedback, whole, naming the failed gate (in
+    // the feedback step, written by the resumed runner from the verify run's record).
+    let given = &its[1]["feedback"];
+    assert_eq!(given["from_iteration"], 1, "{phase:?}");
+    let feedback: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            env.path()
+                .join(given["json"].as_str().expect("feedback path")),
+        )
+        .expect("feedback file"),
+    )
+    .expect("feedback JSON");
+    assert!(
+        feedback.to_string().contains("value is broken"),
+        "{phase:?}: {feedback}"
+    );
     // Iteration 2: the half-done build runs again; a completed one does not.
     let build2 = if phase == Phase::Building { 2 } else { 1 };
     assert_eq!(count(&builds, "build 2"), build2, "{phase:?}: {builds:?}");
@@ -248,4 +281,9 @@ fn kill_9_while_taking_the_snapshot_after_the_build_then_resume() {
 #[test]
 fn kill_9_while_verifying_then_resume() {
     kill_in(Phase::Verifying);
+}
+
+#[test]
+fn kill_9_while_writing_the_feedback_then_resume() {
+    kill_in(Phase::Feedback);
 }

@@ -99,6 +99,7 @@ pub async fn run_loop(
                 Verified::OutOfTime => d.stop(LoopStop::Timeout).await?,
             },
             LoopStep::Feedback => {
+                crate::engine::crash::test_hold_point("loop-feedback").await;
                 let verify = match report.take() {
                     Some(r) => r,
                     None => d.verify_report(&rec)?,
