@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod document;
+pub mod entropy;
 pub mod errors;
 pub mod persister;
 mod render;
