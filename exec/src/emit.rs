@@ -7,7 +7,6 @@
 //! the tail or retained is the masked output, so a value never reaches the log.
 
 use base64::Engine;
-use rand::Rng;
 
 use crate::capture::Tail;
 use crate::chunk::{split_pieces, Piece};
@@ -168,7 +167,8 @@ impl<'a> Emitter<'a> {
 
 /// A random UUID-v4-shaped id (the peer's `correlation_id` / `session_id`).
 pub(crate) fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::rng().random();
+    let mut b = [0u8; 16];
+    shared_manifest::entropy::fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();

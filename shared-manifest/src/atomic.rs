@@ -6,8 +6,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use rand::Rng;
-
 use crate::errors::{AtomicWriteError, WriteStep};
 
 mod create_only;
@@ -108,7 +106,7 @@ fn stage<'a>(
         return Err(err(WriteStep::Create, e));
     };
     let (tmp, mut file) = loop {
-        let suffix: u64 = rand::rng().random();
+        let suffix = crate::entropy::random_u64();
         let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
         // `create_new`: a name collision (two writers, same random suffix) can never make one
         // writer truncate the other's temp file; it just draws again.

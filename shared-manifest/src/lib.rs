@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod delivery_state;
 pub mod document;
+pub mod entropy;
 pub mod errors;
 pub mod loop_state;
 pub mod persister;

@@ -353,7 +353,7 @@ impl RayExecutor {
     ) -> Result<String, NotStarted> {
         let s = &self.settings;
         let nonce: String = {
-            let n: u64 = rand::Rng::random(&mut rand::rng());
+            let n = shared_manifest::entropy::random_u64();
             format!("{n:016x}")
         };
         let entry = entrypoint(&nonce, spec).map_err(NotStarted::Failed)?;

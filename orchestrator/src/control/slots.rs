@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
-use rand::Rng;
 
 /// Where slots and the line live, under `.runs`.
 pub const DIR: &str = ".slots";
@@ -104,7 +103,7 @@ impl Slots {
         let name = format!(
             "{nanos:024}-{:010}-{:08x}",
             std::process::id(),
-            rand::rng().random::<u32>()
+            shared_manifest::entropy::random_u64() as u32
         );
         let tmp = queue.join(format!(".{name}"));
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;

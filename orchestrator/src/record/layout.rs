@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use rand::Rng;
-
 use crate::env_vars;
 
 /// The config file's name, looked for in the working directory and its parents.
@@ -330,15 +328,14 @@ pub fn new_run_id() -> String {
     let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     // `2026-11-22T07:39:12.703Z` -> `2026-11-22T07-39-12-703Z`
     let ts = ts.replace([':', '.'], "-");
-    let suffix: u32 = rand::rng().random();
+    let suffix = shared_manifest::entropy::random_u64() as u32;
     format!("{ts}-{suffix:08x}")
 }
 
 /// A new resume token: 64 hex characters.
 pub fn new_resume_token() -> String {
-    let mut rng = rand::rng();
     (0..4)
-        .map(|_| format!("{:016x}", rng.random::<u64>()))
+        .map(|_| format!("{:016x}", shared_manifest::entropy::random_u64()))
         .collect()
 }
 

@@ -12,8 +12,6 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
 
-use rand::Rng;
-
 use crate::errors::{AtomicWriteError, WriteStep};
 
 /// Whether [`write_create_only`] published the content.
@@ -48,7 +46,7 @@ pub fn write_create_only(target: &Path, bytes: &[u8]) -> Result<Created, AtomicW
     // The temp name follows `write_atomic`'s pattern, so a crash before the cleanup below
     // leaves a file that `remove_stale_temps` recognises.
     let (tmp, mut file) = loop {
-        let suffix: u64 = rand::rng().random();
+        let suffix = crate::entropy::random_u64();
         let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
         match OpenOptions::new().write(true).create_new(true).open(&tmp) {
             Ok(f) => break (tmp, f),

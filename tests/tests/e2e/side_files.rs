@@ -244,3 +244,36 @@ fn logs_never_follows_a_recorded_log_path_outside_runs() {
         assert_eq!(out.stdout, "real-output\n", "{recorded}");
     }
 }
+
+#[test]
+fn nothing_waits_for_the_kernels_entropy_pool() {
+    // Every getrandom(2) of a run (ids, tokens, temp names, std's hash keys, the runtime's)
+    // asks not to block: on a freshly booted machine a runner must not hang before it writes.
+    if !crate::crash::have_strace() {
+        return;
+    }
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[
+          {"kind":"command","id":"a","command":"true"},
+          {"kind":"command","id":"b","command":"exit 1","allowFailure":true}]}]}"#,
+    );
+    let trace = env.path().join("trace.txt");
+    let trace_path = trace.to_string_lossy().into_owned();
+    let out = env.start_under_strace(&["-f", "-qq", "-e", "trace=getrandom", "-o", &trace_path]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    let calls: Vec<&str> = text.lines().filter(|l| l.contains("getrandom(")).collect();
+    assert!(!calls.is_empty(), "std draws its hash keys: {text}");
+    let blocking: Vec<&&str> = calls
+        .iter()
+        // A zero-length call (a probe for the syscall) cannot block.
+        .filter(|l| {
+            !(l.contains("GRND_INSECURE") || l.contains("GRND_NONBLOCK") || l.contains(", 0, 0)"))
+        })
+        .collect();
+    assert!(blocking.is_empty(), "calls that may block: {blocking:#?}");
+}
