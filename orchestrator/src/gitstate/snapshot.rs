@@ -156,11 +156,11 @@ impl Drop for TempIndex {
 
 /// The tree id of the work tree at `top`, through a copy of the index.
 fn worktree_tree(git: &Git, top: &Path, opts: &SnapshotOptions) -> Result<String, SnapshotError> {
-    use rand::Rng;
+    // Never blocks on the kernel's entropy pool (see `shared_manifest::entropy`).
     let name = format!(
         "co-snapshot-{}-{:016x}.index",
         std::process::id(),
-        rand::rng().random::<u64>()
+        shared_manifest::entropy::random_u64()
     );
     let dir = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let temp = TempIndex(dir.join(name));
