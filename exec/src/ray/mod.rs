@@ -402,6 +402,8 @@ impl RayExecutor {
             .collect();
         let mut metadata = s.metadata.clone();
         metadata.insert("codex_orchestrator.attempt", spec.attempt.to_string());
+        // The whole digest, for a runner that attaches later (the package name has half).
+        metadata.insert(DIGEST_KEY, pkg.sha256.clone());
         let req = SubmitRequest {
             entrypoint: &entry,
             submission_id: id,
@@ -453,9 +455,16 @@ async fn stop_requested(cancel: &mut watch::Receiver<CancelRequest>) {
     }
 }
 
-/// The sha256 of the package a job was submitted with, from its `gcs://co_<sha>.zip` name
-/// (only the first 32 hex digits are in the name).
+/// The job metadata key holding the sha256 of the job's working-dir package.
+const DIGEST_KEY: &str = "codex_orchestrator.working_dir_sha256";
+
+/// The sha256 of the package a job was submitted with: from the job's metadata, else (a job
+/// submitted by an older runner) from its `gcs://co_<sha>.zip` name, which holds only the first
+/// 32 hex digits.
 fn working_dir_of(job: &JobDetails) -> Option<String> {
+    if let Some(sha) = job.metadata.as_ref().and_then(|m| m.get(DIGEST_KEY)) {
+        return Some(sha.clone());
+    }
     let wd = job.runtime_env.as_ref()?.get("working_dir")?.as_str()?;
     let name = wd.strip_prefix("gcs://co_")?.strip_suffix(".zip")?;
     Some(name.to_owned())
