@@ -179,11 +179,13 @@ fn nonce_of(entrypoint: &str) -> Option<String> {
 
 /// The job's command line: find a Python, run the wrapper with the stage's command.
 fn entrypoint(nonce: &str, spec: &ExecSpec) -> Result<String, String> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(spec.command.as_bytes());
+    // The wrapper runs shell text; argv mode reaches it quoted, which runs the same argv.
+    let text = spec.shell_text();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
     if b64.len() > MAX_COMMAND_B64 {
         return Err(format!(
             "the command is {} bytes; a Ray stage's command can be at most {} bytes",
-            spec.command.len(),
+            text.len(),
             MAX_COMMAND_B64 / 4 * 3
         ));
     }
@@ -482,7 +484,7 @@ fn begin_event(
         "correlation_id": correlation_id,
         "attempt": spec.attempt,
         "command": spec.shown_command(),
-        "args": [],
+        "args": spec.shown_args(),
         "cwd": spec.cwd.to_string_lossy(),
         "session_id": uuid_v4(),
         "sandbox_state": "unsandboxed",

@@ -58,8 +58,10 @@ pub async fn run_command(
 struct Began {
     /// 1-based stage index.
     index: usize,
-    /// The command as the shell gets it.
+    /// The command as the shell gets it (argv mode: the argv quoted for `sh`).
     command: String,
+    /// Argv mode: the program and its arguments, run without a shell.
+    argv: Option<(String, Vec<String>)>,
     /// The command as records and displays show it (secret values masked).
     shown: String,
     /// The secret values to mask in the stage's output.
@@ -118,6 +120,7 @@ fn begin(
     Ok(Began {
         index,
         command,
+        argv: cmd.args.clone().map(|args| (cmd.command.clone(), args)),
         shown,
         secrets,
         cwd,
@@ -185,7 +188,14 @@ async fn run_attempt(
     first: u32,
 ) -> Result<ExecResult, AppError> {
     let ctx = &run.ctx;
-    let mut spec = ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index);
+    let mut spec = match &b.argv {
+        None => ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index),
+        Some((program, args)) => {
+            let mut spec = ExecSpec::new(program.clone(), b.cwd.clone(), b.index);
+            spec.args = Some(args.clone());
+            spec
+        }
+    };
     spec.env = b.env.clone();
     spec.timeout = b.timeout;
     spec.kill_grace = ctx.exec.kill_grace;
