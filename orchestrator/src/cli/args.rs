@@ -265,6 +265,9 @@ pub struct RunPlanArgs {
     /// environment.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Secret variables, as for `start`.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
     /// Task id (default: `MCP_RUNNER_TASK_ID`, `CODEX_ORCHESTRATOR_TASK_ID`, `TASK`, `0101`).
     #[arg(long)]
     pub task: Option<String>,

@@ -28,6 +28,7 @@ pub async fn run_plan(args: RunPlanArgs) -> Result<i32, AppError> {
         progress: args.progress,
         concurrency: args.concurrency,
         vars: args.vars,
+        secrets: args.secrets,
         // Plan files are always read strictly.
         strict: true,
         junit: args.junit,
