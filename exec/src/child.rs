@@ -245,7 +245,7 @@ pub(crate) fn start(spec: &ExecSpec, log: &mut StageLog) -> Result<LocalAttempt,
         "correlation_id": correlation_id,
         "attempt": spec.attempt,
         "command": spec.shown_command(),
-        "args": [],
+        "args": spec.shown_args(),
         "cwd": spec.cwd.to_string_lossy(),
         "session_id": uuid_v4(),
         // We do not sandbox stages; say so rather than copy the peer's "sandboxed".
@@ -256,10 +256,20 @@ pub(crate) fn start(spec: &ExecSpec, log: &mut StageLog) -> Result<LocalAttempt,
     // `/bin/sh` by path: a bare `sh` makes every spawn search `PATH` (8 failed execve calls
     // per stage on a usual PATH), and the shell a stage gets must not depend on the PATH the
     // runner was started with (the peer's `shell: true` is `/bin/sh` too).
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&spec.command)
-        .current_dir(&spec.cwd)
+    let mut cmd = match &spec.args {
+        None => {
+            let mut sh = tokio::process::Command::new("/bin/sh");
+            sh.arg("-c").arg(&spec.command);
+            sh
+        }
+        // Argv mode: the program itself leads the group, its arguments untouched by a shell.
+        Some(args) => {
+            let mut program = tokio::process::Command::new(&spec.command);
+            program.args(args);
+            program
+        }
+    };
+    cmd.current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -270,7 +280,10 @@ pub(crate) fn start(spec: &ExecSpec, log: &mut StageLog) -> Result<LocalAttempt,
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let message = format!("sh -c in `{}`: {e}", spec.cwd.display());
+            let message = match &spec.args {
+                None => format!("sh -c in `{}`: {e}", spec.cwd.display()),
+                Some(_) => format!("`{}` in `{}`: {e}", spec.command, spec.cwd.display()),
+            };
             log.write_fields(obj(json!({
                 "type": "exec:end",
                 "correlation_id": correlation_id,

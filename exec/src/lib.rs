@@ -38,7 +38,8 @@ pub use ndjson::{LogEvent, RunnerLog, StageLog};
 pub use outcome::{Capture, ChunkRecord, ExecResult, Outcome, ProcessInfo, RemoteInfo};
 pub use redact::Secrets;
 pub use spec::{
-    CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT, DEFAULT_TAIL_BYTES,
+    shell_words, CancelRequest, ExecSpec, DEFAULT_KILL_GRACE, DEFAULT_LEAK_TIMEOUT,
+    DEFAULT_TAIL_BYTES,
 };
 pub use summary::summarize;
 pub use unix::{process_group_and_start, process_start_ticks, signal_name};

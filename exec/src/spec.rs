@@ -10,11 +10,16 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// Default wait, after the stage's main process exited, for grandchildren still holding its pipes.
 pub const DEFAULT_LEAK_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// One attempt of one command stage: `sh -c <command>` in `cwd`, stdin closed, own process group.
+/// One attempt of one command stage: `sh -c <command>` (or, with `args`, the program `command`
+/// with those arguments and no shell) in `cwd`, stdin closed, own process group.
 #[derive(Debug, Clone)]
 pub struct ExecSpec {
-    /// Shell text run with `sh -c`.
+    /// Shell text run with `sh -c`; with `args`, the program (a path, or a name looked up in
+    /// `PATH`).
     pub command: String,
+    /// Argv mode: the program's arguments, handed over as they are, without a shell (no
+    /// quoting, no expansion). `None` runs `command` with `sh -c`.
+    pub args: Option<Vec<String>>,
     /// Working directory of the process.
     pub cwd: PathBuf,
     /// Variables set on top of the runner's own environment, applied in order.
@@ -47,10 +52,24 @@ impl ExecSpec {
         }
     }
 
+    /// Argv mode's arguments as logs show them: secret values masked (the program gets them
+    /// as written); empty in shell mode.
+    pub fn shown_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .flatten()
+            .map(|a| match &self.secrets {
+                Some(s) => s.redact_str(a).0,
+                None => a.clone(),
+            })
+            .collect()
+    }
+
     /// A spec with the defaults above for everything but the command, cwd and index.
     pub fn new(command: impl Into<String>, cwd: impl Into<PathBuf>, index: usize) -> Self {
         Self {
             command: command.into(),
+            args: None,
             cwd: cwd.into(),
             env: Vec::new(),
             timeout: None,
@@ -63,6 +82,45 @@ impl ExecSpec {
             secrets: None,
         }
     }
+}
+
+impl ExecSpec {
+    /// What runs, as shell text: `command` itself, or in argv mode the program and its
+    /// arguments quoted so that `sh -c` runs exactly that argv (for executors that can only
+    /// run shell text, and for display).
+    pub fn shell_text(&self) -> String {
+        match &self.args {
+            None => self.command.clone(),
+            Some(args) => shell_words(std::iter::once(&self.command).chain(args)),
+        }
+    }
+}
+
+/// Quotes each word for `sh` and joins them with spaces: `sh -c` of the result runs exactly
+/// these words as argv. Words made only of safe characters stay as they are (`=` is not one:
+/// a first word `A=b` would be an assignment).
+pub fn shell_words<'a>(words: impl IntoIterator<Item = &'a String>) -> String {
+    let quote = |w: &str| -> String {
+        let safe = !w.is_empty()
+            && w.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'_' | b'.' | b'/' | b':' | b'+' | b',' | b'@' | b'%'
+                    )
+            });
+        if safe {
+            w.to_owned()
+        } else {
+            // Inside single quotes nothing is special but the quote itself: close, escape, reopen.
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    words
+        .into_iter()
+        .map(|w| quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A request to stop running stages, sent by the orchestrator's signal handling over a
@@ -83,4 +141,18 @@ pub enum CancelRequest {
         /// Signal number that caused the cancellation.
         signal: i32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quote_only_what_needs_it() {
+        let w: Vec<String> = ["echo", "a b", "it's", "", "$HOME", "x=1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(shell_words(&w), r#"echo 'a b' 'it'\''s' '' '$HOME' 'x=1'"#);
+    }
 }

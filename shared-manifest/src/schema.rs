@@ -148,7 +148,7 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_path: Option<String>,
     /// Whose config that is: `repo`, `package` (the peer package's, used because the repo has
-    /// none) or `inline` (`exec`).
+    /// none), `inline` (`exec`) or `plan-file` (`run-plan`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_source: Option<String>,
 

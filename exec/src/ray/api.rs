@@ -143,6 +143,9 @@ pub(crate) struct JobDetails {
     pub(crate) driver_exit_code: Option<i32>,
     #[serde(default)]
     pub(crate) runtime_env: Option<Value>,
+    /// What the submitter put there (ours: run, stage, attempt, the package's digest).
+    #[serde(default)]
+    pub(crate) metadata: Option<BTreeMap<String, String>>,
 }
 
 /// One node's total resources (`GET /api/v0/nodes`).

@@ -179,11 +179,13 @@ fn nonce_of(entrypoint: &str) -> Option<String> {
 
 /// The job's command line: find a Python, run the wrapper with the stage's command.
 fn entrypoint(nonce: &str, spec: &ExecSpec) -> Result<String, String> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(spec.command.as_bytes());
+    // The wrapper runs shell text; argv mode reaches it quoted, which runs the same argv.
+    let text = spec.shell_text();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
     if b64.len() > MAX_COMMAND_B64 {
         return Err(format!(
             "the command is {} bytes; a Ray stage's command can be at most {} bytes",
-            spec.command.len(),
+            text.len(),
             MAX_COMMAND_B64 / 4 * 3
         ));
     }
@@ -402,6 +404,8 @@ impl RayExecutor {
             .collect();
         let mut metadata = s.metadata.clone();
         metadata.insert("codex_orchestrator.attempt", spec.attempt.to_string());
+        // The whole digest, for a runner that attaches later (the package name has half).
+        metadata.insert(DIGEST_KEY, pkg.sha256.clone());
         let req = SubmitRequest {
             entrypoint: &entry,
             submission_id: id,
@@ -453,9 +457,16 @@ async fn stop_requested(cancel: &mut watch::Receiver<CancelRequest>) {
     }
 }
 
-/// The sha256 of the package a job was submitted with, from its `gcs://co_<sha>.zip` name
-/// (only the first 32 hex digits are in the name).
+/// The job metadata key holding the sha256 of the job's working-dir package.
+const DIGEST_KEY: &str = "codex_orchestrator.working_dir_sha256";
+
+/// The sha256 of the package a job was submitted with: from the job's metadata, else (a job
+/// submitted by an older runner) from its `gcs://co_<sha>.zip` name, which holds only the first
+/// 32 hex digits.
 fn working_dir_of(job: &JobDetails) -> Option<String> {
+    if let Some(sha) = job.metadata.as_ref().and_then(|m| m.get(DIGEST_KEY)) {
+        return Some(sha.clone());
+    }
     let wd = job.runtime_env.as_ref()?.get("working_dir")?.as_str()?;
     let name = wd.strip_prefix("gcs://co_")?.strip_suffix(".zip")?;
     Some(name.to_owned())
@@ -473,7 +484,7 @@ fn begin_event(
         "correlation_id": correlation_id,
         "attempt": spec.attempt,
         "command": spec.shown_command(),
-        "args": [],
+        "args": spec.shown_args(),
         "cwd": spec.cwd.to_string_lossy(),
         "session_id": uuid_v4(),
         "sandbox_state": "unsandboxed",

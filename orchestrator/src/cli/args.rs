@@ -65,6 +65,10 @@ pub enum Command {
     /// Show a pipeline's stages and graph without running anything.
     #[command(after_help = super::help::ENV_QUERY)]
     Plan(PlanArgs),
+    /// Run a standalone plan file (JSON: `plan_id`, `globals`, `steps` run as argv without a
+    /// shell, `${VAR}` substituted from --var and the environment).
+    #[command(after_help = super::help::ENV_RUNNING)]
+    RunPlan(RunPlanArgs),
     /// Show a run's status from its manifest.
     #[command(after_help = super::help::ENV_QUERY)]
     Status(StatusArgs),
@@ -255,11 +259,59 @@ fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `run-plan`.
+#[derive(Debug, Args)]
+pub struct RunPlanArgs {
+    /// The plan file.
+    #[arg(value_name = "PATH")]
+    pub path: std::path::PathBuf,
+    /// Substitute `${NAME}` in the plan's `command`, `args`, `cwd` and `env` (repeatable;
+    /// before the environment): `--var NAME=VALUE`. Also exported into every step's
+    /// environment.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Secret variables, as for `start`.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
+    /// Task id (default: `MCP_RUNNER_TASK_ID`, `CODEX_ORCHESTRATOR_TASK_ID`, `TASK`, `0101`).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Cap on steps running at once (default: `globals.max_concurrency`, else the number of
+    /// cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub concurrency: Option<u32>,
+    /// `mcp` or `cloud`, as for `start`.
+    #[arg(long)]
+    pub execution_mode: Option<String>,
+    /// `cli` or `appserver`, as for `start`.
+    #[arg(long)]
+    pub runtime_mode: Option<String>,
+    /// Record this run as a child of another run.
+    #[arg(long)]
+    pub parent_run: Option<String>,
+    /// Progress display, as for `start`.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    /// Write a JUnit XML report of the run to this file when it ends.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
+    /// Wall-clock budget and run slots, as for `start`.
+    #[command(flatten)]
+    pub control: RunControlArgs,
+}
+
 /// `plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Pipeline id.
+    #[arg(conflicts_with = "file")]
     pub pipeline: Option<String>,
+    /// Show a plan file (as `run-plan` reads it) instead of a pipeline of the config.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,

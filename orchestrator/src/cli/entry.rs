@@ -69,6 +69,7 @@ pub fn main_impl() -> i32 {
         match cli.command {
             Command::Start(args) => super::start::start(args).await,
             Command::Plan(args) => super::plan::plan(args),
+            Command::RunPlan(args) => super::run_plan::run_plan(args).await,
             Command::Status(args) => super::status::status(args),
             Command::Runs(args) => super::runs::runs(args),
             Command::Report(args) => super::report::report(args),

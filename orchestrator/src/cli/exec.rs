@@ -111,6 +111,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
         title: format!("Execute {shell}"),
         kind: StageKind::Command(CommandStage {
             command: shell.to_owned(),
+            args: None,
             cwd,
             env: Vec::new(),
             timeout: None,

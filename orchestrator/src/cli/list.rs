@@ -26,7 +26,7 @@ fn kind(kind: &StageKind) -> (&'static str, String) {
     match kind {
         StageKind::Command(c) => (
             "command",
-            c.command.lines().next().unwrap_or_default().to_owned(),
+            c.shell_text().lines().next().unwrap_or_default().to_owned(),
         ),
         StageKind::Subpipeline { pipeline, .. } => ("subpipeline", pipeline.clone()),
         StageKind::Approval(a) => ("approval", a.prompt.clone()),

@@ -17,6 +17,7 @@ pub mod peer_flags;
 pub mod plan;
 pub mod report;
 pub mod resume;
+pub mod run_plan;
 pub mod run_ref;
 pub mod runs;
 pub mod serve;

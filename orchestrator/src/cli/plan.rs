@@ -1,4 +1,5 @@
-//! `plan [pipeline]`: the stages, their graph and the concurrency, without running anything.
+//! `plan [pipeline]` (or `plan --file PLAN`): the stages, their graph and the concurrency,
+//! without running anything.
 
 use crate::cli::{Format, PlanArgs};
 use crate::errors::AppError;
@@ -9,11 +10,15 @@ use crate::{exit, plan};
 pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
-    let config =
-        super::setup::load_config(&roots, args.strict, args.repo_config_required.as_deref())?
-            .config;
-    let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let vars = plan::parse_cli_vars(&args.vars)?;
+    let config = match &args.file {
+        Some(file) => super::run_plan::load(file, &vars)?,
+        None => {
+            super::setup::load_config(&roots, args.strict, args.repo_config_required.as_deref())?
+                .config
+        }
+    };
+    let pipeline = plan::select(&config, args.pipeline.as_deref())?;
     let mut plan = plan::build(&config, pipeline, &vars, args.concurrency)?;
     if let Some(t) = args.target.id() {
         plan.retarget(t)?;

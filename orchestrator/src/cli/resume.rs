@@ -27,7 +27,20 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             return Err(AppError::Conflict("Resume token mismatch.".into()));
         }
     }
-    let chosen = super::setup::load_config(&roots, false, args.repo_config_required.as_deref())?;
+    let mut cli_vars = plan::parse_cli_vars(&args.vars)?;
+    let chosen = match super::run_plan::recorded_plan(&roots, &manifest) {
+        // A run of a plan file is resumed from that file, its `${VAR}`s substituted again
+        // from the recorded `--var`s (a new `--var` wins) and the environment.
+        Some(path) => {
+            cli_vars = super::run_plan::vars_for_resume(&manifest, &cli_vars);
+            super::setup::Chosen {
+                config: super::run_plan::load(&path, &cli_vars)?,
+                package: None,
+                required: false,
+            }
+        }
+        None => super::setup::load_config(&roots, false, args.repo_config_required.as_deref())?,
+    };
     let config = Arc::new(chosen.config);
     let pipeline = config.pipeline(&manifest.pipeline_id).ok_or_else(|| {
         AppError::Conflict(format!(
@@ -48,7 +61,6 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             recorded.join(", ")
         )));
     }
-    let cli_vars = plan::parse_cli_vars(&args.vars)?;
     let secrets = super::setup::secret_names(&config, &args.secrets)?;
     let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     if let Some(t) = args.target.id() {

@@ -18,13 +18,18 @@ use crate::report::progress::Reporter;
 /// Runs `start`; returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     let launched = launch(&args, None).await?;
-    match args.format {
+    print(&launched, args.format);
+    Ok(launched.code)
+}
+
+/// Prints a finished run as `start` does: the JSON object, or the peer's text block.
+pub(crate) fn print(launched: &Launched, format: Format) {
+    match format {
         Format::Json => crate::report::output::json(&launched.json),
         Format::Text => crate::report::output::line(
             super::common::run_text(&launched.report, "Run started").trim_end(),
         ),
     }
-    Ok(launched.code)
 }
 
 /// A finished run, as `start`, `exec` and `flow` report it.

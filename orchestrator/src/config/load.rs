@@ -70,6 +70,7 @@ const STAGE_COMMON_KEYS: &[&str] = &[
 ];
 const COMMAND_KEYS: &[&str] = &[
     "command",
+    "args",
     "cwd",
     "env",
     "timeoutMs",
@@ -114,12 +115,18 @@ pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Loaded, ConfigErro
         column: e.column(),
         message: strip_position(&e.to_string()),
     })?;
+    from_value(path, &value, strict)
+}
+
+/// Validates a config already parsed as JSON (the plan-file translation builds one: a plan
+/// file is checked by the same walk and cross-checks as a config file).
+pub(crate) fn from_value(path: &Path, value: &Value, strict: bool) -> Result<Loaded, ConfigError> {
     let mut w = Walker {
         path: path.to_owned(),
         warnings: Vec::new(),
         strict,
     };
-    let config = w.config(&value)?;
+    let config = w.config(value)?;
     validate::check(&config)?;
     Ok(Loaded {
         config,
@@ -128,7 +135,7 @@ pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Loaded, ConfigErro
 }
 
 /// serde_json appends " at line L column C"; we print the position first, so drop it.
-fn strip_position(msg: &str) -> String {
+pub(super) fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),
@@ -243,6 +250,34 @@ impl Walker {
                     format!("expected an integer >= {min}, found {}", show(v)),
                 )),
             },
+        }
+    }
+
+    /// An optional array of strings (`args`).
+    fn opt_strings(
+        &self,
+        obj: &Map<String, Value>,
+        key: &str,
+        loc: &Loc,
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(self.err(
+                        &loc.field(&format!("{key}[{i}]")),
+                        format!("expected a string, found {}", kind_of(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(self.err(
+                &loc.field(key),
+                format!("expected an array of strings, found {}", kind_of(other)),
+            )),
         }
     }
 
@@ -601,6 +636,7 @@ impl Walker {
                     .map(Duration::from_millis);
                 StageKind::Command(CommandStage {
                     command,
+                    args: self.opt_strings(obj, "args", &loc)?,
                     cwd: self.opt_string(obj, "cwd", &loc)?,
                     env: self.string_map(obj, "env", &loc)?,
                     timeout,

@@ -7,6 +7,7 @@ mod json;
 pub mod load;
 pub mod model;
 pub mod package;
+pub mod plan_file;
 #[cfg(test)]
 mod props;
 pub mod secrets;

@@ -71,6 +71,8 @@ pub enum ConfigSource {
     Package,
     /// Built in memory (`exec`).
     Inline,
+    /// A standalone plan file (`run-plan`), translated into a one-pipeline config.
+    PlanFile,
 }
 
 impl ConfigSource {
@@ -81,6 +83,7 @@ impl ConfigSource {
             ConfigSource::Repo => "user",
             ConfigSource::Package => "default",
             ConfigSource::Inline => "inline",
+            ConfigSource::PlanFile => "plan-file",
         }
     }
     /// Our name for it (the manifest's `config_source`).
@@ -89,7 +92,20 @@ impl ConfigSource {
             ConfigSource::Repo => "repo",
             ConfigSource::Package => "package",
             ConfigSource::Inline => "inline",
+            ConfigSource::PlanFile => "plan-file",
         }
+    }
+
+    /// The source named by a manifest's `config_source`.
+    pub fn parse(s: &str) -> Option<ConfigSource> {
+        [
+            ConfigSource::Repo,
+            ConfigSource::Package,
+            ConfigSource::Inline,
+            ConfigSource::PlanFile,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 
@@ -274,8 +290,11 @@ impl OnTimeout {
 /// The fields of a command stage.
 #[derive(Debug, Clone)]
 pub struct CommandStage {
-    /// Shell text (may contain `${NAME}` variables).
+    /// Shell text (may contain `${NAME}` variables); with `args`, the program to run.
     pub command: String,
+    /// `args`: argv mode. The program `command` runs with these arguments as they are, without
+    /// a shell (no quoting, no expansion, no injection through a value).
+    pub args: Option<Vec<String>>,
     /// Working directory relative to the repo root (may contain variables).
     pub cwd: Option<String>,
     /// Extra environment, in file order (values may contain variables).
@@ -288,6 +307,17 @@ pub struct CommandStage {
     pub summary_hint: Option<String>,
     /// Where it runs: its own `executor`, else its pipeline's; `None` is local.
     pub executor: Option<ExecutorConfig>,
+}
+
+impl CommandStage {
+    /// What runs, as shell text: the command, or in argv mode the program and its arguments
+    /// quoted for `sh` (what the record and progress show; `sh -c` of it runs the same argv).
+    pub fn shell_text(&self) -> String {
+        match &self.args {
+            None => self.command.clone(),
+            Some(args) => exec::shell_words(std::iter::once(&self.command).chain(args)),
+        }
+    }
 }
 
 /// What a failure of a stage does to the rest of the run.

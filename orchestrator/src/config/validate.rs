@@ -67,9 +67,23 @@ pub(crate) fn check(config: &Config) -> Result<(), ConfigError> {
             }
         }
         p.graph().map_err(|e| {
+            let hint = match &e {
+                crate::graph::GraphError::Unknown { missing, stage } => {
+                    let ids: Vec<&str> = p
+                        .stages
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .filter(|id| id != stage)
+                        .collect();
+                    did_you_mean(missing, &ids)
+                        .map(|n| format!("; did you mean `{n}`?"))
+                        .unwrap_or_default()
+                }
+                _ => String::new(),
+            };
             err(
                 ploc.with("stage", e.stage()).field("dependsOn"),
-                e.to_string(),
+                format!("{e}{hint}"),
             )
         })?;
     }
@@ -167,6 +181,20 @@ fn check_values(config: &Config) -> Result<(), ConfigError> {
                         c.command.len()
                     ),
                 ));
+            }
+            for (i, a) in c.args.iter().flatten().enumerate() {
+                if a.contains('\0') {
+                    return Err(err(sloc.field(&format!("args[{i}]")), NUL));
+                }
+                if a.len() > MAX_ARG_BYTES {
+                    return Err(err(
+                        sloc.field(&format!("args[{i}]")),
+                        &format!(
+                            "is {} bytes, over the {MAX_ARG_BYTES} a process takes in one argument",
+                            a.len()
+                        ),
+                    ));
+                }
             }
             if c.cwd.as_deref().is_some_and(|d| d.contains('\0')) {
                 return Err(err(field("cwd"), NUL));

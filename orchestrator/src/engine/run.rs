@@ -329,7 +329,7 @@ fn initial_manifest(
         .map(|(i, s)| {
             let (command, kind, timeout) = match &s.kind {
                 StageKind::Command(c) => (
-                    Some(shown(&c.command)),
+                    Some(shown(&c.shell_text())),
                     ManifestKind::Command,
                     c.timeout
                         .or(ctx.exec.default_timeout)

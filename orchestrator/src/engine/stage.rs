@@ -59,8 +59,10 @@ pub async fn run_command(
 pub(crate) struct Began {
     /// 1-based stage index.
     pub(crate) index: usize,
-    /// The command as the shell gets it.
+    /// The command as the shell gets it (argv mode: the argv quoted for `sh`).
     pub(crate) command: String,
+    /// Argv mode: the program and its arguments, run without a shell.
+    pub(crate) argv: Option<(String, Vec<String>)>,
     /// The command as records and displays show it (secret values masked).
     pub(crate) shown: String,
     /// The secret values to mask in the command's output.
@@ -114,7 +116,7 @@ fn begin(
         }),
     );
     let timeout = cmd.timeout.or(ctx.exec.default_timeout);
-    let began = open_log(run, index, &log_abs, (command, cwd, env), timeout)?;
+    let began = open_log(run, index, &log_abs, cmd, (command, cwd, env), timeout)?;
     ctx.reporter.stage_started(
         &run.label(),
         index,
@@ -131,6 +133,7 @@ pub(crate) fn open_log(
     run: &RunState,
     index: usize,
     log_abs: &std::path::Path,
+    cmd: &CommandStage,
     (command, cwd, env): Resolved,
     timeout: Option<Duration>,
 ) -> Result<Began, AppError> {
@@ -154,6 +157,7 @@ pub(crate) fn open_log(
     Ok(Began {
         index,
         command,
+        argv: cmd.args.clone().map(|args| (cmd.command.clone(), args)),
         shown,
         secrets,
         cwd,
@@ -224,7 +228,14 @@ async fn run_attempt(
     start_record: &StartRecord,
 ) -> Result<ExecResult, AppError> {
     let ctx = &run.ctx;
-    let mut spec = ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index);
+    let mut spec = match &b.argv {
+        None => ExecSpec::new(b.command.clone(), b.cwd.clone(), b.index),
+        Some((program, args)) => {
+            let mut spec = ExecSpec::new(program.clone(), b.cwd.clone(), b.index);
+            spec.args = Some(args.clone());
+            spec
+        }
+    };
     spec.env = b.env.clone();
     spec.timeout = b.timeout;
     spec.kill_grace = ctx.exec.kill_grace;

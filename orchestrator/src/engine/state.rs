@@ -187,7 +187,9 @@ impl RunState {
             }
             None => self.ctx.roots.repo.clone(),
         };
-        Ok((cmd.command.clone(), cwd, env))
+        // In argv mode the shell text is what the record and progress show; the program
+        // and its arguments reach the executor apart (see `stage.rs`).
+        Ok((cmd.shell_text(), cwd, env))
     }
 }
 

@@ -221,7 +221,7 @@ impl Plan {
                         "id": s.id,
                         "title": s.title,
                         "kind": "command",
-                        "command": c.command,
+                        "command": c.shell_text(),
                         "cwd": c.cwd,
                         // The peer writes `null` for a stage without `env`.
                         "env": (!c.env.is_empty()).then(|| c.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>()),
@@ -261,6 +261,10 @@ impl Plan {
                         .map(|(k, v)| (k, Value::String(v)))
                         .collect();
                     obj.insert("variables".into(), Value::Object(vars));
+                    // Argv mode: the program and its arguments as they are handed over.
+                    if let Some(args) = &c.args {
+                        obj.insert("argv".into(), json!(std::iter::once(&c.command).chain(args).collect::<Vec<_>>()));
+                    }
                 }
                 if !s.locks.is_empty() {
                     obj.insert("locks".into(), json!(s.locks));
@@ -331,7 +335,7 @@ impl Plan {
             for &i in stages {
                 let s = &p.stages[i];
                 let what = match &s.kind {
-                    StageKind::Command(c) => c.command.clone(),
+                    StageKind::Command(c) => c.shell_text(),
                     StageKind::Subpipeline { pipeline, .. } => format!("(sub-pipeline {pipeline})"),
                     StageKind::Approval(a) => format!("(approval: {})", a.prompt),
                     StageKind::Loop(l) => format!(

@@ -57,7 +57,8 @@ pub(crate) fn check_spawn_sizes(
                 StageKind::Subpipeline { .. } | StageKind::Approval(_) => continue,
             };
             let env: usize = c.env.iter().map(|(k, v)| cost(k.len() + 1 + v.len())).sum();
-            let total = inherited + vars + env + cost(c.command.len());
+            let args: usize = c.args.iter().flatten().map(|a| cost(a.len())).sum();
+            let total = inherited + vars + env + cost(c.command.len()) + args;
             if total > limit {
                 return Err(AppError::Config(ConfigError::Invalid {
                     path: config.path.clone(),

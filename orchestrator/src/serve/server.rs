@@ -12,7 +12,7 @@ use crate::record::layout::Roots;
 use crate::serve::shutdown::Shutdown;
 use crate::serve::state::{Access, AppState, Shared};
 use crate::serve::watch::DirWatch;
-use crate::serve::{events, files, live, logs, pages, runs, security, stages};
+use crate::serve::{approvals, events, files, live, logs, pages, runs, security, stages};
 
 /// What `serve` was asked for.
 #[derive(Debug, Clone)]
@@ -93,6 +93,7 @@ fn router(state: AppState) -> Router {
         .route("/api/events", get(events::all_events))
         .route("/api/runs/{id}", get(runs::show))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/runs/{id}/approvals", post(approvals::decide))
         .route("/api/runs/{id}/events", get(events::run_events))
         .route("/api/runs/{id}/stages", get(stages::stages))
         .route("/api/runs/{id}/junit.xml", get(files::junit))

@@ -1,7 +1,8 @@
 //! `GET /api/runs/{id}/stages`: what the run page draws beyond the status object: each
 //! stage's `dependsOn` and level in the graph, its result in full (outcome, signal, timeout,
 //! bytes written, why it was skipped), its error file, and the time span of every attempt for
-//! the timeline, read from `runner.ndjson`'s `exec:begin` / `exec:end` lines.
+//! the timeline, read from `runner.ndjson`'s `exec:begin` / `exec:end` lines, and an approval
+//! stage's request (prompt, approvers, deadline, decision) with whether it waits for one now.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -81,7 +82,13 @@ fn describe(roots: &Roots, run: &RunLoc, m: &Manifest) -> Value {
         .commands
         .iter()
         .zip(&levels)
-        .map(|(c, level)| stage(roots, run, c, *level, spans.remove(&c.index)))
+        .map(|(c, level)| {
+            let mut v = stage(roots, run, c, *level, spans.remove(&c.index));
+            // What the stage waits for now (`approval`, `locks`), as `status` says it: the
+            // run page offers Approve / Reject on a stage waiting for approval.
+            v["waiting"] = json!(crate::report::waiting::stage_wait(m, c));
+            v
+        })
         .collect();
     json!({
         "run_id": m.run_id,
@@ -153,6 +160,7 @@ fn stage(
         "summary": c.summary,
         "skip_reason": c.skip_reason,
         "sub_run_id": c.sub_run_id,
+        "approval": c.approval,
         "stdout_bytes": c.stdout_bytes,
         "stderr_bytes": c.stderr_bytes,
         "log_file": rel(&c.log_path),

@@ -30,6 +30,7 @@ mod numbers;
 mod package;
 mod panic;
 mod peer_flags;
+mod plan_files;
 mod ray;
 mod resource_locks;
 mod resume;

@@ -177,6 +177,47 @@ fn a_failing_ray_stage_records_its_exit_code() {
 }
 
 #[test]
+fn retries_and_on_failure_apply_to_ray_stages_as_to_local_ones() {
+    let Some(address) = head() else { return };
+    // Two attempts, each its own job (`--1`, `--2`), both in the stage's log; `onFailure:
+    // continue` lets the dependent run.
+    let config = format!(
+        r#"{{"pipelines":[{{"id":"p","stages":[
+          {{"kind":"command","id":"flaky","executor":{exec},"command":"echo try; exit 3",
+            "retries":{{"count":1,"delayMs":10}},"onFailure":"continue"}},
+          {{"kind":"command","id":"after","command":"touch after","dependsOn":["flaky"]}}]}}]}}"#,
+        exec = ray(&address, ""),
+    );
+    let env = TestEnv::new().config(&config);
+    let r = env.start("p", &[]);
+    let run_id = r.run_id();
+    let m = env.manifest(&run_id);
+    let s = stage(&m, "flaky");
+    assert_eq!(s["status"], "failed", "{s}");
+    assert_eq!(s["attempts"], 2, "{s}");
+    assert_eq!(s["exit_code"], 3);
+    assert!(env.path().join("after").exists(), "{}", r.stderr);
+    assert_eq!(stage(&m, "after")["status"], "succeeded");
+    let mut js = jobs_of(&address, &run_id);
+    js.sort();
+    assert_eq!(
+        js,
+        [
+            (format!("{run_id}--flaky--1"), "FAILED".to_owned()),
+            (format!("{run_id}--flaky--2"), "FAILED".to_owned()),
+        ]
+    );
+    let log = stage_log(&env, &run_id, "01-flaky.ndjson");
+    let begins: Vec<&Value> = log.iter().filter(|l| l["type"] == "exec:begin").collect();
+    assert_eq!(begins.len(), 2);
+    for (n, b) in begins.iter().enumerate() {
+        assert_eq!(b["attempt"], n + 1);
+        let out = stream(&log, "stdout", b["correlation_id"].as_str());
+        assert_eq!(out, b"try\n".to_vec(), "attempt {}", n + 1);
+    }
+}
+
+#[test]
 fn a_timeout_stops_the_ray_job() {
     let Some(address) = head() else { return };
     let config = format!(
@@ -306,6 +347,8 @@ fn kill_9_of_the_runner_then_resume_attaches_to_the_running_job() {
     assert_eq!(s["status"], "succeeded");
     assert_eq!(s["executor"]["attached"], true, "{s}");
     assert_eq!(s["attempts"], 1);
+    // The attached attempt's record is whole (the package digest read back from the job).
+    assert_ray_record(&m, "long", &address, "SUCCEEDED");
     // One submission on the cluster: attached, not submitted again.
     let js = jobs_of(&address, &run_id);
     assert_eq!(js, [(format!("{run_id}--long--1"), "SUCCEEDED".to_owned())]);

@@ -124,7 +124,8 @@ fn list_shows_pipelines_and_stages() {
 }
 
 /// Every ```json block of the README: a config (it has `pipelines`) passes `plan --strict` for
-/// each of its pipelines; anything else at least parses.
+/// each of its pipelines, a plan file (it has `plan_id`) passes `plan --file`; anything else
+/// at least parses.
 #[test]
 fn the_readme_json_examples_are_valid() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
@@ -141,6 +142,14 @@ fn the_readme_json_examples_are_valid() {
     for block in blocks {
         let v: serde_json::Value =
             serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}:\n{block}"));
+        if v["plan_id"].is_string() {
+            // A plan file (its example uses `${BRANCH}`).
+            let env = TestEnv::new();
+            std::fs::write(env.path().join("plan.json"), block).expect("write plan");
+            let out = env.cli(["plan", "--file", "plan.json", "--var", "BRANCH=main"]);
+            assert_eq!(out.code, 0, "README plan: {}", out.stderr);
+            continue;
+        }
         let Some(pipelines) = v["pipelines"].as_array() else {
             continue;
         };

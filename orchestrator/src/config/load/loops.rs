@@ -60,6 +60,7 @@ impl Walker {
             }
             Some(Value::String(s)) if !s.trim().is_empty() => CommandStage {
                 command: s.clone(),
+                args: None,
                 cwd: None,
                 env: Vec::new(),
                 timeout: None,
@@ -137,6 +138,8 @@ impl Walker {
         let command = self.req_string(b, "command", &bloc, "the build's shell command")?;
         Ok(CommandStage {
             command,
+            // A build is shell text (argv mode is for command stages).
+            args: None,
             cwd: self.opt_string(b, "cwd", &bloc)?,
             env: self.string_map(b, "env", &bloc)?,
             timeout: self

@@ -74,7 +74,14 @@ pub(crate) async fn run_build(
     };
     let started_at = crate::time::now();
     let started = Instant::now();
-    let mut began = open_log(run, index, &log_abs, (command, cwd, env), timeout)?;
+    let mut began = open_log(
+        run,
+        index,
+        &log_abs,
+        &spec.build,
+        (command, cwd, env),
+        timeout,
+    )?;
     let start: StartRecord = Arc::new(move |_, _, process| {
         process.map(|p| loop_update(index, LoopChange::BuildSpawned(p)))
     });

@@ -25,6 +25,7 @@ pub(crate) fn get(name: &str) -> Option<Asset> {
         "common.js" => (include_str!("common.js"), JS),
         "runs.js" => (include_str!("runs.js"), JS),
         "run.js" => (include_str!("run.js"), JS),
+        "approvals.js" => (include_str!("approvals.js"), JS),
         "icon.svg" => (include_str!("icon.svg"), "image/svg+xml"),
         _ => return None,
     };

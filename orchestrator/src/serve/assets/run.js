@@ -3,6 +3,7 @@
 // stages along as they start and end; the full picture is then fetched again (debounced), so
 // what is shown always ends up equal to the manifest.
 import { el, svg, getJSON, duration, when, badge, ms, ansiState, renderAnsi, stripAnsi } from './common.js';
+import { renderApprovals } from './approvals.js';
 
 const main = document.getElementById('run');
 const runId = main.dataset.runId;
@@ -87,6 +88,8 @@ function deps(s, i, all) {
 
 /** A stage's status in words: a stage still pending when the run has ended was never run. */
 function label(s) {
+  if (s.waiting === 'approval') return 'waiting for approval';
+  if (s.waiting === 'locks') return 'waiting for locks';
   return s.status === 'pending' && S.status && TERMINAL.includes(S.status.status) ? 'not run' : s.status;
 }
 
@@ -382,6 +385,7 @@ function defaultStage() {
 
 function render() {
   renderHead();
+  renderApprovals(document.getElementById('approvals'), api, stages(), refreshSoon);
   renderGraph();
   renderGantt();
   renderTable();

@@ -2,8 +2,9 @@
 //! `chromium` and `chromium-driver`, which `.ci/run` installs). While real pipelines run, the
 //! runs page gains the new run without a reload, the run page moves stages from running to
 //! succeeded and failed as the events arrive, shows a stage's output live (colours rendered,
-//! stderr told apart, markup shown as text), and its Cancel button cancels the run. Both pages
-//! are saved as screenshots under `target/screenshots/` for a person to look at.
+//! stderr told apart, markup shown as text), its Cancel button cancels the run, and its Approve
+//! button lets a run waiting at an approval stage go on. The pages are saved as screenshots
+//! under `target/screenshots/` for a person to look at.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -28,7 +29,10 @@ const CONFIG: &str = r#"{"pipelines":[
     {"kind":"command","id":"package","title":"Package","dependsOn":["unit","lint"],"command":"echo packaged"}]},
   {"id":"nightly","title":"Nightly soak","stages":[
     {"kind":"command","id":"soak","title":"Soak test","command":"echo soaking; sleep 60"},
-    {"kind":"command","id":"report","title":"Report","command":"echo done"}]}]}"#;
+    {"kind":"command","id":"report","title":"Report","command":"echo done"}]},
+  {"id":"release","title":"Release","stages":[
+    {"kind":"approval","id":"gate","title":"Go / no-go","prompt":"Ship build 42 to production?","approvers":["alice"]},
+    {"kind":"command","id":"ship","title":"Ship","command":"echo shipped"}]}]}"#;
 
 /// `chromedriver` on a free loopback port, stopped on drop.
 struct Driver {
@@ -261,6 +265,25 @@ fn the_dashboard_follows_runs_live_in_a_real_browser() {
         until(&c, "the run to be cancelled", Duration::from_secs(15), "document.getElementById('run').dataset.status === 'cancelled'").await;
         assert_eq!(soak.wait().expect("runner").code(), Some(143));
         assert_eq!(env.manifest(&soak_run)["status"], "cancelled");
+
+        // Approve: a run waiting at an approval shows its prompt; one click lets it finish.
+        let mut release = start_in_background(&env, "release");
+        let release_run = run_of(&server, "release&status=in_progress");
+        c.goto(&format!("{base}/runs/{release_run}")).await.expect("run page");
+        until(&c, "the approval card", Duration::from_secs(15), "document.querySelector('#approvals [data-stage=\"gate\"] .prompt')?.textContent === 'Ship build 42 to production?'").await;
+        assert_eq!(eval(&c, "document.getElementById('approvalsec').hidden").await, json!(false));
+        assert_eq!(eval(&c, &stage("gate", "status")).await, json!("running"));
+        c.find(Locator::Css("#approvals [data-stage=\"gate\"] input.actor")).await.expect("actor field").send_keys("alice").await.expect("type the actor");
+        save(&c, "run-page-approval.png").await;
+        c.find(Locator::Css("#approvals [data-stage=\"gate\"] button.approve")).await.expect("approve button").click().await.expect("click approve");
+        until(&c, "the release run to succeed", Duration::from_secs(15), "document.getElementById('run').dataset.status === 'succeeded'").await;
+        // (the run's end arrives as an event; the stages follow with the next fetch)
+        until(&c, "ship to succeed", Duration::from_secs(10), &format!("{} === 'succeeded'", stage("ship", "status"))).await;
+        until(&c, "the approval card to go", Duration::from_secs(10), "document.getElementById('approvalsec').hidden").await;
+        assert_eq!(release.wait().expect("runner").code(), Some(0));
+        let m = env.manifest(&release_run);
+        assert_eq!(m["approvals"][0]["actor"], "alice");
+        assert_eq!(m["approval_decisions"][0]["source"], "dashboard");
         c.close().await.expect("close the session");
     });
 }

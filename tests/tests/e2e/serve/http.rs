@@ -105,8 +105,19 @@ pub(crate) fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
+    request_with_body(addr, method, path, headers, b"")
+}
+
+/// One request with a body; the whole response.
+pub(crate) fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut s = connect(addr);
-    send_head(&mut s, addr, method, path, headers, b"");
+    send_head(&mut s, addr, method, path, headers, body);
     let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r);
     let mut body = Vec::new();
