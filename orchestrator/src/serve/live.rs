@@ -125,6 +125,26 @@ pub(crate) fn row_json(r: &RunRow) -> Value {
     v
 }
 
+/// `row` (as the API sends it) with `abandoned`: an unfinished run that nobody works on (its
+/// runner died: `kill -9`, a power cut), by `control::activity::observe`, the rule `status`
+/// uses. Only unfinished rows cost anything (a manifest read and a lock probe); a finished or
+/// unreadable run is never abandoned. Called for the rows of a page (blocking: from a
+/// blocking task); the tracker's change events go without it, since a change of the manifest
+/// means someone writes it.
+pub(crate) fn with_activity(roots: &Roots, mut row: Value) -> Value {
+    let unfinished = matches!(row["status"].as_str(), Some("in_progress" | "queued"));
+    let abandoned = unfinished
+        && row["manifest"].as_str().is_some_and(|rel| {
+            let path = roots.repo.join(rel);
+            crate::history::read_manifest(&path)
+                .is_ok_and(|m| crate::control::activity::observe(&path, &m).abandoned(m.status))
+        });
+    if let Value::Object(o) = &mut row {
+        o.insert("abandoned".into(), json!(abandoned));
+    }
+    row
+}
+
 /// What the tracker knows beyond the index.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot {

@@ -1,5 +1,5 @@
 //! The runs resources: `GET /api/runs` (the history index corrected by the live tracker,
-//! filtered and paged, newest first), `GET /api/pipelines` (pass rate and latest runs per
+//! filtered and paged, newest first; an unfinished run whose runner died is `abandoned`), `GET /api/pipelines` (pass rate and latest runs per
 //! pipeline), `GET /api/runs/{id}` (exactly the object of `status --run ID --format json`) and
 //! `POST /api/runs/{id}/cancel` (the path of `cancel --run`).
 
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::control::cancel::CancelError;
 use crate::history::{parse_since, RunFilter, RunRow};
 use crate::serve::error::{blocking, ApiError};
-use crate::serve::live::{row_json, LiveRow, Snapshot};
+use crate::serve::live::{row_json, with_activity, LiveRow, Snapshot};
 use crate::serve::paths;
 use crate::serve::state::AppState;
 
@@ -140,6 +140,7 @@ fn page(
             // Gone from the index between the two queries (a rebuild): left out.
             None => rows.remove(&id).map(|r| row_json(&r)),
         })
+        .map(|row| with_activity(&state.roots, row))
         .collect();
     Ok(json!({ "runs": runs, "offset": offset, "limit": limit, "has_more": has_more }))
 }

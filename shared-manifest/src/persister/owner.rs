@@ -206,7 +206,8 @@ impl<D: Document> Owner<D> {
         );
         self.dirty_since = None;
         self.cap = None;
-        self.pacer.wrote(Instant::now(), report.cost);
+        let bytes = report.main_bytes + report.sidecar_bytes.unwrap_or(0);
+        self.pacer.wrote(Instant::now(), report.cost, bytes);
         let s = &self.shared;
         s.writes.fetch_add(1, Ordering::Relaxed);
         s.bytes.fetch_add(report.main_bytes, Ordering::Relaxed);

@@ -9,8 +9,11 @@
 //! least [`MIN_GAP`], so that a burst of quick updates (a quick stage's start and end, several
 //! stages ending at once) shares one write.
 //!
+//! A record that is cheap to write but large (a fast disk, thousands of stages) is also held to
+//! [`RATE`] bytes per second, so that the bytes written stay a small multiple of its final size.
+//!
 //! Staleness: an update is on disk at most `gap + cost` after it was applied, where
-//! `gap = min(MAX_GAP, max(MIN_GAP, PACE × cost))`. While one write costs at most 25 ms (a
+//! `gap = min(MAX_GAP, max(MIN_GAP, PACE × cost, bytes / RATE))`. While one write costs at most 25 ms (a
 //! manifest of a few thousand stages on an ordinary disk), that is at most 250 ms. A write's
 //! cost includes the group commit's syncs of the stage logs that ended since the last one, so
 //! on a busy run it can reach seconds; [`MAX_GAP`] bounds the gap anyway: the record on disk
@@ -29,19 +32,24 @@ pub const PACE: u32 = 9;
 pub const MIN_GAP: Duration = Duration::from_millis(25);
 /// The longest gap between two paced writes: bounds how far the record on disk may lag.
 pub const MAX_GAP: Duration = Duration::from_secs(1);
+/// Bytes per second of paced writes at most (below [`MAX_GAP`]): a large record is written
+/// less often even when writing it is cheap, so that the bytes written stay within a small
+/// multiple of the final size (about the run's seconds / 2 for a record over 1 MiB).
+pub const RATE: u64 = 1 << 20;
 
 /// The pace of one persister's writes.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Pacer {
-    /// When the last write ended, and what it cost.
-    last: Option<(Instant, Duration)>,
+    /// When the last write ended, what it cost, and how many bytes it wrote.
+    last: Option<(Instant, Duration, u64)>,
 }
 
 impl Pacer {
     /// The gap the last write asks for.
     pub(crate) fn gap(&self) -> Duration {
-        let cost = self.last.map_or(Duration::ZERO, |(_, c)| c);
-        (cost * PACE).clamp(MIN_GAP, MAX_GAP)
+        let (cost, bytes) = self.last.map_or((Duration::ZERO, 0), |(_, c, b)| (c, b));
+        let by_size = Duration::from_micros(bytes.saturating_mul(1_000_000) / RATE);
+        (cost * PACE).max(by_size).clamp(MIN_GAP, MAX_GAP)
     }
 
     /// When to write a document that has had unwritten updates since `dirty_since`: one gap
@@ -50,14 +58,14 @@ impl Pacer {
     pub(crate) fn due(&self, dirty_since: Instant) -> Instant {
         let gathered = dirty_since + MIN_GAP;
         match self.last {
-            Some((end, _)) => gathered.max(end + self.gap()),
+            Some((end, _, _)) => gathered.max(end + self.gap()),
             None => gathered,
         }
     }
 
-    /// Records a write that ended at `end` and took `cost`.
-    pub(crate) fn wrote(&mut self, end: Instant, cost: Duration) {
-        self.last = Some((end, cost));
+    /// Records a write that ended at `end`, took `cost` and wrote `bytes`.
+    pub(crate) fn wrote(&mut self, end: Instant, cost: Duration, bytes: u64) {
+        self.last = Some((end, cost, bytes));
     }
 }
 
@@ -78,7 +86,7 @@ mod tests {
     fn cheap_writes_are_spaced_by_the_minimum_gap() {
         let t0 = Instant::now();
         let mut p = Pacer::default();
-        p.wrote(t0, MS);
+        p.wrote(t0, MS, 0);
         assert_eq!(p.gap(), MIN_GAP);
         // Dirty right after the write: the burst gathers for the minimum gap.
         assert_eq!(p.due(t0 + MS), t0 + MS + MIN_GAP);
@@ -88,11 +96,23 @@ mod tests {
     }
 
     #[test]
+    fn a_large_cheap_record_is_written_at_the_byte_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        // Half a MiB written in 2 ms: the size, not the cost, sets the gap.
+        p.wrote(t0, 2 * MS, RATE / 2);
+        assert_eq!(p.gap(), 500 * MS);
+        // Beyond a second's worth of bytes, the staleness bound wins.
+        p.wrote(t0, 2 * MS, 3 * RATE);
+        assert_eq!(p.gap(), MAX_GAP);
+    }
+
+    #[test]
     fn the_gap_never_exceeds_the_maximum() {
         let t0 = Instant::now();
         let mut p = Pacer::default();
         // A write that synced many stage logs: seconds.
-        p.wrote(t0, 2500 * MS);
+        p.wrote(t0, 2500 * MS, 0);
         assert_eq!(p.gap(), MAX_GAP);
         assert_eq!(p.due(t0), t0 + MAX_GAP);
     }
@@ -101,7 +121,7 @@ mod tests {
     fn expensive_writes_take_at_most_a_tenth_of_the_time() {
         let t0 = Instant::now();
         let mut p = Pacer::default();
-        p.wrote(t0, 40 * MS);
+        p.wrote(t0, 40 * MS, 0);
         assert_eq!(p.gap(), 360 * MS);
         let due = p.due(t0);
         assert_eq!(due, t0 + 360 * MS);

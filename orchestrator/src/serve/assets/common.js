@@ -97,6 +97,7 @@ const LABELS = {
   pending: 'pending',
   skipped: 'skipped',
   unreadable: 'unreadable',
+  abandoned: 'abandoned',
 };
 
 /** A status badge; the status is also in data-status for tests and styles. */

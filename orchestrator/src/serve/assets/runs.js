@@ -54,13 +54,15 @@ function matches(r) {
 
 function runDuration(r) {
   if (r.duration_ms !== null && r.duration_ms !== undefined) return r.duration_ms;
-  if (r.status === 'in_progress' || r.status === 'queued') return Date.now() - ms(r.started_at);
+  // An abandoned run is not getting any longer: its runner is gone.
+  if ((r.status === 'in_progress' || r.status === 'queued') && !r.abandoned) return Date.now() - ms(r.started_at);
   return null;
 }
 
 function rowEl(r) {
   const link = `/runs/${encodeURIComponent(r.run_id)}`;
   const tr = el('tr', { dataset: { run: r.run_id, status: r.status } });
+  if (r.abandoned) tr.dataset.abandoned = 'yes';
   if (r.status === 'unreadable') {
     tr.append(
       el('td', {}, badge('unreadable')),
@@ -84,7 +86,9 @@ function rowEl(r) {
     ? el('a', { href: `${link}#stage=${encodeURIComponent(r.failed_stage)}`, class: 'mono' }, r.failed_stage)
     : el('span', { class: 'muted' }, r.status_detail && r.status !== 'succeeded' ? r.status_detail : '');
   tr.append(
-    el('td', {}, badge(r.status)),
+    el('td', {}, r.abandoned
+      ? el('span', { title: `No runner holds this run: it died. codex-orchestrator resume --run ${r.run_id} continues it.` }, badge('abandoned'))
+      : badge(r.status)),
     el('td', { class: 'mono' }, el('a', { href: link, title: stripAnsi(r.summary || '') }, r.run_id),
       r.parent_run_id ? el('small', { class: 'muted' }, ' ↳ child of ', el('a', { href: `/runs/${encodeURIComponent(r.parent_run_id)}` }, r.parent_run_id.slice(-8))) : null),
     el('td', {}, el('span', { title: r.pipeline_title || '' }, r.pipeline_id)),
@@ -253,6 +257,11 @@ form.addEventListener('change', () => { state.offset = 0; load(); });
 form.addEventListener('reset', () => setTimeout(() => { state.offset = 0; load(); }, 0));
 document.getElementById('older').addEventListener('click', () => { state.offset += PAGE; load(); });
 document.getElementById('newer').addEventListener('click', () => { state.offset = Math.max(0, state.offset - PAGE); load(); });
+// A runner that dies (kill -9) writes nothing, so no event says so: while runs are in
+// progress, look at the list again now and then (each row says whether it is abandoned).
+setInterval(() => {
+  if (tbody.querySelector('tr[data-status="in_progress"]:not([data-abandoned])')) load();
+}, 10000);
 setInterval(() => {
   for (const tr of tbody.querySelectorAll('tr[data-status="in_progress"]')) {
     const cell = tr.querySelector('.dur');

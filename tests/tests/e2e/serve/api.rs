@@ -1,6 +1,7 @@
 //! The JSON API over recorded runs: the list with its filters and paging, the run object (the
 //! same as `status --format json`), stage details, byte-exact log downloads, raw files, 404s
-//! and path escapes, and runs whose manifest is damaged or whose directory goes away.
+//! and path escapes, runs whose manifest is damaged or whose directory goes away, a run whose
+//! runner was killed (listed abandoned), and a sub-pipeline stage's link to its child run.
 
 use std::time::Duration;
 
@@ -14,7 +15,10 @@ const CONFIG: &str = r#"{"pipelines":[
     {"kind":"command","id":"bytes","command":"printf 'caf\\303\\251 \\377\\376 end\\n'; printf 'warn \\200\\n' >&2"},
     {"kind":"command","id":"fails","command":"echo about to fail; exit 3","dependsOn":["bytes"],"retries":1},
     {"kind":"command","id":"never","command":"true","dependsOn":["fails"]}]},
-  {"id":"ok","stages":[{"kind":"command","id":"one","command":"echo fine"}]}
+  {"id":"ok","stages":[{"kind":"command","id":"one","command":"echo fine"}]},
+  {"id":"parent","stages":[
+    {"kind":"command","id":"prep","command":"true"},
+    {"kind":"subpipeline","id":"nested","pipeline":"ok","dependsOn":["prep"]}]}
 ]}"#;
 
 fn env_with_runs() -> (TestEnv, String, String) {
@@ -372,4 +376,85 @@ fn a_damaged_manifest_is_shown_unreadable_and_a_deleted_run_disappears() {
     eventually(Duration::from_secs(15), "the repaired run", || {
         listed(&ok).filter(|r| r["status"] == "succeeded")
     });
+}
+
+#[test]
+fn a_run_whose_runner_was_killed_is_listed_abandoned() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"long","stages":[{"kind":"command","id":"wait","command":"sleep 60"}]}]}"#,
+    );
+    let server = Server::start(&env, &[]);
+    let runner = super::start_in_background(&env, "long");
+    let run = super::run_of(&server, "long");
+    let row = |server: &Server| -> Value {
+        server.get("/api/runs?pipeline=long").json()["runs"][0].clone()
+    };
+    eventually(Duration::from_secs(10), "the stage to start", || {
+        let v = server.get(&format!("/api/runs/{run}")).json();
+        (v["commands"][0]["status"] == "running").then_some(())
+    });
+    let alive = row(&server);
+    assert_eq!(alive["run_id"], run.as_str());
+    assert_eq!(alive["status"], "in_progress");
+    assert_eq!(alive["abandoned"], false, "its runner is alive: {alive}");
+
+    crate::control_util::kill9(runner);
+    crate::control_util::kill_leftovers(&run);
+    let dead = eventually(Duration::from_secs(10), "the row to say abandoned", || {
+        let r = row(&server);
+        (r["abandoned"] == true).then_some(r)
+    });
+    assert_eq!(dead["run_id"], run.as_str());
+    assert_eq!(dead["status"], "in_progress", "the record still says so");
+    assert_eq!(
+        server.get(&format!("/api/runs/{run}")).json()["activity"]["abandoned"],
+        true,
+        "the run object agrees"
+    );
+    // Finished runs are never abandoned.
+    let (env2, failed, ok) = env_with_runs();
+    let server2 = Server::start(&env2, &[]);
+    for r in server2.get("/api/runs").json()["runs"]
+        .as_array()
+        .expect("runs")
+    {
+        assert!(r["run_id"] == failed.as_str() || r["run_id"] == ok.as_str());
+        assert_eq!(r["abandoned"], false, "{r}");
+    }
+}
+
+#[test]
+fn a_sub_pipeline_stage_links_to_its_child_run() {
+    let env = TestEnv::new().config(CONFIG);
+    let parent = env.start("parent", &[]);
+    assert_eq!(parent.code, 0, "{}", parent.stderr);
+    let parent = parent.run_id();
+    let server = Server::start(&env, &[]);
+    // The child is a run of its own, listed with its parent.
+    let children = server.get("/api/runs?pipeline=ok").json();
+    let children = children["runs"].as_array().expect("runs");
+    assert_eq!(children.len(), 1, "{children:?}");
+    let child = children[0]["run_id"].as_str().expect("child id").to_owned();
+    assert_ne!(child, parent);
+    assert_eq!(children[0]["parent_run_id"], parent.as_str());
+    assert_eq!(env.manifest(&child)["parent_run_id"], parent.as_str());
+    // The parent's stage points at it; the child's page points back.
+    let stages = server.get(&format!("/api/runs/{parent}/stages")).json();
+    let nested = stages["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["id"] == "nested")
+        .expect("the sub-pipeline stage")
+        .clone();
+    assert_eq!(nested["kind"], "subpipeline");
+    assert_eq!(nested["status"], "succeeded");
+    assert_eq!(nested["sub_run_id"], child.as_str());
+    assert_eq!(stages["parent_run_id"], Value::Null);
+    let back = server.get(&format!("/api/runs/{child}/stages")).json();
+    assert_eq!(back["parent_run_id"], parent.as_str());
+    assert_eq!(
+        server.get(&format!("/api/runs/{child}")).json()["pipeline_id"],
+        "ok"
+    );
 }
