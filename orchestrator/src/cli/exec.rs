@@ -139,6 +139,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             vars: Vec::new(),
             executor: None,
             max_wall_clock: None,
+            max_dynamic_stages: None,
         }],
         record: Default::default(),
         max_concurrent_runs: None,

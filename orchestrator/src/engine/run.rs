@@ -8,12 +8,9 @@ use std::sync::Arc;
 use exec::RunnerLog;
 use serde_json::{json, Value};
 use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
-use shared_manifest::schema::{
-    self, BudgetRecord, CommandRecord, Manifest, StageKind as ManifestKind,
-};
+use shared_manifest::schema::{self, BudgetRecord, Manifest};
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus, Targets};
 
-use crate::config::StageKind;
 use crate::control::slots::Admission;
 use crate::engine::context::{Ctx, Stop};
 use crate::engine::schedule::{self, Finished};
@@ -196,7 +193,8 @@ fn assemble(
     let state = Arc::new(RunState {
         ctx,
         dir,
-        plan,
+        plan_now: std::sync::RwLock::new(plan),
+        patching: tokio::sync::Mutex::new(()),
         persister,
         events,
         runner_log,
@@ -326,62 +324,7 @@ fn initial_manifest(
         .stages
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let (command, kind, timeout) = match &s.kind {
-                StageKind::Command(c) => (
-                    Some(shown(&c.shell_text())),
-                    ManifestKind::Command,
-                    c.timeout
-                        .or(ctx.exec.default_timeout)
-                        .map(crate::time::millis),
-                ),
-                StageKind::Subpipeline { .. } => (None, ManifestKind::Subpipeline, None),
-                // The peer's schema knows command and subpipeline stages only: an approval is a
-                // command stage without a command, its `approval` record says what it is.
-                StageKind::Approval(a) => (
-                    None,
-                    ManifestKind::Command,
-                    a.timeout.map(crate::time::millis),
-                ),
-            };
-            CommandRecord {
-                index: i + 1,
-                id: s.id.clone(),
-                title: s.title.clone(),
-                command,
-                kind,
-                status: CommandStatus::Pending,
-                started_at: None,
-                completed_at: None,
-                exit_code: None,
-                summary: None,
-                log_path: None,
-                error_file: None,
-                sub_run_id: None,
-                depends_on: Some(
-                    plan.graph.deps[i]
-                        .iter()
-                        .map(|&j| p.stages[j].id.clone())
-                        .collect(),
-                ),
-                attempts: None,
-                outcome: None,
-                signal: None,
-                duration_ms: None,
-                timeout_ms: timeout,
-                skip_reason: None,
-                process: None,
-                stdout_bytes: None,
-                stderr_bytes: None,
-                leaked_processes: None,
-                dropped_chunk_events: None,
-                redactions: None,
-                approval: None,
-                locks: None,
-                executor: None,
-                other: serde_json::Map::new(),
-            }
-        })
+        .map(|(i, _)| crate::engine::records::pending(ctx, plan, i, &shown))
         .collect();
     let variables = (!ctx.cli_vars.is_empty()).then(|| {
         ctx.cli_vars
@@ -445,6 +388,7 @@ fn initial_manifest(
         paused: None,
         queue: None,
         wall_clock_budgets: Vec::new(),
+        plan_patches: Vec::new(),
         config_path: Some(ctx.roots.rel(&ctx.config.path)),
         config_source: Some(ctx.config.source.as_str().to_owned()),
         other: ctx.manifest_keys.clone(),
@@ -509,8 +453,8 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
     run.emit(
         "run_started",
         json!({
-            "pipeline_id": run.plan.pipeline.id,
-            "pipeline_title": run.plan.pipeline.title,
+            "pipeline_id": run.plan().pipeline.id,
+            "pipeline_title": run.plan().pipeline.title,
             "status": "in_progress",
             "manifest_path": run.dir.manifest().to_string_lossy(),
             "log_path": run.dir.runner_log().to_string_lossy(),
@@ -519,9 +463,9 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
     run.ctx.reporter.run_started(
         &run.label(),
         &run.dir.run_id,
-        &run.plan.pipeline.id,
+        &run.plan().pipeline.id,
         &run.dir.rel(&run.dir.manifest()),
-        run.plan.pipeline.stages.len(),
+        run.plan().pipeline.stages.len(),
     );
     let budget = start_budget(&run).await?;
     let finished = schedule::run_stages(run.clone()).await;
@@ -545,7 +489,7 @@ async fn start_budget(
     if run.depth > 0 {
         return Ok(None);
     }
-    let chosen = match (run.ctx.max_wall_clock, run.plan.pipeline.max_wall_clock) {
+    let chosen = match (run.ctx.max_wall_clock, run.plan().pipeline.max_wall_clock) {
         (Some(flag), _) => Some((flag, "flag")),
         (None, Some(pipeline)) => Some((pipeline, "pipeline")),
         (None, None) => None,
@@ -727,7 +671,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         run.emit(
             "run_cancelled",
             json!({
-                "pipeline_id": run.plan.pipeline.id,
+                "pipeline_id": run.plan().pipeline.id,
                 "signal": exec::signal_name(sig),
                 "interrupted": snapshot.commands.iter().filter(|c| c.outcome.as_deref() == Some("cancelled")).map(|c| c.id.clone()).collect::<Vec<_>>(),
             }),
@@ -738,7 +682,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         run.emit(
             "run_failed",
             json!({
-                "pipeline_id": run.plan.pipeline.id,
+                "pipeline_id": run.plan().pipeline.id,
                 "message": ctx.fatal_message(),
                 "stage_id": Value::Null,
                 "status_detail": snapshot.status_detail,
@@ -749,7 +693,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         run.emit(
             "run_completed",
             json!({
-                "pipeline_id": run.plan.pipeline.id,
+                "pipeline_id": run.plan().pipeline.id,
                 "status": status,
                 "manifest_path": run.dir.manifest().to_string_lossy(),
                 "run_summary_path": run.dir.rel(&run.dir.run_summary()),
