@@ -22,6 +22,9 @@ pub const PIPELINE_ID: &str = "CODEX_ORCHESTRATOR_PIPELINE_ID";
 pub const MANIFEST_PATH: &str = "CODEX_ORCHESTRATOR_MANIFEST_PATH";
 /// Set for stages: absolute run directory.
 pub const RUN_DIR: &str = "CODEX_ORCHESTRATOR_RUN_DIR";
+/// Set for command stages: where the stage may write a plan patch (stages to add to the
+/// running pipeline), read when it exits successfully.
+pub const PLAN_PATCH_PATH: &str = "CODEX_ORCHESTRATOR_PLAN_PATCH_PATH";
 /// Set for stages: the peer's package root (also read: where to find it first).
 pub const PACKAGE_ROOT: &str = "CODEX_ORCHESTRATOR_PACKAGE_ROOT";
 /// Set for stages: the `node` binary.

@@ -28,6 +28,11 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// True when the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+
     /// True when the fault is the storage's (an I/O error, no memory), not the path's: exit 4
     /// rather than a usage error. Missing files, permissions, odd file types, sizes and
     /// unreadable names are the caller's to fix.

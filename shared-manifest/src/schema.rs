@@ -151,6 +151,10 @@ pub struct Manifest {
     /// none), `inline` (`exec`) or `plan-file` (`run-plan`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_source: Option<String>,
+    /// The plan patches applied while the run went on, in order: which stage added which
+    /// stages, when, and the stages as validated (a resume adds them again from here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan_patches: Vec<PlanPatchRecord>,
 
     /// Keys we do not know, written by the peer or another tool: kept, so a resume never
     /// drops them.
@@ -377,6 +381,19 @@ pub struct QueueRecord {
     /// How long it waited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<u64>,
+}
+
+/// One plan patch: stages a running stage added to the run's pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanPatchRecord {
+    /// The stage that wrote it.
+    pub added_by: String,
+    /// When it was applied.
+    pub at: String,
+    /// Ids of the stages it added, in order.
+    pub stage_ids: Vec<String>,
+    /// The stages as validated, in the config's stage format.
+    pub stages: Vec<Value>,
 }
 
 /// The wall-clock budget of one runner of the run.

@@ -4,8 +4,8 @@
 use crate::document::{pretty, ApplyError, Document, Rendered, Sidecar};
 use crate::schema::{
     Approval, ApprovalDecision, ApprovalRecord, ApprovalState, BudgetRecord, ChildRun,
-    CommandRecord, ExecutorRecord, LockRecord, Manifest, PauseRecord, ProcessRecord, QueueRecord,
-    ResumeEvent, RuntimeFallback, RuntimeMode, SCHEMA_VERSION,
+    CommandRecord, ExecutorRecord, LockRecord, Manifest, PauseRecord, PlanPatchRecord,
+    ProcessRecord, QueueRecord, ResumeEvent, RuntimeFallback, RuntimeMode, SCHEMA_VERSION,
 };
 use crate::sidecar::Extensions;
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
@@ -79,6 +79,14 @@ pub enum ManifestUpdate {
         event: CommandEvent,
         /// Why, recorded in `skip_reason` and `summary`.
         reason: String,
+    },
+    /// A plan patch added stages to the running pipeline: their records (pending), appended
+    /// after the existing ones, and the patch.
+    StagesAdded {
+        /// The new stages' records, indexes following the last one.
+        records: Vec<CommandRecord>,
+        /// The patch.
+        patch: PlanPatchRecord,
     },
     /// A sub-pipeline stage started its child run.
     SubRunStarted {
@@ -437,6 +445,20 @@ impl Document for Manifest {
                     _ => "dependency_failed".to_owned(),
                 });
                 self.updated_at = at;
+            }
+            ManifestUpdate::StagesAdded { records, patch } => {
+                for (k, r) in records.iter().enumerate() {
+                    let want = self.commands.len() + k + 1;
+                    if r.index != want {
+                        return Err(ApplyError(format!(
+                            "added stage `{}` has index {}, expected {want}",
+                            r.id, r.index
+                        )));
+                    }
+                }
+                self.updated_at = patch.at.clone();
+                self.commands.extend(records);
+                self.plan_patches.push(patch);
             }
             ManifestUpdate::SubRunStarted { index, at, child } => {
                 let stage = self.stage(index)?;

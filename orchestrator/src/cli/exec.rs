@@ -140,6 +140,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             executor: None,
             delivery: Vec::new(),
             max_wall_clock: None,
+            max_dynamic_stages: None,
         }],
         record: Default::default(),
         max_concurrent_runs: None,

@@ -53,6 +53,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "executor",
     "delivery",
     "maxWallClockMs",
+    "maxDynamicStages",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
     "kind",
@@ -460,6 +461,9 @@ impl Walker {
             .map(|n| n as usize);
         let vars = self.string_map(obj, "vars", &loc)?;
         let max_wall_clock = self.opt_millis(obj, "maxWallClockMs", &loc)?;
+        let max_dynamic_stages = self
+            .opt_u64(obj, "maxDynamicStages", &loc, 0)?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         for (name, _) in &vars {
             if !crate::config::vars::is_name(name) {
                 return Err(self.err(
@@ -545,6 +549,7 @@ impl Walker {
             executor,
             delivery,
             max_wall_clock,
+            max_dynamic_stages,
         })
     }
 

@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 pub mod package;
 pub mod plan_file;
+pub mod plan_patch;
 #[cfg(test)]
 mod props;
 pub mod secrets;

@@ -166,6 +166,9 @@ pub struct Pipeline {
     pub delivery: Vec<crate::config::delivery::Delivery>,
     /// `maxWallClockMs`: the run's wall-clock budget (`--max-wall-clock` overrides).
     pub max_wall_clock: Option<Duration>,
+    /// `maxDynamicStages`: stages one plan patch, and all patches of a run together, may add
+    /// (default [`super::plan_patch::DEFAULT_MAX_DYNAMIC_STAGES`]).
+    pub max_dynamic_stages: Option<usize>,
 }
 
 impl Pipeline {

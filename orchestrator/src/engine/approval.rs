@@ -123,7 +123,7 @@ fn announce(run: &RunState, index: usize, stage: &Stage, record: &ApprovalRecord
         .unwrap_or_default();
     run.ctx.reporter.stage_waiting(
         &run.label(),
-        (index, run.plan.pipeline.stages.len()),
+        (index, run.plan().pipeline.stages.len()),
         &stage.id,
         &format!(
             "approval — {} (approvers: {who}{until}; `codex-orchestrator approve --run {} --stage {} --actor NAME`)",
@@ -348,7 +348,7 @@ fn end_events(
     );
     run.ctx.reporter.stage_finished(
         &run.label(),
-        (index, run.plan.pipeline.stages.len()),
+        (index, run.plan().pipeline.stages.len()),
         &stage.id,
         status,
         duration,

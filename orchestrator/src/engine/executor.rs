@@ -31,7 +31,7 @@ pub fn for_stage(
         ("codex_orchestrator.stage_id", stage.id.clone()),
         (
             "codex_orchestrator.pipeline_id",
-            run.plan.pipeline.id.clone(),
+            run.plan().pipeline.id.clone(),
         ),
         ("codex_orchestrator.task_id", ctx.task.clone()),
     ]

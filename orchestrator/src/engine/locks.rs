@@ -88,7 +88,7 @@ pub async fn acquire(
             );
             run.ctx.reporter.stage_waiting(
                 &run.label(),
-                (index, run.plan.pipeline.stages.len()),
+                (index, run.plan().pipeline.stages.len()),
                 &stage.id,
                 &format!("lock {}", stage.locks.join(", ")),
             );

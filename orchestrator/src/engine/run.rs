@@ -8,12 +8,9 @@ use std::sync::Arc;
 use exec::RunnerLog;
 use serde_json::{json, Value};
 use shared_manifest::atomic::{create_dir_all_durable, write_atomic_relaxed};
-use shared_manifest::schema::{
-    self, BudgetRecord, CommandRecord, Manifest, StageKind as ManifestKind,
-};
+use shared_manifest::schema::{self, BudgetRecord, Manifest};
 use shared_manifest::{CommandStatus, ManifestUpdate, Persister, RunEvent, RunStatus, Targets};
 
-use crate::config::StageKind;
 use crate::control::slots::Admission;
 use crate::engine::context::{Ctx, Stop};
 use crate::engine::schedule::{self, Finished};
@@ -196,7 +193,8 @@ fn assemble(
     let state = Arc::new(RunState {
         ctx,
         dir,
-        plan,
+        plan_now: std::sync::RwLock::new(plan),
+        patching: tokio::sync::Mutex::new(()),
         persister,
         events,
         runner_log,
@@ -326,73 +324,7 @@ fn initial_manifest(
         .stages
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let (command, kind, timeout) = match &s.kind {
-                StageKind::Command(c) => (
-                    Some(shown(&c.shell_text())),
-                    ManifestKind::Command,
-                    c.timeout
-                        .or(ctx.exec.default_timeout)
-                        .map(crate::time::millis),
-                ),
-                StageKind::Subpipeline { .. } => (None, ManifestKind::Subpipeline, None),
-                // The peer's schema knows commands and sub-pipelines: a loop is recorded as the
-                // command it runs (its build), its iterations in our `loop` extension.
-                StageKind::Loop(l) => (
-                    Some(shown(&l.build.command)),
-                    ManifestKind::Command,
-                    l.build
-                        .timeout
-                        .or(ctx.exec.default_timeout)
-                        .map(crate::time::millis),
-                ),
-                // The peer's schema knows command and subpipeline stages only: an approval is a
-                // command stage without a command, its `approval` record says what it is.
-                StageKind::Approval(a) => (
-                    None,
-                    ManifestKind::Command,
-                    a.timeout.map(crate::time::millis),
-                ),
-            };
-            CommandRecord {
-                index: i + 1,
-                id: s.id.clone(),
-                title: s.title.clone(),
-                command,
-                kind,
-                status: CommandStatus::Pending,
-                started_at: None,
-                completed_at: None,
-                exit_code: None,
-                summary: None,
-                log_path: None,
-                error_file: None,
-                sub_run_id: None,
-                depends_on: Some(
-                    plan.graph.deps[i]
-                        .iter()
-                        .map(|&j| p.stages[j].id.clone())
-                        .collect(),
-                ),
-                attempts: None,
-                outcome: None,
-                signal: None,
-                duration_ms: None,
-                timeout_ms: timeout,
-                skip_reason: None,
-                process: None,
-                stdout_bytes: None,
-                stderr_bytes: None,
-                leaked_processes: None,
-                dropped_chunk_events: None,
-                redactions: None,
-                approval: None,
-                locks: None,
-                executor: None,
-                loop_record: None,
-                other: serde_json::Map::new(),
-            }
-        })
+        .map(|(i, _)| crate::engine::records::pending(ctx, plan, i, &shown))
         .collect();
     let variables = (!ctx.cli_vars.is_empty()).then(|| {
         ctx.cli_vars
@@ -457,6 +389,7 @@ fn initial_manifest(
         queue: None,
         wall_clock_budgets: Vec::new(),
         delivery: Vec::new(),
+        plan_patches: Vec::new(),
         config_path: Some(ctx.roots.rel(&ctx.config.path)),
         config_source: Some(ctx.config.source.as_str().to_owned()),
         other: ctx.manifest_keys.clone(),
@@ -521,8 +454,8 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
     run.emit(
         "run_started",
         json!({
-            "pipeline_id": run.plan.pipeline.id,
-            "pipeline_title": run.plan.pipeline.title,
+            "pipeline_id": run.plan().pipeline.id,
+            "pipeline_title": run.plan().pipeline.title,
             "status": "in_progress",
             "manifest_path": run.dir.manifest().to_string_lossy(),
             "log_path": run.dir.runner_log().to_string_lossy(),
@@ -531,9 +464,9 @@ async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
     run.ctx.reporter.run_started(
         &run.label(),
         &run.dir.run_id,
-        &run.plan.pipeline.id,
+        &run.plan().pipeline.id,
         &run.dir.rel(&run.dir.manifest()),
-        run.plan.pipeline.stages.len(),
+        run.plan().pipeline.stages.len(),
     );
     let budget = start_budget(&run).await?;
     let finished = schedule::run_stages(run.clone()).await;
@@ -557,7 +490,7 @@ async fn start_budget(
     if run.depth > 0 {
         return Ok(None);
     }
-    let chosen = match (run.ctx.max_wall_clock, run.plan.pipeline.max_wall_clock) {
+    let chosen = match (run.ctx.max_wall_clock, run.plan().pipeline.max_wall_clock) {
         (Some(flag), _) => Some((flag, "flag")),
         (None, Some(pipeline)) => Some((pipeline, "pipeline")),
         (None, None) => None,
@@ -711,7 +644,9 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         .await?;
     // Only a top-level run that succeeded delivers, after its verdict is recorded; a failed
     // delivery is recorded apart and never changes that verdict.
-    if run.depth == 0 && event == RunEvent::Succeed && !run.plan.pipeline.delivery.is_empty() {
+    // The plan as it ends (a plan patch may have added stages since the run started).
+    let plan = run.plan();
+    if run.depth == 0 && event == RunEvent::Succeed && !plan.pipeline.delivery.is_empty() {
         let deliverer = crate::delivery::Deliverer {
             dir: &run.dir,
             task: &ctx.task,
@@ -719,7 +654,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
             events: &run.events,
             reporter: &ctx.reporter,
             config: &ctx.config,
-            plan: &run.plan,
+            plan: &plan,
         };
         let skip = (!ctx.deliver).then_some("skipped: --no-deliver");
         crate::delivery::deliver(&deliverer, skip).await?;
@@ -754,7 +689,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         run.emit(
             "run_cancelled",
             json!({
-                "pipeline_id": run.plan.pipeline.id,
+                "pipeline_id": run.plan().pipeline.id,
                 "signal": exec::signal_name(sig),
                 "interrupted": snapshot.commands.iter().filter(|c| c.outcome.as_deref() == Some("cancelled")).map(|c| c.id.clone()).collect::<Vec<_>>(),
             }),
@@ -765,7 +700,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         run.emit(
             "run_failed",
             json!({
-                "pipeline_id": run.plan.pipeline.id,
+                "pipeline_id": run.plan().pipeline.id,
                 "message": ctx.fatal_message(),
                 "stage_id": Value::Null,
                 "status_detail": snapshot.status_detail,
@@ -776,7 +711,7 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
         run.emit(
             "run_completed",
             json!({
-                "pipeline_id": run.plan.pipeline.id,
+                "pipeline_id": run.plan().pipeline.id,
                 "status": status,
                 "manifest_path": run.dir.manifest().to_string_lossy(),
                 "run_summary_path": run.dir.rel(&run.dir.run_summary()),

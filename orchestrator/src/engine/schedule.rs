@@ -46,9 +46,9 @@ enum Slot {
 
 /// Runs the plan's stages; returns when none is running and none can start.
 pub async fn run_stages(run: Arc<RunState>) -> Finished {
-    let plan = run.plan.clone();
-    let stages = &plan.pipeline.stages;
-    let graph = &plan.graph;
+    // The plan as it stands: a stage's plan patch replaces the run's plan, and the new
+    // stages join `slots` (pending) when that stage is joined.
+    let mut plan = run.plan();
     let mut slots: Vec<Slot> = run
         .done
         .iter()
@@ -64,11 +64,14 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
     let capacity = Capacity::new(plan.concurrency);
     loop {
         if gate.check(&run).await && !aborting {
-            for pos in 0..stages.len() {
+            for pos in 0..plan.pipeline.stages.len() {
                 if slots[pos] != Slot::Pending {
                     continue;
                 }
-                if graph.deps[pos].iter().all(|&d| slots[d] == Slot::Satisfied) {
+                if plan.graph.deps[pos]
+                    .iter()
+                    .all(|&d| slots[d] == Slot::Satisfied)
+                {
                     let Some(seat) = capacity.try_take() else {
                         break;
                     };
@@ -111,7 +114,7 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                 run.ctx.fail_fatally(e);
             }
             Ok(Some(end)) => {
-                let stage = &stages[pos];
+                let stage = &plan.pipeline.stages[pos];
                 if end.event == CommandEvent::Fail {
                     finished.first_failure.get_or_insert(end.detail.clone());
                     finished.failure_lines.extend(end.failure_line.clone());
@@ -131,6 +134,12 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                 }
             }
         }
+        // Stages a plan patch added while that stage ran: pending from now on (a patch is
+        // recorded and merged before its stage's end reaches here).
+        plan = run.plan();
+        if slots.len() < plan.pipeline.stages.len() {
+            slots.resize(plan.pipeline.stages.len(), Slot::Pending);
+        }
     }
     finished.control_cancel = gate.cancelled();
     finished.notes = gate.into_notes();
@@ -146,7 +155,7 @@ async fn run_stage(
     seat: Seat,
     capacity: Capacity,
 ) -> (usize, Result<Option<StageEnd>, AppError>) {
-    let stage = run.plan.pipeline.stages[pos].clone();
+    let stage = run.plan().pipeline.stages[pos].clone();
     let mut seat = Some(seat);
     if matches!(stage.kind, StageKind::Approval(_)) {
         // It waits for a person and does no work: no seat.
@@ -192,10 +201,11 @@ async fn stopped(run: &RunState) {
 
 /// Marks every pending stage downstream of `failed` as skipped, with the reason.
 async fn skip_dependents(run: &RunState, failed: usize, slots: &mut [Slot]) {
-    let stages = &run.plan.pipeline.stages;
+    let plan = run.plan();
+    let stages = &plan.pipeline.stages;
     let mut todo = vec![failed];
     while let Some(n) = todo.pop() {
-        for &d in &run.plan.graph.dependents[n] {
+        for &d in &plan.graph.dependents[n] {
             if slots[d] != Slot::Pending {
                 continue;
             }

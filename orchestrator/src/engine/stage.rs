@@ -26,7 +26,7 @@ pub async fn run_command(
 ) -> Result<StageEnd, AppError> {
     crate::engine::crash::test_panic_point(&stage.id);
     let started = Instant::now();
-    let resolved = match run.resolve(&cmd) {
+    let mut resolved = match run.resolve(&cmd) {
         Ok(v) => v,
         Err(message) => {
             // Checked at plan time; only a variable that vanished from the environment since
@@ -38,17 +38,35 @@ pub async fn run_command(
         Ok(e) => e,
         Err(message) => return finish_unstarted(&run, pos, &stage, message).await,
     };
+    // Where the stage may write a plan patch (top-level runs only: a child run's stages
+    // extend nothing, so a resume of the parent never has to replay into a child).
+    let patches = run.depth == 0;
+    if patches {
+        resolved.2.push((
+            crate::env_vars::PLAN_PATCH_PATH.into(),
+            run.dir
+                .plan_patch(pos + 1, &stage.id)
+                .to_string_lossy()
+                .into_owned(),
+        ));
+    }
     let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
     let first = run.first_attempt(pos, executor.attempts_outlive_the_runner());
     let start = stage_start_record(began.index, began.log_rel.clone(), began.shown.clone());
     let (result, attempts) =
         run_attempts(&run, &stage, &mut began, executor.as_ref(), first, start).await?;
+    // Only an attempt that succeeded may extend the plan; a refused patch fails the stage.
+    let patch_refused = if patches && result.succeeded() {
+        crate::engine::patch::apply(&run, pos + 1, &stage).await?
+    } else {
+        None
+    };
     record(
         &run,
         &stage,
         &cmd,
         began,
-        result,
+        (result, patch_refused),
         attempts,
         started.elapsed(),
     )
@@ -120,7 +138,7 @@ fn begin(
     ctx.reporter.stage_started(
         &run.label(),
         index,
-        run.plan.pipeline.stages.len(),
+        run.plan().pipeline.stages.len(),
         &stage.id,
         &began.shown,
     );
@@ -182,6 +200,10 @@ pub(crate) async fn run_attempts(
     let ctx = &run.ctx;
     let mut attempt = first;
     loop {
+        if run.depth == 0 {
+            // Only what this attempt writes counts as its plan patch.
+            crate::engine::patch::clear(run, b.index, stage)?;
+        }
         let result = run_attempt(run, b, executor, attempt, first, &start).await?;
         let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
         // The retries are this runner's: a resumed stage gets them all again.
@@ -253,7 +275,7 @@ async fn run_attempt(
             "tool_called",
             json!({
                 "tool_name": "exec", "status": status, "message": message, "attempt": attempt,
-                "stage_id": run.plan.pipeline.stages[b.index - 1].id, "stage_index": b.index,
+                "stage_id": run.plan().pipeline.stages[b.index - 1].id, "stage_index": b.index,
             }),
         );
     };
@@ -328,7 +350,7 @@ async fn record(
     stage: &Stage,
     cmd: &CommandStage,
     mut b: Began,
-    result: ExecResult,
+    (result, patch_refused): (ExecResult, Option<String>),
     attempts: u32,
     duration: Duration,
 ) -> Result<StageEnd, AppError> {
@@ -339,7 +361,13 @@ async fn record(
         signal: result.signal(),
         duration_ms: crate::time::millis(result.duration),
     })?;
-    let (event, summary) = classify(run, cmd, &result);
+    let (mut event, mut summary) = classify(run, cmd, &result);
+    if let Some(why) = &patch_refused {
+        // The command succeeded but what it asked to add is invalid: the stage fails, with
+        // the validation error as its summary, and nothing was added.
+        event = CommandEvent::Fail;
+        summary = why.clone();
+    }
     let failure_reason = failure_reason(&result);
     if event == CommandEvent::Skip {
         // The peer's one `agent_message` that is not output (output is never copied into
@@ -439,7 +467,7 @@ async fn record(
     .await?;
     ctx.reporter.stage_finished(
         &run.label(),
-        (index, run.plan.pipeline.stages.len()),
+        (index, run.plan().pipeline.stages.len()),
         &stage.id,
         status,
         duration,
@@ -469,7 +497,13 @@ async fn record(
     Ok(StageEnd {
         event,
         detail: format!("stage:{}:{detail_kind}", stage.id),
-        failure_line: (event == CommandEvent::Fail).then(|| failure_line(stage, &result.outcome)),
+        failure_line: (event == CommandEvent::Fail).then(|| match &patch_refused {
+            Some(_) => format!(
+                "Stage '{}' wrote a plan patch that was refused.",
+                stage.title
+            ),
+            None => failure_line(stage, &result.outcome),
+        }),
     })
 }
 

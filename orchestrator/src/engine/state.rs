@@ -69,8 +69,13 @@ pub struct RunState {
     pub ctx: Arc<Ctx>,
     /// Paths of this run.
     pub dir: RunDir,
-    /// What runs.
-    pub plan: Arc<Plan>,
+    /// What runs: replaced (never changed in place) when a plan patch adds stages, so a
+    /// stage that holds the plan it started with keeps a consistent one. Read through
+    /// [`RunState::plan`]; only [`RunState::patching`]'s holder replaces it.
+    pub plan_now: std::sync::RwLock<Arc<Plan>>,
+    /// Held while a plan patch is validated, recorded and merged: one at a time, so each is
+    /// checked against the plan it extends and recorded in that order.
+    pub patching: tokio::sync::Mutex<()>,
     /// The one writer of the manifest.
     pub persister: Persister<Manifest>,
     /// `events.jsonl`.
@@ -105,6 +110,24 @@ pub struct RunReport {
 }
 
 impl RunState {
+    /// The plan as it stands (with the stages plan patches added so far).
+    pub fn plan(&self) -> Arc<Plan> {
+        // A poisoned lock only means a panic elsewhere; the plan inside is whole (it is
+        // only ever replaced).
+        match self.plan_now.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the plan (the holder of [`RunState::patching`] only).
+    pub fn set_plan(&self, plan: Arc<Plan>) {
+        match self.plan_now.write() {
+            Ok(mut p) => *p = plan,
+            Err(poisoned) => *poisoned.into_inner() = plan,
+        }
+    }
+
     /// Appends an event; a failure to write the stream is fatal to the run (storage).
     pub fn emit(&self, event: &str, payload: Value) {
         if let Err(e) = self.events.emit(event, payload) {
@@ -119,11 +142,11 @@ impl RunState {
     pub fn label(&self) -> String {
         match self.depth {
             0 => String::new(),
-            d if d <= MAX_INDENT => format!("{}{}: ", "  ".repeat(d), self.plan.pipeline.id),
+            d if d <= MAX_INDENT => format!("{}{}: ", "  ".repeat(d), self.plan().pipeline.id),
             d => format!(
                 "{}[depth {d}] {}: ",
                 "  ".repeat(MAX_INDENT),
-                self.plan.pipeline.id
+                self.plan().pipeline.id
             ),
         }
     }
@@ -148,14 +171,14 @@ impl RunState {
             (ev::MCP_RUNNER_TASK_ID.into(), ctx.task.clone()),
             (ev::TASK_ID.into(), ctx.task.clone()),
             (ev::RUN_ID.into(), self.dir.run_id.clone()),
-            (ev::PIPELINE_ID.into(), self.plan.pipeline.id.clone()),
+            (ev::PIPELINE_ID.into(), self.plan().pipeline.id.clone()),
             (ev::MANIFEST_PATH.into(), s(&self.dir.manifest())),
             (ev::RUN_DIR.into(), s(&self.dir.dir)),
             (ev::RUNS_DIR.into(), s(&ctx.roots.runs)),
             (ev::OUT_DIR.into(), s(&ctx.roots.out)),
             (ev::ROOT.into(), s(&ctx.roots.repo)),
         ];
-        env.extend(ctx.peer_env.for_pipeline(&self.plan.pipeline.id));
+        env.extend(ctx.peer_env.for_pipeline(&self.plan().pipeline.id));
         env
     }
 
@@ -165,7 +188,7 @@ impl RunState {
     /// looked up in that environment, then in the runner's own.
     pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
         let mut env = self.run_env();
-        env.extend(self.plan.vars.iter().cloned());
+        env.extend(self.plan().vars.iter().cloned());
         if let Some(ExecutorConfig::Ray(ray)) = &cmd.executor {
             // Below the stage's own `env`: the executor's is the shared default.
             env.push((ev::EXECUTOR.into(), "ray".into()));

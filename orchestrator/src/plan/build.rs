@@ -28,6 +28,11 @@ pub struct Plan {
     pub vars: Vec<(String, String)>,
     /// The plan target (position of a stage): `--target`, else the default (see `target`).
     pub target: Option<usize>,
+    /// Stages added by plan patches while the run went on (the last ones of the pipeline).
+    pub dynamic: usize,
+    /// Stages whose plan patch was applied: a stage's patch is applied once (a stage run
+    /// again by a resume is never asked again).
+    pub patched_by: Vec<String>,
 }
 
 /// Parses `--var NAME=VALUE` arguments.
@@ -117,6 +122,8 @@ pub fn build_one(
         concurrency_source,
         vars,
         target: super::target::default(pipeline),
+        dynamic: 0,
+        patched_by: Vec::new(),
     })
 }
 
@@ -180,6 +187,28 @@ fn check_cwd_vars(
 }
 
 impl Plan {
+    /// This plan with the stages of a validated plan patch by `added_by` appended (their
+    /// graph was checked with the pipeline as it stands, see `config::plan_patch`).
+    pub fn extended(
+        &self,
+        added_by: &str,
+        stages: &[crate::config::Stage],
+    ) -> Result<Plan, crate::graph::GraphError> {
+        let mut next = self.clone();
+        next.pipeline.stages.extend(stages.iter().cloned());
+        next.graph = next.pipeline.graph()?;
+        next.dynamic += stages.len();
+        next.patched_by.push(added_by.to_owned());
+        Ok(next)
+    }
+
+    /// The most stages plan patches may add to a run of this plan (`maxDynamicStages`).
+    pub fn max_dynamic_stages(&self) -> usize {
+        self.pipeline
+            .max_dynamic_stages
+            .unwrap_or(crate::config::plan_patch::DEFAULT_MAX_DYNAMIC_STAGES)
+    }
+
     /// Makes the stage `target` names the plan target (`--target`); a name that matches no
     /// stage is a usage error (the peer silently keeps the default, which hides typos).
     pub fn retarget(&mut self, target: &str) -> Result<(), AppError> {

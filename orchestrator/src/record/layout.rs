@@ -286,6 +286,11 @@ impl RunDir {
         self.commands_dir()
             .join(format!("{index:02}-{}.ndjson", slug(id)))
     }
+    /// `commands/NN-<slug>.patch.json`: where stage NN may write a plan patch.
+    pub fn plan_patch(&self, index: usize, id: &str) -> PathBuf {
+        self.commands_dir()
+            .join(format!("{index:02}-{}.patch.json", slug(id)))
+    }
     /// `errors/NN-<slug>.json`.
     pub fn error_file(&self, index: usize, id: &str) -> PathBuf {
         self.errors_dir()

@@ -373,3 +373,37 @@ fn budgets_accumulate_one_per_runner() {
         .collect();
     assert_eq!(starts, ["T1", "T5"]);
 }
+
+#[test]
+fn added_stages_follow_the_last_index_and_record_their_patch() {
+    let mut m = manifest("in_progress");
+    let mut added: CommandRecord = m.commands[0].clone();
+    added.id = "c".into();
+    added.index = 3;
+    let patch = |ids: &[&str]| PlanPatchRecord {
+        added_by: "a".into(),
+        at: "T2".into(),
+        stage_ids: ids.iter().map(|s| s.to_string()).collect(),
+        stages: Vec::new(),
+    };
+    m.apply(ManifestUpdate::StagesAdded {
+        records: vec![added.clone()],
+        patch: patch(&["c"]),
+    })
+    .expect("added");
+    assert_eq!(m.commands.len(), 3);
+    assert_eq!(m.plan_patches.len(), 1);
+    assert_eq!(m.updated_at, "T2");
+    // An index that does not follow the last one is refused and changes nothing.
+    added.id = "d".into();
+    added.index = 9;
+    let err = m
+        .apply(ManifestUpdate::StagesAdded {
+            records: vec![added],
+            patch: patch(&["d"]),
+        })
+        .expect_err("bad index");
+    assert!(err.to_string().contains("expected 4"), "{err}");
+    assert_eq!(m.commands.len(), 3);
+    assert_eq!(m.plan_patches.len(), 1);
+}

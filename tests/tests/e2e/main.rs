@@ -31,6 +31,7 @@ mod package;
 mod panic;
 mod peer_flags;
 mod plan_files;
+mod plan_patches;
 mod ray;
 mod resource_locks;
 mod resume;

@@ -247,7 +247,7 @@ impl Driver {
         run.ctx.reporter.stage_started(
             &run.label(),
             self.index,
-            run.plan.pipeline.stages.len(),
+            run.plan().pipeline.stages.len(),
             &self.stage.id,
             &format!("loop: {}", self.spec.build.command),
         );
@@ -267,7 +267,7 @@ impl Driver {
         );
         run.ctx.reporter.stage_progress(
             &run.label(),
-            (self.index, run.plan.pipeline.stages.len()),
+            (self.index, run.plan().pipeline.stages.len()),
             &self.stage.id,
             &rec.progress(),
         );
@@ -419,7 +419,7 @@ impl Driver {
         );
         run.ctx.reporter.stage_finished(
             &run.label(),
-            (self.index, run.plan.pipeline.stages.len()),
+            (self.index, run.plan().pipeline.stages.len()),
             &stage.id,
             status,
             started.elapsed(),

@@ -1,0 +1,262 @@
+//! Plan patches: stages a running stage adds to its own pipeline, written as JSON
+//! (`{"stages": [...]}`, each in the config's stage format) to the file named by
+//! `CODEX_ORCHESTRATOR_PLAN_PATCH_PATH`.
+//!
+//! A patch is validated by the config's own walk and cross-checks (`load::from_value`): the
+//! pipeline as it stands, each of its stages reduced to its id (so new stages may depend on
+//! any of them, and reusing an id is a duplicate), followed by the patch's stages. So a
+//! patched stage is valid exactly when the same stage in a config would be, and the graph
+//! checks (unknown ids, cycles, duplicates) are the config's. New stages only ever depend on
+//! others; nothing that exists gains a dependency, so no edge can lead into a stage that
+//! already ran.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::error::{ConfigError, Loc};
+use super::model::{Pipeline, Stage};
+use super::suggest::did_you_mean;
+
+/// Default of `maxDynamicStages`: stages one patch, and all patches of a run together, may
+/// add.
+pub const DEFAULT_MAX_DYNAMIC_STAGES: usize = 1000;
+
+/// Keys of a patch.
+const PATCH_KEYS: &[&str] = &["stages"];
+
+/// A validated patch.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    /// The stages it adds, validated, in its order.
+    pub stages: Vec<Stage>,
+    /// Their JSON as validated (a stage without `dependsOn` given the adding stage), which
+    /// the record keeps so a resume can add them again.
+    pub raw: Vec<Value>,
+}
+
+/// Validates patch `text` (from `file`, named in errors) written by stage `added_by` of
+/// `pipeline`, which already holds `added_before` stages added by patches. `max` caps the
+/// stages of one patch and of all patches of the run.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    pipeline: &Pipeline,
+    added_by: &str,
+    added_before: usize,
+    max: usize,
+) -> Result<Patch, ConfigError> {
+    let invalid = |loc: Loc, message: String| ConfigError::Invalid {
+        path: file.to_owned(),
+        location: loc.render(),
+        message,
+    };
+    let value: Value = super::json::parse_unique(text).map_err(|e| ConfigError::Json {
+        path: file.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: super::load::strip_position(&e.to_string()),
+    })?;
+    let root = Loc::root();
+    let Some(obj) = value.as_object() else {
+        return Err(invalid(
+            root,
+            "expected an object `{\"stages\": [...]}`".into(),
+        ));
+    };
+    for key in obj.keys() {
+        if !PATCH_KEYS.contains(&key.as_str()) {
+            let hint = did_you_mean(key, PATCH_KEYS)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            return Err(invalid(root.field(key), format!("unknown key{hint}")));
+        }
+    }
+    let Some(Value::Array(stages)) = obj.get("stages") else {
+        return Err(invalid(
+            root.field("stages"),
+            "missing or not an array (a patch adds `stages`)".into(),
+        ));
+    };
+    from_stages(file, stages, pipeline, added_by, added_before, max)
+}
+
+/// Validates patch stages already parsed (a resume replays the recorded ones this way).
+pub fn from_stages(
+    file: &Path,
+    stages: &[Value],
+    pipeline: &Pipeline,
+    added_by: &str,
+    added_before: usize,
+    max: usize,
+) -> Result<Patch, ConfigError> {
+    let invalid = |loc: Loc, message: String| ConfigError::Invalid {
+        path: file.to_owned(),
+        location: loc.render(),
+        message,
+    };
+    let root = Loc::root();
+    if stages.len() > max {
+        return Err(invalid(
+            root.field("stages"),
+            format!(
+                "adds {} stages, over the {max} one patch may add (`maxDynamicStages`)",
+                stages.len()
+            ),
+        ));
+    }
+    if added_before + stages.len() > max {
+        return Err(invalid(
+            root.field("stages"),
+            format!(
+                "adds {} stages to the {added_before} added before, over the {max} a run may add (`maxDynamicStages`)",
+                stages.len()
+            ),
+        ));
+    }
+    let mut raw = Vec::with_capacity(stages.len());
+    for (i, s) in stages.iter().enumerate() {
+        let mut s = s.clone();
+        if let Some(obj) = s.as_object_mut() {
+            // Only command stages: a sub-pipeline or an approval added while the run goes on
+            // would need the config's other pipelines and its approvers, which a patch does
+            // not carry.
+            match obj.get("kind").and_then(Value::as_str) {
+                Some("command") => {}
+                Some(other) => {
+                    let id = obj.get("id").and_then(Value::as_str).unwrap_or("?");
+                    return Err(invalid(
+                        root.with("stage", id).field("kind"),
+                        format!("a plan patch adds command stages only, not `{other}`"),
+                    ));
+                }
+                None => {}
+            }
+            // A new stage without `dependsOn` waits for the stage that added it (in a config
+            // it would wait for the stage before it, which here means nothing in particular).
+            if obj.get("dependsOn").is_none_or(Value::is_null) {
+                obj.insert("dependsOn".into(), json!([added_by]));
+            }
+        } else {
+            return Err(invalid(
+                root.with("stage", format!("#{}", i + 1)),
+                "expected an object (a stage in the config's format)".into(),
+            ));
+        }
+        raw.push(s);
+    }
+    // The pipeline as it stands, each stage reduced to its id, then the new stages.
+    let mut all: Vec<Value> = pipeline
+        .stages
+        .iter()
+        .map(|s| json!({"kind": "command", "id": s.id, "command": "true", "dependsOn": []}))
+        .collect();
+    all.extend(raw.iter().cloned());
+    let config = json!({"pipelines": [{"id": pipeline.id, "stages": all}]});
+    let loaded = super::load::from_value(file, &config, true)?;
+    let mut validated = loaded
+        .config
+        .pipelines
+        .into_iter()
+        .next()
+        .expect("the one pipeline built above");
+    let stages = validated.stages.split_off(pipeline.stages.len());
+    Ok(Patch { stages, raw })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline() -> Pipeline {
+        let text = r#"{"pipelines":[{"id":"p","stages":[
+            {"kind":"command","id":"plan","command":"true"},
+            {"kind":"command","id":"other","command":"true"}]}]}"#;
+        crate::config::parse(Path::new("c.json"), text, true)
+            .expect("valid")
+            .config
+            .pipelines
+            .remove(0)
+    }
+
+    fn patch(text: &str) -> Result<Patch, String> {
+        parse(Path::new("patch.json"), text, &pipeline(), "plan", 0, 5).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_fan_in_patch_is_added_with_its_graph() {
+        let p = patch(
+            r#"{"stages":[
+            {"kind":"command","id":"a","command":"true"},
+            {"kind":"command","id":"b","command":"true"},
+            {"kind":"command","id":"final","command":"true","dependsOn":["a","b","other"]}]}"#,
+        )
+        .expect("valid");
+        let ids: Vec<&str> = p.stages.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "final"]);
+        assert_eq!(
+            p.stages[0].depends_on.as_deref(),
+            Some(&["plan".to_owned()][..])
+        );
+        assert_eq!(p.raw[0]["dependsOn"], json!(["plan"]));
+    }
+
+    #[test]
+    fn bad_patches_are_refused_with_the_config_s_errors() {
+        for (text, want) in [
+            (r#"[]"#, "expected an object"),
+            (r#"{"stagez":[]}"#, "unknown key (did you mean `stages`?)"),
+            (
+                r#"{"stages":[{"kind":"command","id":"plan","command":"true"}]}"#,
+                "duplicate stage id",
+            ),
+            (
+                r#"{"stages":[{"kind":"command","id":"a","command":"true","dependsOn":["ghost"]}]}"#,
+                "depends on `ghost`",
+            ),
+            (
+                r#"{"stages":[{"kind":"command","id":"a","command":"true","dependsOn":["b"]},{"kind":"command","id":"b","command":"true","dependsOn":["a"]}]}"#,
+                "cycle: a -> b -> a",
+            ),
+            (
+                r#"{"stages":[{"kind":"command","id":"a"}]}"#,
+                "field `command`: missing",
+            ),
+            (
+                r#"{"stages":[{"kind":"command","id":"a","command":"true","timeoutMs":"x"}]}"#,
+                "field `timeoutMs`",
+            ),
+            (
+                r#"{"stages":[{"kind":"subpipeline","id":"a","pipeline":"p"}]}"#,
+                "command stages only",
+            ),
+            (
+                r#"{"stages":[{"kind":"command","id":"a","command":"true","comand":"x"}]}"#,
+                "did you mean `command`",
+            ),
+            (
+                &format!(
+                    r#"{{"stages":[{}]}}"#,
+                    [r#"{"kind":"command","id":"x","command":"true"}"#; 6].join(",")
+                ),
+                "over the 5 one patch may add",
+            ),
+        ] {
+            let got = patch(text).expect_err(text);
+            assert!(got.contains(want), "{text}: {got}");
+        }
+        let total = parse(
+            Path::new("patch.json"),
+            r#"{"stages":[{"kind":"command","id":"a","command":"true"},{"kind":"command","id":"b","command":"true"}]}"#,
+            &pipeline(),
+            "plan",
+            4,
+            5,
+        )
+        .expect_err("over the total");
+        assert!(
+            total.to_string().contains("to the 4 added before"),
+            "{total}"
+        );
+    }
+}

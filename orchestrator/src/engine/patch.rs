@@ -1,0 +1,120 @@
+//! Plan patches at run time: after a command stage exits successfully, the file it was given
+//! in `CODEX_ORCHESTRATOR_PLAN_PATCH_PATH` (if it wrote one) is validated against the plan as
+//! it stands (`config::plan_patch`: the config's own checks), recorded through the persister
+//! (`StagesAdded`: the new stages' records and the patch), announced (`plan_update` in
+//! `events.jsonl`, a progress note), and only then becomes the run's plan, whose new stages
+//! the scheduler picks up when it joins the stage. A refused patch fails its stage and adds
+//! nothing. Patches are applied one at a time (`RunState::patching`), so each is checked
+//! against the plan it extends and recorded in that order.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use shared_manifest::schema::PlanPatchRecord;
+use shared_manifest::ManifestUpdate;
+
+use crate::config::plan_patch;
+use crate::config::Stage;
+use crate::engine::state::RunState;
+use crate::errors::AppError;
+
+/// Clears the patch file of stage `index` before an attempt: only what this attempt writes
+/// counts (an earlier attempt's file, or an earlier runner's, must not be applied).
+pub fn clear(run: &RunState, index: usize, stage: &Stage) -> Result<(), AppError> {
+    let path = run.dir.plan_patch(index, &stage.id);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(AppError::storage(&path, e)),
+    }
+}
+
+/// Applies the patch stage `index` wrote, if it wrote one. `Ok(Some(message))`: the patch
+/// was refused (the stage fails with this message); `Ok(None)`: no patch, or applied.
+pub async fn apply(
+    run: &RunState,
+    index: usize,
+    stage: &Stage,
+) -> Result<Option<String>, AppError> {
+    let path = run.dir.plan_patch(index, &stage.id);
+    let text = match crate::files::read_regular_text(&path, crate::config::load::MAX_CONFIG_BYTES) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => {
+            return Ok(Some(format!(
+                "cannot read its plan patch `{}`: {e}",
+                run.dir.rel(&path)
+            )))
+        }
+    };
+    let _turn = run.patching.lock().await;
+    let current = run.plan();
+    if current.patched_by.contains(&stage.id) {
+        // Its patch was recorded by an earlier runner of this run (a resume replayed it):
+        // a stage is never asked for its patch twice.
+        run.ctx.reporter.run_note(
+            &run.label(),
+            &run.dir.run_id,
+            &format!(
+                "stage `{}`: plan patch already applied by an earlier runner; ignored",
+                stage.id
+            ),
+        );
+        return Ok(None);
+    }
+    let patch = match plan_patch::parse(
+        &path,
+        &text,
+        &current.pipeline,
+        &stage.id,
+        current.dynamic,
+        current.max_dynamic_stages(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return Ok(Some(format!("plan patch refused: {e}"))),
+    };
+    let next = current
+        .extended(&stage.id, &patch.stages)
+        .map_err(|e| AppError::Internal(format!("a validated plan patch has a bad graph: {e}")))?;
+    let first = current.pipeline.stages.len();
+    let secrets = exec::Secrets::new(run.ctx.secrets.values(std::env::vars_os(), &next.vars));
+    let shown = |text: &str| match &secrets {
+        Some(s) => s.redact_str(text).0,
+        None => text.to_owned(),
+    };
+    let records = (first..next.pipeline.stages.len())
+        .map(|i| crate::engine::records::pending(&run.ctx, &next, i, &shown))
+        .collect();
+    let ids: Vec<String> = patch.stages.iter().map(|s| s.id.clone()).collect();
+    let at = crate::time::now();
+    run.persister
+        .send(ManifestUpdate::StagesAdded {
+            records,
+            patch: PlanPatchRecord {
+                added_by: stage.id.clone(),
+                at: at.clone(),
+                stage_ids: ids.clone(),
+                stages: patch.raw,
+            },
+        })
+        .await?;
+    run.emit(
+        "plan_update",
+        json!({
+            "added_by": stage.id, "stage_index": index, "stage_ids": ids,
+            "first_index": first + 1, "total_stages": next.pipeline.stages.len(),
+        }),
+    );
+    run.ctx.reporter.run_note(
+        &run.label(),
+        &run.dir.run_id,
+        &format!(
+            "stage `{}` added {} stage(s): {}",
+            stage.id,
+            ids.len(),
+            ids.join(", ")
+        ),
+    );
+    run.set_plan(Arc::new(next));
+    Ok(None)
+}

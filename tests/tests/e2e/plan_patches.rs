@@ -1,0 +1,235 @@
+//! Dynamic plans: a stage extends the running pipeline by writing a plan patch to
+//! `CODEX_ORCHESTRATOR_PLAN_PATCH_PATH`; the patch is validated like config, recorded
+//! (`plan_patches`, `plan_update`), run, and replayed by `resume`.
+
+use serde_json::{json, Value};
+
+use crate::harness::{read_lines, TestEnv};
+
+fn ids_and_statuses(m: &Value) -> Vec<(String, String)> {
+    m["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().expect("id").to_owned(),
+                c["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A config whose `plan` stage writes `patch` (JSON) as its plan patch and counts its runs
+/// in `planner.count`; `after` is a stage of the config that runs after it.
+fn planner_config(patch: &Value) -> String {
+    let write = format!(
+        "echo run >> planner.count; printf '%s' '{}' > \"$CODEX_ORCHESTRATOR_PLAN_PATCH_PATH\"",
+        patch.to_string().replace('\'', "'\\''")
+    );
+    json!({"pipelines": [{"id": "p", "concurrency": 4, "stages": [
+        {"kind": "command", "id": "plan", "command": write},
+        {"kind": "command", "id": "after", "command": "true", "dependsOn": ["plan"]}
+    ]}]})
+    .to_string()
+}
+
+#[test]
+fn a_planner_adds_three_stages_fanning_in_to_a_final_one() {
+    let patch = json!({"stages": [
+        {"kind": "command", "id": "shard-1", "command": "echo 1 > shard-1.out"},
+        {"kind": "command", "id": "shard-2", "command": "echo 2 > shard-2.out"},
+        {"kind": "command", "id": "shard-3", "command": "echo 3 > shard-3.out"},
+        {"kind": "command", "id": "final", "command": "cat shard-1.out shard-2.out shard-3.out > final.out",
+         "dependsOn": ["shard-1", "shard-2", "shard-3"]}
+    ]});
+    let env = TestEnv::new().config(&planner_config(&patch));
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let id = out.run_id();
+    let m = env.manifest(&id);
+    let all: Vec<(String, String)> = ["plan", "after", "shard-1", "shard-2", "shard-3", "final"]
+        .iter()
+        .map(|s| (s.to_string(), "succeeded".to_owned()))
+        .collect();
+    assert_eq!(ids_and_statuses(&m), all);
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("final.out")).expect("final.out"),
+        "1\n2\n3\n"
+    );
+    // Shards wait for the stage that added them; the final one for the three shards.
+    assert_eq!(m["commands"][2]["depends_on"], json!(["plan"]));
+    assert_eq!(
+        m["commands"][5]["depends_on"],
+        json!(["shard-1", "shard-2", "shard-3"])
+    );
+    assert_eq!(m["commands"][5]["index"], 6);
+    // Recorded: which stage added what, when.
+    let patches = m["plan_patches"].as_array().expect("plan_patches");
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0]["added_by"], "plan");
+    assert_eq!(
+        patches[0]["stage_ids"],
+        json!(["shard-1", "shard-2", "shard-3", "final"])
+    );
+    assert!(patches[0]["at"].is_string());
+    // Streamed as `plan_update`, before any added stage started.
+    let events = read_lines(&env.run_dir(&id).join("events.jsonl"));
+    let update = events
+        .iter()
+        .position(|e| e["event"] == "plan_update")
+        .expect("a plan_update event");
+    assert_eq!(events[update]["payload"]["added_by"], "plan");
+    assert_eq!(events[update]["payload"]["stage_ids"][3], "final");
+    let first_shard = events
+        .iter()
+        .position(|e| e["event"] == "step_started" && e["payload"]["stage_id"] == "shard-1")
+        .expect("shard-1 started");
+    assert!(update < first_shard);
+    // `status` shows the grown run.
+    let status = env.cli(["status", "--run", &id, "--format", "json"]).json();
+    assert_eq!(status["commands"].as_array().expect("commands").len(), 6);
+    assert!(
+        out.stderr.contains("stage `plan` added 4 stage(s)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_bad_patch_fails_its_stage_and_adds_nothing() {
+    let patch = json!({"stages": [
+        {"kind": "command", "id": "ok", "command": "true"},
+        {"kind": "command", "id": "bad", "command": "true", "dependsOn": ["ghost"]}
+    ]});
+    let env = TestEnv::new().config(&planner_config(&patch));
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let m = env.manifest(&out.run_id());
+    assert_eq!(
+        ids_and_statuses(&m),
+        [
+            ("plan".to_owned(), "failed".to_owned()),
+            ("after".to_owned(), "pending".to_owned())
+        ]
+    );
+    let summary = m["commands"][0]["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("plan patch refused")
+            && summary.contains("stage `bad`, field `dependsOn`: depends on `ghost`"),
+        "{summary}"
+    );
+    assert!(m.get("plan_patches").is_none_or(Value::is_null), "{m}");
+    assert_eq!(m["status_detail"], "stage:plan:failed");
+}
+
+#[test]
+fn a_patch_creating_a_cycle_or_reusing_an_id_is_refused() {
+    for (patch, want) in [
+        (
+            json!({"stages": [
+                {"kind": "command", "id": "x", "command": "true", "dependsOn": ["y"]},
+                {"kind": "command", "id": "y", "command": "true", "dependsOn": ["x"]}]}),
+            "cycle: x -> y -> x",
+        ),
+        (
+            json!({"stages": [{"kind": "command", "id": "after", "command": "true"}]}),
+            "duplicate stage id",
+        ),
+        (
+            json!({"stages": [{"kind": "command", "id": "z", "comand": "true"}]}),
+            "did you mean `command`",
+        ),
+    ] {
+        let env = TestEnv::new().config(&planner_config(&patch));
+        let out = env.start("p", &[]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        let m = env.manifest(&out.run_id());
+        assert_eq!(m["commands"].as_array().expect("commands").len(), 2);
+        let summary = m["commands"][0]["summary"].as_str().expect("summary");
+        assert!(summary.contains(want), "{want}: {summary}");
+    }
+}
+
+#[test]
+fn max_dynamic_stages_caps_a_patch() {
+    let patch = json!({"stages": [
+        {"kind": "command", "id": "a", "command": "true"},
+        {"kind": "command", "id": "b", "command": "true"}]});
+    let config: Value = serde_json::from_str(&planner_config(&patch)).expect("json");
+    let mut config = config;
+    config["pipelines"][0]["maxDynamicStages"] = json!(1);
+    let env = TestEnv::new().config(&config.to_string());
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let m = env.manifest(&out.run_id());
+    let summary = m["commands"][0]["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("over the 1 one patch may add (`maxDynamicStages`)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn kill_9_after_a_patch_then_resume_runs_the_added_stages_without_the_planner() {
+    // The added `wait` stage holds the run until `go` exists; the runner is killed meanwhile.
+    let patch = json!({"stages": [
+        {"kind": "command", "id": "wait", "command": "while [ ! -f go ]; do sleep 0.05; done; echo waited > wait.out"},
+        {"kind": "command", "id": "last", "command": "echo last > last.out", "dependsOn": ["wait"]}
+    ]});
+    let env = TestEnv::new().config(&planner_config(&patch));
+    let mut child = env
+        .command(["start", "p", "--format", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    // Wait until the record shows the added stage running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the added stage never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Ok(mut dirs) = std::fs::read_dir(env.path().join(".runs/0101/cli")) else {
+            continue;
+        };
+        let Some(Ok(dir)) = dirs.next() else { continue };
+        let id = dir.file_name().to_string_lossy().into_owned();
+        let Ok(text) = std::fs::read_to_string(env.run_dir(&id).join("manifest.json")) else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let running = m["commands"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["id"] == "wait" && c["status"] == "running")
+        });
+        if running {
+            break id;
+        }
+    };
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    std::fs::write(env.path().join("go"), "").expect("go");
+    let out = env.cli(["resume", "--run", &id, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let m = env.manifest(&id);
+    let all: Vec<(String, String)> = ["plan", "after", "wait", "last"]
+        .iter()
+        .map(|s| (s.to_string(), "succeeded".to_owned()))
+        .collect();
+    assert_eq!(ids_and_statuses(&m), all);
+    // The planner ran once: the resume replayed its recorded patch.
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("planner.count")).expect("count"),
+        "run\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("last.out")).expect("last"),
+        "last\n"
+    );
+    assert_eq!(m["plan_patches"].as_array().expect("patches").len(), 1);
+}
