@@ -25,10 +25,11 @@ pub struct Seat {
 }
 
 impl Capacity {
-    /// `n` seats (at least one).
+    /// `n` seats (at least one; a cap beyond what a semaphore can count, such as
+    /// `concurrency: 18446744073709551615`, is no cap at all and becomes the largest it can).
     pub fn new(n: usize) -> Capacity {
         Capacity {
-            seats: Arc::new(Semaphore::new(n.max(1))),
+            seats: Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS))),
             freed: Arc::new(Notify::new()),
         }
     }

@@ -165,6 +165,18 @@ fn bad_flags_and_env_are_usage_errors() {
         .config(&cfg)
         .cli(["start", "p", "--no-such-flag"]);
     assert_eq!(out.code, 2);
+    // Task ids from the environment are checked like --task.
+    for (var, value) in [
+        ("MCP_RUNNER_TASK_ID", "../x"),
+        ("CODEX_ORCHESTRATOR_TASK_ID", "a/b"),
+        ("TASK", "t\u{1}"),
+    ] {
+        let env = TestEnv::new().config(&cfg).env(var, value);
+        let out = env.cli(["start", "p"]);
+        assert_eq!(out.code, 2, "{var}={value:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+        assert!(!env.runs_exists(), "{var}: nothing written");
+    }
 }
 
 #[test]

@@ -277,3 +277,27 @@ fn nothing_waits_for_the_kernels_entropy_pool() {
         .collect();
     assert!(blocking.is_empty(), "calls that may block: {blocking:#?}");
 }
+
+#[test]
+fn a_corrupt_manifest_is_exit_3_and_left_as_it_is() {
+    let env = TestEnv::new().config(TWO);
+    let id = env.start("p", &[]).run_id();
+    let path = env.run_dir(&id).join("manifest.json");
+    std::fs::write(&path, "{\"trunc").expect("damage");
+    for verb in ["status", "resume"] {
+        let out = env.cli([verb, "--run", &id]);
+        assert_eq!(out.code, 3, "{verb}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("is not a valid manifest"),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "{\"trunc",
+            "{verb} left it as it was"
+        );
+    }
+    // The harness checks every run it leaves behind against the schema: not this one.
+    std::fs::remove_dir_all(env.run_dir(&id)).expect("rm");
+}
