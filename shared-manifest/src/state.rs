@@ -272,10 +272,12 @@ impl StagePhase {
             (S::AwaitingApproval, E::Succeed) => Some(S::Succeeded),
             (S::AwaitingApproval, E::Fail) => Some(S::Failed),
             // Resume re-runs what did not succeed; `running` (or waiting) is what a crashed
-            // runner left; a stage skipped because a dependency failed never ran and may run now.
-            (S::Failed | S::Running | S::AwaitingApproval | S::Skipped, E::Reset) => {
-                Some(S::Pending)
-            }
+            // runner left; a stage skipped because a dependency failed never ran and may run now;
+            // a succeeded stage runs again when what it depends on changed (`--rerun-changed`).
+            (
+                S::Failed | S::Running | S::AwaitingApproval | S::Skipped | S::Succeeded,
+                E::Reset,
+            ) => Some(S::Pending),
             _ => None,
         }
     }
@@ -403,6 +405,7 @@ mod tests {
             (S::Failed, E::Reset, S::Pending),
             (S::Running, E::Reset, S::Pending),
             (S::Skipped, E::Reset, S::Pending),
+            (S::Succeeded, E::Reset, S::Pending),
         ];
         for from in StagePhase::ALL {
             for ev in CommandEvent::ALL {
@@ -416,13 +419,14 @@ mod tests {
     }
 
     #[test]
-    fn succeeded_only_resumes_and_skipped_only_resets() {
+    fn succeeded_only_resumes_and_only_resets_leave_a_finished_stage() {
         for ev in RunEvent::ALL {
             let expected = (ev == RunEvent::Resume).then_some(RunPhase::Running);
             assert_eq!(RunPhase::Succeeded.on(ev), expected);
         }
         for ev in CommandEvent::ALL {
-            assert_eq!(StagePhase::Succeeded.on(ev), None);
+            let expected = (ev == CommandEvent::Reset).then_some(StagePhase::Pending);
+            assert_eq!(StagePhase::Succeeded.on(ev), expected);
             let expected = (ev == CommandEvent::Reset).then_some(StagePhase::Pending);
             assert_eq!(StagePhase::Skipped.on(ev), expected);
         }

@@ -9,6 +9,7 @@ use crate::schema::{
 };
 use crate::sidecar::Extensions;
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
+use serde_json::Value;
 
 mod work;
 pub use work::{
@@ -37,6 +38,26 @@ pub enum ManifestUpdate {
         /// The plan target resolved again (`--target` on resume, else the default), as the
         /// peer recomputes `plan_target_id`; `None` keeps the recorded one.
         plan_target_id: Option<String>,
+        /// Succeeded stages (1-based) to run again: what they depend on changed since the run
+        /// stopped (`resume --rerun-changed`), or they depend on such a stage.
+        rerun: Vec<usize>,
+    },
+    /// An extension key of one stage's record (`fingerprint`, `reused_stale`), replacing an
+    /// earlier value.
+    StageExtension {
+        /// Stage index.
+        index: usize,
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: Value,
+    },
+    /// An extension key of the run's record (`repo_state`), replacing an earlier value.
+    RunExtension {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: Value,
     },
     /// The runner is alive.
     Heartbeat {
@@ -328,8 +349,15 @@ impl Document for Manifest {
                 runner_pid,
                 runtime,
                 plan_target_id,
+                rerun,
             } => {
                 self.run_to(RunEvent::Resume)?;
+                for index in rerun {
+                    let stage = self.stage(index)?;
+                    if stage.status == CommandStatus::Succeeded {
+                        stage_to(stage, CommandEvent::Reset)?;
+                    }
+                }
                 if plan_target_id.is_some() {
                     self.plan_target_id = plan_target_id;
                 }
@@ -408,6 +436,12 @@ impl Document for Manifest {
                     stage.process = process;
                 }
                 self.updated_at = at;
+            }
+            ManifestUpdate::StageExtension { index, key, value } => {
+                self.stage(index)?.other.insert(key.to_owned(), value);
+            }
+            ManifestUpdate::RunExtension { key, value } => {
+                self.other.insert(key.to_owned(), value);
             }
             ManifestUpdate::StageExecutor { index, record } => {
                 self.stage(index)?.executor = Some(record);

@@ -405,6 +405,14 @@ pub struct ResumeArgs {
     /// Wall-clock budget (a fresh one for this runner) and run slots, as for `start`.
     #[command(flatten)]
     pub control: RunControlArgs,
+    /// Run again the succeeded stages whose command, config, named variables or files changed
+    /// since the run stopped, and the stages that depend on them (default: refuse, exit 3).
+    #[arg(long, conflicts_with = "allow_stale")]
+    pub rerun_changed: bool,
+    /// Keep the results of succeeded stages although what they depend on changed since the
+    /// run stopped; recorded in `resume_events` and on each such stage (`reused_stale`).
+    #[arg(long)]
+    pub allow_stale: bool,
 }
 
 /// `verify-evidence`.

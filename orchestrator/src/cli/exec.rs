@@ -141,6 +141,7 @@ fn one_stage_config(shell: &str, cwd: Option<String>) -> Config {
             delivery: Vec::new(),
             max_wall_clock: None,
             max_dynamic_stages: None,
+            inputs: Vec::new(),
         }],
         record: Default::default(),
         max_concurrent_runs: None,

@@ -11,6 +11,7 @@ use crate::cli::{Format, ResumeArgs};
 use crate::control::slots::Admission;
 use crate::engine::context::{Ctx, ExecKnobs};
 use crate::engine::run;
+use crate::engine::state::StaleDecision;
 use crate::errors::AppError;
 use crate::modes::{resolve_execution, resolve_runtime, ExecutionInputs, RuntimeInputs};
 use crate::plan;
@@ -153,6 +154,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             repairs.describe()
         ));
     }
+    let (stale, stale_note) = decide_stale(&args, &manifest, &plan, &roots)?;
     super::common::note_runtime_fallback(&runtime);
     let peer_env = super::setup::peer_env(
         &roots,
@@ -213,13 +215,17 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
             .clone()
             .unwrap_or_else(|| "manual-resume".into()),
         outcome: "accepted".into(),
-        detail: Some(format!("previous status: {}", manifest.status.as_str())),
+        detail: Some(format!(
+            "previous status: {}{stale_note}",
+            manifest.status.as_str()
+        )),
     };
     let takeover = crate::engine::state::Takeover {
         dir,
         manifest,
         event,
         lock,
+        stale,
     };
     let mut prepared = run::prepare_resume(ctx.clone(), plan.into_shared(), takeover, 0).await?;
     if let Some(slot) = slot {
@@ -262,4 +268,70 @@ fn run_dir_of(
 
 fn read_manifest(path: &std::path::Path) -> Result<Manifest, AppError> {
     shared_manifest::read_manifest(path).map_err(|e| AppError::Conflict(e.describe()))
+}
+
+/// Fail-closed resume: compares what each succeeded stage depends on with where the run
+/// stopped (`engine::fingerprint`). Nothing changed: resume as usual. Something changed:
+/// refuse (exit 3, each stage and its changes on stderr), or with `--rerun-changed` run those
+/// stages and their dependents again, or with `--allow-stale` keep them and say so. Returns the
+/// decision and the note for the resume event's `detail`.
+fn decide_stale(
+    args: &ResumeArgs,
+    manifest: &Manifest,
+    plan: &crate::plan::Plan,
+    roots: &crate::record::layout::Roots,
+) -> Result<(StaleDecision, String), AppError> {
+    use crate::engine::fingerprint;
+    let mut decision = StaleDecision::default();
+    let fingerprinted = manifest
+        .commands
+        .iter()
+        .any(|c| c.other.contains_key(fingerprint::KEY));
+    let stopped = manifest
+        .other
+        .get(fingerprint::REPO_KEY)
+        .is_some_and(|r| r.get("stopped").is_some());
+    if fingerprinted && !stopped {
+        // Its runner crashed before recording where it stopped: from now on, this is where.
+        decision.recovered_state = fingerprint::repo_state(roots);
+    }
+    let stale = fingerprint::check(manifest, plan, roots);
+    if stale.is_empty() {
+        return Ok((decision, String::new()));
+    }
+    let described: Vec<String> = stale.iter().map(fingerprint::Stale::describe).collect();
+    if args.rerun_changed {
+        decision.rerun = fingerprint::with_dependents(plan, &stale);
+        let ids: Vec<&str> = decision
+            .rerun
+            .iter()
+            .map(|&i| plan.pipeline.stages[i - 1].id.as_str())
+            .collect();
+        crate::console::err_line(&format!(
+            "note: running again what changed since the run stopped ({}), and its dependents: {}",
+            described.join("; "),
+            ids.join(", ")
+        ));
+        return Ok((
+            decision,
+            format!("; rerun-changed: {}", described.join("; ")),
+        ));
+    }
+    if args.allow_stale {
+        decision.reused = stale.iter().map(|s| (s.index, s.changes.clone())).collect();
+        crate::console::err_line(&format!(
+            "note: keeping results although what they depend on changed since the run stopped (--allow-stale): {}",
+            described.join("; ")
+        ));
+        return Ok((decision, format!("; allow-stale: {}", described.join("; "))));
+    }
+    for d in &described {
+        crate::console::err_line(&format!("  {d}"));
+    }
+    Err(AppError::Conflict(format!(
+        "cannot resume run `{}`: what {} succeeded stage(s) depend on changed since the run stopped ({}); --rerun-changed runs them again, --allow-stale keeps their results",
+        manifest.run_id,
+        stale.len(),
+        described.join("; ")
+    )))
 }

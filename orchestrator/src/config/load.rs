@@ -54,6 +54,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "delivery",
     "maxWallClockMs",
     "maxDynamicStages",
+    "inputs",
 ];
 const STAGE_COMMON_KEYS: &[&str] = &[
     "kind",
@@ -464,6 +465,7 @@ impl Walker {
         let max_dynamic_stages = self
             .opt_u64(obj, "maxDynamicStages", &loc, 0)?
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let inputs = self.inputs(obj.get("inputs"), &loc.field("inputs"))?;
         for (name, _) in &vars {
             if !crate::config::vars::is_name(name) {
                 return Err(self.err(
@@ -550,7 +552,35 @@ impl Walker {
             delivery,
             max_wall_clock,
             max_dynamic_stages,
+            inputs,
         })
+    }
+
+    /// `inputs`: globs (relative to the repo root) of the files the pipeline's stages read.
+    fn inputs(&self, v: Option<&Value>, loc: &Loc) -> Result<Vec<String>, ConfigError> {
+        let items = match v {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(other) => {
+                return Err(self.err(
+                    loc,
+                    format!("expected an array of globs, found {}", kind_of(other)),
+                ))
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(glob) = item.as_str() else {
+                return Err(self.err(
+                    loc,
+                    format!("expected globs (strings), found {}", kind_of(item)),
+                ));
+            };
+            globset::Glob::new(glob)
+                .map_err(|e| self.err(loc, format!("`{glob}` is not a glob: {}", e.kind())))?;
+            out.push(glob.to_owned());
+        }
+        Ok(out)
     }
 
     fn stage(&mut self, v: &Value, loc0: &Loc, ploc: &Loc) -> Result<Stage, ConfigError> {

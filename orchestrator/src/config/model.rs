@@ -169,6 +169,9 @@ pub struct Pipeline {
     /// `maxDynamicStages`: stages one plan patch, and all patches of a run together, may add
     /// (default [`super::plan_patch::DEFAULT_MAX_DYNAMIC_STAGES`]).
     pub max_dynamic_stages: Option<usize>,
+    /// `inputs`: globs of the files its stages read; `resume` compares only those (empty:
+    /// the whole work tree).
+    pub inputs: Vec<String>,
 }
 
 impl Pipeline {

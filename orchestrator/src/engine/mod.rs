@@ -8,6 +8,7 @@ pub mod capacity;
 pub mod context;
 pub mod crash;
 pub mod executor;
+pub mod fingerprint;
 pub mod gate;
 pub mod locks;
 pub mod loop_stage;

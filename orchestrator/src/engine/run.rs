@@ -227,6 +227,7 @@ pub async fn prepare_resume(
         mut manifest,
         event,
         lock,
+        stale,
     } = takeover;
     // The layout the config asks for now; the persister removes a sidecar it no longer needs.
     manifest.extensions = ctx.config.record.extensions;
@@ -265,7 +266,7 @@ pub async fn prepare_resume(
     let done = manifest
         .commands
         .iter()
-        .map(crate::engine::resume::is_done)
+        .map(|c| crate::engine::resume::is_done(c) && !stale.rerun.contains(&c.index))
         .collect();
     // Read before `RunResumed` puts interrupted stages back to pending.
     let earlier = manifest
@@ -290,8 +291,26 @@ pub async fn prepare_resume(
             runner_pid: std::process::id(),
             runtime: ctx.runtime.record(),
             plan_target_id: plan.target_id(),
+            rerun: stale.rerun.clone(),
         })
         .await?;
+    if let Some(state) = stale.recovered_state {
+        persister
+            .send(ManifestUpdate::RunExtension {
+                key: crate::engine::fingerprint::REPO_KEY,
+                value: serde_json::json!({ "stopped": state, "recovered": true }),
+            })
+            .await?;
+    }
+    for (index, changes) in stale.reused {
+        persister
+            .send(ManifestUpdate::StageExtension {
+                index,
+                key: crate::engine::fingerprint::STALE_KEY,
+                value: serde_json::json!({ "at": crate::time::now(), "changes": changes }),
+            })
+            .await?;
+    }
     persister.flush().await?;
     assemble(
         ctx,
@@ -633,6 +652,19 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     }
     lines.extend(f.failure_lines.iter().cloned());
     let summary = (!lines.is_empty()).then(|| lines.join("\n"));
+    // Where the run stopped, for a later `resume` to tell what changed since (after every
+    // stage's own outputs). Git runs in its own thread: a snapshot may take a while.
+    let roots = ctx.roots.clone();
+    if let Ok(Some(state)) =
+        tokio::task::spawn_blocking(move || crate::engine::fingerprint::repo_state(&roots)).await
+    {
+        run.persister
+            .send(ManifestUpdate::RunExtension {
+                key: crate::engine::fingerprint::REPO_KEY,
+                value: serde_json::json!({ "stopped": state }),
+            })
+            .await?;
+    }
     let at = crate::time::now();
     run.persister
         .send(ManifestUpdate::RunFinished {

@@ -51,6 +51,14 @@ pub async fn run_command(
         ));
     }
     let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
+    // What its result depends on, for a later `resume` to compare (with its start's write).
+    run.persister
+        .send(ManifestUpdate::StageExtension {
+            index: pos + 1,
+            key: crate::engine::fingerprint::KEY,
+            value: crate::engine::fingerprint::stage(&run.plan.vars, &cmd),
+        })
+        .await?;
     let first = run.first_attempt(pos, executor.attempts_outlive_the_runner());
     let start = stage_start_record(began.index, began.log_rel.clone(), began.shown.clone());
     let (result, attempts) =

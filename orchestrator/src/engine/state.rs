@@ -51,6 +51,20 @@ pub struct Takeover {
     pub event: ResumeEvent,
     /// The run's lock, held from now on by this runner.
     pub lock: RunLock,
+    /// What `resume` decided about succeeded stages whose dependencies changed.
+    pub stale: StaleDecision,
+}
+
+/// Succeeded stages whose dependencies changed since the run stopped, and what to do.
+#[derive(Debug, Clone, Default)]
+pub struct StaleDecision {
+    /// Stages to run again (1-based): the changed ones and their dependents.
+    pub rerun: Vec<usize>,
+    /// Stages reused anyway (`--allow-stale`): 1-based index and what changed.
+    pub reused: Vec<(usize, Vec<String>)>,
+    /// The repository state to record as where the run stopped, when the stopped runner did
+    /// not (it crashed): taken when `resume` found the run.
+    pub recovered_state: Option<serde_json::Value>,
 }
 
 /// What preparing a run returns.

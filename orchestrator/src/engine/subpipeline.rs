@@ -167,6 +167,7 @@ async fn earlier_child(
         manifest,
         event,
         lock,
+        stale: Default::default(),
     };
     let prepared =
         (run.children.prepare_resume)(ctx.clone(), plan.clone(), takeover, run.depth + 1).await?;

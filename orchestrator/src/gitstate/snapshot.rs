@@ -172,7 +172,21 @@ fn worktree_tree(git: &Git, top: &Path, opts: &SnapshotOptions) -> Result<String
     };
     // Reading the user's index is safe: git replaces it by rename, never in place.
     match std::fs::copy(&index, &temp.0) {
-        Ok(_) => {}
+        // With the index's own modification time: git trusts an entry's cached stat data
+        // only when the file's mtime is older than the index file's ("racily clean" entries
+        // are re-read). A copy stamped now would make a file rewritten with the same size in
+        // the same clock tick as it was staged look unchanged.
+        Ok(_) => {
+            let stamp = std::fs::metadata(&index).and_then(|m| m.modified());
+            let copy = std::fs::OpenOptions::new().write(true).open(&temp.0);
+            if let Err(source) = stamp.and_then(|t| copy.and_then(|f| f.set_modified(t))) {
+                return Err(GitError::Io {
+                    path: temp.0.clone(),
+                    source,
+                }
+                .into());
+            }
+        }
         // A repository without an index yet (nothing ever staged): start from nothing.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {

@@ -135,6 +135,7 @@ fn a_paused_run_can_end_and_a_resume_drops_the_pause() {
                 detail: None,
             },
             runner_pid: 1,
+            rerun: Vec::new(),
             runtime: RuntimeRecord {
                 requested: RuntimeMode::Cli,
                 mode: RuntimeMode::Cli,

@@ -42,6 +42,7 @@ mod serve;
 mod shell;
 mod side_files;
 mod signals;
+mod stale;
 mod status_plan;
 mod tooling;
 mod verbs;
