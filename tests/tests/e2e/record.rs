@@ -118,7 +118,8 @@ fn extension_fields_live_in_the_sidecar() {
             "duration_ms",
             "process",
             "stdout_bytes",
-            "stderr_bytes"
+            "stderr_bytes",
+            "fingerprint"
         ]
     );
     assert_eq!(

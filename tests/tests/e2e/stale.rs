@@ -238,6 +238,35 @@ fn bad_inputs_are_config_errors() {
     assert!(!env.runs_exists());
 }
 
+/// A runner that crashed recorded no stopped state: `resume` records the work tree it found
+/// as where the run stopped (changes before that resume cannot be seen), and compares with
+/// it from then on.
+#[test]
+fn a_crashed_run_gets_its_stopped_state_when_resumed() {
+    let (env, run_id) = failed_run("");
+    // The record as a crashed runner leaves it: no stopped state (its extension key removed).
+    let side_path = env.run_dir(&run_id).join("manifest.ext.json");
+    let mut side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&side_path).expect("read")).expect("json");
+    assert!(side["repo_state"]["stopped"].is_object(), "{side}");
+    side.as_object_mut().expect("object").remove("repo_state");
+    std::fs::write(
+        &side_path,
+        serde_json::to_string_pretty(&side).expect("json"),
+    )
+    .expect("write");
+    let out = resume(&env, &run_id, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(counts(&env), [1, 1, 2]);
+    let m = merged(&env.run_dir(&run_id).join("manifest.json"));
+    // The recovered state was recorded, then replaced by where this runner stopped.
+    assert!(m["repo_state"]["stopped"]["tree"].is_string(), "{m}");
+    // From then on a change is seen again.
+    std::fs::write(env.path().join("src/lib.txt"), "two\n").expect("write");
+    let out = resume(&env, &run_id, &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+}
+
 /// The tree digest resume compares (`gitstate`): one value for the same files whatever order
 /// they were written in and whatever the user's index holds (nothing, some of them staged,
 /// an older version staged), never touching that index; another value as soon as the bytes
