@@ -41,11 +41,12 @@ fn digest(bytes: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
-/// The variables a stage names: `$NAME` and `${NAME...}` in its command and `cwd`, and the
-/// keys of its `env`. A shell's own variables (`$1`, `$?`, `$$`) are not names.
+/// The variables a stage names: `$NAME` and `${NAME...}` in its command (or its `args`) and
+/// `cwd`, and the keys of its `env`. A shell's own variables (`$1`, `$?`, `$$`) are not names.
 fn named_vars(cmd: &CommandStage) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = cmd.env.iter().map(|(k, _)| k.clone()).collect();
-    for text in [Some(cmd.command.as_str()), cmd.cwd.as_deref()]
+    let command = cmd.shell_text();
+    for text in [Some(command.as_str()), cmd.cwd.as_deref()]
         .into_iter()
         .flatten()
     {
@@ -93,7 +94,7 @@ pub fn stage(vars: &[(String, String)], cmd: &CommandStage) -> Value {
         })
         .collect();
     json!({
-        "command": digest(cmd.command.as_bytes()),
+        "command": digest(cmd.shell_text().as_bytes()),
         "cwd": cmd.cwd,
         "config": digest(format!("{cmd:?}").as_bytes()),
         "env": env,
@@ -311,6 +312,7 @@ mod tests {
     fn cmd(command: &str) -> CommandStage {
         CommandStage {
             command: command.to_owned(),
+            args: None,
             cwd: Some("${DIR}/x".to_owned()),
             env: vec![("FROM_ENV".to_owned(), "1".to_owned())],
             timeout: None,
