@@ -56,7 +56,7 @@ pub async fn run_command(
         .send(ManifestUpdate::StageExtension {
             index: pos + 1,
             key: crate::engine::fingerprint::KEY,
-            value: crate::engine::fingerprint::stage(&run.plan.vars, &cmd),
+            value: crate::engine::fingerprint::stage(&run.plan().vars, &cmd),
         })
         .await?;
     let first = run.first_attempt(pos, executor.attempts_outlive_the_runner());
