@@ -176,6 +176,7 @@ async fn find(
         manifest,
         event,
         lock,
+        stale: Default::default(),
     };
     let prepared =
         (run.children.prepare_resume)(child_ctx.clone(), plan.clone(), takeover, run.depth + 1)
