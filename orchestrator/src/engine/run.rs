@@ -654,9 +654,14 @@ async fn finalize(run: Arc<RunState>, f: Finished) -> Result<RunReport, AppError
     let summary = (!lines.is_empty()).then(|| lines.join("\n"));
     // Where the run stopped, for a later `resume` to tell what changed since (after every
     // stage's own outputs). Git runs in its own thread: a snapshot may take a while.
+    // Top-level runs only: `resume` compares a child run through its parent stage.
     let roots = ctx.roots.clone();
-    if let Ok(Some(state)) =
-        tokio::task::spawn_blocking(move || crate::engine::fingerprint::repo_state(&roots)).await
+    let top = run.depth == 0;
+    if let Ok(Some(state)) = tokio::task::spawn_blocking(move || {
+        top.then(|| crate::engine::fingerprint::repo_state(&roots))
+            .flatten()
+    })
+    .await
     {
         run.persister
             .send(ManifestUpdate::RunExtension {
