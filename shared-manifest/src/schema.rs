@@ -155,6 +155,16 @@ pub struct Manifest {
     /// stages, when, and the stages as validated (a resume adds them again from here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan_patches: Vec<PlanPatchRecord>,
+    /// The stages the run's runner was asked to run (`--only`, `--skip`, `--from` of `start`,
+    /// or of the last `resume` given any); absent: all. The others are recorded `skipped`
+    /// with the outcome `not_selected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionRecord>,
+    /// `--fail-fast` (true: every stage's `onFailure` is `abort`) or `--no-fail-fast` (false:
+    /// `continue`) for this run; absent: each stage's own `onFailure`. Kept by a resume not
+    /// given either flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<bool>,
 
     /// Keys we do not know, written by the peer or another tool: kept, so a resume never
     /// drops them.
@@ -206,8 +216,9 @@ pub struct CommandRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// How the final attempt ended: `exited`, `signaled`, `timed_out`, `cancelled`,
-    /// `spawn_failed`, `lost` (a remote executor lost the attempt), `dependency_failed`; an
-    /// approval stage's `approved` or `rejected`.
+    /// `spawn_failed`, `lost` (a remote executor lost the attempt), `dependency_failed`,
+    /// `not_selected` (left out by the run's stage selection); an approval stage's `approved`
+    /// or `rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// Signal that ended the final attempt (`SIGTERM`, ...).
@@ -394,6 +405,25 @@ pub struct PlanPatchRecord {
     pub stage_ids: Vec<String>,
     /// The stages as validated, in the config's stage format.
     pub stages: Vec<Value>,
+}
+
+/// The stage selection of a run, as asked for and as it came out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SelectionRecord {
+    /// `--only`: these stages (and, unless `no_deps`, what they depend on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+    /// `--no-deps`: `only` without the stages it depends on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_deps: bool,
+    /// `--skip`: never these stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<String>,
+    /// `--from`: this stage, what depends on it, and what those need that it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The stages that run, in stage order.
+    pub selected: Vec<String>,
 }
 
 /// The wall-clock budget of one runner of the run.

@@ -5,7 +5,8 @@ use crate::document::{pretty, ApplyError, Document, Rendered, Sidecar};
 use crate::schema::{
     Approval, ApprovalDecision, ApprovalRecord, ApprovalState, BudgetRecord, ChildRun,
     CommandRecord, ExecutorRecord, LockRecord, Manifest, PauseRecord, PlanPatchRecord,
-    ProcessRecord, QueueRecord, ResumeEvent, RuntimeFallback, RuntimeMode, SCHEMA_VERSION,
+    ProcessRecord, QueueRecord, ResumeEvent, RuntimeFallback, RuntimeMode, SelectionRecord,
+    SCHEMA_VERSION,
 };
 use crate::sidecar::Extensions;
 use crate::state::{CommandEvent, CommandStatus, RunEvent, RunPhase, RunStatus, StagePhase};
@@ -41,6 +42,13 @@ pub enum ManifestUpdate {
         /// Succeeded stages (1-based) to run again: what they depend on changed since the run
         /// stopped (`resume --rerun-changed`), or they depend on such a stage.
         rerun: Vec<usize>,
+        /// The stage selection of this runner (the one `resume` was given, else the recorded
+        /// one); replaces the recorded one. Stages left out by the previous runner's selection
+        /// go back to pending: the scheduler records again those this one leaves out.
+        selection: Option<SelectionRecord>,
+        /// `--fail-fast` / `--no-fail-fast` of this runner (given to `resume`, else the
+        /// recorded one); replaces the recorded one.
+        fail_fast: Option<bool>,
     },
     /// An extension key of one stage's record (`fingerprint`, `reused_stale`), replacing an
     /// earlier value.
@@ -108,6 +116,16 @@ pub enum ManifestUpdate {
         records: Vec<CommandRecord>,
         /// The patch.
         patch: PlanPatchRecord,
+    },
+    /// A pending stage will not run because the run's stage selection left it out
+    /// (`--only`, `--skip`, `--from`): `skipped`, outcome `not_selected`. A resume keeps it so.
+    StageNotSelected {
+        /// Stage index.
+        index: usize,
+        /// When.
+        at: String,
+        /// Why, recorded in `skip_reason` and `summary`.
+        reason: String,
     },
     /// A sub-pipeline stage started its child run.
     SubRunStarted {
@@ -350,6 +368,8 @@ impl Document for Manifest {
                 runtime,
                 plan_target_id,
                 rerun,
+                selection,
+                fail_fast,
             } => {
                 self.run_to(RunEvent::Resume)?;
                 for index in rerun {
@@ -361,6 +381,8 @@ impl Document for Manifest {
                 if plan_target_id.is_some() {
                     self.plan_target_id = plan_target_id;
                 }
+                self.selection = selection;
+                self.fail_fast = fail_fast;
                 self.runtime_mode_requested = runtime.requested;
                 self.runtime_mode = runtime.mode;
                 self.runtime_provider = runtime.mode.provider().to_owned();
@@ -368,7 +390,10 @@ impl Document for Manifest {
                 self.runtime_mode_source = Some(runtime.source);
                 for stage in &mut self.commands {
                     let never_ran = stage.status == CommandStatus::Skipped
-                        && stage.outcome.as_deref() == Some("dependency_failed");
+                        && matches!(
+                            stage.outcome.as_deref(),
+                            Some("dependency_failed" | "not_selected")
+                        );
                     if matches!(stage.status, CommandStatus::Failed | CommandStatus::Running)
                         || never_ran
                     {
@@ -493,6 +518,15 @@ impl Document for Manifest {
                 self.updated_at = patch.at.clone();
                 self.commands.extend(records);
                 self.plan_patches.push(patch);
+            }
+            ManifestUpdate::StageNotSelected { index, at, reason } => {
+                let stage = self.stage(index)?;
+                stage_to(stage, CommandEvent::Skip)?;
+                stage.completed_at = Some(at.clone());
+                stage.summary = Some(reason.clone());
+                stage.skip_reason = Some(reason);
+                stage.outcome = Some("not_selected".to_owned());
+                self.updated_at = at;
             }
             ManifestUpdate::SubRunStarted { index, at, child } => {
                 let stage = self.stage(index)?;

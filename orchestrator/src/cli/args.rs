@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use super::peer_flags::{InertArgs, IssueArgs, TargetArgs};
+pub use super::run_flags::RunShapeArgs;
 
 /// Runs pipelines of shell stages from `codex.orchestrator.json` and records every run under
 /// `.runs/<task>/cli/<run-id>/`.
@@ -226,6 +227,13 @@ pub struct StartArgs {
     /// Skip the pipeline's `delivery` even when the run succeeds (recorded as skipped).
     #[arg(long)]
     pub no_deliver: bool,
+    /// Which stages run and what a failure does.
+    #[command(flatten)]
+    pub shape: Box<RunShapeArgs>,
+    /// Check everything and print what would run (each command as it reaches `sh -c`, its
+    /// cwd, environment, timeout, retries, executor), then exit 0; nothing is run or written.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Refuse the peer package's fallback config when the repo has none (`=false` to allow it;
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -334,6 +342,13 @@ pub struct PlanArgs {
     /// default: `CODEX_ORCHESTRATOR_REPO_CONFIG_REQUIRED`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub repo_config_required: Option<String>,
+    /// Stage selection and failure policy, as for `start`.
+    #[command(flatten)]
+    pub shape: RunShapeArgs,
+    /// What `start` would run, resolved: each command as it reaches `sh -c`, its cwd,
+    /// environment, timeout, retries and executor (as `start --dry-run` prints it).
+    #[arg(long)]
+    pub resolved: bool,
 }
 
 /// `status`.
@@ -413,6 +428,10 @@ pub struct ResumeArgs {
     /// run stopped; recorded in `resume_events` and on each such stage (`reused_stale`).
     #[arg(long)]
     pub allow_stale: bool,
+    /// Stage selection and failure policy, as for `start`, for the stages not done yet
+    /// (default: the ones the run was started or last resumed with).
+    #[command(flatten)]
+    pub shape: Box<RunShapeArgs>,
 }
 
 /// `verify-evidence`.
@@ -750,6 +769,8 @@ impl StartArgs {
             no_deliver: false,
             repo_config_required: None,
             control: RunControlArgs::default(),
+            shape: Box::default(),
+            dry_run: false,
         }
     }
 }

@@ -67,6 +67,7 @@ pub fn main_impl() -> i32 {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Start(args) if args.dry_run => super::resolved::dry_run(&args, None),
             Command::Start(args) => super::start::start(args).await,
             Command::Plan(args) => super::plan::plan(args),
             Command::RunPlan(args) => super::run_plan::run_plan(args).await,

@@ -94,6 +94,17 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     if let Some(t) = args.target.id() {
         plan.retarget(t)?;
     }
+    // A selection given to `resume` replaces the run's; without one the run's stays (the
+    // stages it left out stay out). Either applies to the stages not done yet.
+    let request = args.shape.selection();
+    if request.is_empty() {
+        plan.selection = manifest
+            .selection
+            .as_ref()
+            .map(|record| crate::plan::Selection::from_record(&plan.pipeline, record));
+    } else {
+        plan.select(&request)?;
+    }
     let now = crate::time::now();
     // Resolved again with the peer's precedence (flag > env > config > the recorded request >
     // default), before anything is locked or written: a bad value is a usage error (exit 2).
@@ -184,6 +195,8 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         stop: Mutex::new(None),
         max_wall_clock: args.control.max_wall_clock,
         secrets,
+        // `--fail-fast` / `--no-fail-fast` given here, else the run's (kept by its resumes).
+        fail_fast: args.shape.fail_fast().or(manifest.fail_fast),
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;

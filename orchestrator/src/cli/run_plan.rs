@@ -36,6 +36,8 @@ pub async fn run_plan(args: RunPlanArgs) -> Result<i32, AppError> {
         // A plan file has no `delivery`: nothing to skip.
         no_deliver: false,
         control: args.control,
+        shape: Box::default(),
+        dry_run: false,
     };
     let launched = super::start::launch(&start, Some(config)).await?;
     super::start::print(&launched, start.format);

@@ -15,7 +15,7 @@ use crate::plan;
 use crate::record::layout::Roots;
 use crate::report::progress::Reporter;
 
-/// Runs `start`; returns the exit code.
+/// Runs `start` (`--dry-run` is `resolved::dry_run`'s, see `entry.rs`); returns the exit code.
 pub async fn start(args: StartArgs) -> Result<i32, AppError> {
     let launched = launch(&args, None).await?;
     print(&launched, args.format);
@@ -64,12 +64,37 @@ pub struct Hooks {
     pub on_prepared: Option<OnPrepared>,
 }
 
-/// [`launch`] with hooks.
-pub async fn launch_with(
-    args: &StartArgs,
-    config: Option<crate::config::Config>,
-    hooks: Hooks,
-) -> Result<Launched, AppError> {
+/// Everything a run is made of, checked, before anything is written: what `start` runs and
+/// what `start --dry-run` prints.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Repo, runs and out directories.
+    pub roots: Roots,
+    /// The validated config.
+    pub config: Arc<crate::config::Config>,
+    /// Task id.
+    pub task: String,
+    /// `--var` values.
+    pub cli_vars: Vec<(String, String)>,
+    /// The plan, with its target and stage selection.
+    pub plan: plan::Plan,
+    /// Resolved runtime mode.
+    pub runtime: crate::modes::RuntimeDecision,
+    /// Resolved execution mode.
+    pub execution: crate::modes::ExecutionDecision,
+    /// Exec knobs from the environment.
+    pub knobs: ExecKnobs,
+    /// The peer's stage variables.
+    pub peer_env: crate::engine::peer_env::PeerEnv,
+    /// `--fail-fast` / `--no-fail-fast`.
+    pub fail_fast: Option<bool>,
+    /// Secret variables: the config's `secrets` and `--secret`.
+    pub secrets: crate::config::SecretNames,
+}
+
+/// Reads and checks everything `args` asks for (config, pipeline, variables, target,
+/// selection, modes, knobs); writes nothing. `config` replaces the repo config (`exec`).
+pub fn inputs(args: &StartArgs, config: Option<crate::config::Config>) -> Result<Inputs, AppError> {
     let roots = Roots::from_env()
         .map_err(|e| AppError::Usage(format!("cannot determine the current directory: {e}")))?;
     let task = super::common::task_id(args.task.as_deref())?;
@@ -94,6 +119,7 @@ pub async fn launch_with(
     if let Some(t) = args.target.id() {
         plan.retarget(t)?;
     }
+    plan.select(&args.shape.selection())?;
     for note in args.inert.notes() {
         crate::console::err_line(&note);
     }
@@ -139,6 +165,40 @@ pub async fn launch_with(
         runtime.mode.as_str(),
         chosen.required,
     );
+    Ok(Inputs {
+        roots,
+        config,
+        task,
+        cli_vars,
+        plan,
+        runtime,
+        execution,
+        knobs,
+        peer_env,
+        fail_fast: args.shape.fail_fast(),
+        secrets,
+    })
+}
+
+/// [`launch`] with hooks.
+pub async fn launch_with(
+    args: &StartArgs,
+    config: Option<crate::config::Config>,
+    hooks: Hooks,
+) -> Result<Launched, AppError> {
+    let Inputs {
+        roots,
+        config,
+        task,
+        cli_vars,
+        plan,
+        runtime,
+        execution,
+        knobs,
+        peer_env,
+        fail_fast,
+        secrets,
+    } = inputs(args, config)?;
     let (cancel, _) = tokio::sync::watch::channel(CancelRequest::None);
     let ctx = Arc::new(Ctx {
         roots,
@@ -161,6 +221,7 @@ pub async fn launch_with(
         stop: Mutex::new(None),
         max_wall_clock: args.control.max_wall_clock,
         secrets,
+        fail_fast,
     });
     crate::control::signals::spawn_listener(ctx.cancel.clone())
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;

@@ -20,16 +20,24 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
         .map(|(_, c)| c)
 }
 
+/// Edit distance where swapping two neighbouring characters is one edit (optimal string
+/// alignment): `biuld` is one typo away from `build`, not two.
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // Rows i-2, i-1 and i of the distance table.
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, &ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
             cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && ca == b[j - 1] && a[i - 1] == cb {
+                cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -53,5 +61,8 @@ mod tests {
         assert_eq!(did_you_mean("timeout_ms", &keys), Some("timeoutMs"));
         assert_eq!(did_you_mean("allowfailures", &keys), Some("allowFailure"));
         assert_eq!(did_you_mean("zzzzzz", &keys), None);
+        // A swap of two neighbours is one typo.
+        assert_eq!(did_you_mean("biuld", &["build", "test"]), Some("build"));
+        assert_eq!(did_you_mean("cmomand", &keys), Some("command"));
     }
 }

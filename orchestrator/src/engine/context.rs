@@ -9,7 +9,7 @@ use std::time::Duration;
 use exec::CancelRequest;
 use tokio::sync::watch;
 
-use crate::config::{Config, Durability, SecretNames};
+use crate::config::{Config, Durability, OnFailure, SecretNames, Stage};
 use crate::engine::peer_env::PeerEnv;
 use crate::errors::AppError;
 use crate::modes::{ExecutionDecision, RuntimeDecision};
@@ -56,6 +56,9 @@ pub struct Ctx {
     pub max_wall_clock: Option<Duration>,
     /// Secret variables: the config's `secrets` and `--secret`.
     pub secrets: SecretNames,
+    /// `--fail-fast` (true) / `--no-fail-fast` (false): every stage's `onFailure` of every
+    /// run of the invocation is `abort` / `continue`; `None`: each stage's own.
+    pub fail_fast: Option<bool>,
 }
 
 /// Why the runner stops a run on its own: neither a signal nor an error. Running stages are
@@ -169,6 +172,17 @@ impl Ctx {
             .unwrap_or(self.config.record.durability)
     }
 
+    /// What a failure of `stage` does to the rest of its run: `--fail-fast` / `--no-fail-fast`
+    /// when given, else the stage's `onFailure`. (`allowFailure` never gets here: such a
+    /// failure is a skip, not a failure.)
+    pub fn on_failure(&self, stage: &Stage) -> OnFailure {
+        match self.fail_fast {
+            Some(true) => OnFailure::Abort,
+            Some(false) => OnFailure::Continue,
+            None => stage.on_failure,
+        }
+    }
+
     /// Records a fatal error (the first one wins) and stops every running stage.
     pub fn fail_fatally(&self, error: AppError) {
         let mut slot = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
@@ -259,6 +273,7 @@ impl Ctx {
             stop: Mutex::new(None),
             max_wall_clock: None,
             secrets: self.secrets.clone(),
+            fail_fast: self.fail_fast,
         });
         let mut parent = self.cancel.subscribe();
         let to = child.clone();

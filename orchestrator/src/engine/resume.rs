@@ -188,12 +188,16 @@ fn logged_groups(path: &Path, m: &Manifest) -> Vec<(String, i32, Option<u64>)> {
         .collect()
 }
 
-/// True when the stage is done for a resume: succeeded, or skipped by `allowFailure` (a stage
-/// skipped because a dependency failed never ran and runs again).
+/// True when the stage is done for a resume: succeeded, or skipped by `allowFailure`. A stage
+/// skipped because a dependency failed never ran and runs again; one the run's stage
+/// selection left out is decided again by the resumed run's selection.
 pub fn is_done(c: &CommandRecord) -> bool {
     match c.status {
         CommandStatus::Succeeded => true,
-        CommandStatus::Skipped => c.outcome.as_deref() != Some("dependency_failed"),
+        CommandStatus::Skipped => !matches!(
+            c.outcome.as_deref(),
+            Some("dependency_failed" | "not_selected")
+        ),
         _ => false,
     }
 }

@@ -292,6 +292,8 @@ pub async fn prepare_resume(
             runtime: ctx.runtime.record(),
             plan_target_id: plan.target_id(),
             rerun: stale.rerun.clone(),
+            selection: plan.selection.as_ref().map(|s| s.record(&plan.pipeline)),
+            fail_fast: ctx.fail_fast,
         })
         .await?;
     if let Some(state) = stale.recovered_state {
@@ -411,6 +413,8 @@ fn initial_manifest(
         plan_patches: Vec::new(),
         config_path: Some(ctx.roots.rel(&ctx.config.path)),
         config_source: Some(ctx.config.source.as_str().to_owned()),
+        selection: plan.selection.as_ref().map(|s| s.record(p)),
+        fail_fast: ctx.fail_fast,
         other: ctx.manifest_keys.clone(),
         extensions: ctx.config.record.extensions,
     }

@@ -54,6 +54,7 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
         .iter()
         .map(|&d| if d { Slot::Satisfied } else { Slot::Pending })
         .collect();
+    leave_out_unselected(&run, &mut slots).await;
     let mut tasks: JoinSet<(usize, Result<Option<StageEnd>, AppError>)> = JoinSet::new();
     let mut finished = Finished::default();
     let mut aborting = false;
@@ -118,7 +119,7 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                 if end.event == CommandEvent::Fail {
                     finished.first_failure.get_or_insert(end.detail.clone());
                     finished.failure_lines.extend(end.failure_line.clone());
-                    match stage.on_failure {
+                    match run.ctx.on_failure(stage) {
                         OnFailure::Abort => {
                             slots[pos] = Slot::Blocked;
                             aborting = true;
@@ -186,6 +187,47 @@ async fn run_stage(
         StageKind::Loop(l) => crate::engine::loop_stage::run_loop(run, pos, stage, l).await,
     };
     (pos, end.map(Some))
+}
+
+/// Before anything starts: every pending stage the run's selection leaves out is recorded
+/// skipped (outcome `not_selected`) and counts as done for its dependents. On a resume the
+/// stages an earlier selection left out are pending again (`RunResumed`), so the resumed
+/// runner's selection (given to `resume`, else the recorded one) decides them anew.
+async fn leave_out_unselected(run: &RunState, slots: &mut [Slot]) {
+    let plan = run.plan();
+    let Some(selection) = &plan.selection else {
+        return;
+    };
+    let stages = &plan.pipeline.stages;
+    let reason = selection.reason();
+    for (pos, slot) in slots.iter_mut().enumerate() {
+        if selection.runs(pos) || *slot != Slot::Pending {
+            continue;
+        }
+        *slot = Slot::Satisfied;
+        let update = ManifestUpdate::StageNotSelected {
+            index: pos + 1,
+            at: crate::time::now(),
+            reason: reason.clone(),
+        };
+        if let Err(e) = run.persister.send(update).await {
+            run.ctx.fail_fatally(e.into());
+        }
+        run.emit(
+            "step_skipped",
+            serde_json::json!({
+                "stage_id": stages[pos].id, "stage_index": pos + 1, "reason": reason,
+                "outcome": "not_selected",
+            }),
+        );
+        run.ctx.reporter.stage_skipped(
+            &run.label(),
+            pos + 1,
+            stages.len(),
+            &stages[pos].id,
+            &reason,
+        );
+    }
 }
 
 /// Resolves once the run is stopping (cancelled, or a fatal error).

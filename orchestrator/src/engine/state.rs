@@ -17,10 +17,11 @@ use shared_manifest::Persister;
 use crate::config::{CommandStage, ExecutorConfig};
 use crate::control::lock::RunLock;
 use crate::engine::context::Ctx;
+use crate::engine::peer_env::PeerEnv;
 use crate::env_vars as ev;
 use crate::errors::AppError;
 use crate::plan::Plan;
-use crate::record::layout::RunDir;
+use crate::record::layout::{Roots, RunDir};
 use crate::report::events::EventLog;
 
 /// A boxed `Send` future: a run contains sub-pipeline runs, so the lifecycle's futures are
@@ -180,54 +181,124 @@ impl RunState {
     /// The variables the runner sets for every stage of this run (the peer's names).
     pub fn run_env(&self) -> Vec<(String, String)> {
         let ctx = &self.ctx;
-        let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        let mut env = vec![
-            (ev::MCP_RUNNER_TASK_ID.into(), ctx.task.clone()),
-            (ev::TASK_ID.into(), ctx.task.clone()),
-            (ev::RUN_ID.into(), self.dir.run_id.clone()),
-            (ev::PIPELINE_ID.into(), self.plan().pipeline.id.clone()),
-            (ev::MANIFEST_PATH.into(), s(&self.dir.manifest())),
-            (ev::RUN_DIR.into(), s(&self.dir.dir)),
-            (ev::RUNS_DIR.into(), s(&ctx.roots.runs)),
-            (ev::OUT_DIR.into(), s(&ctx.roots.out)),
-            (ev::ROOT.into(), s(&ctx.roots.repo)),
-        ];
-        env.extend(ctx.peer_env.for_pipeline(&self.plan().pipeline.id));
-        env
+        run_env(
+            &ctx.roots,
+            &ctx.task,
+            &self.dir,
+            &self.plan().pipeline.id,
+            &ctx.peer_env,
+        )
     }
 
-    /// A stage's command, cwd and environment. The command is passed on exactly as written;
-    /// the environment is, in order (a later value of a name wins): the run's variables, the
-    /// runner variables (`vars`, `--var`), the stage's `env` (literal). `${NAME}` in `cwd` is
-    /// looked up in that environment, then in the runner's own.
+    /// A stage's command, cwd and environment (see [`resolve`]).
     pub fn resolve(&self, cmd: &CommandStage) -> Result<Resolved, String> {
-        let mut env = self.run_env();
-        env.extend(self.plan().vars.iter().cloned());
-        if let Some(ExecutorConfig::Ray(ray)) = &cmd.executor {
-            // Below the stage's own `env`: the executor's is the shared default.
-            env.push((ev::EXECUTOR.into(), "ray".into()));
-            env.extend(ray.env.iter().cloned());
-        }
-        env.extend(cmd.env.iter().cloned());
-        let cwd = match &cmd.cwd {
-            Some(c) => {
-                let look = |name: &str| {
-                    env.iter()
-                        .rev()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .or_else(|| std::env::var(name).ok())
-                };
-                let expanded = crate::config::vars::expand_cwd(c, look)
-                    .map_err(|e| format!("cwd `{c}`: {e}"))?;
-                self.ctx.roots.repo.join(expanded)
-            }
-            None => self.ctx.roots.repo.clone(),
-        };
-        // In argv mode the shell text is what the record and progress show; the program
-        // and its arguments reach the executor apart (see `stage.rs`).
-        Ok((cmd.shell_text(), cwd, env))
+        resolve(
+            env_layers(self.run_env(), &self.plan().vars, cmd),
+            &self.ctx.roots.repo,
+            cmd,
+        )
     }
+}
+
+/// The variables the runner sets for every stage of run `dir` of `pipeline_id` (the peer's
+/// names).
+pub fn run_env(
+    roots: &Roots,
+    task: &str,
+    dir: &RunDir,
+    pipeline_id: &str,
+    peer_env: &PeerEnv,
+) -> Vec<(String, String)> {
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let mut env = vec![
+        (ev::MCP_RUNNER_TASK_ID.into(), task.to_owned()),
+        (ev::TASK_ID.into(), task.to_owned()),
+        (ev::RUN_ID.into(), dir.run_id.clone()),
+        (ev::PIPELINE_ID.into(), pipeline_id.to_owned()),
+        (ev::MANIFEST_PATH.into(), s(&dir.manifest())),
+        (ev::RUN_DIR.into(), s(&dir.dir)),
+        (ev::RUNS_DIR.into(), s(&roots.runs)),
+        (ev::OUT_DIR.into(), s(&roots.out)),
+        (ev::ROOT.into(), s(&roots.repo)),
+    ];
+    env.extend(peer_env.for_pipeline(pipeline_id));
+    env
+}
+
+/// Where a stage's environment comes from, lowest first (a later value of a name wins):
+/// the run's variables, the runner variables (`vars`, `--var`), a Ray executor's `env`, the
+/// stage's `env` (literal). All of it on top of the runner's own environment.
+pub fn env_layers(
+    run_env: Vec<(String, String)>,
+    vars: &[(String, String)],
+    cmd: &CommandStage,
+) -> Vec<(EnvLayer, Vec<(String, String)>)> {
+    let mut layers = vec![
+        (EnvLayer::Runner, run_env),
+        (EnvLayer::Variables, vars.to_vec()),
+    ];
+    if let Some(ExecutorConfig::Ray(ray)) = &cmd.executor {
+        // Below the stage's own `env`: the executor's is the shared default.
+        let mut env = vec![(ev::EXECUTOR.into(), "ray".into())];
+        env.extend(ray.env.iter().cloned());
+        layers.push((EnvLayer::Executor, env));
+    }
+    layers.push((EnvLayer::Stage, cmd.env.clone()));
+    layers
+}
+
+/// One source of a stage's environment (see [`env_layers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvLayer {
+    /// Set by the runner for every stage (run id, paths, the peer's variables).
+    Runner,
+    /// The pipeline's `vars` and `--var`.
+    Variables,
+    /// A Ray executor's `env`.
+    Executor,
+    /// The stage's `env`.
+    Stage,
+}
+
+impl EnvLayer {
+    /// Its name in `start --dry-run`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvLayer::Runner => "runner",
+            EnvLayer::Variables => "variables",
+            EnvLayer::Executor => "executor",
+            EnvLayer::Stage => "stage",
+        }
+    }
+}
+
+/// A stage's command, cwd and environment. The command is passed on exactly as written; the
+/// environment is `layers` in order. `${NAME}` in `cwd` is looked up in that environment,
+/// then in the runner's own; the cwd is relative to `repo`.
+pub fn resolve(
+    layers: Vec<(EnvLayer, Vec<(String, String)>)>,
+    repo: &std::path::Path,
+    cmd: &CommandStage,
+) -> Result<Resolved, String> {
+    let env: Vec<(String, String)> = layers.into_iter().flat_map(|(_, l)| l).collect();
+    let cwd = match &cmd.cwd {
+        Some(c) => {
+            let look = |name: &str| {
+                env.iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(name).ok())
+            };
+            let expanded =
+                crate::config::vars::expand_cwd(c, look).map_err(|e| format!("cwd `{c}`: {e}"))?;
+            repo.join(expanded)
+        }
+        None => repo.to_owned(),
+    };
+    // In argv mode the shell text is what the record and progress show; the program and its
+    // arguments reach the executor apart (see `stage.rs`).
+    Ok((cmd.shell_text(), cwd, env))
 }
 
 /// A stage's attempts as an earlier runner of the run recorded them.

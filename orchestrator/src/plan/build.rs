@@ -12,6 +12,8 @@ use crate::config::{CommandStage, Config, ConfigError, ExecutorConfig, Pipeline,
 use crate::errors::AppError;
 use crate::graph::StageGraph;
 
+use super::selection::Selection;
+
 /// A pipeline ready to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -33,6 +35,8 @@ pub struct Plan {
     /// Stages whose plan patch was applied: a stage's patch is applied once (a stage run
     /// again by a resume is never asked again).
     pub patched_by: Vec<String>,
+    /// The stages `--only`/`--skip`/`--from` selected; `None`: every stage runs.
+    pub selection: Option<Selection>,
 }
 
 /// Parses `--var NAME=VALUE` arguments.
@@ -124,6 +128,7 @@ pub fn build_one(
         target: super::target::default(pipeline),
         dynamic: 0,
         patched_by: Vec::new(),
+        selection: None,
     })
 }
 
@@ -223,6 +228,18 @@ impl Plan {
         Ok(())
     }
 
+    /// Applies a stage selection (see `selection.rs`); an unknown stage id or a selection
+    /// that leaves nothing to run is a usage error.
+    pub fn select(&mut self, request: &super::selection::Request) -> Result<(), AppError> {
+        self.selection = Selection::decide(&self.pipeline, &self.graph, request)?;
+        Ok(())
+    }
+
+    /// True when the stage at `pos` runs (it is selected, or there is no selection).
+    pub fn runs(&self, pos: usize) -> bool {
+        self.selection.as_ref().is_none_or(|s| s.runs(pos))
+    }
+
     /// `<pipeline>:<stage>` of the plan target (the manifest's `plan_target_id`).
     pub fn target_id(&self) -> Option<String> {
         self.target
@@ -283,6 +300,9 @@ impl Plan {
                 obj.insert("level".into(), json!(self.graph.levels[i]));
                 obj.insert("onFailure".into(), json!(s.on_failure.as_str()));
                 obj.insert("retries".into(), json!(s.retries.count));
+                if let Some(sel) = &self.selection {
+                    obj.insert("runs".into(), json!(sel.runs(i)));
+                }
                 if let StageKind::Command(c) = &s.kind {
                     let vars: serde_json::Map<String, Value> = self
                         .stage_vars(c)
@@ -341,6 +361,9 @@ impl Plan {
         if !p.delivery.is_empty() {
             out["delivery"] = super::work::delivery_json(&p.delivery);
         }
+        if let Some(sel) = &self.selection {
+            out["selection"] = json!(sel.record(p));
+        }
         out
     }
 
@@ -381,7 +404,14 @@ impl Plan {
                 } else {
                     format!(" after {}", deps.join(", "))
                 };
-                out.push_str(&format!("  {:02} {} — {}{}\n", i + 1, s.id, what, after));
+                let left_out = if self.runs(i) { "" } else { " (not selected)" };
+                out.push_str(&format!(
+                    "  {:02} {} — {}{}{left_out}\n",
+                    i + 1,
+                    s.id,
+                    what,
+                    after
+                ));
                 if let StageKind::Command(c) = &s.kind {
                     let vars = self.stage_vars(c);
                     if !vars.is_empty() {

@@ -2,8 +2,10 @@
 
 pub mod build;
 mod limits;
+pub mod selection;
 pub mod target;
 mod work;
 
 pub use crate::graph::{GraphError, StageGraph};
 pub use build::{build, build_one, parse_cli_vars, runner_vars, select, Plan};
+pub use selection::{Request as SelectionRequest, Selection};

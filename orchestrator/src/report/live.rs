@@ -161,6 +161,14 @@ impl Live {
         self.frame.tick();
     }
 
+    /// [`Live::update`], then draws at once, past the draw rate limit: the lines printed
+    /// above the frame repeat the last frame drawn, so a change that must show (a run's stage
+    /// total) is drawn now rather than at the next tick, which a short run may never reach.
+    pub fn update_now(&self, f: impl FnOnce(&mut Board)) {
+        f(&mut lock(&self.board));
+        self.frame.force_draw();
+    }
+
     /// Clears the frame; lines go straight to stderr again.
     pub fn finish(&self) {
         self.frame.finish_and_clear();

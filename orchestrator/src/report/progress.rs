@@ -120,7 +120,7 @@ impl Reporter {
         stages: usize,
     ) {
         if let Some(live) = &self.inner.live {
-            live.update(|b| b.add_total(stages));
+            live.update_now(|b| b.add_total(stages));
         }
         self.line(format!(
             "{label}run {run_id}: pipeline `{pipeline}` started (manifest {manifest})"

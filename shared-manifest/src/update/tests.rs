@@ -150,6 +150,8 @@ fn a_paused_run_can_end_and_a_resume_drops_the_pause() {
                 source: "default".into(),
             },
             plan_target_id: None,
+            selection: None,
+            fail_fast: None,
         })
         .expect("resume");
     assert_eq!(crashed.phase(), RunPhase::Running);
@@ -407,4 +409,85 @@ fn added_stages_follow_the_last_index_and_record_their_patch() {
     assert!(err.to_string().contains("expected 4"), "{err}");
     assert_eq!(m.commands.len(), 3);
     assert_eq!(m.plan_patches.len(), 1);
+}
+
+#[test]
+fn a_stage_left_out_by_the_selection_is_skipped_until_a_resume_decides_again() {
+    let mut m = manifest("in_progress");
+    let selection = SelectionRecord {
+        only: vec!["b".into()],
+        no_deps: true,
+        skip: Vec::new(),
+        from: None,
+        selected: vec!["b".into()],
+    };
+    m.apply(ManifestUpdate::StageNotSelected {
+        index: 1,
+        at: "T1".into(),
+        reason: "Skipped: not selected (--only b)".into(),
+    })
+    .expect("a pending stage can be left out");
+    let a = &m.commands[0];
+    assert_eq!(a.status, CommandStatus::Skipped);
+    assert_eq!(a.outcome.as_deref(), Some("not_selected"));
+    assert_eq!(
+        a.skip_reason.as_deref(),
+        Some("Skipped: not selected (--only b)")
+    );
+    assert_eq!(a.summary, a.skip_reason);
+    // Only a pending stage can be left out.
+    assert!(m
+        .apply(ManifestUpdate::StageNotSelected {
+            index: 1,
+            at: "T2".into(),
+            reason: "again".into(),
+        })
+        .is_err());
+    m.apply(ManifestUpdate::RunFinished {
+        at: "T3".into(),
+        event: RunEvent::Cancel,
+        status_detail: Some("run-canceled".into()),
+        summary: None,
+    })
+    .expect("end");
+    m.apply(ManifestUpdate::RunResumed {
+        at: "T4".into(),
+        event: ResumeEvent {
+            timestamp: "T4".into(),
+            actor: "cli".into(),
+            reason: "r".into(),
+            outcome: "accepted".into(),
+            detail: None,
+        },
+        runner_pid: 1,
+        runtime: RuntimeRecord {
+            requested: RuntimeMode::Cli,
+            mode: RuntimeMode::Cli,
+            fallback: RuntimeFallback {
+                occurred: false,
+                code: None,
+                reason: None,
+                from_mode: None,
+                to_mode: None,
+                checked_at: "T4".into(),
+            },
+            source: "default".into(),
+        },
+        plan_target_id: None,
+        selection: Some(selection.clone()),
+        fail_fast: Some(false),
+    })
+    .expect("resume");
+    // Back to pending: the resumed runner's scheduler records again what its selection
+    // leaves out (it may have been given another one).
+    assert_eq!(m.commands[0].status, CommandStatus::Pending);
+    assert_eq!(m.commands[0].outcome, None);
+    assert_eq!(m.commands[0].skip_reason, None);
+    assert_eq!(m.commands[1].status, CommandStatus::Pending);
+    assert_eq!(
+        m.selection.as_ref(),
+        Some(&selection),
+        "the runner's selection"
+    );
+    assert_eq!(m.fail_fast, Some(false), "the runner's failure policy");
 }

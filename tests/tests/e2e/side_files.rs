@@ -257,15 +257,21 @@ fn nothing_waits_for_the_kernels_entropy_pool() {
           {"kind":"command","id":"a","command":"true"},
           {"kind":"command","id":"b","command":"exit 1","allowFailure":true}]}]}"#,
     );
-    let trace = env.path().join("trace.txt");
-    let trace_path = trace.to_string_lossy().into_owned();
-    let out = env.start_under_strace(&["-f", "-qq", "-e", "trace=getrandom", "-o", &trace_path]);
+    // `-ff`: one file per thread, so no call is split into `<unfinished ...>` and `resumed`.
+    let traces = env.path().join("traces");
+    std::fs::create_dir_all(&traces).expect("mkdir");
+    let trace_path = traces.join("t").to_string_lossy().into_owned();
+    let out = env.start_under_strace(&["-ff", "-qq", "-e", "trace=getrandom", "-o", &trace_path]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(&trace).expect("trace");
+    let text: String = std::fs::read_dir(&traces)
+        .expect("traces")
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).expect("trace"))
+        .collect();
     let calls: Vec<&str> = text.lines().filter(|l| l.contains("getrandom(")).collect();
     assert!(!calls.is_empty(), "std draws its hash keys: {text}");
     let blocking: Vec<&&str> = calls
