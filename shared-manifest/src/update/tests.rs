@@ -474,6 +474,7 @@ fn a_stage_left_out_by_the_selection_is_skipped_until_a_resume_decides_again() {
             source: "default".into(),
         },
         plan_target_id: None,
+        rerun: Vec::new(),
         selection: Some(selection.clone()),
         fail_fast: Some(false),
     })
