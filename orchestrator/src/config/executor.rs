@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::error::{ConfigError, Loc};
+use super::error::{list, ConfigError, Loc};
+use super::json_get::{kind_of, show};
 use super::suggest::did_you_mean;
 
 /// Ray's default dashboard address (what `ray job submit` uses without `--address`).
@@ -329,28 +330,6 @@ pub fn ray_address(ray: &RayConfig) -> Result<String, String> {
         .address
         .clone()
         .unwrap_or_else(|| DEFAULT_RAY_ADDRESS.to_owned()))
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::Number(n) => n.to_string(),
-        other => kind_of(other).to_owned(),
-    }
-}
-
-fn list(names: &[&str]) -> String {
-    super::error::list(names)
 }
 
 #[cfg(test)]

@@ -6,8 +6,31 @@
 //! (`pipelines[0].stages[1].command`); serde_json adds the line and column, and its recursion
 //! limit still applies (the visitor nests through `deserialize_any`).
 
+use std::path::Path;
+
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+
+use super::error::ConfigError;
+
+/// Parses the JSON text of `file` (a config, a plan file, a plan patch); bad JSON is an
+/// error naming the file, line and column.
+pub(crate) fn parse_file_text(file: &Path, text: &str) -> Result<Value, ConfigError> {
+    parse_unique(text).map_err(|e| ConfigError::Json {
+        path: file.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })
+}
+
+/// serde_json appends " at line L column C"; we print the position first, so drop it.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
 
 /// Parses `text`; a duplicate key is an error naming its path.
 pub(crate) fn parse_unique(text: &str) -> Result<Value, serde_json::Error> {

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 
 use super::error::{list, ConfigError, Loc};
 use super::executor::ExecutorConfig;
+use super::json_get::kind_of;
+use super::json_get::Fields;
 use super::model::{
     CommandStage, Config, ConfigSource, Durability, OnFailure, Pipeline, RecordSettings,
     RetryPolicy, Stage, StageKind,
@@ -111,12 +113,7 @@ pub fn load(path: &Path, strict: bool) -> Result<Loaded, ConfigError> {
 
 /// Validates config text (the file is only named in messages).
 pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Loaded, ConfigError> {
-    let value: Value = super::json::parse_unique(text).map_err(|e| ConfigError::Json {
-        path: path.to_owned(),
-        line: e.line(),
-        column: e.column(),
-        message: strip_position(&e.to_string()),
-    })?;
+    let value = super::json::parse_file_text(path, text)?;
     from_value(path, &value, strict)
 }
 
@@ -136,29 +133,19 @@ pub(crate) fn from_value(path: &Path, value: &Value, strict: bool) -> Result<Loa
     })
 }
 
-/// serde_json appends " at line L column C"; we print the position first, so drop it.
-pub(super) fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
-}
-
 struct Walker {
     path: PathBuf,
     warnings: Vec<String>,
     strict: bool,
 }
 
-impl Walker {
-    fn err(&self, loc: &Loc, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.clone(),
-            location: loc.render(),
-            message: message.into(),
-        }
+impl Fields for Walker {
+    fn file(&self) -> &Path {
+        &self.path
     }
+}
 
+impl Walker {
     fn unknown_keys(
         &mut self,
         obj: &Map<String, Value>,
@@ -183,76 +170,6 @@ impl Walker {
             ));
         }
         Ok(())
-    }
-
-    fn object<'v>(&self, v: &'v Value, loc: &Loc) -> Result<&'v Map<String, Value>, ConfigError> {
-        v.as_object()
-            .ok_or_else(|| self.err(loc, format!("expected an object, found {}", kind_of(v))))
-    }
-
-    fn opt_string(
-        &self,
-        obj: &Map<String, Value>,
-        key: &str,
-        loc: &Loc,
-    ) -> Result<Option<String>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.err(
-                &loc.field(key),
-                format!("expected a string, found {}", kind_of(v)),
-            )),
-        }
-    }
-
-    fn req_string(
-        &self,
-        obj: &Map<String, Value>,
-        key: &str,
-        loc: &Loc,
-        why: &str,
-    ) -> Result<String, ConfigError> {
-        match self.opt_string(obj, key, loc)? {
-            Some(s) if !s.trim().is_empty() => Ok(s),
-            Some(_) => Err(self.err(&loc.field(key), format!("must not be empty ({why})"))),
-            None => Err(self.err(&loc.field(key), format!("missing ({why})"))),
-        }
-    }
-
-    fn opt_bool(
-        &self,
-        obj: &Map<String, Value>,
-        key: &str,
-        loc: &Loc,
-    ) -> Result<Option<bool>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.err(
-                &loc.field(key),
-                format!("expected true or false, found {}", kind_of(v)),
-            )),
-        }
-    }
-
-    fn opt_u64(
-        &self,
-        obj: &Map<String, Value>,
-        key: &str,
-        loc: &Loc,
-        min: u64,
-    ) -> Result<Option<u64>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= min => Ok(Some(n)),
-                _ => Err(self.err(
-                    &loc.field(key),
-                    format!("expected an integer >= {min}, found {}", show(v)),
-                )),
-            },
-        }
     }
 
     /// An optional array of strings (`args`).
@@ -784,23 +701,5 @@ impl Walker {
             }
             Some(other) => Err(self.err(&floc, format!("expected a count or an object {{count, delayMs, backoff, maxDelayMs}}, found {}", kind_of(other)))),
         }
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::Number(n) => n.to_string(),
-        other => kind_of(other).to_owned(),
     }
 }

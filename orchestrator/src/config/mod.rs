@@ -4,6 +4,7 @@ pub mod delivery;
 pub mod error;
 pub mod executor;
 mod json;
+mod json_get;
 pub mod load;
 pub mod model;
 pub mod package;

@@ -17,6 +17,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::error::{ConfigError, Loc};
+use super::json_get::{kind_of, show, Fields};
 use super::model::{Config, ConfigSource};
 use super::suggest::did_you_mean;
 use super::vars::{self, VarError};
@@ -51,6 +52,8 @@ const STEP_KEYS: &[&str] = &[
     "on_failure",
 ];
 const ON_FAILURE: &[&str] = &["abort", "skip_dependents", "continue"];
+/// The largest count (`max_concurrency`, `retries`) a plan file may give.
+const MAX_COUNT: u64 = u32::MAX as u64;
 
 /// Reads the plan file at `path` and validates it; `vars` (`--var`) come before `env` (the
 /// process environment) for `${NAME}`.
@@ -76,12 +79,7 @@ pub fn parse(
     vars: &[(String, String)],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let value: Value = super::json::parse_unique(text).map_err(|e| ConfigError::Json {
-        path: path.to_owned(),
-        line: e.line(),
-        column: e.column(),
-        message: super::load::strip_position(&e.to_string()),
-    })?;
+    let value = super::json::parse_file_text(path, text)?;
     let t = Translator { path, vars, env };
     let config_json = t.plan(&value)?;
     let loaded = super::load::from_value(path, &config_json, true).map_err(relabel::relabel)?;
@@ -97,15 +95,13 @@ struct Translator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-impl Translator<'_> {
-    fn err(&self, loc: &Loc, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_owned(),
-            location: loc.render(),
-            message: message.into(),
-        }
+impl Fields for Translator<'_> {
+    fn file(&self) -> &Path {
+        self.path
     }
+}
 
+impl Translator<'_> {
     /// Plan files are read strictly: an unknown field is an error (a typo such as
     /// `depend_on` would otherwise drop an edge of the graph silently).
     fn known(
@@ -127,27 +123,6 @@ impl Translator<'_> {
             }
         }
         Ok(())
-    }
-
-    fn object<'v>(&self, v: &'v Value, loc: &Loc) -> Result<&'v Map<String, Value>, ConfigError> {
-        v.as_object()
-            .ok_or_else(|| self.err(loc, format!("expected an object, found {}", kind_of(v))))
-    }
-
-    fn string(
-        &self,
-        obj: &Map<String, Value>,
-        key: &str,
-        loc: &Loc,
-    ) -> Result<Option<String>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.err(
-                &loc.field(key),
-                format!("expected a string, found {}", kind_of(v)),
-            )),
-        }
     }
 
     /// A duration in seconds (`timeout_sec`, ...) as whole milliseconds, at least `min_ms`.
@@ -183,19 +158,6 @@ impl Translator<'_> {
         Ok(Some(ms))
     }
 
-    fn count(&self, v: Option<&Value>, floc: &Loc, min: u64) -> Result<Option<u64>, ConfigError> {
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= min && n <= u64::from(u32::MAX) => Ok(Some(n)),
-                _ => Err(self.err(
-                    floc,
-                    format!("expected an integer >= {min}, found {}", show(v)),
-                )),
-            },
-        }
-    }
-
     /// `text` with every `${NAME}` replaced: `--var` first, then the environment.
     fn substitute(&self, text: &str, loc: &Loc) -> Result<String, ConfigError> {
         let look = |name: &str| {
@@ -219,7 +181,7 @@ impl Translator<'_> {
         let root = Loc::root();
         let obj = self.object(v, &root)?;
         self.known(obj, TOP_KEYS, &root, "")?;
-        let plan_id = match self.string(obj, "plan_id", &root)? {
+        let plan_id = match self.opt_string(obj, "plan_id", &root)? {
             Some(id) if !id.trim().is_empty() => id,
             Some(_) => {
                 return Err(self.err(
@@ -244,13 +206,18 @@ impl Translator<'_> {
         if let Some(m) = obj.get("metadata").filter(|m| !m.is_null()) {
             self.object(m, &ploc.field("metadata"))?;
         }
-        let description = self.string(obj, "description", &ploc)?;
+        let description = self.opt_string(obj, "description", &ploc)?;
         let (mut concurrency, mut default_timeout) = (None, None);
         if let Some(g) = obj.get("globals").filter(|g| !g.is_null()) {
             let g = self.object(g, &ploc.field("globals"))?;
             self.known(g, GLOBAL_KEYS, &ploc, "globals.")?;
             let field = |k: &str| ploc.field(&format!("globals.{k}"));
-            concurrency = self.count(g.get("max_concurrency"), &field("max_concurrency"), 1)?;
+            concurrency = self.opt_u64_at(
+                g.get("max_concurrency"),
+                &field("max_concurrency"),
+                1,
+                MAX_COUNT,
+            )?;
             default_timeout = self.seconds(
                 g.get("default_timeout_sec"),
                 &field("default_timeout_sec"),
@@ -302,28 +269,19 @@ impl Translator<'_> {
     ) -> Result<Value, ConfigError> {
         let loc0 = ploc.with("step", format!("#{}", i + 1));
         let obj = self.object(v, &loc0)?;
-        let id = match self.string(obj, "id", &loc0)? {
-            Some(id) if !id.trim().is_empty() => id,
-            Some(_) => {
-                return Err(self.err(
-                    &loc0.field("id"),
-                    "must not be empty (every step needs an id)",
-                ))
-            }
-            None => return Err(self.err(&loc0.field("id"), "missing (every step needs an id)")),
-        };
+        let id = self.req_string(obj, "id", &loc0, "every step needs an id")?;
         let loc = ploc.with("step", &id);
         self.known(obj, STEP_KEYS, &loc, "")?;
         let mut stage = Map::new();
         stage.insert("kind".into(), json!("command"));
         stage.insert("id".into(), json!(id));
-        if let Some(name) = self.string(obj, "name", &loc)? {
+        if let Some(name) = self.opt_string(obj, "name", &loc)? {
             stage.insert("title".into(), json!(name));
         }
-        if let Some(d) = self.string(obj, "description", &loc)? {
+        if let Some(d) = self.opt_string(obj, "description", &loc)? {
             stage.insert("description".into(), json!(d));
         }
-        let command = match self.string(obj, "command", &loc)? {
+        let command = match self.opt_string(obj, "command", &loc)? {
             Some(c) => self.substitute(&c, &loc.field("command"))?,
             None => {
                 return Err(self.err(
@@ -362,7 +320,7 @@ impl Translator<'_> {
         // Always argv mode, even without arguments: a step's command is a program, never
         // shell text.
         stage.insert("args".into(), json!(args));
-        if let Some(cwd) = self.string(obj, "cwd", &loc)? {
+        if let Some(cwd) = self.opt_string(obj, "cwd", &loc)? {
             stage.insert(
                 "cwd".into(),
                 json!(self.substitute(&cwd, &loc.field("cwd"))?),
@@ -407,7 +365,7 @@ impl Translator<'_> {
         if let Some(ms) = timeout.or(default_timeout) {
             stage.insert("timeoutMs".into(), json!(ms));
         }
-        let retries = self.count(obj.get("retries"), &loc.field("retries"), 0)?;
+        let retries = self.opt_u64_at(obj.get("retries"), &loc.field("retries"), 0, MAX_COUNT)?;
         let delay = self.seconds(obj.get("retry_delay_sec"), &loc.field("retry_delay_sec"), 0)?;
         if retries.is_some() || delay.is_some() {
             stage.insert(
@@ -415,17 +373,8 @@ impl Translator<'_> {
                 json!({ "count": retries.unwrap_or(0), "delayMs": delay.unwrap_or(0) }),
             );
         }
-        let critical = match obj.get("critical") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(self.err(
-                    &loc.field("critical"),
-                    format!("expected true or false, found {}", kind_of(other)),
-                ))
-            }
-        };
-        let on_failure = match self.string(obj, "on_failure", &loc)? {
+        let critical = self.opt_bool(obj, "critical", &loc)?.unwrap_or(true);
+        let on_failure = match self.opt_string(obj, "on_failure", &loc)? {
             None => None,
             Some(s) if ON_FAILURE.contains(&s.as_str()) => Some(s),
             Some(other) => {
@@ -454,23 +403,5 @@ impl Translator<'_> {
             stage.insert("onFailure".into(), json!(f.replace('_', "-")));
         }
         Ok(Value::Object(stage))
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn show(v: &Value) -> String {
-    match v {
-        Value::Number(n) => n.to_string(),
-        other => kind_of(other).to_owned(),
     }
 }

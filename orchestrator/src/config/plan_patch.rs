@@ -15,6 +15,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::error::{ConfigError, Loc};
+use super::json_get::invalid;
 use super::model::{Pipeline, Stage};
 use super::suggest::did_you_mean;
 
@@ -46,17 +47,8 @@ pub fn parse(
     added_before: usize,
     max: usize,
 ) -> Result<Patch, ConfigError> {
-    let invalid = |loc: Loc, message: String| ConfigError::Invalid {
-        path: file.to_owned(),
-        location: loc.render(),
-        message,
-    };
-    let value: Value = super::json::parse_unique(text).map_err(|e| ConfigError::Json {
-        path: file.to_owned(),
-        line: e.line(),
-        column: e.column(),
-        message: super::load::strip_position(&e.to_string()),
-    })?;
+    let invalid = |loc: Loc, message: String| invalid(file, &loc, message);
+    let value = super::json::parse_file_text(file, text)?;
     let root = Loc::root();
     let Some(obj) = value.as_object() else {
         return Err(invalid(
@@ -90,11 +82,7 @@ pub fn from_stages(
     added_before: usize,
     max: usize,
 ) -> Result<Patch, ConfigError> {
-    let invalid = |loc: Loc, message: String| ConfigError::Invalid {
-        path: file.to_owned(),
-        location: loc.render(),
-        message,
-    };
+    let invalid = |loc: Loc, message: String| invalid(file, &loc, message);
     let root = Loc::root();
     if stages.len() > max {
         return Err(invalid(

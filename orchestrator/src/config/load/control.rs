@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{kind_of, Walker};
+use super::{kind_of, Fields, Walker};
 use crate::config::error::{ConfigError, Loc};
 use crate::config::model::{ApprovalStage, OnTimeout};
 use crate::config::suggest::did_you_mean;

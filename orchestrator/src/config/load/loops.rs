@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{kind_of, Walker};
+use super::{kind_of, Fields, Walker};
 use crate::config::delivery::{
     Delivery, GitDelivery, GithubDelivery, DEFAULT_BRANCH, DEFAULT_CHECKS_GRACE,
     DEFAULT_CI_TIMEOUT, DEFAULT_MESSAGE,
