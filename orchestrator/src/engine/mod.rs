@@ -7,6 +7,7 @@ pub mod approval;
 pub mod capacity;
 pub mod context;
 pub mod crash;
+pub mod earlier_run;
 pub mod executor;
 pub mod fingerprint;
 pub mod gate;

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use shared_manifest::schema::ChildRun;
 use shared_manifest::{ManifestUpdate, RunStatus};
 
+use crate::engine::earlier_run::{take_over, Earlier, Seeker};
 use crate::engine::stage_end::{record_end, StageEnd};
-use crate::engine::state::{Prepared, RunReport, RunState, Takeover};
+use crate::engine::state::{RunReport, RunState};
 use crate::errors::AppError;
-use crate::plan::Plan;
 
 /// A sub-pipeline stage: a child run of another pipeline, recorded in `child_runs`.
 pub async fn run_subpipeline(
@@ -44,11 +44,18 @@ pub async fn run_subpipeline(
         .peek(move |m| m.commands.get(pos).and_then(|c| c.sub_run_id.clone()))
         .await?;
     let earlier = match previous {
-        Some(id) => earlier_child(&run, &child_plan, &id).await?,
+        Some(id) => {
+            let seeker = Seeker {
+                what: "child",
+                reason: "parent-resume",
+                ended: &[RunStatus::Succeeded],
+            };
+            take_over(seeker, &run, &ctx, &child_plan, &id).await?
+        }
         None => None,
     };
     let prepared = match earlier {
-        Some(EarlierChild::Succeeded(report)) => {
+        Some(Earlier::Ended(report)) => {
             run.persister
                 .send(ManifestUpdate::SubRunStarted {
                     index,
@@ -64,7 +71,7 @@ pub async fn run_subpipeline(
             return finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report)
                 .await;
         }
-        Some(EarlierChild::Resumed(prepared)) => prepared,
+        Some(Earlier::Resumed(prepared)) => prepared,
         None => {
             (run.children.prepare)(
                 ctx.clone(),
@@ -101,77 +108,6 @@ pub async fn run_subpipeline(
     );
     let report = (run.children.execute)(prepared).await?;
     finish_subpipeline(&run, index, &stage, &pipeline, optional, started, &report).await
-}
-
-/// What a resumed parent finds of a sub-pipeline stage's earlier child run.
-enum EarlierChild {
-    /// It had succeeded (the parent crashed before recording it): nothing to run.
-    Succeeded(Box<RunReport>),
-    /// It is taken over under its lock and resumes where it stopped.
-    Resumed(Prepared),
-}
-
-/// Looks up child run `run_id` of a resumed parent. `None` (a fresh child run) when its
-/// manifest is gone or unreadable, or its stages no longer match the pipeline.
-async fn earlier_child(
-    run: &RunState,
-    plan: &Arc<Plan>,
-    run_id: &str,
-) -> Result<Option<EarlierChild>, AppError> {
-    let ctx = &run.ctx;
-    // The id comes from the parent's manifest: it must be a directory name, or the paths built
-    // from it could leave `.runs`.
-    if !crate::record::layout::is_safe_component(run_id) {
-        tracing::warn!(
-            child = %crate::record::layout::show_id(run_id),
-            "the recorded child run id is not a run id; starting a new run"
-        );
-        return Ok(None);
-    }
-    let dir = ctx.roots.run_dir(&ctx.task, run_id);
-    let Ok(manifest) = crate::history::read_manifest(&dir.manifest()) else {
-        tracing::warn!(
-            child = run_id,
-            "earlier child run unreadable; starting a new one"
-        );
-        return Ok(None);
-    };
-    let ids = plan.pipeline.stages.iter().map(|s| s.id.as_str());
-    if !ids.eq(manifest.commands.iter().map(|c| c.id.as_str())) {
-        tracing::warn!(
-            child = run_id,
-            "stages of the child pipeline changed; starting a new run"
-        );
-        return Ok(None);
-    }
-    if manifest.status == RunStatus::Succeeded {
-        return Ok(Some(EarlierChild::Succeeded(Box::new(RunReport {
-            dir,
-            manifest,
-        }))));
-    }
-    let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| e.into_app(&format!("cannot resume child run `{run_id}`")))?;
-    // Re-read under the lock, as `resume` does.
-    let manifest = crate::history::read_manifest(&dir.manifest())
-        .map_err(|e| AppError::Conflict(format!("cannot resume child run `{run_id}`: {e}")))?;
-    let event = shared_manifest::schema::ResumeEvent {
-        timestamp: crate::time::now(),
-        actor: "runner".into(),
-        reason: format!("parent-resume:{}", run.dir.run_id),
-        outcome: "accepted".into(),
-        detail: Some(format!("previous status: {}", manifest.status.as_str())),
-    };
-    let takeover = Takeover {
-        dir,
-        manifest,
-        event,
-        lock,
-        stale: Default::default(),
-    };
-    let prepared =
-        (run.children.prepare_resume)(ctx.clone(), plan.clone(), takeover, run.depth + 1).await?;
-    Ok(Some(EarlierChild::Resumed(prepared)))
 }
 
 /// Records a sub-pipeline stage's end from its child run's final manifest.

@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use shared_manifest::schema::{ChildRun, ResumeEvent};
+use shared_manifest::schema::ChildRun;
 use shared_manifest::work_record::LoopRecord;
 use shared_manifest::{LoopChange, RunStatus};
 
 use crate::config::LoopStage;
-use crate::engine::context::Ctx;
+use crate::engine::earlier_run::{take_over, Earlier, Seeker};
 use crate::engine::loop_stage::build::loop_update;
-use crate::engine::state::{Prepared, RunReport, RunState, Takeover};
+use crate::engine::state::{RunReport, RunState};
 use crate::errors::AppError;
-use crate::plan::Plan;
 
 /// How a verify run ended, as the loop needs it.
 #[derive(Debug)]
@@ -28,14 +27,6 @@ pub(crate) enum Verified {
     Stopped,
     /// The loop's wall-clock budget ran out while it ran.
     OutOfTime,
-}
-
-/// What a resumed loop finds of the iteration's recorded verify run.
-enum Earlier {
-    /// It ended with a verdict: nothing to run.
-    Ended(Box<RunReport>),
-    /// It is taken over and resumes where it stopped.
-    Resumed(Prepared),
 }
 
 /// Runs (or resumes, or reads back) iteration `rec.iteration`'s verify run of loop stage `index`.
@@ -56,7 +47,14 @@ pub(crate) async fn run_verify(
         .into_shared();
     let (child_ctx, forward) = ctx.for_child();
     let earlier = match rec.current().and_then(|i| i.verify.as_ref()) {
-        Some(v) => find(run, &child_ctx, &plan, &v.run_id).await?,
+        Some(v) => {
+            let seeker = Seeker {
+                what: "verify",
+                reason: "loop-resume",
+                ended: &[RunStatus::Succeeded, RunStatus::Failed],
+            };
+            take_over(seeker, run, &child_ctx, &plan, &v.run_id).await?
+        }
         None => None,
     };
     let prepared = match earlier {
@@ -131,55 +129,4 @@ pub(crate) async fn run_verify(
         // Cancelled by a request of its own (its control.json): not a verdict.
         _ => Verified::Stopped,
     })
-}
-
-/// Looks up the iteration's verify run `run_id`. `None` (a fresh run) when its manifest is
-/// gone or unreadable, or the verify pipeline's stages changed since.
-async fn find(
-    run: &RunState,
-    child_ctx: &Arc<Ctx>,
-    plan: &Arc<Plan>,
-    run_id: &str,
-) -> Result<Option<Earlier>, AppError> {
-    let dir = child_ctx.roots.run_dir(&child_ctx.task, run_id);
-    let Ok(manifest) = crate::history::read_manifest(&dir.manifest()) else {
-        tracing::warn!(
-            child = run_id,
-            "earlier verify run unreadable; starting a new one"
-        );
-        return Ok(None);
-    };
-    let ids = plan.pipeline.stages.iter().map(|s| s.id.as_str());
-    if !ids.eq(manifest.commands.iter().map(|c| c.id.as_str())) {
-        tracing::warn!(
-            child = run_id,
-            "verify pipeline changed; starting a new run"
-        );
-        return Ok(None);
-    }
-    if matches!(manifest.status, RunStatus::Succeeded | RunStatus::Failed) {
-        return Ok(Some(Earlier::Ended(Box::new(RunReport { dir, manifest }))));
-    }
-    let lock = crate::control::lock::acquire(&dir.lock())
-        .map_err(|e| AppError::Conflict(format!("cannot resume verify run `{run_id}`: {e}")))?;
-    let manifest = crate::history::read_manifest(&dir.manifest())
-        .map_err(|e| AppError::Conflict(format!("cannot resume verify run `{run_id}`: {e}")))?;
-    let event = ResumeEvent {
-        timestamp: crate::time::now(),
-        actor: "runner".into(),
-        reason: format!("loop-resume:{}", run.dir.run_id),
-        outcome: "accepted".into(),
-        detail: Some(format!("previous status: {}", manifest.status.as_str())),
-    };
-    let takeover = Takeover {
-        dir,
-        manifest,
-        event,
-        lock,
-        stale: Default::default(),
-    };
-    let prepared =
-        (run.children.prepare_resume)(child_ctx.clone(), plan.clone(), takeover, run.depth + 1)
-            .await?;
-    Ok(Some(Earlier::Resumed(prepared)))
 }
