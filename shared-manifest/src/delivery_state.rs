@@ -211,7 +211,7 @@ pub fn outcome(run: RunStatus, deliveries: &[DeliveryPhase]) -> Outcome {
 mod tests {
     use super::*;
     use crate::loop_state::{LoopEvent, LoopPhase};
-    use crate::state::{run_outcome, RunPhase, StagePhase};
+    use crate::state::{assert_exactly_listed, run_outcome, RunPhase, StagePhase};
 
     #[test]
     fn delivery_table_is_exactly_the_listed_transitions() {
@@ -244,15 +244,12 @@ mod tests {
             listed.push((working, E::Error, P::Failed));
             listed.push((working, E::Retry, P::Pending));
         }
-        for from in DeliveryPhase::ALL {
-            for ev in DeliveryEvent::ALL {
-                let expected = listed
-                    .iter()
-                    .find(|(f, e, _)| *f == from && *e == ev)
-                    .map(|t| t.2);
-                assert_eq!(from.on(ev), expected, "{from:?} + {ev:?}");
-            }
-        }
+        assert_exactly_listed(
+            DeliveryPhase::ALL,
+            &DeliveryEvent::ALL,
+            DeliveryPhase::on,
+            &listed,
+        );
     }
 
     #[test]

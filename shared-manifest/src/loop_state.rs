@@ -268,7 +268,7 @@ impl LoopPhase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::StagePhase;
+    use crate::state::{assert_exactly_listed, StagePhase};
 
     /// The table spelled out once more, as data: every pair not listed must be rejected.
     fn listed() -> Vec<(LoopPhase, LoopEvent, LoopPhase)> {
@@ -321,17 +321,8 @@ mod tests {
     #[test]
     fn loop_table_is_exactly_the_listed_transitions() {
         let listed = listed();
-        let mut pairs = 0;
-        for from in LoopPhase::all() {
-            for ev in LoopEvent::ALL {
-                let expected = listed
-                    .iter()
-                    .find(|(f, e, _)| *f == from && *e == ev)
-                    .map(|t| t.2);
-                assert_eq!(from.on(ev), expected, "{from:?} + {ev:?}");
-                pairs += 1;
-            }
-        }
+        let pairs =
+            assert_exactly_listed(LoopPhase::all(), &LoopEvent::ALL, LoopPhase::on, &listed);
         // 15 phases (pending, 5 active, 5 interrupted, 4 verdicts) x 12 events, every pair.
         assert_eq!(pairs, 15 * 12);
     }

@@ -347,6 +347,34 @@ pub fn run_outcome(stages: &[CommandStatus]) -> RunEvent {
     }
 }
 
+/// Test support for the transition tables (run, stage, delivery, loop): `on` allows exactly
+/// the `listed` transitions, and refuses every other pair of `phases` and `events`. Returns
+/// the pairs checked, so a table's test can say it saw them all.
+#[cfg(test)]
+pub(crate) fn assert_exactly_listed<P, E>(
+    phases: impl IntoIterator<Item = P>,
+    events: &[E],
+    on: impl Fn(P, E) -> Option<P>,
+    listed: &[(P, E, P)],
+) -> usize
+where
+    P: Copy + PartialEq + std::fmt::Debug,
+    E: Copy + PartialEq + std::fmt::Debug,
+{
+    let mut pairs = 0;
+    for from in phases {
+        for &ev in events {
+            let expected = listed
+                .iter()
+                .find(|(f, e, _)| *f == from && *e == ev)
+                .map(|t| t.2);
+            assert_eq!(on(from, ev), expected, "{from:?} + {ev:?}");
+            pairs += 1;
+        }
+    }
+    pairs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,15 +403,7 @@ mod tests {
             (P::Cancelled, E::Resume, P::Running),
             (P::Succeeded, E::Resume, P::Running),
         ];
-        for from in RunPhase::ALL {
-            for ev in RunEvent::ALL {
-                let expected = listed
-                    .iter()
-                    .find(|(f, e, _)| *f == from && *e == ev)
-                    .map(|t| t.2);
-                assert_eq!(from.on(ev), expected, "{from:?} + {ev:?}");
-            }
-        }
+        assert_exactly_listed(RunPhase::ALL, &RunEvent::ALL, RunPhase::on, &listed);
     }
 
     #[test]
@@ -407,15 +427,7 @@ mod tests {
             (S::Skipped, E::Reset, S::Pending),
             (S::Succeeded, E::Reset, S::Pending),
         ];
-        for from in StagePhase::ALL {
-            for ev in CommandEvent::ALL {
-                let expected = listed
-                    .iter()
-                    .find(|(f, e, _)| *f == from && *e == ev)
-                    .map(|t| t.2);
-                assert_eq!(from.on(ev), expected, "{from:?} + {ev:?}");
-            }
-        }
+        assert_exactly_listed(StagePhase::ALL, &CommandEvent::ALL, StagePhase::on, &listed);
     }
 
     #[test]
