@@ -309,6 +309,13 @@ pub struct RunPlanArgs {
     /// Wall-clock budget and run slots, as for `start`.
     #[command(flatten)]
     pub control: RunControlArgs,
+    /// Which steps run and what a failure does, as for `start` (step ids are stage ids).
+    #[command(flatten)]
+    pub shape: Box<RunShapeArgs>,
+    /// Check the plan and print what would run (each step's argv or command, cwd,
+    /// environment, timeout, retries), then exit 0; nothing is run or written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `plan`.

@@ -36,9 +36,12 @@ pub async fn run_plan(args: RunPlanArgs) -> Result<i32, AppError> {
         // A plan file has no `delivery`: nothing to skip.
         no_deliver: false,
         control: args.control,
-        shape: Box::default(),
-        dry_run: false,
+        shape: args.shape,
+        dry_run: args.dry_run,
     };
+    if start.dry_run {
+        return super::resolved::dry_run(&start, Some(config));
+    }
     let launched = super::start::launch(&start, Some(config)).await?;
     super::start::print(&launched, start.format);
     Ok(launched.code)

@@ -410,3 +410,93 @@ fn a_config_stage_with_args_runs_argv_without_a_shell() {
     );
     assert!(!bad.runs_exists());
 }
+
+/// `run-plan` takes `start`'s selection, fail-fast and dry-run flags (the issue: "the start
+/// flags that apply"): step ids are stage ids, the record says what was selected, and
+/// `--dry-run` shows the steps' argv and writes nothing.
+#[test]
+fn run_plan_takes_the_selection_fail_fast_and_dry_run_flags_of_start() {
+    let env = with_plan(
+        r#"{"plan_id":"sel","steps":[
+          {"id":"a","command":"touch","args":["ran-a"]},
+          {"id":"b","command":"touch","args":["ran-b"],"depends_on":["a"]},
+          {"id":"c","command":"touch","args":["ran-c"],"depends_on":["a"]},
+          {"id":"d","command":"sh","args":["-c","touch ran-d; exit 1"],"on_failure":"continue"},
+          {"id":"e","command":"touch","args":["ran-e"],"depends_on":["d"]}
+        ]}"#,
+    );
+    let ran = |env: &TestEnv| -> Vec<&str> {
+        ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .filter(|id| env.path().join(format!("ran-{id}")).exists())
+            .collect()
+    };
+    let clean = |env: &TestEnv| {
+        for id in ["a", "b", "c", "d", "e"] {
+            let _ = std::fs::remove_file(env.path().join(format!("ran-{id}")));
+        }
+    };
+
+    // --dry-run: the steps as they would start, nothing run, nothing written.
+    let out = env.cli(["run-plan", "plan.json", "--dry-run", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!env.runs_exists(), "a dry run writes nothing");
+    assert!(ran(&env).is_empty());
+    let view = out.json();
+    assert_eq!(view["dry_run"], true);
+    assert_eq!(view["pipeline"], "sel");
+    let text = out.stdout.clone();
+    assert!(text.contains("ran-b"), "{text}");
+
+    // --only b: b and what it needs; the others are skipped as not selected.
+    let out = env.cli(["run-plan", "plan.json", "--only", "b", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(ran(&env), ["a", "b"]);
+    let m = env.manifest(&out.run_id());
+    assert_eq!(m["selection"]["only"], serde_json::json!(["b"]));
+    assert_eq!(command(&m, "c")["status"], "skipped");
+    assert_eq!(
+        command(&m, "c")["summary"],
+        "Skipped: not selected (--only b)"
+    );
+    clean(&env);
+
+    // --skip a: never run; its dependents still run.
+    let out = env.cli(["run-plan", "plan.json", "--skip", "a,d", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(ran(&env), ["b", "c", "e"]);
+    clean(&env);
+
+    // --fail-fast: d's `continue` becomes `abort` for this run, so e never runs.
+    let out = env.cli([
+        "run-plan",
+        "plan.json",
+        "--only",
+        "d,e",
+        "--fail-fast",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(ran(&env), ["d"]);
+    let m = env.manifest(&out.run_id());
+    assert_eq!(m["fail_fast"], true);
+    // Nothing new starts after the failure: `e` is never started (not run).
+    assert_eq!(command(&m, "e")["status"], "pending");
+    clean(&env);
+
+    // Without it, `continue` lets e run (the run still fails).
+    let out = env.cli(["run-plan", "plan.json", "--only", "d,e", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(ran(&env), ["d", "e"]);
+
+    // An unknown step id in a selection is a usage error naming it; no run is written.
+    let before = crate::harness::run_dirs(&env.path().join(".runs")).len();
+    let out = env.cli(["run-plan", "plan.json", "--only", "nope"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("nope"), "{}", out.stderr);
+    assert_eq!(
+        crate::harness::run_dirs(&env.path().join(".runs")).len(),
+        before
+    );
+}
