@@ -79,8 +79,24 @@ impl Loc {
         parts.push(format!("{what} `{name}`"));
         Self { parts }
     }
+    /// A field; inside a field (`build.command`, `retries.count`) it is one dotted name, as the
+    /// unknown-key messages write it.
     pub(crate) fn field(&self, name: &str) -> Self {
-        self.with("field", name)
+        let outer = self
+            .parts
+            .last()
+            .and_then(|p| p.strip_prefix("field `"))
+            .and_then(|p| p.strip_suffix('`'));
+        match outer {
+            Some(outer) => {
+                let mut parts = self.parts.clone();
+                let nested = format!("field `{outer}.{name}`");
+                parts.pop();
+                parts.push(nested);
+                Self { parts }
+            }
+            None => self.with("field", name),
+        }
     }
     pub(crate) fn render(&self) -> String {
         if self.parts.is_empty() {

@@ -24,8 +24,8 @@ use super::suggest::did_you_mean;
 pub const DEFAULT_RAY_ADDRESS: &str = "http://127.0.0.1:8265";
 
 const KINDS: &[&str] = &["local", "ray"];
-const LOCAL_KEYS: &[&str] = &["kind"];
-const RAY_KEYS: &[&str] = &[
+pub(crate) const LOCAL_KEYS: &[&str] = &["kind"];
+pub(crate) const RAY_KEYS: &[&str] = &[
     "kind",
     "address",
     "numCpus",

@@ -84,7 +84,33 @@ const COMMAND_KEYS: &[&str] = &[
 ];
 const SUBPIPELINE_KEYS: &[&str] = &["pipeline", "optional"];
 const STAGE_SET_KEYS: &[&str] = &["kind", "ref"];
+const RETRY_KEYS: &[&str] = &["count", "delayMs", "backoff", "maxDelayMs"];
 const KINDS: &[&str] = &["command", "subpipeline", "approval", "loop", "stage-set"];
+
+/// Every list of keys the loader knows, by where it applies: what the unknown-key checks
+/// compare against, and what `schemas/config.schema.json` must define (a test holds the two
+/// together). Stage lists include the keys common to every stage.
+pub fn key_lists() -> Vec<(&'static str, Vec<&'static str>)> {
+    let stage = |own: &[&'static str]| -> Vec<&'static str> {
+        STAGE_COMMON_KEYS.iter().chain(own).copied().collect()
+    };
+    vec![
+        ("top", TOP_KEYS.to_vec()),
+        ("pipeline", PIPELINE_KEYS.to_vec()),
+        ("stage.command", stage(COMMAND_KEYS)),
+        ("stage.subpipeline", stage(SUBPIPELINE_KEYS)),
+        ("stage.approval", stage(control::APPROVAL_KEYS)),
+        ("stage.loop", stage(loops::LOOP_KEYS)),
+        ("stage.stage-set", STAGE_SET_KEYS.to_vec()),
+        ("loop.build", loops::BUILD_KEYS.to_vec()),
+        ("retries", RETRY_KEYS.to_vec()),
+        ("executor.local", super::executor::LOCAL_KEYS.to_vec()),
+        ("executor.ray", super::executor::RAY_KEYS.to_vec()),
+        ("delivery.bundle", loops::BUNDLE_KEYS.to_vec()),
+        ("delivery.git", loops::GIT_KEYS.to_vec()),
+        ("delivery.github", loops::GITHUB_KEYS.to_vec()),
+    ]
+}
 
 /// The largest config file read (16 MiB, hundreds of times a large real config): a bigger
 /// one is refused before it is read, as is anything but a regular file (a FIFO would block,
@@ -682,9 +708,9 @@ impl Walker {
             },
             Some(Value::Object(o)) => {
                 for key in o.keys() {
-                    let known = ["count", "delayMs", "backoff", "maxDelayMs"];
+                    let known = RETRY_KEYS;
                     if !known.contains(&key.as_str()) {
-                        let hint = did_you_mean(key, &known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+                        let hint = did_you_mean(key, known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
                         return Err(self.err(&loc.field(&format!("retries.{key}")), format!("unknown key{hint}")));
                     }
                 }

@@ -12,6 +12,7 @@ mod record;
 mod approvals;
 mod bad_input;
 mod compat;
+mod config_schema;
 mod control_requests;
 mod crash;
 mod crash_points;

@@ -24,11 +24,13 @@ pub(super) const LOOP_KEYS: &[&str] = &[
     "stopWhenUnchanged",
 ];
 /// Keys of a loop's `build` object.
-const BUILD_KEYS: &[&str] = &["command", "cwd", "env", "timeoutMs", "summaryHint"];
+pub(super) const BUILD_KEYS: &[&str] = &["command", "cwd", "env", "timeoutMs", "summaryHint"];
 /// Delivery kinds.
 const DELIVERY_KINDS: &[&str] = &["bundle", "git", "github"];
-const GIT_KEYS: &[&str] = &["kind", "remote", "branch", "message"];
-const GITHUB_KEYS: &[&str] = &[
+/// Keys of each delivery kind.
+pub(super) const BUNDLE_KEYS: &[&str] = &["kind"];
+pub(super) const GIT_KEYS: &[&str] = &["kind", "remote", "branch", "message"];
+pub(super) const GITHUB_KEYS: &[&str] = &[
     "kind",
     "remote",
     "branch",
@@ -179,7 +181,7 @@ impl Walker {
             let kind = self.req_string(obj, "kind", &dloc, "one of: bundle, git, github")?;
             let d = match kind.as_str() {
                 "bundle" => {
-                    self.unknown_keys(obj, &["kind"], &dloc)?;
+                    self.unknown_keys(obj, BUNDLE_KEYS, &dloc)?;
                     Delivery::Bundle
                 }
                 "git" => {
