@@ -442,6 +442,40 @@ pub fn execute(prepared: Prepared) -> BoxFuture<Result<RunReport, AppError>> {
 }
 
 async fn execute_inner(prepared: Prepared) -> Result<RunReport, AppError> {
+    let run = prepared.state.clone();
+    let result = run_to_end(prepared).await;
+    if let Err(e) = &result {
+        // The run could not be carried to its end (the record cannot be written, the lock was
+        // lost...): the stream still ends with the peer's `run_failed`, so a watcher of
+        // `events.jsonl` is told, not left waiting. `events.jsonl` is appended, not created,
+        // so this works where the manifest's temp files cannot be created.
+        run.emit(
+            "run_failed",
+            json!({
+                "pipeline_id": run.plan().pipeline.id,
+                "message": with_causes(e),
+                "stage_id": Value::Null,
+                "status_detail": Value::Null,
+            }),
+        );
+    }
+    result
+}
+
+/// `e` and each of its sources, joined by `: ` (one line, as an event's message).
+fn with_causes(e: &AppError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The run from admission to its recorded end.
+async fn run_to_end(prepared: Prepared) -> Result<RunReport, AppError> {
     let Prepared {
         state: run,
         admission,

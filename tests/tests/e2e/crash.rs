@@ -253,6 +253,24 @@ fn a_write_failure_while_a_stage_runs_stops_it_at_once() {
             last["status"], "in_progress",
             "{mode}: the last good manifest"
         );
+        // The event stream still ends, with the peer's `run_failed` naming the error: a
+        // watcher of events.jsonl is not left waiting for an end that never comes.
+        let events = crate::harness::read_lines(&dir.join("events.jsonl"));
+        let end = events.last().expect("events");
+        assert_eq!(end["event"], "run_failed", "{mode}: {end}");
+        assert_eq!(end["payload"]["pipeline_id"], "p");
+        assert!(end["payload"]["stage_id"].is_null(), "{mode}: {end}");
+        let message = end["payload"]["message"].as_str().expect("message");
+        assert!(
+            message.contains("cannot record the run")
+                && message.contains("Operation not permitted"),
+            "{mode}: {message}"
+        );
+        assert_eq!(
+            events.iter().filter(|e| e["event"] == "run_failed").count(),
+            1,
+            "{mode}: one end"
+        );
         if strict {
             // `a`'s end was durable before `b` started.
             assert_eq!(last["commands"][0]["status"], "succeeded");
