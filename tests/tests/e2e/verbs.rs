@@ -94,6 +94,105 @@ fn flow_stops_after_a_failed_docs_review() {
     assert!(env.path().join("gate-ran").exists());
 }
 
+/// `flow --parent-run P --cloud`: the review run records `P` as its parent and the gate the
+/// review; `--cloud` reaches both runs, each recording its fallback to `mcp`, and the note
+/// is said once.
+#[test]
+fn flow_passes_parent_run_and_cloud_to_its_runs() {
+    let env = TestEnv::new().config(FLOW);
+    std::fs::write(env.path().join("docs-ok"), "").expect("w");
+    let parent = env.cli(["exec", "--json", "compact", "true"]);
+    assert_eq!(parent.code, 0, "{}", parent.stderr);
+    let parent_id = parent.json()["payload"]["run"]["id"]
+        .as_str()
+        .expect("parent id")
+        .to_owned();
+    let out = env.cli([
+        "flow",
+        "--format",
+        "json",
+        "--parent-run",
+        &parent_id,
+        "--cloud",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let j = out.json();
+    let review = j["docs_review"]["run_id"].as_str().expect("review id");
+    let gate = j["implementation_gate"]["run_id"]
+        .as_str()
+        .expect("gate id");
+    let rm = env.manifest(review);
+    let gm = env.manifest(gate);
+    assert_eq!(rm["parent_run_id"], parent_id.as_str());
+    assert_eq!(gm["parent_run_id"], review);
+    for (name, m) in [("review", &rm), ("gate", &gm)] {
+        assert_eq!(
+            m["cloud_fallback"]["mode_requested"], "cloud",
+            "{name}: {}",
+            m["cloud_fallback"]
+        );
+        assert_eq!(m["cloud_fallback"]["mode_used"], "mcp", "{name}");
+    }
+    assert_eq!(
+        out.stderr
+            .matches("note: cloud execution is not available")
+            .count(),
+        2,
+        "one note per run: {}",
+        out.stderr
+    );
+    // A parent run that does not exist is refused before anything runs.
+    let before = crate::harness::run_dirs(&env.path().join(".runs")).len();
+    let bad = env.cli(["flow", "--parent-run", "no-such-run"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("no-such-run"), "{}", bad.stderr);
+    assert_eq!(
+        crate::harness::run_dirs(&env.path().join(".runs")).len(),
+        before
+    );
+}
+
+/// `exec --notify` and `--otel-endpoint` are accepted for the peer, say once on stderr that
+/// they have no effect here, and the notify targets are listed in `run:summary` with nothing
+/// delivered; nothing is sent (the endpoint is a closed port: a send would fail the run).
+#[test]
+fn exec_notify_and_otel_endpoint_are_noted_and_listed_not_sent() {
+    let env = TestEnv::new();
+    let out = env.cli([
+        "exec",
+        "--notify",
+        "a, b",
+        "--notify=c",
+        "--otel-endpoint",
+        "http://127.0.0.1:9/v1/traces",
+        "--json",
+        "compact",
+        "true",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let notes: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        notes,
+        [
+            "note: exec --notify has no effect here (no notifications are sent); the targets are listed in run:summary",
+            "note: exec --otel-endpoint has no effect here (no telemetry is exported)",
+        ]
+    );
+    let summary = out.json();
+    assert_eq!(summary["type"], "run:summary");
+    assert_eq!(
+        summary["payload"]["notifications"],
+        serde_json::json!({"targets": ["a", "b", "c"], "delivered": [], "failures": []})
+    );
+    // Without them: no notes at all.
+    let quiet = env.cli(["exec", "--json", "compact", "true"]);
+    assert_eq!(quiet.stderr, "", "{}", quiet.stderr);
+    assert_eq!(
+        quiet.json()["payload"]["notifications"]["targets"],
+        serde_json::json!([])
+    );
+}
+
 #[test]
 fn status_watch_follows_a_run_in_another_process() {
     let env = TestEnv::new().config(
