@@ -393,7 +393,18 @@ fn waiting_shows_in_status_and_watch_and_the_heartbeat_goes_on() {
         env.cli(["approve", "--run", &id, "--actor", "alice"]).code,
         0
     );
-    assert_eq!(finish(child).code, 0);
+    let run = finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Off a terminal the progress lines say what the stage waits for and how to decide.
+    let expected = format!(
+        "[02/03] gate: waiting for approval — Ship build 42? (approvers: alice, bob; \
+         `codex-orchestrator approve --run {id} --stage gate --actor NAME`)"
+    );
+    assert!(
+        run.stderr.lines().any(|l| l == expected),
+        "{expected}\nnot in:\n{}",
+        run.stderr
+    );
     let watched = finish(watch);
     let lines: Vec<Value> = watched
         .stdout

@@ -245,3 +245,42 @@ fn pause_and_unpause_verbs_write_the_peers_file() {
     let not_paused = env.cli(["unpause", "--run", &id]);
     assert_eq!(not_paused.code, 3);
 }
+
+/// Time paused counts against the run's wall-clock budget (README: "Time spent waiting for an
+/// approval or paused counts"): a run paused past its budget ends `failed`/`run-timeout`
+/// while still paused, the stages that never started stay pending, and the runner exits
+/// instead of waiting for a resume that may never come.
+#[test]
+fn a_paused_run_still_runs_out_of_its_budget() {
+    let env = three();
+    let child = spawn(
+        &env,
+        &["start", "p", "--format", "json", "--max-wall-clock", "2s"],
+    );
+    let id = the_run(&env);
+    wait_for_record(&env, &id, "`a` running", |m| {
+        m["commands"][0]["status"] == "running"
+    });
+    peer_control(&env, &id, 1, "pause", None);
+    std::fs::write(env.path().join("go"), "").expect("go");
+    wait_for_record(&env, &id, "the pause", |m| {
+        m["commands"][0]["status"] == "succeeded" && !m["paused"].is_null()
+    });
+    // No resume is ever sent: only the budget can end the run.
+    let out = finish(child);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let m = env.manifest(&id);
+    assert_valid(&env, &m);
+    assert_eq!(m["status"], "failed");
+    assert_eq!(m["status_detail"], "run-timeout");
+    assert_eq!(m["commands"][1]["status"], "pending", "nothing started");
+    assert_eq!(m["commands"][2]["status"], "pending");
+    assert!(!env.path().join("b.ran").exists());
+    let budget = &m["wall_clock_budgets"][0];
+    assert_eq!(budget["limit_ms"], 2000);
+    let over = ms_between(ts(&budget["deadline"]), ts(&m["completed_at"]));
+    assert!(
+        (0..5000).contains(&over),
+        "ended {over}ms after the deadline"
+    );
+}
