@@ -23,8 +23,15 @@ pub const MANIFEST_PATH: &str = "CODEX_ORCHESTRATOR_MANIFEST_PATH";
 /// Set for stages: absolute run directory.
 pub const RUN_DIR: &str = "CODEX_ORCHESTRATOR_RUN_DIR";
 /// Set for command stages: where the stage may write a plan patch (stages to add to the
-/// running pipeline), read when it exits successfully.
+/// running pipeline), read when it exits successfully. `plan-patch` writes it too.
 pub const PLAN_PATCH_PATH: &str = "CODEX_ORCHESTRATOR_PLAN_PATCH_PATH";
+/// Set for command stages: the stage's id (`plan-patch` names the stage that adds).
+pub const STAGE_ID: &str = "CODEX_ORCHESTRATOR_STAGE_ID";
+/// Set for command stages: the pipeline's `maxDynamicStages` (`plan-patch` checks against it).
+pub const MAX_DYNAMIC_STAGES: &str = "CODEX_ORCHESTRATOR_MAX_DYNAMIC_STAGES";
+/// Set for command stages: the runner's own executable, so a stage can call it
+/// (`"$CODEX_ORCHESTRATOR_BIN" plan-patch --file F`) whatever the `PATH`.
+pub const BIN: &str = "CODEX_ORCHESTRATOR_BIN";
 /// Set for stages: the peer's package root (also read: where to find it first).
 pub const PACKAGE_ROOT: &str = "CODEX_ORCHESTRATOR_PACKAGE_ROOT";
 /// Set for stages: the `node` binary.

@@ -70,6 +70,10 @@ pub enum Command {
     /// shell, `${VAR}` substituted from --var and the environment).
     #[command(after_help = super::help::ENV_RUNNING)]
     RunPlan(RunPlanArgs),
+    /// From inside a command stage: add stages to the running pipeline when the stage exits
+    /// successfully (a plan patch, checked at once; exit 2 and nothing added when refused).
+    #[command(after_help = super::help::PLAN_PATCH)]
+    PlanPatch(PlanPatchArgs),
     /// Show a run's status from its manifest.
     #[command(after_help = super::help::ENV_QUERY)]
     Status(StatusArgs),
@@ -316,6 +320,18 @@ pub struct RunPlanArgs {
     /// environment, timeout, retries), then exit 0; nothing is run or written.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `plan-patch`.
+#[derive(Debug, Args)]
+pub struct PlanPatchArgs {
+    /// The patch: `{"stages": [...]}`, each stage in the config's format (`dependsOn` onto
+    /// existing or new stages; none: after this stage). `-` reads it from stdin.
+    #[arg(long, value_name = "PATH")]
+    pub file: std::path::PathBuf,
+    /// Output format (`json`: the accepted stages on stdout).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// `plan`.

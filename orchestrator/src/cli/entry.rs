@@ -71,6 +71,7 @@ pub fn main_impl() -> i32 {
             Command::Start(args) => super::start::start(args).await,
             Command::Plan(args) => super::plan::plan(args),
             Command::RunPlan(args) => super::run_plan::run_plan(args).await,
+            Command::PlanPatch(args) => super::plan_patch::plan_patch(args),
             Command::Status(args) => super::status::status(args),
             Command::Runs(args) => super::runs::runs(args),
             Command::Report(args) => super::report::report(args),

@@ -54,9 +54,24 @@ pub const ENV_QUERY: &str = concat!(
     common!()
 );
 
+/// `after_help` of `plan-patch`.
+pub const PLAN_PATCH: &str = "Run it from a command stage, e.g. \
+`\"$CODEX_ORCHESTRATOR_BIN\" plan-patch --file more.json`. The patch is checked at once against \
+the pipeline as the run's record stands (the same checks as a patch file); refused: exit 2, \
+one error line, nothing added. Accepted: merged into the stage's patch file, so several calls \
+add all their stages (a later one may depend on an earlier one's); the runner adds them when \
+the stage exits successfully (checked again then), and a failed attempt adds nothing.
+
+Environment (set by the runner for every command stage):
+  CODEX_ORCHESTRATOR_PLAN_PATCH_PATH    the stage's patch file (written here)
+  CODEX_ORCHESTRATOR_STAGE_ID           the stage that adds the stages
+  CODEX_ORCHESTRATOR_MANIFEST_PATH      the run's record (the pipeline as it stands)
+  CODEX_ORCHESTRATOR_MAX_DYNAMIC_STAGES the pipeline's maxDynamicStages
+  CODEX_ORCHESTRATOR_BIN                this program, to call it by";
+
 /// Every variable name the texts mention (checked against `env_vars` by a test).
 pub fn mentioned() -> Vec<&'static str> {
-    [ENV_RUNNING, ENV_QUERY]
+    [ENV_RUNNING, ENV_QUERY, PLAN_PATCH]
         .iter()
         .flat_map(|t| t.split(|c: char| !(c.is_ascii_uppercase() || c == '_')))
         .filter(|w| w.len() > 3 && w.contains('_') || *w == "TASK" || *w == "TERM")

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod pause;
 pub mod peer_flags;
 pub mod plan;
+pub mod plan_patch;
 pub mod report;
 pub mod resolved;
 pub mod resume;

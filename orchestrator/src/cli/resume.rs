@@ -52,34 +52,16 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         ))
     })?;
     let secrets = super::setup::secret_names(&config, &args.secrets)?;
-    let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
     // The stages plan patches added while it ran, from the record: the stages that wrote
     // them are never asked again.
-    for (k, patch) in manifest.plan_patches.iter().enumerate() {
-        let source = std::path::PathBuf::from(format!("plan_patches[{k}]"));
-        let replayed = crate::config::plan_patch::from_stages(
-            &source,
-            &patch.stages,
-            &plan.pipeline,
-            &patch.added_by,
-            plan.dynamic,
-            plan.max_dynamic_stages(),
-        )
-        .and_then(|p| {
-            plan.extended(&patch.added_by, &p.stages).map_err(|e| crate::config::ConfigError::Invalid {
-                path: source.clone(),
-                location: "stages".into(),
-                message: e.to_string(),
-            })
-        })
+    let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?
+        .replayed(&manifest.plan_patches)
         .map_err(|e| {
             AppError::Conflict(format!(
-                "cannot resume run `{}`: the plan patch recorded from stage `{}` no longer applies to pipeline `{}`: {e}",
-                manifest.run_id, patch.added_by, manifest.pipeline_id
+                "cannot resume run `{}` of pipeline `{}`: {e}",
+                manifest.run_id, manifest.pipeline_id
             ))
         })?;
-        plan = replayed;
-    }
     let ids: Vec<&str> = plan.pipeline.stages.iter().map(|s| s.id.as_str()).collect();
     let recorded: Vec<&str> = manifest.commands.iter().map(|c| c.id.as_str()).collect();
     if ids != recorded {

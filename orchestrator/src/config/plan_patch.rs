@@ -36,17 +36,48 @@ pub struct Patch {
     pub raw: Vec<Value>,
 }
 
-/// Validates patch `text` (from `file`, named in errors) written by stage `added_by` of
-/// `pipeline`, which already holds `added_before` stages added by patches. `max` caps the
-/// stages of one patch and of all patches of the run.
+/// The pipeline a patch extends, as far as validating it needs: its id, its stages' ids in
+/// order, how many of them patches added, and `maxDynamicStages`. The runner takes it from
+/// its plan; `plan-patch`, inside a stage, from the run's record and environment.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// Its stages' ids, in order.
+    pub stage_ids: Vec<String>,
+    /// Stages plan patches already added to the run.
+    pub added_before: usize,
+    /// Caps the stages of one patch and of all patches of the run (`maxDynamicStages`).
+    pub max: usize,
+}
+
+impl Standing {
+    /// `pipeline` as it stands, `added_before` of its stages added by patches, `max` the cap.
+    pub fn of(pipeline: &Pipeline, added_before: usize, max: usize) -> Standing {
+        Standing {
+            pipeline_id: pipeline.id.clone(),
+            stage_ids: pipeline.stages.iter().map(|s| s.id.clone()).collect(),
+            added_before,
+            max,
+        }
+    }
+}
+
+/// Validates patch `text` (from `file`, named in errors) written by stage `added_by` of the
+/// pipeline `standing` describes.
 pub fn parse(
     file: &Path,
     text: &str,
-    pipeline: &Pipeline,
+    standing: &Standing,
     added_by: &str,
-    added_before: usize,
-    max: usize,
 ) -> Result<Patch, ConfigError> {
+    let stages = stages_of(file, text)?;
+    from_stages(file, &stages, standing, added_by)
+}
+
+/// The stages of patch `text` (from `file`), its envelope checked (`{"stages": [...]}`) but
+/// not the stages themselves (`from_stages` does that).
+pub fn stages_of(file: &Path, text: &str) -> Result<Vec<Value>, ConfigError> {
     let invalid = |loc: Loc, message: String| invalid(file, &loc, message);
     let value = super::json::parse_file_text(file, text)?;
     let root = Loc::root();
@@ -64,24 +95,24 @@ pub fn parse(
             return Err(invalid(root.field(key), format!("unknown key{hint}")));
         }
     }
-    let Some(Value::Array(stages)) = obj.get("stages") else {
-        return Err(invalid(
+    match obj.get("stages") {
+        Some(Value::Array(stages)) => Ok(stages.clone()),
+        _ => Err(invalid(
             root.field("stages"),
             "missing or not an array (a patch adds `stages`)".into(),
-        ));
-    };
-    from_stages(file, stages, pipeline, added_by, added_before, max)
+        )),
+    }
 }
 
-/// Validates patch stages already parsed (a resume replays the recorded ones this way).
+/// Validates patch stages already parsed (a resume replays the recorded ones this way;
+/// `plan-patch` validates the stages of all its calls together).
 pub fn from_stages(
     file: &Path,
     stages: &[Value],
-    pipeline: &Pipeline,
+    standing: &Standing,
     added_by: &str,
-    added_before: usize,
-    max: usize,
 ) -> Result<Patch, ConfigError> {
+    let (added_before, max) = (standing.added_before, standing.max);
     let invalid = |loc: Loc, message: String| invalid(file, &loc, message);
     let root = Loc::root();
     if stages.len() > max {
@@ -134,21 +165,23 @@ pub fn from_stages(
         raw.push(s);
     }
     // The pipeline as it stands, each stage reduced to its id, then the new stages.
-    let mut all: Vec<Value> = pipeline
-        .stages
+    let mut all: Vec<Value> = standing
+        .stage_ids
         .iter()
-        .map(|s| json!({"kind": "command", "id": s.id, "command": "true", "dependsOn": []}))
+        .map(|id| json!({"kind": "command", "id": id, "command": "true", "dependsOn": []}))
         .collect();
     all.extend(raw.iter().cloned());
-    let config = json!({"pipelines": [{"id": pipeline.id, "stages": all}]});
+    let config = json!({"pipelines": [{"id": standing.pipeline_id, "stages": all}]});
     let loaded = super::load::from_value(file, &config, true)?;
-    let mut validated = loaded
-        .config
-        .pipelines
-        .into_iter()
-        .next()
-        .expect("the one pipeline built above");
-    let stages = validated.stages.split_off(pipeline.stages.len());
+    let Some(mut validated) = loaded.config.pipelines.into_iter().next() else {
+        return Err(invalid(
+            root,
+            "the patch's pipeline vanished in validation".into(),
+        ));
+    };
+    let stages = validated
+        .stages
+        .split_off(standing.stage_ids.len().min(validated.stages.len()));
     Ok(Patch { stages, raw })
 }
 
@@ -168,7 +201,13 @@ mod tests {
     }
 
     fn patch(text: &str) -> Result<Patch, String> {
-        parse(Path::new("patch.json"), text, &pipeline(), "plan", 0, 5).map_err(|e| e.to_string())
+        parse(
+            Path::new("patch.json"),
+            text,
+            &Standing::of(&pipeline(), 0, 5),
+            "plan",
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -236,10 +275,8 @@ mod tests {
         let total = parse(
             Path::new("patch.json"),
             r#"{"stages":[{"kind":"command","id":"a","command":"true"},{"kind":"command","id":"b","command":"true"}]}"#,
-            &pipeline(),
+            &Standing::of(&pipeline(), 4, 5),
             "plan",
-            4,
-            5,
         )
         .expect_err("over the total");
         assert!(

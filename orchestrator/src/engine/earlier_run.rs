@@ -1,7 +1,8 @@
 //! Taking over a child run recorded by an earlier attempt of its parent: a sub-pipeline
 //! stage's child run, or a loop iteration's verify run. Both are found the same way on a
-//! resume: the recorded run is read back, checked against the pipeline it must still run,
-//! and either taken as it ended or resumed under its own lock, never started beside itself.
+//! resume: the recorded run is read back, the plan patches its own stages recorded replayed
+//! onto the pipeline it must still run (`Plan::replayed`), checked against that, and either
+//! taken as it ended or resumed under its own lock, never started beside itself.
 
 use std::sync::Arc;
 
@@ -59,6 +60,15 @@ pub(crate) async fn take_over(
         );
         return Ok(None);
     };
+    // With the stages its own stages added by plan patches, from its record: the child
+    // resumes with them, and the stages that wrote them are never asked again.
+    let plan = match plan.replayed(&manifest.plan_patches) {
+        Ok(plan) => Arc::new(plan),
+        Err(e) => {
+            tracing::warn!(child = run_id, "{e}; starting a new {what} run");
+            return Ok(None);
+        }
+    };
     let ids = plan.pipeline.stages.iter().map(|s| s.id.as_str());
     if !ids.eq(manifest.commands.iter().map(|c| c.id.as_str())) {
         tracing::warn!(
@@ -90,6 +100,6 @@ pub(crate) async fn take_over(
         stale: Default::default(),
     };
     let prepared =
-        (run.children.prepare_resume)(ctx.clone(), plan.clone(), takeover, run.depth + 1).await?;
+        (run.children.prepare_resume)(ctx.clone(), plan, takeover, run.depth + 1).await?;
     Ok(Some(Earlier::Resumed(prepared)))
 }

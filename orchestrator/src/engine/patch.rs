@@ -62,14 +62,12 @@ pub async fn apply(
         );
         return Ok(None);
     }
-    let patch = match plan_patch::parse(
-        &path,
-        &text,
+    let standing = plan_patch::Standing::of(
         &current.pipeline,
-        &stage.id,
         current.dynamic,
         current.max_dynamic_stages(),
-    ) {
+    );
+    let patch = match plan_patch::parse(&path, &text, &standing, &stage.id) {
         Ok(p) => p,
         Err(e) => return Ok(Some(format!("plan patch refused: {e}"))),
     };

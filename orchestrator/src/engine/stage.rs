@@ -38,18 +38,10 @@ pub async fn run_command(
         Ok(e) => e,
         Err(message) => return finish_unstarted(&run, pos, &stage, message).await,
     };
-    // Where the stage may write a plan patch (top-level runs only: a child run's stages
-    // extend nothing, so a resume of the parent never has to replay into a child).
-    let patches = run.depth == 0;
-    if patches {
-        resolved.2.push((
-            crate::env_vars::PLAN_PATCH_PATH.into(),
-            run.dir
-                .plan_patch(pos + 1, &stage.id)
-                .to_string_lossy()
-                .into_owned(),
-        ));
-    }
+    // Where the stage may write a plan patch, and what `plan-patch` run inside it needs to
+    // check one at once (in a child run too: its record keeps the patch, and a resume of the
+    // parent replays it into the child, see `subpipeline.rs`).
+    resolved.2.extend(patch_env(&run, pos + 1, &stage));
     let mut began = begin(&run, pos + 1, &stage, &cmd, resolved)?;
     // What its result depends on, for a later `resume` to compare (with its start's write).
     run.persister
@@ -64,7 +56,7 @@ pub async fn run_command(
     let (result, attempts) =
         run_attempts(&run, &stage, &mut began, executor.as_ref(), first, start).await?;
     // Only an attempt that succeeded may extend the plan; a refused patch fails the stage.
-    let patch_refused = if patches && result.succeeded() {
+    let patch_refused = if result.succeeded() {
         crate::engine::patch::apply(&run, pos + 1, &stage).await?
     } else {
         None
@@ -79,6 +71,29 @@ pub async fn run_command(
         started.elapsed(),
     )
     .await
+}
+
+/// The variables a command stage gets for its plan patch: the file, and what `plan-patch`
+/// needs to check a patch at once (the stage's id, the pipeline's `maxDynamicStages`, the
+/// runner's own executable to call it with).
+fn patch_env(run: &RunState, index: usize, stage: &Stage) -> Vec<(String, String)> {
+    use crate::env_vars as ev;
+    let path = run.dir.plan_patch(index, &stage.id);
+    let mut env = vec![
+        (
+            ev::PLAN_PATCH_PATH.into(),
+            path.to_string_lossy().into_owned(),
+        ),
+        (ev::STAGE_ID.into(), stage.id.clone()),
+        (
+            ev::MAX_DYNAMIC_STAGES.into(),
+            run.plan().max_dynamic_stages().to_string(),
+        ),
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        env.push((ev::BIN.into(), exe.to_string_lossy().into_owned()));
+    }
+    env
 }
 
 /// A command whose log is open: what runs, where, and how it is recorded.

@@ -11,6 +11,7 @@ mod record;
 
 mod approvals;
 mod bad_input;
+mod child_plan_patches;
 mod compat;
 mod config_schema;
 mod control_requests;
@@ -33,6 +34,7 @@ mod package;
 mod panic;
 mod peer_flags;
 mod plan_files;
+mod plan_patch_verb;
 mod plan_patches;
 mod ray;
 mod resource_locks;
