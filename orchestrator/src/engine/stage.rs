@@ -223,10 +223,8 @@ pub(crate) async fn run_attempts(
     let ctx = &run.ctx;
     let mut attempt = first;
     loop {
-        if run.depth == 0 {
-            // Only what this attempt writes counts as its plan patch.
-            crate::engine::patch::clear(run, b.index, stage)?;
-        }
+        // Only what this attempt writes counts as its plan patch (in a child run too).
+        crate::engine::patch::clear(run, b.index, stage)?;
         let result = run_attempt(run, b, executor, attempt, first, &start).await?;
         let cancelled = matches!(result.outcome, Outcome::Cancelled { .. }) || ctx.stopping();
         // The retries are this runner's: a resumed stage gets them all again.

@@ -29,8 +29,15 @@ fn all_succeeded(ids: &[&str]) -> Vec<(String, String)> {
 /// Pipeline `p` runs sub-pipeline `child` then `after`; the child's `plan` stage adds the
 /// stages of `patch.json` (through `plan-patch`) and counts its runs in `planner.count`.
 fn env_with(patch: &Value) -> TestEnv {
-    let plan =
-        r#"echo run >> planner.count; "$CODEX_ORCHESTRATOR_BIN" plan-patch --file patch.json"#;
+    env_planning(
+        patch,
+        json!({"kind": "command", "id": "plan",
+            "command": r#"echo run >> planner.count; "$CODEX_ORCHESTRATOR_BIN" plan-patch --file patch.json"#}),
+    )
+}
+
+/// [`env_with`] with the child's `plan` stage as given.
+fn env_planning(patch: &Value, plan: Value) -> TestEnv {
     let env = TestEnv::new().config(
         &json!({"pipelines": [
             {"id": "p", "stages": [
@@ -38,7 +45,7 @@ fn env_with(patch: &Value) -> TestEnv {
                 {"kind": "command", "id": "after", "command": "echo after > after.out"}
             ]},
             {"id": "child", "concurrency": 4, "stages": [
-                {"kind": "command", "id": "plan", "command": plan},
+                plan,
                 {"kind": "command", "id": "tail", "command": "true", "dependsOn": ["plan"]}
             ]}
         ]})
@@ -158,4 +165,26 @@ fn kill_9_after_a_child_patch_then_resume_of_the_parent_runs_the_added_child_sta
         "last\n"
     );
     assert_eq!(crate::harness::run_dirs(&env.path().join(".runs")).len(), 2);
+}
+
+#[test]
+fn a_child_stage_s_failed_attempt_adds_nothing() {
+    // The first attempt hands in a patch, then fails; the retry succeeds without one.
+    let patch = json!({"stages": [{"kind": "command", "id": "extra", "command": "true"}]});
+    let plan = json!({"kind": "command", "id": "plan", "retries": {"count": 1},
+        "command": r#"if [ -f once ]; then exit 0; fi; touch once; "$CODEX_ORCHESTRATOR_BIN" plan-patch --file patch.json && exit 1"#});
+    let env = env_planning(&patch, plan);
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let parent = env.manifest(&out.run_id());
+    let child_id = parent["commands"][0]["sub_run_id"]
+        .as_str()
+        .expect("child run");
+    let child = env.manifest(child_id);
+    assert!(env.path().join("once").exists());
+    assert_eq!(ids_and_statuses(&child), all_succeeded(&["plan", "tail"]));
+    assert!(
+        child.get("plan_patches").is_none_or(Value::is_null),
+        "{child}"
+    );
 }
