@@ -178,3 +178,34 @@ fn plan_patch_outside_a_stage_is_a_usage_error() {
     // `--file` is required.
     assert_eq!(env.cli(["plan-patch"]).code, 2);
 }
+
+#[test]
+fn plan_patch_checks_max_dynamic_stages_at_once() {
+    let two = json!({"stages": [
+        {"kind": "command", "id": "a", "command": "true"},
+        {"kind": "command", "id": "b", "command": "true"}]});
+    let env = TestEnv::new().config(
+        &json!({"pipelines": [{"id": "p", "maxDynamicStages": 1, "stages": [
+            {"kind": "command", "id": "plan",
+             "command": r#""$CODEX_ORCHESTRATOR_BIN" plan-patch --file two.json 2> two.err; echo $? > code.txt"#}
+        ]}]})
+        .to_string(),
+    );
+    std::fs::write(env.path().join("two.json"), two.to_string()).expect("write");
+    let out = env.start("p", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("code.txt")).expect("code"),
+        "2\n"
+    );
+    let err = std::fs::read_to_string(env.path().join("two.err")).expect("err");
+    assert!(
+        err.contains("adds 2 stages, over the 1 one patch may add (`maxDynamicStages`)"),
+        "{err}"
+    );
+    let m = env.manifest(&out.run_id());
+    assert_eq!(
+        ids_and_statuses(&m),
+        [("plan".to_owned(), "succeeded".to_owned())]
+    );
+}
