@@ -64,6 +64,8 @@ pub struct PersisterStats {
     pub bytes: u64,
     /// Files and directories made durable for updates before the writes that include them.
     pub synced: u64,
+    /// What the last write of the document cost (the pace's measure: see `pacing`).
+    pub last_cost: Duration,
 }
 
 enum Msg<D: Document> {
@@ -98,6 +100,8 @@ struct Shared {
     heartbeat_writes: AtomicU64,
     bytes: AtomicU64,
     synced: AtomicU64,
+    /// `PersisterStats::last_cost`, in nanoseconds.
+    last_cost_ns: AtomicU64,
     /// The first error of the run (rejected update or failed write): what flush and close report.
     first: Mutex<Option<PersistError>>,
     /// The failure that ended the task: what every call reports afterwards.
@@ -314,6 +318,7 @@ impl<D: Document> Persister<D> {
             heartbeat_writes: s.heartbeat_writes.load(Ordering::Relaxed),
             bytes: s.bytes.load(Ordering::Relaxed),
             synced: s.synced.load(Ordering::Relaxed),
+            last_cost: Duration::from_nanos(s.last_cost_ns.load(Ordering::Relaxed)),
         }
     }
 }

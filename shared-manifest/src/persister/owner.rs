@@ -212,6 +212,8 @@ impl<D: Document> Owner<D> {
         s.writes.fetch_add(1, Ordering::Relaxed);
         s.bytes.fetch_add(report.main_bytes, Ordering::Relaxed);
         s.synced.fetch_add(report.synced, Ordering::Relaxed);
+        let cost_ns = u64::try_from(report.cost.as_nanos()).unwrap_or(u64::MAX);
+        s.last_cost_ns.store(cost_ns, Ordering::Relaxed);
         if report.sidecar_bytes.is_some() {
             s.sidecar_writes.fetch_add(1, Ordering::Relaxed);
         }
