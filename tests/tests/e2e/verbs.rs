@@ -405,9 +405,29 @@ fn resume_on_a_terminal_shows_the_live_display() {
     let (code, raw, end) = Pty::spawn(&env, &["resume", "--run", &first.run_id()], &[]).finish();
     assert_eq!(code, 0, "{}", end.join("\n"));
     let raw = String::from_utf8_lossy(&raw);
+    // A line printed above the frame redraws the last frame drawn, so the total must be drawn
+    // before the run's `started` line: every frame from that line on counts the run's one
+    // stage (before it, the frame may still say 0/0). Not a matter of timing: a steady tick
+    // that happens to come first would hide a total drawn late, never show a wrong one.
+    let started = raw
+        .find("pipeline `q` started")
+        .unwrap_or_else(|| panic!("no started line: {raw:?}"));
+    let frames: Vec<&str> = raw[started..]
+        .match_indices(" stages done")
+        .map(|(i, _)| {
+            let line = &raw[started..started + i];
+            line.rsplit(|c: char| c != '/' && !c.is_ascii_digit())
+                .next()
+                .unwrap_or("")
+        })
+        .collect();
     assert!(
-        raw.contains("/1 stages done"),
-        "the live display's done/total line: {raw:?}"
+        !frames.is_empty(),
+        "no live frame after the started line: {raw:?}"
+    );
+    assert!(
+        frames.iter().all(|f| f.ends_with("/1")),
+        "frames after the started line: {frames:?} in {raw:?}"
     );
     // No plain `started` line: the running stage was a spinner, gone at the end.
     insta::assert_snapshot!(redact_screen(&env, &end), @r"
