@@ -5,7 +5,13 @@
 //! files), or keeps them and records it (`--allow-stale`).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use codex_orchestrator::gitstate::{tree_digest, SnapshotOptions};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
 
 use crate::harness::{merged, TestEnv};
 
@@ -35,12 +41,10 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-/// A git repository with the config committed, and a run whose `c` failed (`a`, `b`
-/// succeeded). Returns the env and the run id.
-fn failed_run(inputs: &str) -> (TestEnv, String) {
-    let env = TestEnv::new()
-        .config(&config("echo \\\"$FLAVOR\\\"", inputs))
-        .env("FLAVOR", "vanilla");
+/// A git repository with `config` committed (`src/lib.txt`, `docs.txt`; `counts/` and
+/// `.runs/` ignored).
+fn repo_with(config: &str) -> TestEnv {
+    let env = TestEnv::new().config(config).env("FLAVOR", "vanilla");
     let dir = env.path();
     std::fs::create_dir_all(dir.join("src")).expect("src");
     std::fs::create_dir_all(dir.join("counts")).expect("counts");
@@ -50,6 +54,13 @@ fn failed_run(inputs: &str) -> (TestEnv, String) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "init"]);
+    env
+}
+
+/// A git repository with the config committed, and a run whose `c` failed (`a`, `b`
+/// succeeded). Returns the env and the run id.
+fn failed_run(inputs: &str) -> (TestEnv, String) {
+    let env = repo_with(&config("echo \\\"$FLAVOR\\\"", inputs));
     let out = env.start("p", &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let run_id = out.run_id();
@@ -238,33 +249,143 @@ fn bad_inputs_are_config_errors() {
     assert!(!env.runs_exists());
 }
 
-/// A runner that crashed recorded no stopped state: `resume` records the work tree it found
-/// as where the run stopped (changes before that resume cannot be seen), and compares with
-/// it from then on.
+/// The stages of [`config`], but `c` waits for `counts/go` (ignored, like its counter) before
+/// it passes with `PASS=1`: a runner can be killed while `c` runs.
+const WAITING_C: &str = r#"{"pipelines":[{"id":"p","stages":[
+  {"kind":"command","id":"a","command":"echo a >> counts/a; cat src/lib.txt"},
+  {"kind":"command","id":"b","command":"echo b >> counts/b; echo \"$FLAVOR\""},
+  {"kind":"command","id":"c","command":"echo c >> counts/c; until [ -e counts/go ]; do sleep 0.05; done; test \"$PASS\" = 1"}
+]}]}"#;
+
+/// Polls `ready` for up to a minute (a generous bound: a busy machine is slow, not wrong).
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: not within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `child` (at most a minute; killed and failed after that).
+fn exit_code(mut child: std::process::Child, what: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a stage's record must keep across a crash and a resume that reuses it.
+fn kept(stage: &serde_json::Value) -> serde_json::Value {
+    json!([
+        stage["status"],
+        stage["started_at"],
+        stage["completed_at"],
+        stage["exit_code"],
+        stage["attempts"],
+        stage["fingerprint"],
+    ])
+}
+
+/// A runner killed (`kill -9`) while `c` runs records no stopped state. `resume` then records
+/// the work tree it finds as where the run stopped (`recovered`: changes made before that
+/// resume cannot be seen), before any stage runs again; it reuses `a` and `b` with their
+/// records as they were, runs `c` again, and compares with the recovered state from then on.
 #[test]
 fn a_crashed_run_gets_its_stopped_state_when_resumed() {
-    let (env, run_id) = failed_run("");
-    // The record as a crashed runner leaves it: no stopped state (its extension key removed).
-    let side_path = env.run_dir(&run_id).join("manifest.ext.json");
-    let mut side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&side_path).expect("read")).expect("json");
-    assert!(side["repo_state"]["stopped"].is_object(), "{side}");
-    side.as_object_mut().expect("object").remove("repo_state");
-    std::fs::write(
-        &side_path,
-        serde_json::to_string_pretty(&side).expect("json"),
-    )
-    .expect("write");
-    let out = resume(&env, &run_id, &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let env = repo_with(WAITING_C).env("PASS", "1");
+    let runner = env
+        .command(["start", "p"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the runner");
+    wait_until("c started", || counts(&env)[2] == 1);
+    let run_id = env.only_run_id();
+    let manifest = env.run_dir(&run_id).join("manifest.json");
+    // `c`'s process is recorded before the runner is killed, so the resume can stop it.
+    wait_until("c's process group recorded", || {
+        merged(&manifest)["commands"][2]["process"]["pgid"].is_i64()
+    });
+    let survivor = merged(&manifest)["commands"][2]["process"]["pgid"]
+        .as_i64()
+        .expect("pgid");
+    let mut runner = runner;
+    kill(Pid::from_raw(runner.id() as i32), Signal::SIGKILL).expect("kill -9 the runner");
+    runner.wait().expect("reap the runner");
+
+    // The record as the crash left it: in progress, `c` running, no stopped state.
+    let crashed = merged(&manifest);
+    assert_eq!(crashed["status"], "in_progress", "{crashed}");
+    let statuses: Vec<&serde_json::Value> =
+        (0..3).map(|i| &crashed["commands"][i]["status"]).collect();
+    assert_eq!(statuses, ["succeeded", "succeeded", "running"], "{crashed}");
+    assert_eq!(crashed.get("repo_state"), None, "{crashed}");
+
+    // The tree as the resume will find it (nothing changes it from here on: the stages write
+    // only under the ignored `counts/`).
+    let options = SnapshotOptions {
+        exclude: vec![env.path().join(".runs"), env.path().join("out")],
+        ..SnapshotOptions::default()
+    };
+    let tree_now = tree_digest(env.path(), &options).expect("digest");
+    let resumed = env
+        .command(["resume", "--run", &run_id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn resume");
+    wait_until("c started again", || counts(&env)[2] == 2);
+    // Before `c` runs again, the recovered state is durable: a second crash now would still
+    // compare with it.
+    let during = merged(&manifest);
+    assert_eq!(during["repo_state"]["recovered"], true, "{during}");
+    assert_eq!(during["repo_state"]["stopped"]["kind"], "git", "{during}");
+    assert_eq!(during["repo_state"]["stopped"]["tree"], tree_now.as_str());
+    let detail = during["resume_events"][0]["detail"]
+        .as_str()
+        .expect("detail");
+    assert!(detail.contains("previous status: in_progress"), "{detail}");
+    // The crashed runner's `c` was stopped, not left running beside the new one.
+    wait_until("the crashed runner's stage group gone", || {
+        kill(Pid::from_raw(-(survivor as i32)), None).is_err()
+    });
+    std::fs::write(env.path().join("counts/go"), "").expect("go");
+    assert_eq!(exit_code(resumed, "resume"), 0);
+
+    // Nothing lost: `a` and `b` ran once and their records are as the crash left them; `c`
+    // ran again and succeeded.
     assert_eq!(counts(&env), [1, 1, 2]);
-    let m = merged(&env.run_dir(&run_id).join("manifest.json"));
-    // The recovered state was recorded, then replaced by where this runner stopped.
-    assert!(m["repo_state"]["stopped"]["tree"].is_string(), "{m}");
+    let m = merged(&manifest);
+    assert_eq!(m["status"], "succeeded", "{m}");
+    for i in [0, 1] {
+        assert_eq!(
+            kept(&m["commands"][i]),
+            kept(&crashed["commands"][i]),
+            "stage {i}"
+        );
+    }
+    assert_eq!(m["commands"][2]["status"], "succeeded", "{m}");
+    assert_eq!(m["resume_events"].as_array().map(Vec::len), Some(1), "{m}");
+    // Where this runner stopped replaced the recovered state.
+    assert_eq!(m["repo_state"].get("recovered"), None, "{m}");
+    assert_eq!(m["repo_state"]["stopped"]["tree"], tree_now.as_str());
     // From then on a change is seen again.
     std::fs::write(env.path().join("src/lib.txt"), "two\n").expect("write");
     let out = resume(&env, &run_id, &[]);
     assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a: tree changed: src/lib.txt"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// The tree digest resume compares (`gitstate`): one value for the same files whatever order
