@@ -633,4 +633,12 @@ impl Manifest {
     pub fn command_mut(&mut self, index: usize) -> Option<&mut CommandRecord> {
         self.commands.iter_mut().find(|c| c.index == index)
     }
+
+    /// For each stage a plan patch added (by id), the patch that added it (which stage, when).
+    pub fn added_stages(&self) -> std::collections::HashMap<&str, &PlanPatchRecord> {
+        self.plan_patches
+            .iter()
+            .flat_map(|p| p.stage_ids.iter().map(move |id| (id.as_str(), p)))
+            .collect()
+    }
 }

@@ -63,7 +63,8 @@ pub enum Command {
     /// Run a pipeline (default: `defaultPipeline`, else `diagnostics`).
     #[command(after_help = super::help::ENV_RUNNING)]
     Start(StartArgs),
-    /// Show a pipeline's stages and graph without running anything.
+    /// Show a pipeline's stages and graph without running anything (`--run`/`--last`: a run's,
+    /// with the stages its plan patches added).
     #[command(after_help = super::help::ENV_QUERY)]
     Plan(PlanArgs),
     /// Run a standalone plan file (JSON: `plan_id`, `globals`, `steps` run as argv without a
@@ -343,6 +344,13 @@ pub struct PlanArgs {
     /// Show a plan file (as `run-plan` reads it) instead of a pipeline of the config.
     #[arg(long, value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
+    /// Show the graph of a run as it stands: its pipeline with the stages plan patches added,
+    /// each marked with the stage that added it (run id, a unique prefix, or `latest`).
+    #[arg(long, value_name = "RUN", conflicts_with_all = RUN_CONFLICTS)]
+    pub run: Option<String>,
+    /// The same as `--run latest`: the newest run (of `--task` when given).
+    #[arg(long, conflicts_with_all = RUN_CONFLICTS, conflicts_with = "run")]
+    pub last: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -373,6 +381,24 @@ pub struct PlanArgs {
     #[arg(long)]
     pub resolved: bool,
 }
+
+/// What `plan --run` / `--last` cannot be given with: the run decides its pipeline, its
+/// variables, concurrency, target and selection (they are recorded).
+const RUN_CONFLICTS: [&str; 13] = [
+    "pipeline",
+    "file",
+    "resolved",
+    "vars",
+    "concurrency",
+    "target",
+    "target_stage",
+    "only",
+    "skip",
+    "from",
+    "no_deps",
+    "fail_fast",
+    "no_fail_fast",
+];
 
 /// `status`.
 #[derive(Debug, Args)]

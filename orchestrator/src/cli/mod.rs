@@ -16,6 +16,7 @@ pub mod pause;
 pub mod peer_flags;
 pub mod plan;
 pub mod plan_patch;
+pub mod plan_run;
 pub mod report;
 pub mod resolved;
 pub mod resume;

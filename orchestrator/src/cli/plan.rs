@@ -1,6 +1,6 @@
 //! `plan [pipeline]` (or `plan --file PLAN`): the stages, their graph and the concurrency,
 //! without running anything; with `--resolved`, what `start --dry-run` prints (see
-//! `resolved.rs`).
+//! `resolved.rs`); with `--run RUN` / `--last`, a run's graph as it grew (see `plan_run.rs`).
 
 use crate::cli::{Format, PlanArgs};
 use crate::errors::AppError;
@@ -9,6 +9,9 @@ use crate::{exit, plan};
 
 /// Runs `plan`; returns the exit code.
 pub fn plan(args: PlanArgs) -> Result<i32, AppError> {
+    if args.run.is_some() || args.last {
+        return super::plan_run::plan_of_run(&args);
+    }
     if args.resolved {
         // Exactly what `start --dry-run` checks and prints, from the same inputs.
         let mut start = super::StartArgs::for_pipeline("", args.task.clone(), args.format);

@@ -53,9 +53,9 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     })?;
     let secrets = super::setup::secret_names(&config, &args.secrets)?;
     // The stages plan patches added while it ran, from the record: the stages that wrote
-    // them are never asked again.
+    // them are never asked again. With the run's recorded selection.
     let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?
-        .replayed(&manifest.plan_patches)
+        .of_run(&manifest)
         .map_err(|e| {
             AppError::Conflict(format!(
                 "cannot resume run `{}` of pipeline `{}`: {e}",
@@ -79,12 +79,7 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
     // A selection given to `resume` replaces the run's; without one the run's stays (the
     // stages it left out stay out). Either applies to the stages not done yet.
     let request = args.shape.selection();
-    if request.is_empty() {
-        plan.selection = manifest
-            .selection
-            .as_ref()
-            .map(|record| crate::plan::Selection::from_record(&plan.pipeline, record));
-    } else {
+    if !request.is_empty() {
         plan.select(&request)?;
     }
     let now = crate::time::now();

@@ -1,11 +1,12 @@
 //! Plan patches at run time: after a command stage exits successfully, the file it was given
 //! in `CODEX_ORCHESTRATOR_PLAN_PATCH_PATH` (if it wrote one) is validated against the plan as
 //! it stands (`config::plan_patch`: the config's own checks), recorded through the persister
-//! (`StagesAdded`: the new stages' records and the patch), announced (`plan_update` in
-//! `events.jsonl`, a progress note), and only then becomes the run's plan, whose new stages
-//! the scheduler picks up when it joins the stage. A refused patch fails its stage and adds
-//! nothing. Patches are applied one at a time (`RunState::patching`), so each is checked
-//! against the plan it extends and recorded in that order.
+//! (`StagesAdded`: the new stages' records and the patch, durable before anything else),
+//! announced (`plan_update` in `events.jsonl`, a progress note), and only then becomes the
+//! run's plan, whose new stages the scheduler picks up when it joins the stage. A refused
+//! patch fails its stage and adds nothing. Patches are applied one at a time
+//! (`RunState::patching`), so each is checked against the plan it extends and recorded in
+//! that order.
 
 use std::sync::Arc;
 
@@ -96,6 +97,10 @@ pub async fn apply(
             },
         })
         .await?;
+    // Durable before it is announced: a reader woken by `plan_update` (the dashboard) finds
+    // the new stages in the manifest, and a crash never leaves an event naming stages the
+    // record does not have. A patch is rare, so the wait costs nothing that matters.
+    run.persister.flush().await?;
     run.emit(
         "plan_update",
         json!({

@@ -369,6 +369,16 @@ impl Plan {
 
     /// Human rendering for `plan` without `--format json`.
     pub fn to_text(&self, config: &Config) -> String {
+        self.to_text_marked(config, |_| None)
+    }
+
+    /// [`Plan::to_text`] with `mark(position)`, when it says something, at the end of that
+    /// stage's line (`plan --run`: which stage added it).
+    pub fn to_text_marked(
+        &self,
+        config: &Config,
+        mark: impl Fn(usize) -> Option<String>,
+    ) -> String {
         let p = &self.pipeline;
         let mut out = format!(
             "Pipeline: {} ({})\nConfig: {} ({})\nConcurrency: {} ({})\n",
@@ -405,8 +415,9 @@ impl Plan {
                     format!(" after {}", deps.join(", "))
                 };
                 let left_out = if self.runs(i) { "" } else { " (not selected)" };
+                let mark = mark(i).map(|m| format!(" [{m}]")).unwrap_or_default();
                 out.push_str(&format!(
-                    "  {:02} {} — {}{}{left_out}\n",
+                    "  {:02} {} — {}{}{left_out}{mark}\n",
                     i + 1,
                     s.id,
                     what,

@@ -2,14 +2,15 @@
 //! built from its config: what a `resume` of a run that grew starts from, and what a parent's
 //! resume does to its child run before taking it over. Each patch is validated again (the
 //! config's checks, `config::plan_patch`) against the plan as the earlier patches left it;
-//! the stages that wrote them are never asked again (`Plan::patched_by`).
+//! the stages that wrote them are never asked again (`Plan::patched_by`). `Plan::of_run` adds
+//! the stage selection the run recorded: what `resume` runs and `plan --run` shows.
 
-use shared_manifest::schema::PlanPatchRecord;
+use shared_manifest::schema::{Manifest, PlanPatchRecord, SelectionRecord};
 
 use crate::config::plan_patch::{self, Standing};
 use crate::config::ConfigError;
 
-use super::Plan;
+use super::{Plan, Selection};
 
 /// A recorded patch that no longer applies to the plan.
 #[derive(Debug, thiserror::Error)]
@@ -46,5 +47,92 @@ impl Plan {
                 })?;
         }
         Ok(plan)
+    }
+
+    /// The plan of the recorded run `manifest`: this plan (its pipeline built from the
+    /// config) with the run's patches replayed and the stage selection it recorded. That
+    /// selection names the config's stages only: a stage a patch added runs, as it did while
+    /// the run went on (a selection never leaves out what a patch adds).
+    pub fn of_run(&self, manifest: &Manifest) -> Result<Plan, ReplayError> {
+        self.with_record(manifest.selection.as_ref(), &manifest.plan_patches)
+    }
+
+    /// [`Plan::of_run`] from the two parts of the record it reads.
+    fn with_record(
+        &self,
+        selection: Option<&SelectionRecord>,
+        patches: &[PlanPatchRecord],
+    ) -> Result<Plan, ReplayError> {
+        let mut grown = self.replayed(patches)?;
+        grown.selection = selection.map(|record| Selection::from_record(&self.pipeline, record));
+        Ok(grown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn plan() -> Plan {
+        let text = r#"{"pipelines":[{"id":"p","stages":[
+            {"kind":"command","id":"plan","command":"true"},
+            {"kind":"command","id":"after","command":"true","dependsOn":["plan"]}]}]}"#;
+        let config = crate::config::parse(Path::new("c.json"), text, true)
+            .expect("valid")
+            .config;
+        crate::plan::build(&config, &config.pipelines[0], &[], None).expect("plan")
+    }
+
+    fn record(added_by: &str, stages: serde_json::Value) -> PlanPatchRecord {
+        let stages: Vec<serde_json::Value> = stages.as_array().expect("array").clone();
+        PlanPatchRecord {
+            added_by: added_by.into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            stage_ids: stages
+                .iter()
+                .map(|s| s["id"].as_str().expect("id").to_owned())
+                .collect(),
+            stages,
+        }
+    }
+
+    #[test]
+    fn the_recorded_selection_leaves_added_stages_in() {
+        let selection = SelectionRecord {
+            only: Vec::new(),
+            no_deps: false,
+            skip: vec!["after".into()],
+            from: None,
+            selected: vec!["plan".into()],
+        };
+        let patches = [record(
+            "plan",
+            json!([{"kind":"command","id":"a","command":"true"}]),
+        )];
+        let grown = plan()
+            .with_record(Some(&selection), &patches)
+            .expect("applies");
+        let ids: Vec<&str> = grown
+            .pipeline
+            .stages
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(ids, ["plan", "after", "a"]);
+        let runs: Vec<bool> = (0..3).map(|i| grown.runs(i)).collect();
+        assert_eq!(
+            runs,
+            [true, false, true],
+            "plan, after (skipped), a (added)"
+        );
+        assert!(plan()
+            .with_record(None, &patches)
+            .expect("applies")
+            .selection
+            .is_none());
     }
 }

@@ -2,7 +2,9 @@
 //! stage's `dependsOn` and level in the graph, its result in full (outcome, signal, timeout,
 //! bytes written, why it was skipped), its error file, and the time span of every attempt for
 //! the timeline, read from `runner.ndjson`'s `exec:begin` / `exec:end` lines, and an approval
-//! stage's request (prompt, approvers, deadline, decision) with whether it waits for one now.
+//! stage's request (prompt, approvers, deadline, decision) with whether it waits for one now,
+//! and for a stage a plan patch added, the stage that added it and when (`added_by`,
+//! `added_at`; the patches themselves in `plan_patches`).
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -78,6 +80,7 @@ fn describe(roots: &Roots, run: &RunLoc, m: &Manifest) -> Value {
         .map(|g| g.levels)
         .unwrap_or_else(|_| (0..m.commands.len()).collect());
     let mut spans = attempt_spans(run);
+    let added = m.added_stages();
     let stages: Vec<Value> = m
         .commands
         .iter()
@@ -87,6 +90,10 @@ fn describe(roots: &Roots, run: &RunLoc, m: &Manifest) -> Value {
             // What the stage waits for now (`approval`, `locks`), as `status` says it: the
             // run page offers Approve / Reject on a stage waiting for approval.
             v["waiting"] = json!(crate::report::waiting::stage_wait(m, c));
+            // A stage a plan patch added: which stage added it, and when.
+            let patch = added.get(c.id.as_str());
+            v["added_by"] = json!(patch.map(|p| &p.added_by));
+            v["added_at"] = json!(patch.map(|p| &p.at));
             v
         })
         .collect();
@@ -100,6 +107,9 @@ fn describe(roots: &Roots, run: &RunLoc, m: &Manifest) -> Value {
         "completed_at": m.completed_at,
         "levels": levels.iter().max().map_or(0, |l| l + 1),
         "stages": stages,
+        "plan_patches": m.plan_patches.iter().map(|p| json!({
+            "added_by": p.added_by, "at": p.at, "stage_ids": p.stage_ids,
+        })).collect::<Vec<_>>(),
     })
 }
 

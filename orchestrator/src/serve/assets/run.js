@@ -1,7 +1,9 @@
 // The run page: the run's status, its stage graph, a timeline of attempts, the stages, the
 // output of one stage (live while it runs) and the error files. The run's event stream moves
 // stages along as they start and end; the full picture is then fetched again (debounced), so
-// what is shown always ends up equal to the manifest.
+// what is shown always ends up equal to the manifest. A `plan_update` (a stage's plan patch
+// added stages) fetches it at once: the new stages appear in the graph and the table, each
+// marked with the stage that added it.
 import { el, svg, getJSON, duration, when, badge, ms, ansiState, renderAnsi, stripAnsi } from './common.js';
 import { renderApprovals } from './approvals.js';
 
@@ -9,7 +11,7 @@ const main = document.getElementById('run');
 const runId = main.dataset.runId;
 const api = `/api/runs/${encodeURIComponent(runId)}`;
 const live = document.getElementById('live');
-const S = { status: null, info: null, selected: null, ended: false, events: 0, error: null };
+const S = { status: null, info: null, selected: null, ended: false, events: 0, error: null, expected: new Set() };
 
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
@@ -52,6 +54,11 @@ function renderHead() {
     ['Duration', el('span', { id: 'rundur' }, duration(runEnd() - ms(st.started_at)))],
   ];
   if (st.status_detail) facts.push(['Detail', el('span', { class: 'mono' }, st.status_detail)]);
+  const patches = (info && info.plan_patches) || [];
+  if (patches.length) {
+    const added = patches.reduce((n, p) => n + p.stage_ids.length, 0);
+    facts.push(['Plan patches', el('span', { id: 'patches' }, `${added} stage${added === 1 ? '' : 's'} added by ${[...new Set(patches.map((p) => p.added_by))].join(', ')}`)]);
+  }
   if (info && info.parent_run_id) {
     facts.push(['Parent run', el('a', { href: `/runs/${encodeURIComponent(info.parent_run_id)}`, class: 'mono' }, info.parent_run_id)]);
   }
@@ -84,6 +91,11 @@ const PAD = 12;
 function deps(s, i, all) {
   if (Array.isArray(s.depends_on)) return s.depends_on;
   return i > 0 ? [all[i - 1].id] : [];
+}
+
+/** The mark of a stage a plan patch added: which stage added it, and when. */
+function addedTitle(s) {
+  return `added to the plan by stage ${s.added_by}${s.added_at ? ` at ${s.added_at}` : ''}`;
 }
 
 /** A stage's status in words: a stage still pending when the run has ended was never run. */
@@ -128,11 +140,16 @@ function renderGraph() {
   });
   for (const s of all) {
     const p = pos.get(s.id);
-    const node = svg('g', { class: `node st-${s.status}${S.selected === s.id ? ' selected' : ''}`, transform: `translate(${p.x},${p.y})`, tabindex: 0, dataset: { stage: s.id, status: s.status }, onclick: () => select(s.id) },
-      svg('title', {}, `${s.title} (${s.id})\n${s.status}${s.summary ? `\n${stripAnsi(s.summary)}` : ''}`),
+    const data = { stage: s.id, status: s.status };
+    if (s.added_by) data.addedBy = s.added_by;
+    const node = svg('g', { class: `node st-${s.status}${s.added_by ? ' added' : ''}${S.selected === s.id ? ' selected' : ''}`, transform: `translate(${p.x},${p.y})`, tabindex: 0, dataset: data, onclick: () => select(s.id) },
+      svg('title', {}, `${s.title} (${s.id})\n${s.status}${s.summary ? `\n${stripAnsi(s.summary)}` : ''}${s.added_by ? `\n${addedTitle(s)}` : ''}`),
       svg('rect', { width: NW, height: NH, rx: 7 }),
       svg('text', { x: 10, y: 19, class: 'ntitle' }, clip(s.title, 22)),
       svg('text', { x: 10, y: 37, class: 'nsub' }, `${label(s)} · ${duration(stageDuration(s))}${s.attempts > 1 ? ` · ${s.attempts} attempts` : ''}`));
+    if (s.added_by) {
+      node.append(svg('text', { x: NW - 10, y: 19, class: 'nadded', 'text-anchor': 'end' }, `+ ${clip(s.added_by, 12)}`));
+    }
     if (s.kind === 'subpipeline' && s.sub_run_id) {
       node.append(svg('a', { href: `/runs/${encodeURIComponent(s.sub_run_id)}` },
         svg('text', { x: NW - 10, y: 19, class: 'nlink', 'text-anchor': 'end' }, 'child run ↗')));
@@ -210,7 +227,12 @@ function renderTable() {
     if (s.kind === 'subpipeline' && s.sub_run_id) {
       name.append(' ', el('a', { href: `/runs/${encodeURIComponent(s.sub_run_id)}`, onclick: (ev) => ev.stopPropagation() }, 'child run ↗'));
     }
-    return el('tr', { class: S.selected === s.id ? 'selected' : '', dataset: { stage: s.id, status: s.status }, onclick: () => select(s.id) },
+    const data = { stage: s.id, status: s.status };
+    if (s.added_by) {
+      data.addedBy = s.added_by;
+      name.append(' ', el('span', { class: 'added', title: addedTitle(s) }, `added by ${s.added_by}`));
+    }
+    return el('tr', { class: S.selected === s.id ? 'selected' : '', dataset: data, onclick: () => select(s.id) },
       el('td', { class: 'num muted' }, String(s.index).padStart(2, '0')),
       name,
       el('td', {}, badge(s.status, label(s))),
@@ -244,7 +266,7 @@ function renderErrors() {
 // ---- log ----------------------------------------------------------------------------------
 
 const logBox = document.getElementById('log');
-const L = { stage: null, es: null, from: 0, states: null, lastAttempt: null, attempts: 1 };
+const L = { stage: null, es: null, from: 0, states: null, lastAttempt: null, attempts: 1, opened: 0 };
 
 function chunkEl(c, states) {
   const span = el('span', { class: c.stream === 'stderr' ? 'err' : 'out' });
@@ -281,6 +303,8 @@ function closeLog() {
 
 async function openLog() {
   closeLog();
+  // The last call wins: an earlier one still waiting for its tail must not add to the box.
+  const opened = ++L.opened;
   const s = stageById(S.selected);
   L.stage = S.selected;
   L.states = {};
@@ -314,7 +338,7 @@ async function openLog() {
     logBox.append(el('span', { class: 'error' }, `Cannot load the output: ${e.message}`));
     return;
   }
-  if (L.stage !== wanted) return;
+  if (L.stage !== wanted || L.opened !== opened) return;
   appendChunks(data.chunks);
   if (!data.chunks.length) logBox.append(el('span', { class: 'muted placeholder' }, 'No output yet.'));
   L.from = data.from;
@@ -392,6 +416,25 @@ function render() {
   renderErrors();
 }
 
+// One fetch of the full picture at a time, so an older answer never lands after a newer one;
+// one asked for meanwhile follows it.
+let inflight = null;
+let again = false;
+function refreshNow() {
+  if (inflight) {
+    again = true;
+    return inflight;
+  }
+  inflight = refresh().finally(() => {
+    inflight = null;
+    if (again) {
+      again = false;
+      refreshNow();
+    }
+  });
+  return inflight;
+}
+
 async function refresh() {
   try {
     const [status, info] = await Promise.all([getJSON(api), getJSON(`${api}/stages`)]);
@@ -408,6 +451,8 @@ async function refresh() {
     }
     return;
   }
+  for (const id of [...S.expected]) if (stageById(id)) S.expected.delete(id);
+  if (S.expected.size) refreshSoon();
   const before = S.selected;
   const hash = new URLSearchParams(location.hash.slice(1)).get('stage');
   if (!S.selected) S.selected = (hash && stageById(hash) && hash) || defaultStage();
@@ -424,7 +469,7 @@ function refreshSoon() {
   timer = setTimeout(async () => {
     timer = null;
     lastRefresh = Date.now();
-    await refresh();
+    await refreshNow();
   }, wait);
 }
 
@@ -447,6 +492,13 @@ function apply(env) {
   }
   if (S.status && ['run_completed', 'run_failed'].includes(env.event)) {
     S.status.status = p.status || S.status.status;
+  }
+  if (env.event === 'plan_update') {
+    // New stages: the runner records them before it says so; fetch them now, and again
+    // until they are there (a fetch under way may have read the manifest before).
+    for (const id of p.stage_ids || []) S.expected.add(id);
+    refreshNow();
+    return;
   }
   render();
   if (s && s.id === S.selected && env.event === 'step_started') openLog();
@@ -478,7 +530,7 @@ function connect() {
     S.ended = true;
     live.dataset.state = 'ended';
     live.textContent = 'run ended';
-    refresh();
+    refreshNow();
   });
 }
 
@@ -552,4 +604,4 @@ setInterval(() => {
   if (S.status && S.status.status === 'in_progress' && !timer) refreshSoon();
 }, 10000);
 
-refresh().then(connect);
+refreshNow().then(connect);

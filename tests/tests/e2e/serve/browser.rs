@@ -35,13 +35,13 @@ const CONFIG: &str = r#"{"pipelines":[
     {"kind":"command","id":"ship","title":"Ship","command":"echo shipped"}]}]}"#;
 
 /// `chromedriver` on a free loopback port, stopped on drop.
-struct Driver {
+pub(super) struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(super) fn start() -> Driver {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -77,7 +77,7 @@ impl Drop for Driver {
 
 /// The browser's profile directory; on drop, any process still using it (a browser that
 /// left the driver's process group) is killed before the directory goes.
-struct Profile(tempfile::TempDir);
+pub(super) struct Profile(pub(super) tempfile::TempDir);
 
 impl Drop for Profile {
     fn drop(&mut self) {
@@ -97,7 +97,7 @@ impl Drop for Profile {
     }
 }
 
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+pub(super) async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
     // Without the background-networking flags Chromium tries to reach the network at start,
     // which this machine refuses.
     let args = [
@@ -124,7 +124,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
 }
 
 /// Evaluates `expr` in the page until it is truthy; returns its value.
-async fn until(c: &Client, what: &str, limit: Duration, expr: &str) -> Value {
+pub(super) async fn until(c: &Client, what: &str, limit: Duration, expr: &str) -> Value {
     let deadline = Instant::now() + limit;
     let script = format!("return ({expr});");
     loop {
@@ -145,7 +145,7 @@ async fn until(c: &Client, what: &str, limit: Duration, expr: &str) -> Value {
     }
 }
 
-async fn eval(c: &Client, expr: &str) -> Value {
+pub(super) async fn eval(c: &Client, expr: &str) -> Value {
     c.execute(&format!("return ({expr});"), vec![])
         .await
         .expect("script")
@@ -160,7 +160,7 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-async fn save(c: &Client, name: &str) {
+pub(super) async fn save(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let path = screenshots().join(name);
@@ -176,7 +176,7 @@ async fn click(c: &Client, css: &str) {
     assert_eq!(done, json!(true), "nothing to click at {css}");
 }
 
-fn stage(id: &str, what: &str) -> String {
+pub(super) fn stage(id: &str, what: &str) -> String {
     format!("document.querySelector('#stages tr[data-stage=\"{id}\"]')?.dataset.{what}")
 }
 

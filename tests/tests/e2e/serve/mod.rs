@@ -1,12 +1,14 @@
 //! `serve`: the JSON API and its event streams (`api.rs`, `streams.rs`, `access.rs`), deciding
 //! approvals (`approvals.rs`), and the pages in a real headless Chromium driven through
-//! WebDriver (`browser.rs`). Each test starts the real binary's server on a free loopback port
-//! in its own temp repo.
+//! WebDriver (`browser.rs`; stages a plan patch adds while the page is open:
+//! `browser_patch.rs`). Each test starts the real binary's server on a free loopback port in
+//! its own temp repo.
 
 mod access;
 mod api;
 mod approvals;
 mod browser;
+mod browser_patch;
 pub(crate) mod http;
 mod streams;
 
