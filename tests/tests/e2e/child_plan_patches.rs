@@ -6,20 +6,6 @@ use serde_json::{json, Value};
 
 use crate::harness::TestEnv;
 
-fn ids_and_statuses(m: &Value) -> Vec<(String, String)> {
-    m["commands"]
-        .as_array()
-        .expect("commands")
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().expect("id").to_owned(),
-                c["status"].as_str().expect("status").to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn all_succeeded(ids: &[&str]) -> Vec<(String, String)> {
     ids.iter()
         .map(|s| (s.to_string(), "succeeded".to_owned()))
@@ -67,14 +53,17 @@ fn a_child_runs_planner_extends_the_child_pipeline() {
     let out = env.start("p", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let parent = env.manifest(&out.run_id());
-    assert_eq!(ids_and_statuses(&parent), all_succeeded(&["sub", "after"]));
+    assert_eq!(
+        crate::harness::stage_statuses(&parent),
+        all_succeeded(&["sub", "after"])
+    );
     assert!(parent.get("plan_patches").is_none_or(Value::is_null));
     let child_id = parent["commands"][0]["sub_run_id"]
         .as_str()
         .expect("child run");
     let child = env.manifest(child_id);
     assert_eq!(
-        ids_and_statuses(&child),
+        crate::harness::stage_statuses(&child),
         all_succeeded(&["plan", "tail", "shard-1", "shard-2", "final"])
     );
     let patches = child["plan_patches"]
@@ -146,12 +135,15 @@ fn kill_9_after_a_child_patch_then_resume_of_the_parent_runs_the_added_child_sta
     let out = env.cli(["resume", "--run", &parent_id, "--format", "json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let parent = env.manifest(&parent_id);
-    assert_eq!(ids_and_statuses(&parent), all_succeeded(&["sub", "after"]));
+    assert_eq!(
+        crate::harness::stage_statuses(&parent),
+        all_succeeded(&["sub", "after"])
+    );
     // The same child run was taken over, with its added stages, and finished them.
     assert_eq!(parent["commands"][0]["sub_run_id"], child_id.as_str());
     let child = env.manifest(&child_id);
     assert_eq!(
-        ids_and_statuses(&child),
+        crate::harness::stage_statuses(&child),
         all_succeeded(&["plan", "tail", "wait", "last"])
     );
     assert_eq!(child["plan_patches"].as_array().expect("patches").len(), 1);
@@ -182,7 +174,10 @@ fn a_child_stage_s_failed_attempt_adds_nothing() {
         .expect("child run");
     let child = env.manifest(child_id);
     assert!(env.path().join("once").exists());
-    assert_eq!(ids_and_statuses(&child), all_succeeded(&["plan", "tail"]));
+    assert_eq!(
+        crate::harness::stage_statuses(&child),
+        all_succeeded(&["plan", "tail"])
+    );
     assert!(
         child.get("plan_patches").is_none_or(Value::is_null),
         "{child}"

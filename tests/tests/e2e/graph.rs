@@ -4,20 +4,6 @@ use serde_json::Value;
 
 use crate::harness::{read_lines, redact_manifest, TestEnv};
 
-fn statuses(m: &Value) -> Vec<(String, String)> {
-    m["commands"]
-        .as_array()
-        .expect("commands")
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().expect("id").to_owned(),
-                c["status"].as_str().expect("s").to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn ts(v: &Value) -> std::time::SystemTime {
     humantime::parse_rfc3339(v.as_str().expect("timestamp")).expect("rfc3339")
 }
@@ -133,7 +119,7 @@ fn failure_policies() {
         let m = env.manifest(&out.run_id());
         crate::harness::assert_valid_manifest(&m);
         assert_eq!(m["status_detail"], "stage:a:failed", "{policy}");
-        let s: Vec<String> = statuses(&m)
+        let s: Vec<String> = crate::harness::stage_statuses(&m)
             .into_iter()
             .map(|(id, st)| format!("{id}={st}"))
             .collect();

@@ -248,6 +248,21 @@ pub(crate) fn run_dirs(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `(id, status)` of every stage of a record, in record order.
+pub(crate) fn stage_statuses(m: &Value) -> Vec<(String, String)> {
+    m["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().expect("id").to_owned(),
+                c["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// `manifest.json` merged with its sidecar `manifest.ext.json`, through the one helper our
 /// readers use.
 pub(crate) fn merged(manifest: &Path) -> Value {

@@ -6,20 +6,6 @@ use serde_json::{json, Value};
 
 use crate::harness::TestEnv;
 
-fn ids_and_statuses(m: &Value) -> Vec<(String, String)> {
-    m["commands"]
-        .as_array()
-        .expect("commands")
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().expect("id").to_owned(),
-                c["status"].as_str().expect("status").to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// A config whose `plan` stage runs `script` and `after` waits for it; `files` are written
 /// into the repo first.
 fn env_with(script: &str, files: &[(&str, Value)]) -> TestEnv {
@@ -56,7 +42,7 @@ fn a_planner_calling_plan_patch_twice_adds_the_stages_of_both_calls() {
         .iter()
         .map(|s| (s.to_string(), "succeeded".to_owned()))
         .collect();
-    assert_eq!(ids_and_statuses(&m), all);
+    assert_eq!(crate::harness::stage_statuses(&m), all);
     assert_eq!(
         std::fs::read_to_string(env.path().join("final.out")).expect("final.out"),
         "1\n2\n"
@@ -137,7 +123,7 @@ fn a_refused_patch_is_exit_2_at_once_and_adds_nothing() {
             .iter()
             .map(|s| (s.to_string(), "succeeded".to_owned()))
             .collect();
-        assert_eq!(ids_and_statuses(&m), all, "{want}");
+        assert_eq!(crate::harness::stage_statuses(&m), all, "{want}");
         assert_eq!(m["plan_patches"][0]["stage_ids"], json!(["ok"]), "{want}");
     }
 }
@@ -205,7 +191,7 @@ fn plan_patch_checks_max_dynamic_stages_at_once() {
     );
     let m = env.manifest(&out.run_id());
     assert_eq!(
-        ids_and_statuses(&m),
+        crate::harness::stage_statuses(&m),
         [("plan".to_owned(), "succeeded".to_owned())]
     );
 }

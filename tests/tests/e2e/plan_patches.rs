@@ -6,20 +6,6 @@ use serde_json::{json, Value};
 
 use crate::harness::{read_lines, TestEnv};
 
-fn ids_and_statuses(m: &Value) -> Vec<(String, String)> {
-    m["commands"]
-        .as_array()
-        .expect("commands")
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().expect("id").to_owned(),
-                c["status"].as_str().expect("status").to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// A config whose `plan` stage writes `patch` (JSON) as its plan patch and counts its runs
 /// in `planner.count`; `after` is a stage of the config that runs after it.
 fn planner_config(patch: &Value) -> String {
@@ -52,7 +38,7 @@ fn a_planner_adds_three_stages_fanning_in_to_a_final_one() {
         .iter()
         .map(|s| (s.to_string(), "succeeded".to_owned()))
         .collect();
-    assert_eq!(ids_and_statuses(&m), all);
+    assert_eq!(crate::harness::stage_statuses(&m), all);
     assert_eq!(
         std::fs::read_to_string(env.path().join("final.out")).expect("final.out"),
         "1\n2\n3\n"
@@ -107,7 +93,7 @@ fn a_bad_patch_fails_its_stage_and_adds_nothing() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     let m = env.manifest(&out.run_id());
     assert_eq!(
-        ids_and_statuses(&m),
+        crate::harness::stage_statuses(&m),
         [
             ("plan".to_owned(), "failed".to_owned()),
             ("after".to_owned(), "pending".to_owned())
@@ -221,7 +207,7 @@ fn kill_9_after_a_patch_then_resume_runs_the_added_stages_without_the_planner() 
         .iter()
         .map(|s| (s.to_string(), "succeeded".to_owned()))
         .collect();
-    assert_eq!(ids_and_statuses(&m), all);
+    assert_eq!(crate::harness::stage_statuses(&m), all);
     // The planner ran once: the resume replayed its recorded patch.
     assert_eq!(
         std::fs::read_to_string(env.path().join("planner.count")).expect("count"),
