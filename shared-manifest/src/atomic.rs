@@ -3,7 +3,7 @@
 //! new content, never a mix; after the function returns, a power cut keeps the new content.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::errors::{AtomicWriteError, WriteStep};
@@ -34,7 +34,10 @@ pub fn write_atomic_relaxed(target: &Path, bytes: &[u8]) -> Result<(), AtomicWri
 }
 
 fn write_atomic_with(target: &Path, bytes: &[u8], durable: bool) -> Result<(), AtomicWriteError> {
-    write_atomic_in_order(&[(target, bytes)], durable)
+    write_atomic_in_order(&[target], durable, &mut |_, out| {
+        out.write_all(bytes)?;
+        Ok(true)
+    })
 }
 
 /// [`write_atomic`] of several files, renamed in the given order: every temp file is written
@@ -42,7 +45,26 @@ fn write_atomic_with(target: &Path, bytes: &[u8], durable: bool) -> Result<(), A
 /// the next rename. So after a crash or a power cut, a later file is never newer than an
 /// earlier one; and the time between the renames is one directory fsync.
 pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
-    write_atomic_in_order(files, true)
+    let targets: Vec<&Path> = files.iter().map(|(p, _)| *p).collect();
+    write_atomic_in_order(&targets, true, &mut |i, out| {
+        out.write_all(files[i].1)?;
+        Ok(true)
+    })
+}
+
+/// Produces file `i` of a [`write_atomic_rendered`] into `out` (its temp file, buffered), and
+/// says whether to keep it: `false` leaves that target as it is (its temp file is removed).
+pub type Render<'a> = dyn FnMut(usize, &mut dyn Write) -> io::Result<bool> + 'a;
+
+/// [`write_atomic_all`] of files rendered straight into their temp files: no file is ever
+/// whole in memory. The same protocol: each temp file is written (through a buffer) and
+/// fsynced, one after the other, then all are renamed in order. An error of `render` is a
+/// [`WriteStep::Write`] error of that file, and nothing is renamed.
+pub fn write_atomic_rendered(
+    targets: &[&Path],
+    render: &mut Render<'_>,
+) -> Result<(), AtomicWriteError> {
+    write_atomic_in_order(targets, true, render)
 }
 
 /// A temp file written, not renamed yet.
@@ -52,12 +74,18 @@ struct Staged<'a> {
     tmp: std::path::PathBuf,
 }
 
-fn write_atomic_in_order(files: &[(&Path, &[u8])], durable: bool) -> Result<(), AtomicWriteError> {
-    let mut staged: Vec<Staged<'_>> = Vec::with_capacity(files.len());
+fn write_atomic_in_order(
+    targets: &[&Path],
+    durable: bool,
+    render: &mut Render<'_>,
+) -> Result<(), AtomicWriteError> {
+    let mut staged: Vec<Staged<'_>> = Vec::with_capacity(targets.len());
     let mut renamed = 0;
     let result = (|| {
-        for (target, bytes) in files {
-            staged.push(stage(target, bytes, durable)?);
+        for (i, target) in targets.iter().enumerate() {
+            if let Some(s) = stage(target, durable, &mut |out| render(i, out))? {
+                staged.push(s);
+            }
         }
         for s in &staged {
             let err = |step, source| AtomicWriteError {
@@ -84,13 +112,19 @@ fn write_atomic_in_order(files: &[(&Path, &[u8])], durable: bool) -> Result<(), 
     result
 }
 
-/// Creates a temp file next to `target` with a collision-free name, writes `bytes`, fsyncs it
-/// when `durable`. On failure nothing is left behind.
+/// Buffer between a renderer and its temp file: large enough that a large record is written
+/// in few system calls, small next to the record itself.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Creates a temp file next to `target` with a collision-free name, has `fill` write it
+/// (through a buffer; a payload larger than the buffer goes straight through), fsyncs it when
+/// `durable`. `None` when `fill` says not to keep it. On failure, or when not kept, nothing is
+/// left behind.
 fn stage<'a>(
     target: &'a Path,
-    bytes: &[u8],
     durable: bool,
-) -> Result<Staged<'a>, AtomicWriteError> {
+    fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<bool>,
+) -> Result<Option<Staged<'a>>, AtomicWriteError> {
     let err = |step, source| AtomicWriteError {
         path: target.to_owned(),
         step,
@@ -105,7 +139,7 @@ fn stage<'a>(
         let e = io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name");
         return Err(err(WriteStep::Create, e));
     };
-    let (tmp, mut file) = loop {
+    let (tmp, file) = loop {
         let suffix = crate::entropy::random_u64();
         let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
         // `create_new`: a name collision (two writers, same random suffix) can never make one
@@ -116,19 +150,24 @@ fn stage<'a>(
             Err(e) => return Err(err(WriteStep::Create, e)),
         }
     };
-    let written = file
-        .write_all(bytes)
-        .map_err(|e| err(WriteStep::Write, e))
-        .and_then(|()| {
-            if durable {
-                file.sync_all().map_err(|e| err(WriteStep::Fsync, e))
-            } else {
-                Ok(())
-            }
-        });
+    let written = {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, &file);
+        fill(&mut out).and_then(|keep| out.flush().map(|()| keep))
+    }
+    .map_err(|e| err(WriteStep::Write, e))
+    .and_then(|keep| {
+        if durable && keep {
+            file.sync_all().map_err(|e| err(WriteStep::Fsync, e))?;
+        }
+        Ok(keep)
+    });
     drop(file);
     match written {
-        Ok(()) => Ok(Staged { target, dir, tmp }),
+        Ok(true) => Ok(Some(Staged { target, dir, tmp })),
+        Ok(false) => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(None)
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
@@ -293,6 +332,58 @@ mod tests {
         let e = write_atomic_all(&[(&a, b"3"), (&blocked, b"4")]).expect_err("rename fails");
         assert_eq!(e.step, WriteStep::Rename);
         assert_eq!(std::fs::read(&a).expect("a"), b"3");
+        assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
+    }
+
+    #[test]
+    fn rendered_files_stream_in_order_and_a_file_not_kept_stays_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        std::fs::write(&a, "old a").expect("w");
+        // Larger than the write buffer: it goes to the file in pieces, never whole in memory.
+        let big = "x".repeat(3 * WRITE_BUFFER + 7);
+        write_atomic_rendered(&[&a, &b], &mut |i, out| {
+            if i == 0 {
+                out.write_all(b"new a")?;
+                return Ok(false);
+            }
+            for chunk in big.as_bytes().chunks(1000) {
+                out.write_all(chunk)?;
+            }
+            Ok(true)
+        })
+        .expect("write");
+        assert_eq!(
+            std::fs::read(&a).expect("a"),
+            b"old a",
+            "not kept: unchanged"
+        );
+        assert_eq!(std::fs::read_to_string(&b).expect("b"), big);
+        assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
+    }
+
+    #[test]
+    fn a_render_that_fails_renames_nothing_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        std::fs::write(&a, "old a").expect("w");
+        std::fs::write(&b, "old b").expect("w");
+        let e = write_atomic_rendered(&[&a, &b], &mut |i, out| {
+            out.write_all(b"partial")?;
+            if i == 1 {
+                return Err(io::Error::other("the renderer failed"));
+            }
+            Ok(true)
+        })
+        .expect_err("fails");
+        assert_eq!(e.step, WriteStep::Write);
+        assert_eq!(e.path, b);
+        assert_eq!(
+            std::fs::read(&a).expect("a"),
+            b"old a",
+            "staged, never renamed"
+        );
+        assert_eq!(std::fs::read(&b).expect("b"), b"old b");
         assert_eq!(remove_stale_temps(dir.path()).expect("clean"), 0);
     }
 

@@ -18,7 +18,7 @@ pub mod update;
 pub mod work_record;
 
 pub use delivery_state::{DeliveryEvent, DeliveryPhase, Outcome};
-pub use document::{ApplyError, Document, Rendered, Sidecar};
+pub use document::{ApplyError, Document, Rendered, Sidecar, SidecarMode};
 pub use errors::{AtomicWriteError, PersistError, ReadError};
 pub use loop_state::{LoopEvent, LoopPhase, LoopResult, LoopStep};
 pub use persister::{Persister, PersisterStats, Synced, Targets};

@@ -5,20 +5,21 @@
 //! compare against). Building that value for a record of thousands of stages costs several
 //! times the record's own memory (a map per stage, a string per key), on every write; here
 //! only the top level (without its stages) and one stage at a time become JSON values, and the
-//! files are streamed by serde_json's pretty printer, so the output is byte for byte what
+//! files are streamed by serde_json's pretty printer (straight into the persister's temp
+//! files), so the output is byte for byte what
 //! `split` then `to_vec_pretty` would give.
 
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::document::pretty;
+use crate::document::pretty_to;
 use crate::schema::{CommandRecord, Manifest};
 use crate::sidecar::{PEER_COMMAND_KEYS, PEER_KEYS};
 
 /// Which of the two files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     /// `manifest.json`: the peer schema's keys.
     Main,
     /// `manifest.ext.json`: the join keys, then every other key.
@@ -30,11 +31,16 @@ const JOIN_KEYS: &[&str] = &["run_id", "updated_at"];
 /// Per-stage keys of the sidecar that repeat the main file's.
 const COMMAND_JOIN_KEYS: &[&str] = &["index", "id"];
 
-/// `manifest.json` and `manifest.ext.json` of `m`, pretty, each with a trailing newline.
+/// `manifest.json` (`Part::Main`) or `manifest.ext.json` (`Part::Ext`) of `m`, pretty, with a
+/// trailing newline, streamed to `out`.
 ///
 /// Takes `m` mutably only to set its stages aside while its top level becomes a JSON value;
 /// it is unchanged on return.
-pub(crate) fn split_files(m: &mut Manifest) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
+pub(crate) fn write_part(
+    m: &mut Manifest,
+    part: Part,
+    out: &mut dyn std::io::Write,
+) -> Result<(), serde_json::Error> {
     let commands = std::mem::take(&mut m.commands);
     let top = serde_json::to_value(&*m);
     m.commands = commands;
@@ -43,17 +49,14 @@ pub(crate) fn split_files(m: &mut Manifest) -> Result<(Vec<u8>, Vec<u8>), serde_
             "a manifest serializes to an object",
         ));
     };
-    let main = pretty(&View {
-        top: &top,
-        commands: &m.commands,
-        part: Part::Main,
-    })?;
-    let ext = pretty(&View {
-        top: &top,
-        commands: &m.commands,
-        part: Part::Ext,
-    })?;
-    Ok((main, ext))
+    pretty_to(
+        out,
+        &View {
+            top: &top,
+            commands: &m.commands,
+            part,
+        },
+    )
 }
 
 /// One of the two files: the top level's keys of that part, with the stages in the place of
@@ -154,6 +157,7 @@ impl Serialize for StagePart<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::pretty;
     use crate::sidecar::split;
 
     /// The split of `sidecar::split`, pretty: the reference.
@@ -167,7 +171,9 @@ mod tests {
         let mut m: Manifest =
             serde_json::from_value(crate::sidecar::tests::full()).expect("manifest");
         let before = m.clone();
-        let (main, ext) = split_files(&mut m).expect("render");
+        let (mut main, mut ext) = (Vec::new(), Vec::new());
+        write_part(&mut m, Part::Main, &mut main).expect("main");
+        write_part(&mut m, Part::Ext, &mut ext).expect("ext");
         assert_eq!(m, before, "the manifest is unchanged");
         let (want_main, want_ext) = reference(&m);
         assert_eq!(

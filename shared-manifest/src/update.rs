@@ -1,7 +1,8 @@
 //! Changes to a manifest, applied by the persister in order. `apply` is pure and synchronous and
 //! every status change goes through the transition tables in `state`.
 
-use crate::document::{pretty, ApplyError, Document, Rendered, Sidecar};
+use crate::document::{pretty_to, ApplyError, Document, SidecarMode};
+use crate::render::Part;
 use crate::schema::{
     Approval, ApprovalDecision, ApprovalRecord, ApprovalState, BudgetRecord, ChildRun,
     CommandRecord, ExecutorRecord, LockRecord, Manifest, PauseRecord, PlanPatchRecord,
@@ -469,7 +470,7 @@ impl Document for Manifest {
                 self.other.insert(key.to_owned(), value);
             }
             ManifestUpdate::StageExecutor { index, record } => {
-                self.stage(index)?.executor = Some(record);
+                self.stage(index)?.executor = Some(Box::new(record));
             }
             ManifestUpdate::StageFinished(done) => {
                 let stage = self.stage(done.index)?;
@@ -627,10 +628,10 @@ impl Document for Manifest {
             ManifestUpdate::ApprovalRequested { index, at, record } => {
                 let stage = self.stage(index)?;
                 // Waiting is what the record says from now on: the phase reads it.
-                let previous = stage.approval.replace(ApprovalRecord {
+                let previous = stage.approval.replace(Box::new(ApprovalRecord {
                     state: ApprovalState::Waiting,
                     ..record
-                });
+                }));
                 if let Err(e) = stage_to(stage, CommandEvent::AwaitApproval) {
                     stage.approval = previous;
                     return Err(e);
@@ -692,12 +693,12 @@ impl Document for Manifest {
             }
             ManifestUpdate::LocksWaiting { index, at, names } => {
                 let stage = pending(self.stage(index)?)?;
-                stage.locks = Some(LockRecord {
+                stage.locks = Some(Box::new(LockRecord {
                     names,
                     waiting_since: Some(at.clone()),
                     waited_ms: None,
                     acquired_at: None,
-                });
+                }));
                 self.updated_at = at;
             }
             ManifestUpdate::LocksAcquired {
@@ -707,12 +708,12 @@ impl Document for Manifest {
                 waited_ms,
             } => {
                 let stage = pending(self.stage(index)?)?;
-                stage.locks = Some(LockRecord {
+                stage.locks = Some(Box::new(LockRecord {
                     names,
                     waiting_since: None,
                     waited_ms: Some(waited_ms),
                     acquired_at: Some(at.clone()),
-                });
+                }));
                 self.updated_at = at;
             }
             ManifestUpdate::Loop(u) => self.apply_loop(*u)?,
@@ -728,20 +729,22 @@ impl Document for Manifest {
 
     /// Sidecar layout: the peer's keys to `manifest.json`, the rest to `manifest.ext.json`.
     /// Inline: one file, and no sidecar left behind.
-    fn render(&mut self) -> Result<Rendered, serde_json::Error> {
+    fn sidecar(&self) -> SidecarMode {
         match self.extensions {
-            Extensions::Inline => Ok(Rendered {
-                main: pretty(self)?,
-                sidecar: Sidecar::Remove,
-            }),
-            Extensions::Sidecar => {
-                let (main, ext) = crate::render::split_files(self)?;
-                Ok(Rendered {
-                    main,
-                    sidecar: Sidecar::Write(ext),
-                })
-            }
+            Extensions::Inline => SidecarMode::Remove,
+            Extensions::Sidecar => SidecarMode::Write,
         }
+    }
+
+    fn render_main(&mut self, out: &mut dyn std::io::Write) -> Result<(), serde_json::Error> {
+        match self.extensions {
+            Extensions::Inline => pretty_to(out, &*self),
+            Extensions::Sidecar => crate::render::write_part(self, Part::Main, out),
+        }
+    }
+
+    fn render_sidecar(&mut self, out: &mut dyn std::io::Write) -> Result<(), serde_json::Error> {
+        crate::render::write_part(self, Part::Ext, out)
     }
 }
 

@@ -59,7 +59,11 @@ async fn request(
     let index = pos + 1;
     let previous = run
         .persister
-        .inspect(move |m| m.commands.get(pos).and_then(|c| c.approval.clone()))
+        .inspect(move |m| {
+            m.commands
+                .get(pos)
+                .and_then(|c| c.approval.as_deref().cloned())
+        })
         .await?;
     let now = SystemTime::now();
     let record = match previous {

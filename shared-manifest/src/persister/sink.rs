@@ -4,7 +4,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{write_atomic, write_atomic_all, write_atomic_relaxed};
+use crate::atomic::{
+    write_atomic, write_atomic_all, write_atomic_relaxed, write_atomic_rendered, Render,
+};
 use crate::errors::{AtomicWriteError, WriteStep};
 
 /// Where the persister writes: [`AtomicSink`] in production; tests swap it to observe writes.
@@ -27,6 +29,31 @@ pub trait Sink: Send + 'static {
             self.write(path, bytes)?;
         }
         Ok(())
+    }
+
+    /// Writes several files like [`Sink::write_in_order`], each produced by `render(i, out)`
+    /// (see [`Render`]: it may say to leave file `i` as it is). [`AtomicSink`] renders straight
+    /// into the temp files, so no file is ever whole in memory; the default renders each into
+    /// memory and calls [`Sink::write_in_order`] (what a test sink observes).
+    fn write_rendered(
+        &mut self,
+        paths: &[&Path],
+        render: &mut Render<'_>,
+    ) -> Result<(), AtomicWriteError> {
+        let mut kept: Vec<(&Path, Vec<u8>)> = Vec::with_capacity(paths.len());
+        for (i, path) in paths.iter().enumerate() {
+            let mut bytes = Vec::new();
+            let keep = render(i, &mut bytes).map_err(|source| AtomicWriteError {
+                path: path.to_path_buf(),
+                step: WriteStep::Write,
+                source,
+            })?;
+            if keep {
+                kept.push((path, bytes));
+            }
+        }
+        let files: Vec<(&Path, &[u8])> = kept.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+        self.write_in_order(&files)
     }
 
     /// Removes `path` durably (the directory is fsynced); a missing file is not an error.
@@ -61,6 +88,14 @@ impl Sink for AtomicSink {
 
     fn write_in_order(&mut self, files: &[(&Path, &[u8])]) -> Result<(), AtomicWriteError> {
         write_atomic_all(files)
+    }
+
+    fn write_rendered(
+        &mut self,
+        paths: &[&Path],
+        render: &mut Render<'_>,
+    ) -> Result<(), AtomicWriteError> {
+        write_atomic_rendered(paths, render)
     }
 }
 

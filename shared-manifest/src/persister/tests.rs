@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::atomic::write_atomic;
-use crate::document::{ApplyError, Sidecar};
+use crate::document::ApplyError;
 use crate::errors::{AtomicWriteError, WriteStep};
 use serde::Serialize;
 use std::error::Error as _;
@@ -669,17 +669,21 @@ impl Document for Split {
         }
         Ok(())
     }
-    fn render(&mut self) -> Result<crate::Rendered, serde_json::Error> {
+    fn sidecar(&self) -> crate::document::SidecarMode {
         if self.inline {
-            return Ok(crate::Rendered {
-                main: crate::document::pretty(self)?,
-                sidecar: Sidecar::Remove,
-            });
+            crate::document::SidecarMode::Remove
+        } else {
+            crate::document::SidecarMode::Write
         }
-        Ok(crate::Rendered {
-            main: crate::document::pretty(&self.items)?,
-            sidecar: Sidecar::Write(crate::document::pretty(&self.extra)?),
-        })
+    }
+    fn render_main(&mut self, out: &mut dyn std::io::Write) -> Result<(), serde_json::Error> {
+        if self.inline {
+            return crate::document::pretty_to(out, &*self);
+        }
+        crate::document::pretty_to(out, &self.items)
+    }
+    fn render_sidecar(&mut self, out: &mut dyn std::io::Write) -> Result<(), serde_json::Error> {
+        crate::document::pretty_to(out, &self.extra)
     }
 }
 
@@ -739,6 +743,41 @@ async fn the_sidecar_is_written_first_only_when_it_changed_and_removed_when_inli
     );
     assert!(!side.exists());
     assert_eq!((stats.writes, stats.sidecar_writes), (3, 1));
+}
+
+/// The real sink streams each file into its temp file: an unchanged sidecar (known by the
+/// hash of its stream) keeps its file, inode and all, and leaves no temp file behind.
+#[tokio::test]
+async fn the_real_sink_keeps_an_unchanged_sidecar_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("m.json");
+    let side = dir.path().join("m.ext.json");
+    let p = Persister::spawn(
+        Split::default(),
+        Targets {
+            main: main.clone(),
+            sidecar: Some(side.clone()),
+            heartbeat: None,
+        },
+    );
+    p.send(SplitUpdate::Extra(1)).await.expect("send");
+    p.flush().await.expect("flush");
+    let inode = std::fs::metadata(&side).expect("side").ino();
+    p.send(SplitUpdate::Push(5)).await.expect("send");
+    p.flush().await.expect("flush");
+    assert_eq!(std::fs::metadata(&side).expect("side").ino(), inode);
+    assert_eq!(std::fs::read_to_string(&main).expect("main"), "[\n  5\n]\n");
+    p.send(SplitUpdate::Extra(2)).await.expect("send");
+    let stats = p.stats();
+    p.close().await.expect("close");
+    assert_ne!(std::fs::metadata(&side).expect("side").ino(), inode);
+    assert_eq!(std::fs::read_to_string(&side).expect("side"), "2\n");
+    assert_eq!((stats.writes, stats.sidecar_writes), (2, 1));
+    assert_eq!(
+        crate::atomic::remove_stale_temps(dir.path()).expect("ls"),
+        0
+    );
 }
 
 #[tokio::test]

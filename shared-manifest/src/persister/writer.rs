@@ -4,11 +4,11 @@
 //! document nor an fsync ever holds up an async worker (the scheduler keeps starting stages):
 //! 1. the files the batch's updates refer to are made durable (stage logs, error files, then
 //!    the directories they were created in);
-//! 2. the document is rendered;
-//! 3. its sidecar (when it changed) and then the document are written durably, the sidecar's
+//! 2. the document's sidecar and then the document itself are rendered, each straight into its temp file and
+//!    made durable (an unchanged sidecar's temp file is dropped), then renamed, the sidecar's
 //!    rename first (see `sidecar.rs` for why that order);
-//! 4. a sidecar the document no longer has is removed;
-//! 5. the heartbeat file is rewritten when the heartbeat changed (atomic, not durable).
+//! 3. a sidecar the document no longer has is removed;
+//! 4. the heartbeat file is rewritten when the heartbeat changed (atomic, not durable).
 //!
 //! So the record never says a stage ended while that stage's log on disk is shorter than what
 //! the record claims, even after a power cut: the log was fsynced first.
@@ -17,6 +17,9 @@
 //! long-lived thread saves a hand-off per write, and every write of a run happens on the same
 //! thread (which keeps fault injection by thread, `strace --inject ... when=N`, exact).
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::Hasher;
+use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::sink::{Sink, Synced, Targets};
-use crate::document::{Document, Rendered, Sidecar};
+use crate::document::{Document, SidecarMode};
 use crate::errors::PersistError;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -120,29 +123,57 @@ pub(super) fn commit<D: Document>(
         sink.sync_dir(d)?;
     }
     report.synced = (sync.files.len() + sync.dirs.len()) as u64;
-    let Rendered { main, sidecar } = doc.render().map_err(PersistError::Serialize)?;
-    let mut files: Vec<(&Path, &[u8])> = Vec::with_capacity(2);
-    let mut new_sidecar = None;
-    let remove = sidecar == Sidecar::Remove;
-    if let Sidecar::Write(bytes) = &sidecar {
+    let mode = doc.sidecar();
+    let with_sidecar = mode == SidecarMode::Write;
+    let mut paths: Vec<&Path> = Vec::with_capacity(2);
+    if with_sidecar {
         let path = targets
             .sidecar
             .as_deref()
             .ok_or(PersistError::NoSidecarPath)?;
-        let hash = fingerprint(bytes);
-        if state.sidecar != Some(hash) {
-            files.push((path, bytes));
-            new_sidecar = Some((hash, bytes.len() as u64));
-        }
+        paths.push(path);
     }
-    files.push((&targets.main, &main));
-    sink.write_in_order(&files)?;
-    report.main_bytes = main.len() as u64;
+    paths.push(&targets.main);
+    // Each file is rendered straight into its temp file (the sidecar first, then the
+    // document), so neither is ever whole in memory; the sidecar is hashed as it streams and
+    // its temp file dropped when it is what the disk already holds.
+    let previous = state.sidecar;
+    let mut refused: Option<serde_json::Error> = None;
+    let mut new_sidecar = None;
+    let mut main_bytes = 0;
+    let written = sink.write_rendered(&paths, &mut |i, out| {
+        let sidecar = with_sidecar && i == 0;
+        let mut tally = Tally::new(out, sidecar);
+        let rendered = if sidecar {
+            doc.render_sidecar(&mut tally)
+        } else {
+            doc.render_main(&mut tally)
+        };
+        if let Err(e) = rendered {
+            return Err(io_error(e, &mut refused));
+        }
+        if !sidecar {
+            main_bytes = tally.bytes;
+            return Ok(true);
+        }
+        let hash = tally.hash.finish();
+        if previous == Some(hash) {
+            return Ok(false);
+        }
+        new_sidecar = Some((hash, tally.bytes));
+        Ok(true)
+    });
+    if let Some(e) = refused {
+        return Err(PersistError::Serialize(e));
+    }
+    written?;
+    report.main_bytes = main_bytes;
     if let Some((hash, len)) = new_sidecar {
         state.sidecar = Some(hash);
         state.sidecar_may_exist = true;
         report.sidecar_bytes = Some(len);
     }
+    let remove = mode == SidecarMode::Remove;
     if remove && state.sidecar_may_exist {
         if let Some(path) = &targets.sidecar {
             sink.remove(path)?;
@@ -165,10 +196,53 @@ pub(super) fn commit<D: Document>(
     Ok(report)
 }
 
-/// A 64-bit fingerprint of a sidecar's bytes (not stored, only compared within one run).
-fn fingerprint(bytes: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+/// What a renderer wrote, counted (and, for the sidecar, fingerprinted) on its way to the
+/// file.
+struct Tally<'a> {
+    out: &'a mut dyn Write,
+    bytes: u64,
+    /// A 64-bit fingerprint of the sidecar's bytes (not stored, only compared within one run);
+    /// fed only when `hashing`.
+    hash: DefaultHasher,
+    hashing: bool,
+}
+
+impl<'a> Tally<'a> {
+    fn new(out: &'a mut dyn Write, hashing: bool) -> Tally<'a> {
+        Tally {
+            out,
+            bytes: 0,
+            hash: DefaultHasher::new(),
+            hashing,
+        }
+    }
+}
+
+impl Write for Tally<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.bytes += n as u64;
+        if self.hashing {
+            // `Hasher::write` streams: the fingerprint does not depend on how the bytes were
+            // cut into calls.
+            self.hash.write(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A rendering error as the sink sees it: an I/O error of the file stays one (the sink names
+/// the path and the step); anything else is kept in `refused` for the persister to report as
+/// the document's own failure.
+fn io_error(e: serde_json::Error, refused: &mut Option<serde_json::Error>) -> std::io::Error {
+    if e.is_io() {
+        return e.into();
+    }
+    let io = std::io::Error::other(e.to_string());
+    *refused = Some(e);
+    io
 }

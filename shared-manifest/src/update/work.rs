@@ -242,7 +242,7 @@ fn loop_of(stage: &mut CommandRecord) -> Result<&mut LoopRecord, ApplyError> {
     let id = stage.id.clone();
     stage
         .loop_record
-        .as_mut()
+        .as_deref_mut()
         .ok_or_else(|| ApplyError(format!("stage `{id}` has no loop record")))
 }
 
@@ -301,7 +301,7 @@ impl Manifest {
                 stage_to(stage, CommandEvent::Start)?;
                 stage.started_at = Some(at.clone());
                 stage.command = Some(command);
-                stage.loop_record = Some(rec);
+                stage.loop_record = Some(Box::new(rec));
             }
             LoopChange::SnapshotTaken(snap) => {
                 let rec = loop_of(stage)?;
@@ -391,7 +391,7 @@ impl Manifest {
                     c.status = status;
                 }
                 let stage = self.stage(index)?;
-                let progress = stage.loop_record.as_ref().map(LoopRecord::progress);
+                let progress = stage.loop_record.as_deref().map(LoopRecord::progress);
                 stage.summary = progress;
                 self.updated_at = at;
                 return Ok(());
@@ -430,7 +430,7 @@ impl Manifest {
                 }
             }
         }
-        let progress = stage.loop_record.as_ref().map(LoopRecord::progress);
+        let progress = stage.loop_record.as_deref().map(LoopRecord::progress);
         if stage.status == crate::state::CommandStatus::Running {
             // While the stage runs its summary says where the loop is; its end replaces it.
             stage.summary = progress;

@@ -154,7 +154,11 @@ impl Driver {
         let pos = self.pos;
         self.run
             .persister
-            .inspect(move |m| m.commands.get(pos).and_then(|c| c.loop_record.clone()))
+            .inspect(move |m| {
+                m.commands
+                    .get(pos)
+                    .and_then(|c| c.loop_record.as_deref().cloned())
+            })
             .await?
             .ok_or_else(|| AppError::Internal("a loop stage without its loop record".into()))
     }
@@ -198,7 +202,11 @@ impl Driver {
         let existing = self
             .run
             .persister
-            .inspect(move |m| m.commands.get(pos).and_then(|c| c.loop_record.clone()))
+            .inspect(move |m| {
+                m.commands
+                    .get(pos)
+                    .and_then(|c| c.loop_record.as_deref().cloned())
+            })
             .await?;
         let deadline = self
             .spec
