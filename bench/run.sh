@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh — benchmarks our codex-orchestrator against the Node peer
-# (npm @kbediako/codex-orchestrator 0.2.1) on the scenarios behind the targets in DESIGN.md.
+# (npm @kbediako/codex-orchestrator 0.2.1) on the scenarios behind the targets in docs/ARCHITECTURE.md ("Performance targets").
 #
 #   bench/run.sh            build, run every scenario, print a markdown table
 #   bench/run.sh --write    ... and put the table into BENCHMARKS.md (between its markers)
@@ -549,7 +549,7 @@ done
 NOTES+=("Scenario 5 times our binary under \`/usr/bin/time -v\` (one extra fork+exec, under 1 ms, on a run of seconds); its write and byte counts come from one more run per size, not timed, from the persister's own trace (\`CODEX_ORCHESTRATOR_LOG=shared_manifest=trace\`: each write with the bytes of both files); the same counted under \`strace -f -y\` are shown beside them (that run is several times slower, and past 1 MiB the persister writes about once a second, so it writes more often per stage); fsync + fdatasync calls come from the strace run.")
 
 # ---------------------------------------------------------------------------------------------
-# targets (DESIGN.md "Targets" and the bars in its comparison table), judged on medians
+# targets (docs/ARCHITECTURE.md "Performance targets"), judged on medians
 # ---------------------------------------------------------------------------------------------
 verdict_le() { # value limit -> "met" or "missed by X% (value vs limit)"
   if le "$1" "$2"; then echo "met"; else echo "missed, $(calc "($1 / $2 - 1) * 100" | xargs printf '%.0f')% over"; fi
@@ -630,7 +630,7 @@ report() {
   echo
   for n in "${NOTES[@]}"; do echo "- $n"; done
   echo
-  echo "| target (DESIGN.md) | measured (median) | verdict |"
+  echo "| target (docs/ARCHITECTURE.md) | measured (median) | verdict |"
   echo "|---|---|---|"
   printf '%s\n' "${TARGETS[@]}"
 }

@@ -1,4 +1,4 @@
-//! Exit codes: the one map from outcomes to process exit status (meanings in DESIGN.md).
+//! Exit codes: the one map from outcomes to process exit status (meanings in README.md, "Exit codes").
 
 /// Run succeeded, or a query worked.
 pub const OK: i32 = 0;

@@ -1,5 +1,5 @@
 //! The peer (npm `@kbediako/codex-orchestrator` 0.2.1), installed by `.ci/run` (and by
-//! `../shared/tools/peer.sh` on a workstation) into `${XDG_CACHE_HOME:-$HOME/.cache}/
+//! `bench/run.sh` on a workstation) into `${XDG_CACHE_HOME:-$HOME/.cache}/
 //! codex-orchestrator-peer/0.2.1` (`PEER_CACHE` overrides). Tests that compare with it call
 //! [`peer`]: in CI (`CI` set) a missing peer is a failure, not a skip; elsewhere the test says
 //! on stderr that it skipped and why.
@@ -47,7 +47,7 @@ pub(crate) fn peer(test: &str) -> Option<Peer> {
     });
     if found.is_none() {
         let why = format!(
-            "the peer is not installed in {} (`.ci/run` installs it; or run ../shared/tools/peer.sh)",
+            "the peer is not installed in {} (`.ci/run` installs it, as does `bench/run.sh`)",
             cache().map_or("<no HOME>".into(), |c| c.display().to_string())
         );
         assert!(

@@ -24,7 +24,7 @@ fn keys(v: &Value) -> Vec<String> {
 #[test]
 fn our_split_knows_exactly_the_peer_schemas_keys() {
     let Some(peer) = peer_schema() else {
-        eprintln!("SKIPPED: the peer is not installed (run .ci/run or ../shared/tools/peer.sh)");
+        eprintln!("SKIPPED: the peer is not installed (run .ci/run or bench/run.sh)");
         return;
     };
     assert_eq!(
