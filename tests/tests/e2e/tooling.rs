@@ -1,6 +1,8 @@
 //! Shell tooling: completions for every shell (and bash accepts its script), the man page,
 //! help texts that name the environment each verb reads.
 
+use serde_json::Value;
+
 use crate::harness::TestEnv;
 
 #[test]
@@ -150,8 +152,45 @@ fn the_readme_json_examples_are_valid() {
             assert_eq!(out.code, 0, "README plan: {}", out.stderr);
             continue;
         }
-        let Some(pipelines) = v["pipelines"].as_array() else {
+        if v["kind"] == "loop" {
+            // A loop stage of a pipeline: checked inside one, with the pipeline it verifies.
+            let verify = v["verify"].as_str().expect("verify");
+            let config = serde_json::json!({"pipelines": [
+                {"id": "p", "stages": [v]},
+                {"id": verify, "stages": [{"kind": "command", "id": "t", "command": "true"}]},
+            ]});
+            let env = TestEnv::new().config(&config.to_string());
+            let out = env.cli(["plan", "p", "--strict"]);
+            assert_eq!(out.code, 0, "README loop stage: {}", out.stderr);
             continue;
+        }
+        if v["stages"].is_array() && v.get("pipelines").is_none() {
+            // A plan patch: a planner stage hands it to the runner, which must accept it whole
+            // (the added stages' own commands may fail here: no Makefile).
+            let env = TestEnv::new().config(
+                r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"plan",
+                  "command":"cp patch.json \"$CODEX_ORCHESTRATOR_PLAN_PATCH_PATH\""}]}]}"#,
+            );
+            std::fs::write(env.path().join("patch.json"), block).expect("write patch");
+            let out = env.start("p", &[]);
+            let m = env.manifest(&out.run_id());
+            let added = &m["plan_patches"][0]["stage_ids"];
+            let expected: Vec<&Value> = v["stages"]
+                .as_array()
+                .expect("stages")
+                .iter()
+                .map(|s| &s["id"])
+                .collect();
+            assert_eq!(
+                added.as_array().map(|a| a.iter().collect::<Vec<_>>()),
+                Some(expected),
+                "README plan patch: {}",
+                out.stderr
+            );
+            continue;
+        }
+        let Some(pipelines) = v["pipelines"].as_array() else {
+            panic!("a README JSON block this test does not know how to check:\n{block}");
         };
         let env = TestEnv::new().config(block);
         for p in pipelines {
