@@ -58,7 +58,8 @@ impl Stopper {
         Stopper {
             grace,
             leak_timeout,
-            timeout_at: timeout.map(|t| start + t),
+            // A timeout past what the clock can hold never fires.
+            timeout_at: timeout.and_then(|t| start.checked_add(t)),
             kill_at: None,
             leak_at: None,
             exited: false,
@@ -105,7 +106,7 @@ impl Stopper {
         if self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
             self.timed_out = true;
-            self.kill_at = Some(now + self.grace);
+            self.kill_at = now.checked_add(self.grace);
             return Some(Action::Term);
         }
         if self.kill_at.is_some_and(|t| t <= now) {
@@ -141,7 +142,7 @@ impl Stopper {
                 }
                 self.cancelled = true;
                 self.timeout_at = None;
-                self.kill_at = Some(now + self.grace);
+                self.kill_at = now.checked_add(self.grace);
                 Some(Action::Term)
             }
             CancelRequest::Immediate { .. } => {

@@ -463,7 +463,10 @@ impl Job {
             Record::Begin(b) => {
                 self.remote.host = b.host;
                 if let Some(t) = self.spec.timeout {
-                    *backstop = Some(Instant::now() + t + self.spec.kill_grace + TIMEOUT_SLACK);
+                    // Saturating: a timeout past what the clock can hold has no backstop.
+                    *backstop = Instant::now()
+                        .checked_add(t)
+                        .and_then(|at| at.checked_add(self.spec.kill_grace + TIMEOUT_SLACK));
                 }
                 return Ok(());
             }

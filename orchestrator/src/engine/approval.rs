@@ -77,7 +77,9 @@ async fn request(
                 prompt: spec.prompt.clone(),
                 approvers: spec.approvers.clone(),
                 requested_at: crate::time::format(now),
-                deadline: spec.timeout.map(|t| crate::time::format(now + t)),
+                deadline: spec
+                    .timeout
+                    .map(|t| crate::time::format(crate::time::deadline(now, t))),
                 on_timeout: spec.on_timeout.as_str().to_owned(),
                 decision_file: run.dir.rel(&path),
                 state: ApprovalState::Waiting,

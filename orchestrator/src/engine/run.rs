@@ -561,7 +561,7 @@ async fn start_budget(
             limit_ms: crate::time::millis(limit),
             source: source.to_owned(),
             started_at: crate::time::format(now),
-            deadline: crate::time::format(now + limit),
+            deadline: crate::time::format(crate::time::deadline(now, limit)),
         }))
         .await?;
     let ctx = run.ctx.clone();

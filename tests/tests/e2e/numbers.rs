@@ -207,3 +207,89 @@ fn every_numeric_config_field() {
         }
     }
 }
+
+/// Time values far past year 9999 (`--max-wall-clock`, the pipeline's and a loop's
+/// `maxWallClockMs`, an approval's `timeoutMs`, a stage's `timeoutMs`, the kill grace)
+/// are RUN, not only planned: each run ends as it would with no limit at all.
+#[test]
+fn huge_time_values_run_to_the_end() {
+    const HUGE_MS: &[&str] = &[
+        "253402300799999",
+        "9007199254740991",
+        "18446744073709551615",
+    ];
+    for v in ["999999999h", "100000000000d", "18446744073709551615s"] {
+        let env = TestEnv::new().config(ONE_STAGE);
+        let run = env.start("p", &["--max-wall-clock", v]);
+        check(&format!("start --max-wall-clock {v}"), &run);
+        assert_eq!(run.code, 0, "start --max-wall-clock {v}: {}", run.stderr);
+        assert_eq!(env.manifest(&run.run_id())["status"], "succeeded");
+        // The same flag on `resume`: a run that failed until `go` exists.
+        let env = TestEnv::new().config(
+            r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"test -e go"}]}]}"#,
+        );
+        let id = env.start("p", &[]).run_id();
+        std::fs::write(env.path().join("go"), "").expect("write go");
+        let run = env.cli(["resume", "--run", &id, "--max-wall-clock", v]);
+        check(&format!("resume --max-wall-clock {v}"), &run);
+        assert_eq!(run.code, 0, "resume --max-wall-clock {v}: {}", run.stderr);
+        assert_eq!(env.manifest(&id)["status"], "succeeded");
+    }
+    for v in HUGE_MS {
+        let shapes = [
+            (
+                "pipeline maxWallClockMs",
+                format!(
+                    r#"{{"pipelines":[{{"id":"p","maxWallClockMs":{v},"stages":[{{"kind":"command","id":"a","command":"true"}}]}}]}}"#
+                ),
+            ),
+            (
+                "loop maxWallClockMs",
+                format!(
+                    r#"{{"pipelines":[{{"id":"p","stages":[{{"kind":"loop","id":"fix","build":"true","verify":"gate","maxWallClockMs":{v}}}]}},
+                        {{"id":"gate","stages":[{{"kind":"command","id":"c","command":"true"}}]}}]}}"#
+                ),
+            ),
+            (
+                "stage timeoutMs",
+                format!(
+                    r#"{{"pipelines":[{{"id":"p","stages":[{{"kind":"command","id":"a","command":"true","timeoutMs":{v}}}]}}]}}"#
+                ),
+            ),
+        ];
+        for (what, config) in shapes {
+            let env = TestEnv::new().config(&config);
+            let run = env.start("p", &[]);
+            check(&format!("{what} = {v}"), &run);
+            assert_eq!(run.code, 0, "{what} = {v}: {}", run.stderr);
+            assert_eq!(env.manifest(&run.run_id())["status"], "succeeded");
+        }
+        // A kill grace past year 9999: the stage's timeout sends SIGTERM, `sleep` dies of it,
+        // and the run fails as any timed-out stage does.
+        let env = TestEnv::new()
+            .config(r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"sleep 5","timeoutMs":300}]}]}"#)
+            .env("CODEX_ORCHESTRATOR_KILL_GRACE_MS", v);
+        let run = env.start("p", &[]);
+        check(&format!("kill grace {v}"), &run);
+        assert_eq!(run.code, 1, "kill grace {v}: {}", run.stderr);
+        assert_eq!(env.manifest(&run.run_id())["status"], "failed");
+        // An approval that would wait until after year 9999 can still be approved.
+        let env = TestEnv::new().config(&format!(
+            r#"{{"pipelines":[{{"id":"p","stages":[{{"kind":"approval","id":"gate","prompt":"ok?","timeoutMs":{v}}},
+                {{"kind":"command","id":"after","command":"true"}}]}}]}}"#
+        ));
+        let child = crate::control_util::spawn(&env, &["start", "p"]);
+        let id = crate::control_util::the_run(&env);
+        let waiting = crate::control_util::awaiting_approval(&env, &id, 0);
+        assert_eq!(
+            waiting["commands"][0]["approval"]["deadline"], "9999-12-31T23:59:59.999Z",
+            "approval timeoutMs = {v}: the deadline saturates"
+        );
+        let ok = env.cli(["approve", "--run", &id, "--stage", "gate", "--actor", "me"]);
+        assert_eq!(ok.code, 0, "{}", ok.stderr);
+        let out = crate::control_util::finish(child);
+        check(&format!("approval timeoutMs = {v}"), &out);
+        assert_eq!(out.code, 0, "approval timeoutMs = {v}: {}", out.stderr);
+        assert_eq!(env.manifest(&id)["status"], "succeeded");
+    }
+}

@@ -135,7 +135,8 @@ fn deadline_of(rec: &LoopRecord) -> Option<Instant> {
     let left = at
         .duration_since(SystemTime::now())
         .unwrap_or(std::time::Duration::ZERO);
-    Some(Instant::now() + left)
+    // Past what the clock can hold means no deadline in practice.
+    Instant::now().checked_add(left)
 }
 
 /// One loop stage while it runs.
@@ -211,7 +212,7 @@ impl Driver {
         let deadline = self
             .spec
             .max_wall_clock
-            .map(|d| crate::time::format(SystemTime::now() + d));
+            .map(|d| crate::time::format(crate::time::deadline(SystemTime::now(), d)));
         let start = match existing.as_ref().map(LoopRecord::state) {
             None | Some(LoopPhase::Pending) => LoopStart::Fresh {
                 settings: self.settings(),
