@@ -19,6 +19,7 @@ use crate::engine::locks::Acquired;
 use crate::engine::stage_end::StageEnd;
 use crate::engine::state::RunState;
 use crate::errors::AppError;
+use crate::plan::Plan;
 
 /// What the run's end depends on.
 #[derive(Debug, Default)]
@@ -40,8 +41,11 @@ enum Slot {
     /// Ended and its dependents may run (succeeded, allowed failure, or failed under
     /// `onFailure: continue`).
     Satisfied,
-    /// Ended and its dependents must not run.
+    /// Ended and its dependents must not run (the run is aborting or failed fatally).
     Blocked,
+    /// Ended (failed under `onFailure: skip-dependents`) or skipped because of such a failure,
+    /// named by its position: its dependents are skipped, those a plan patch adds later too.
+    Skipping(usize),
 }
 
 /// Runs the plan's stages; returns when none is running and none can start.
@@ -98,6 +102,9 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
             () = capacity.freed() => continue,
         };
         let Some(joined) = joined else { break };
+        // Before anything reads the plan: a patch merged while stages ran (by this stage or
+        // another) has grown it, and `slots` must cover every stage it now has.
+        grow(&run, &mut plan, &mut slots).await;
         let (pos, end) = match joined {
             Ok(v) => v,
             Err(e) => {
@@ -126,20 +133,14 @@ pub async fn run_stages(run: Arc<RunState>) -> Finished {
                         }
                         OnFailure::Continue => slots[pos] = Slot::Satisfied,
                         OnFailure::SkipDependents => {
-                            slots[pos] = Slot::Blocked;
-                            skip_dependents(&run, pos, &mut slots).await;
+                            slots[pos] = Slot::Skipping(pos);
+                            skip_dependents(&run, &plan, vec![pos], &mut slots).await;
                         }
                     }
                 } else {
                     slots[pos] = Slot::Satisfied;
                 }
             }
-        }
-        // Stages a plan patch added while that stage ran: pending from now on (a patch is
-        // recorded and merged before its stage's end reaches here).
-        plan = run.plan();
-        if slots.len() < plan.pipeline.stages.len() {
-            slots.resize(plan.pipeline.stages.len(), Slot::Pending);
         }
     }
     finished.control_cancel = gate.cancelled();
@@ -241,17 +242,36 @@ async fn stopped(run: &RunState) {
     }
 }
 
-/// Marks every pending stage downstream of `failed` as skipped, with the reason.
-async fn skip_dependents(run: &RunState, failed: usize, slots: &mut [Slot]) {
-    let plan = run.plan();
+/// Takes up the run's plan as it stands: the stages a plan patch added are pending from now on
+/// (a patch is recorded and merged before its stage's end reaches the scheduler), and those
+/// that depend on a stage skipping its dependents are skipped at once, as a config stage in
+/// their place would have been.
+async fn grow(run: &RunState, plan: &mut Arc<Plan>, slots: &mut Vec<Slot>) {
+    *plan = run.plan();
+    if slots.len() >= plan.pipeline.stages.len() {
+        return;
+    }
+    slots.resize(plan.pipeline.stages.len(), Slot::Pending);
+    let skipping = (0..slots.len())
+        .filter(|&n| matches!(slots[n], Slot::Skipping(_)))
+        .collect();
+    skip_dependents(run, plan, skipping, slots).await;
+}
+
+/// Marks every pending stage downstream of the `from` stages (each `Slot::Skipping`) as
+/// skipped, with the reason naming the stage whose failure skips it.
+async fn skip_dependents(run: &RunState, plan: &Plan, from: Vec<usize>, slots: &mut [Slot]) {
     let stages = &plan.pipeline.stages;
-    let mut todo = vec![failed];
+    let mut todo = from;
     while let Some(n) = todo.pop() {
+        let Slot::Skipping(failed) = slots[n] else {
+            continue;
+        };
         for &d in &plan.graph.dependents[n] {
             if slots[d] != Slot::Pending {
                 continue;
             }
-            slots[d] = Slot::Blocked;
+            slots[d] = Slot::Skipping(failed);
             let reason = format!("Skipped: dependency `{}` failed.", stages[failed].id);
             let update = ManifestUpdate::StageNotRun {
                 index: d + 1,

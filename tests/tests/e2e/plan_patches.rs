@@ -219,3 +219,75 @@ fn kill_9_after_a_patch_then_resume_runs_the_added_stages_without_the_planner() 
     );
     assert_eq!(m["plan_patches"].as_array().expect("patches").len(), 1);
 }
+
+/// A config whose `plan` stage runs `wait`, then writes a patch adding `z` after `b`, then runs
+/// `then`; `b` (no dependency on `plan`, so both run at once) runs `b` and fails under
+/// `onFailure: skip-dependents`.
+fn late_dependent_config(wait: &str, then: &str, b: &str) -> String {
+    let patch = json!({"stages": [
+        {"kind": "command", "id": "z", "command": "touch z.ran", "dependsOn": ["b"]}
+    ]});
+    let plan = format!(
+        "{wait}; printf '%s' '{}' > \"$CODEX_ORCHESTRATOR_PLAN_PATCH_PATH\"; {then}",
+        patch.to_string().replace('\'', "'\\''")
+    );
+    json!({"pipelines": [{"id": "p", "concurrency": 4, "stages": [
+        {"kind": "command", "id": "plan", "command": plan, "dependsOn": []},
+        {"kind": "command", "id": "b", "command": format!("{b}; exit 1"), "dependsOn": [],
+         "onFailure": "skip-dependents"}
+    ]}]})
+    .to_string()
+}
+
+/// The run fails (exit 1, not a panic), `z` is recorded skipped because `b` failed, and it
+/// never ran.
+fn assert_z_skipped(env: &TestEnv, out: &crate::harness::Run) {
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let m = env.manifest(&out.run_id());
+    let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        crate::harness::stage_statuses(&m),
+        vec![s("plan", "succeeded"), s("b", "failed"), s("z", "skipped")]
+    );
+    assert_eq!(
+        m["commands"][2]["skip_reason"], "Skipped: dependency `b` failed.",
+        "{m:#}"
+    );
+    assert!(!env.path().join("z.ran").exists());
+    crate::harness::assert_valid_manifest(&m);
+}
+
+#[test]
+fn a_stage_added_after_its_dependency_failed_under_skip_dependents_is_skipped() {
+    // `b` has failed (and its end is durable, strict) before the planner writes its patch.
+    let config = late_dependent_config(
+        "while [ ! -f b.failed ]; do sleep 0.01; done; sleep 0.2",
+        "true",
+        "touch b.failed",
+    );
+    for _ in 0..3 {
+        let env = TestEnv::new()
+            .config(&config)
+            .env("CODEX_ORCHESTRATOR_DURABILITY", "strict");
+        let out = env.start("p", &[]);
+        assert_z_skipped(&env, &out);
+    }
+}
+
+#[test]
+fn a_dependency_failing_while_its_added_dependent_is_merged_never_panics() {
+    // `b` fails as the planner's patch is being merged: the scheduler may join `b` after the
+    // plan grew but before it joins the planner. Every order ends the same way.
+    let config = late_dependent_config(
+        "true",
+        "touch go",
+        "while [ ! -f go ]; do sleep 0.002; done",
+    );
+    for _ in 0..6 {
+        let env = TestEnv::new()
+            .config(&config)
+            .env("CODEX_ORCHESTRATOR_DURABILITY", "strict");
+        let out = env.start("p", &[]);
+        assert_z_skipped(&env, &out);
+    }
+}
