@@ -123,7 +123,7 @@ pub enum Command {
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
-    /// Human text on stderr.
+    /// Human-readable text (where it goes: see the option's description).
     #[default]
     Text,
     /// One JSON object on stdout.
@@ -180,7 +180,8 @@ pub struct StartArgs {
     /// Task id (default: `MCP_RUNNER_TASK_ID`, `CODEX_ORCHESTRATOR_TASK_ID`, `TASK`, `0101`).
     #[arg(long)]
     pub task: Option<String>,
-    /// Output format.
+    /// Output format. text: progress on stderr, the peer's result lines on stdout
+    /// (`--dry-run`: the plan on stdout); json: progress on stderr, the result on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// `mcp` or `cloud` (cloud falls back to mcp: there is no cloud backend).
@@ -289,7 +290,8 @@ pub struct RunPlanArgs {
     /// Task id (default: `MCP_RUNNER_TASK_ID`, `CODEX_ORCHESTRATOR_TASK_ID`, `TASK`, `0101`).
     #[arg(long)]
     pub task: Option<String>,
-    /// Output format.
+    /// Output format. text: progress on stderr, the peer's result lines on stdout; json:
+    /// progress on stderr, the result on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// Cap on steps running at once (default: `globals.max_concurrency`, else the number of
@@ -351,7 +353,7 @@ pub struct PlanArgs {
     /// The same as `--run latest`: the newest run (of `--task` when given).
     #[arg(long, conflicts_with_all = RUN_CONFLICTS, conflicts_with = "run")]
     pub last: bool,
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// Variables, as for `start`.
@@ -409,7 +411,7 @@ pub struct StatusArgs {
     /// Task id (default as for `start`; other tasks are searched when the run is not found).
     #[arg(long)]
     pub task: Option<String>,
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// Keep watching until the run ends, printing on every change (ndjson with --format json).
@@ -438,7 +440,8 @@ pub struct ResumeArgs {
     /// Task id (default: search every task).
     #[arg(long)]
     pub task: Option<String>,
-    /// Output format.
+    /// Output format. text: progress on stderr, the peer's result lines on stdout; json:
+    /// progress on stderr, the result on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// `cli` or `appserver`, as for `start`.
@@ -488,7 +491,7 @@ pub struct ResumeArgs {
 pub struct VerifyEvidenceArgs {
     /// The run directory (`.runs/<task>/cli/<run-id>`) whose `evidence/` to check.
     pub run_dir: std::path::PathBuf,
-    /// Output format.
+    /// Output format: text on stderr, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -511,7 +514,7 @@ pub struct DecideArgs {
     /// Task id (default: search every task).
     #[arg(long)]
     pub task: Option<String>,
-    /// Output format.
+    /// Output format: text on stderr, or one JSON object on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -602,7 +605,7 @@ pub struct RunsListArgs {
     /// At most this many runs, newest first (0: all).
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -613,7 +616,7 @@ pub struct RunsShowArgs {
     /// The run (default: the newest).
     #[command(flatten)]
     pub run: super::run_ref::RunRef,
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -627,7 +630,7 @@ pub struct RunsStatsArgs {
     /// Only runs started since: an RFC 3339 time, a date, or a duration back from now (`7d`).
     #[arg(long, value_name = "TIME|DURATION")]
     pub since: Option<String>,
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -639,7 +642,7 @@ pub struct RunsDiffArgs {
     pub a: String,
     /// Second run: an id, a unique prefix or `latest`.
     pub b: String,
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -647,7 +650,7 @@ pub struct RunsDiffArgs {
 /// `runs reindex`.
 #[derive(Debug, Args)]
 pub struct RunsReindexArgs {
-    /// Output format.
+    /// Output format: text or one JSON object, on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -776,7 +779,8 @@ pub struct FlowArgs {
     /// Peer flags with no effect here.
     #[command(flatten)]
     pub inert: InertArgs,
-    /// Output format.
+    /// Output format. text: progress on stderr, the peer's result lines on stdout; json:
+    /// progress on stderr, the result on stdout.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// Variables, as for `start`.

@@ -74,6 +74,45 @@ fn man_page_and_help() {
     );
 }
 
+/// `--format`'s help says where each verb's text goes, and the verbs do what it says.
+#[test]
+fn format_help_is_true_per_verb() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[{"id":"p","stages":[{"kind":"command","id":"a","command":"true"}]}]}"#,
+    );
+    assert_eq!(env.start("p", &[]).code, 0);
+    for (verb, says) in [
+        (vec!["list"], "text on stdout, or one JSON object"),
+        (vec!["status"], "text or one JSON object, on stdout"),
+        (vec!["plan"], "text or one JSON object, on stdout"),
+        (vec!["runs", "list"], "text or one JSON object, on stdout"),
+        (
+            vec!["approve"],
+            "text on stderr, or one JSON object on stdout",
+        ),
+        (vec!["start"], "progress on stderr"),
+    ] {
+        let mut args = verb.clone();
+        args.push("--help");
+        let help = env.cli(&args);
+        assert_eq!(help.code, 0, "{}", help.stderr);
+        let flat = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(says), "{verb:?} --help:\n{}", help.stdout);
+        assert!(!flat.contains("Human text on stderr"), "{}", help.stdout);
+    }
+    for args in [
+        vec!["list"],
+        vec!["status", "--last"],
+        vec!["plan", "p"],
+        vec!["runs", "list"],
+    ] {
+        let run = env.cli(&args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(!run.stdout.is_empty(), "{args:?}: text on stdout");
+        assert!(run.stderr.is_empty(), "{args:?}: {}", run.stderr);
+    }
+}
+
 #[test]
 fn an_invalid_log_filter_is_an_error_and_verbose_says_what_was_resolved() {
     let env = TestEnv::new().config(
