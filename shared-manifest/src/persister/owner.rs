@@ -34,6 +34,8 @@ pub(super) struct Owner<D> {
     cap: Option<Instant>,
     /// Files to make durable before the next write.
     pending: Synced,
+    /// Updates applied since the last write: the batch size the next write carries (`-vv`).
+    unwritten: u64,
 }
 
 /// What `recv_many` cannot return: the deadline passed.
@@ -61,6 +63,7 @@ impl<D: Document> Owner<D> {
             dirty_since: None,
             cap: None,
             pending: Synced::default(),
+            unwritten: 0,
         }
     }
 
@@ -119,6 +122,7 @@ impl<D: Document> Owner<D> {
                             self.cap = Some(self.cap.map_or(at, |c| c.min(at)));
                         }
                         self.pending.absorb(sync);
+                        self.unwritten += 1;
                         self.apply(update);
                     }
                     Msg::Flush(ack) => acks.push(ack),
@@ -197,7 +201,8 @@ impl<D: Document> Owner<D> {
             .ok_or(PersistError::Closed)?;
         self.desk = Some(desk);
         let report = result?;
-        tracing::trace!(
+        tracing::debug!(
+            updates = self.unwritten,
             cost_us = report.cost.as_micros() as u64,
             bytes = report.main_bytes,
             sidecar_bytes = report.sidecar_bytes.unwrap_or(0),
@@ -206,6 +211,7 @@ impl<D: Document> Owner<D> {
         );
         self.dirty_since = None;
         self.cap = None;
+        self.unwritten = 0;
         let bytes = report.main_bytes + report.sidecar_bytes.unwrap_or(0);
         self.pacer.wrote(Instant::now(), report.cost, bytes);
         let s = &self.shared;

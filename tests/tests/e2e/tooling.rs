@@ -138,6 +138,24 @@ fn an_invalid_log_filter_is_an_error_and_verbose_says_what_was_resolved() {
         "{}",
         vv.stderr
     );
+    // `-vv` shows every manifest write with the number of updates it carried.
+    let writes: Vec<&str> = vv
+        .stderr
+        .lines()
+        .filter(|l| l.contains("manifest written"))
+        .collect();
+    assert!(!writes.is_empty(), "{}", vv.stderr);
+    let carried: u64 = writes
+        .iter()
+        .map(|l| {
+            let n = l.split("updates=").nth(1).expect("updates=");
+            let n: String = n.chars().take_while(char::is_ascii_digit).collect();
+            n.parse::<u64>().expect("a count")
+        })
+        .sum();
+    assert!(carried >= writes.len() as u64, "{}", vv.stderr);
+    let v1 = env.cli(["-v", "start", "p"]);
+    assert!(!v1.stderr.contains("manifest written"), "{}", v1.stderr);
 }
 
 #[test]
