@@ -233,6 +233,31 @@ fn the_end_summary_counts_every_stage() {
         │ out only
       resume: [BIN] resume --run [RUN_ID]
     ");
+    // The snapshot masks digits (durations, dates); the counts are asserted exactly, and
+    // agree with the record: `allowed` failed under allowFailure and is recorded `skipped`
+    // (as the peer does), `later` never ran.
+    let lines: Vec<&str> = summary.trim().lines().collect();
+    assert_eq!(
+        lines[1], "  4 stages: 1 succeeded, 1 failed, 1 skipped, 1 not run",
+        "{summary}"
+    );
+    assert_eq!(
+        lines[2], "  FAILED [03] bad — Exited with code 4",
+        "{summary}"
+    );
+    assert!(lines[3].ends_with("/commands/03-bad.ndjson"), "{summary}");
+    let statuses = crate::harness::stage_statuses(&env.manifest(&env.only_run_id()));
+    let count = |s: &str| statuses.iter().filter(|(_, st)| st == s).count();
+    assert_eq!(
+        (
+            count("succeeded"),
+            count("failed"),
+            count("skipped"),
+            count("pending")
+        ),
+        (1, 1, 1, 1),
+        "{statuses:?}"
+    );
     // -q: no progress lines, the summary only (the run failed).
     let quiet = env.cli(["start", "p", "-q"]);
     assert_eq!(quiet.code, 1);
