@@ -85,12 +85,16 @@ pub async fn wait_recorded(
         })
     })
     .await?;
+    // Stamped while the ticket still holds its place in line: the next in line can take a
+    // slot only once the ticket is gone, so the grant stamps of a `.runs` follow the line's
+    // order whatever the scheduler does between here and the write.
+    let granted = (crate::time::now(), crate::time::millis(started.elapsed()));
     drop(ticket);
     if slot.is_some() {
-        let waited = crate::time::millis(started.elapsed());
+        let (at, waited) = granted;
         run.persister
             .send(ManifestUpdate::SlotTaken {
-                at: crate::time::now(),
+                at,
                 waited_ms: waited,
             })
             .await?;

@@ -11,6 +11,9 @@
 //!   record: each stage counts its runs in its own append-only file;
 //! - strict mode: no stage whose dependents had started runs again (only the one stage the
 //!   kill interrupted may).
+//!
+//! Each mode reaches at least 50 distinct kill points: a 10-stage run is swept first, and a
+//! longer one too when that run made too few calls (see `kill_everywhere`).
 
 use std::collections::BTreeSet;
 
@@ -19,12 +22,15 @@ use serde_json::Value;
 use crate::crash::{have_strace, manifests, metrics_lines};
 use crate::harness::{merged, read_json, TestEnv};
 
+/// The stages of the first sweep of each mode.
 const STAGES: usize = 10;
+/// The distinct kill points each mode must reach.
+const POINTS: usize = 50;
 
-/// Ten stages in a row; each counts its runs, prints to both streams, and takes a moment, so
-/// that in batched mode several stage ends can be unwritten at once.
-fn config() -> String {
-    let stages: Vec<String> = (0..STAGES)
+/// `stages` stages in a row; each counts its runs, prints to both streams, and takes a moment,
+/// so that in batched mode several stage ends can be unwritten at once.
+fn config(stages: usize) -> String {
+    let stages: Vec<String> = (0..stages)
         .map(|i| {
             format!(
                 r#"{{"kind":"command","id":"s{i}","command":"echo x >> s{i}.count; echo out-{i}; echo err-{i} >&2; sleep 0.01"}}"#
@@ -37,8 +43,8 @@ fn config() -> String {
     )
 }
 
-fn counts(env: &TestEnv) -> Vec<usize> {
-    (0..STAGES)
+fn counts(env: &TestEnv, stages: usize) -> Vec<usize> {
+    (0..stages)
         .map(|i| {
             std::fs::read_to_string(env.path().join(format!("s{i}.count")))
                 .map(|t| t.lines().count())
@@ -56,8 +62,8 @@ fn calls(trace: &str, syscall: &str) -> usize {
 /// What the kill-point runs of one mode found.
 #[derive(Default)]
 struct Tally {
-    /// (syscall, how many of them the run made, the killed one included).
-    points: BTreeSet<(String, usize)>,
+    /// (stages of the run, syscall, how many of them the run made, the killed one included).
+    points: BTreeSet<(usize, String, usize)>,
     resumed: usize,
     /// Stages that ran a second time, over all points (their ends were not in the record).
     reran: usize,
@@ -82,13 +88,13 @@ fn kill_at(env: &TestEnv, syscall: &str, n: usize) -> Option<usize> {
 }
 
 /// The checks after one kill (see the module doc); `point` names it in messages.
-fn check_and_resume(env: &TestEnv, strict: bool, point: &str, tally: &mut Tally) {
-    let before = counts(env);
+fn check_and_resume(env: &TestEnv, stages: usize, strict: bool, point: &str, tally: &mut Tally) {
+    let before = counts(env, stages);
     let runs = manifests(env);
     if runs.is_empty() {
         assert_eq!(
             before,
-            vec![0; STAGES],
+            vec![0; stages],
             "{point}: stages ran before the run had a manifest"
         );
         return;
@@ -153,9 +159,9 @@ fn check_and_resume(env: &TestEnv, strict: bool, point: &str, tally: &mut Tally)
         1,
         "{point}: one metrics line"
     );
-    let after = counts(env);
+    let after = counts(env, stages);
     let mut reran = Vec::new();
-    for i in 0..STAGES {
+    for i in 0..stages {
         assert_eq!(
             fin["commands"][i]["status"], "succeeded",
             "{point}: s{i} after the resume"
@@ -195,15 +201,15 @@ fn check_and_resume(env: &TestEnv, strict: bool, point: &str, tally: &mut Tally)
     let _ = read_json(path);
 }
 
-/// Every kill point of one mode: each rename, fsync and fdatasync, and every 4th write.
-fn kill_everywhere(strict: bool) -> Tally {
+/// Every kill point of one run of `stages` stages: each rename, fsync and fdatasync, and
+/// every 4th write.
+fn sweep(strict: bool, stages: usize, tally: &mut Tally) {
     let mode = if strict { "strict" } else { "batched" };
-    let mut tally = Tally::default();
     for (syscall, step) in [("rename", 1), ("fsync", 1), ("fdatasync", 1), ("write", 4)] {
         let mut n = 1;
         loop {
             let env = TestEnv::new()
-                .config(&config())
+                .config(&config(stages))
                 .env("CODEX_ORCHESTRATOR_DURABILITY", mode);
             let Some(at) = kill_at(&env, syscall, n) else {
                 // Past the writes of every thread: no larger N can hit. (The first writes of
@@ -215,19 +221,36 @@ fn kill_everywhere(strict: bool) -> Tally {
                 n += step;
                 continue;
             };
-            let point = format!("{mode}: {syscall} #{at} (when={n})");
-            check_and_resume(&env, strict, &point, &mut tally);
-            tally.points.insert((syscall.to_owned(), at));
+            let point = format!("{mode}, {stages} stages: {syscall} #{at} (when={n})");
+            check_and_resume(&env, stages, strict, &point, tally);
+            tally.points.insert((stages, syscall.to_owned(), at));
             n += step;
         }
     }
-    eprintln!(
-        "{mode}: {} distinct kill points, {} runs resumed, {} stage runs repeated (ends not yet durable): {:?}",
-        tally.points.len(),
-        tally.resumed,
-        tally.reran,
-        tally.points
-    );
+}
+
+/// Sweeps of one mode until they reach [`POINTS`] distinct kill points: a 10-stage run, then,
+/// only if that was not enough, longer runs. How many manifest writes a run makes is not fixed:
+/// in batched mode the persister paces its writes by what they cost, so a loaded machine (and
+/// strace makes every call dear) writes fewer times, and tokio's wake-up writes follow the
+/// scheduling. The coverage is what it claims whatever the load: every rename, fsync and
+/// fdatasync of each swept run, a sample of its writes, and at least [`POINTS`] kill points.
+fn kill_everywhere(strict: bool) -> Tally {
+    let mode = if strict { "strict" } else { "batched" };
+    let mut tally = Tally::default();
+    for stages in [STAGES, 2 * STAGES, 4 * STAGES] {
+        sweep(strict, stages, &mut tally);
+        eprintln!(
+            "{mode}: {} distinct kill points after the {stages}-stage sweep, {} runs resumed, {} stage runs repeated (ends not yet durable): {:?}",
+            tally.points.len(),
+            tally.resumed,
+            tally.reran,
+            tally.points
+        );
+        if tally.points.len() >= POINTS {
+            break;
+        }
+    }
     tally
 }
 
@@ -237,7 +260,7 @@ fn kill_at_every_write_point_then_resume_strict() {
         return;
     }
     let t = kill_everywhere(true);
-    assert!(t.points.len() >= 50, "{} kill points", t.points.len());
+    assert!(t.points.len() >= POINTS, "{} kill points", t.points.len());
 }
 
 #[test]
@@ -246,7 +269,7 @@ fn kill_at_every_write_point_then_resume_batched() {
         return;
     }
     let t = kill_everywhere(false);
-    assert!(t.points.len() >= 50, "{} kill points", t.points.len());
+    assert!(t.points.len() >= POINTS, "{} kill points", t.points.len());
 }
 
 /// Stages of run `dir` the record says ended.

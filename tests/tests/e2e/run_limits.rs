@@ -10,8 +10,8 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::control_util::{
-    assert_valid, finish, kill9, kill_leftovers, ms_between, processes_of_run, spawn, the_run, ts,
-    wait_for_record, wait_until, LIMIT,
+    assert_valid, finish, kill9, kill_leftovers, manifest_now, ms_between, processes_of_run, spawn,
+    the_run, ts, wait_for_record, wait_until, LIMIT,
 };
 use crate::harness::{Cgroup, TestEnv};
 
@@ -173,19 +173,43 @@ fn intervals(env: &TestEnv, ids: &[String]) -> Vec<(std::time::SystemTime, std::
         .collect()
 }
 
+/// The one run under `.runs/0101/cli` that is not in `known`, once its record exists.
+fn new_run(env: &TestEnv, known: &[String]) -> Option<String> {
+    std::fs::read_dir(env.path().join(".runs/0101/cli"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !known.contains(n) && manifest_now(env, n).is_some())
+}
+
 #[test]
 fn five_runs_under_two_slots_never_overlap_more_than_two_and_start_in_order() {
+    // Each stage holds its run's slot until `go` exists, and the test starts the next run only
+    // once the runner has recorded the previous one running or in line (its place), so the
+    // order of arrival is the runner's own, whatever the load.
     let env = TestEnv::new().config(
         r#"{"maxConcurrentRuns":2,"pipelines":[{"id":"p","stages":[
-          {"kind":"command","id":"work","command":"sleep 0.8"}]}]}"#,
+          {"kind":"command","id":"work","command":"while [ ! -f go ]; do sleep 0.02; done; sleep 0.3"}]}]}"#,
     );
-    // Arrivals 150 ms apart: their order is known.
     let mut children = Vec::new();
-    for _ in 0..5 {
+    let mut ids: Vec<String> = Vec::new();
+    for k in 0..5usize {
         children.push(spawn(&env, &["start", "p", "--format", "json"]));
-        std::thread::sleep(Duration::from_millis(150));
+        let id = wait_until("the new run", LIMIT, || new_run(&env, &ids));
+        if k < 2 {
+            wait_for_record(&env, &id, "its stage running", |m| {
+                m["commands"][0]["status"] == "running"
+            });
+        } else {
+            let place = k - 1;
+            wait_for_record(&env, &id, "its place in line", |m| {
+                m["status"] == "queued" && m["queue"]["position"] == place
+            });
+        }
+        ids.push(id);
     }
-    let ids: Vec<String> = children
+    std::fs::write(env.path().join("go"), "").expect("go");
+    let printed: Vec<String> = children
         .into_iter()
         .map(|c| {
             let out = finish(c);
@@ -193,6 +217,7 @@ fn five_runs_under_two_slots_never_overlap_more_than_two_and_start_in_order() {
             out.run_id()
         })
         .collect();
+    assert_eq!(printed, ids, "all five finish");
     let spans = intervals(&env, &ids);
     // At every stage start, count the stages running then (start <= t < end).
     let mut most = 0;
@@ -201,16 +226,29 @@ fn five_runs_under_two_slots_never_overlap_more_than_two_and_start_in_order() {
         most = most.max(running);
     }
     assert_eq!(most, 2, "two at a time, never more: {spans:?}");
-    let starts: Vec<_> = spans.iter().map(|s| s.0).collect();
-    let mut sorted = starts.clone();
-    sorted.sort();
-    assert_eq!(starts, sorted, "first come, first served");
-    // The last three waited in line and say so.
+    // The first two took a slot on arrival; the last three waited in line and say so.
+    for id in &ids[..2] {
+        assert!(env.manifest(id)["queue"].is_null(), "{id} did not wait");
+    }
+    let mut granted = Vec::new();
     for id in &ids[2..] {
-        let q = &env.manifest(id)["queue"];
+        let m = env.manifest(id);
+        let q = &m["queue"];
         assert_eq!(q["max_concurrent_runs"], 2, "{id}: {q}");
         assert!(q["waited_ms"].as_u64().is_some_and(|w| w > 0), "{id}: {q}");
+        // The slot came before the stage started.
+        assert!(
+            ts(&q["started_at"]) <= ts(&m["commands"][0]["started_at"]),
+            "{id}: {m}"
+        );
+        granted.push(ts(&q["started_at"]));
     }
+    // First come, first served: the runner granted the slots in the order of the line (each
+    // grant is stamped before its runner leaves the line, and the next in line can only take
+    // a slot after that).
+    let mut sorted = granted.clone();
+    sorted.sort();
+    assert_eq!(granted, sorted, "first come, first served");
 }
 
 #[test]
