@@ -76,6 +76,11 @@ enum Msg<D: Document> {
         within: Option<Duration>,
         sync: Synced,
     },
+    /// Updates applied together: no write ever holds some of them without the others.
+    ApplyAll {
+        updates: Vec<D::Update>,
+        sync: Synced,
+    },
     /// Acknowledged after a durable write covering everything queued before it.
     Flush(oneshot::Sender<()>),
     /// Receives the document once everything queued is written.
@@ -230,6 +235,16 @@ impl<D: Document> Persister<D> {
             sync,
         })
         .await
+    }
+
+    /// Queues updates that reach the file together: a write holds all of them or none (a crash
+    /// never leaves one recorded without the others). Like [`Persister::send_synced`] else.
+    pub async fn send_all(
+        &self,
+        updates: Vec<D::Update>,
+        sync: Synced,
+    ) -> Result<(), PersistError> {
+        self.put(Msg::ApplyAll { updates, sync }).await
     }
 
     /// Queues an update whose write must happen within `within` even if the pace would wait

@@ -12,7 +12,8 @@ use shared_manifest::schema::ProcessRecord;
 use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish, Synced};
 
 use crate::config::{CommandStage, Stage};
-use crate::engine::stage_end::{record_end, StageEnd};
+use crate::engine::patch::Patch;
+use crate::engine::stage_end::{record_end_patched, StageEnd};
 use crate::engine::state::{Resolved, RunState};
 use crate::errors::AppError;
 use crate::record::artifacts::{put_capped, ErrorFile};
@@ -56,17 +57,17 @@ pub async fn run_command(
     let (result, attempts) =
         run_attempts(&run, &stage, &mut began, executor.as_ref(), first, start).await?;
     // Only an attempt that succeeded may extend the plan; a refused patch fails the stage.
-    let patch_refused = if result.succeeded() {
-        crate::engine::patch::apply(&run, pos + 1, &stage).await?
+    let patch = if result.succeeded() {
+        crate::engine::patch::check(&run, pos + 1, &stage).await?
     } else {
-        None
+        Patch::Absent
     };
     record(
         &run,
         &stage,
         &cmd,
         began,
-        (result, patch_refused),
+        (result, patch),
         attempts,
         started.elapsed(),
     )
@@ -371,7 +372,7 @@ async fn record(
     stage: &Stage,
     cmd: &CommandStage,
     mut b: Began,
-    (result, patch_refused): (ExecResult, Option<String>),
+    (result, patch): (ExecResult, Patch<'_>),
     attempts: u32,
     duration: Duration,
 ) -> Result<StageEnd, AppError> {
@@ -383,6 +384,11 @@ async fn record(
         duration_ms: crate::time::millis(result.duration),
     })?;
     let (mut event, mut summary) = classify(run, cmd, &result);
+    let (patch_refused, accepted) = match patch {
+        Patch::Absent => (None, None),
+        Patch::Refused(why) => (Some(why), None),
+        Patch::Accepted(a) => (None, Some(*a)),
+    };
     if let Some(why) = &patch_refused {
         // The command succeeded but what it asked to add is invalid: the stage fails, with
         // the validation error as its summary, and nothing was added.
@@ -458,8 +464,9 @@ async fn record(
             })
             .await?;
     }
-    let status = record_end(
+    let status = record_end_patched(
         run,
+        accepted,
         StageFinish {
             index,
             at: crate::time::now(),

@@ -6,6 +6,7 @@ use serde_json::Value;
 use shared_manifest::{CommandEvent, ManifestUpdate, StageFinish, StagePhase, Synced};
 
 use crate::config::Durability;
+use crate::engine::patch::Accepted;
 use crate::engine::state::RunState;
 use crate::errors::AppError;
 
@@ -32,15 +33,34 @@ pub struct StageEnd {
 pub async fn record_end(
     run: &RunState,
     finish: StageFinish,
+    payload: Value,
+    sync: Synced,
+) -> Result<&'static str, AppError> {
+    record_end_patched(run, None, finish, payload, sync).await
+}
+
+/// [`record_end`] of a stage whose plan patch was accepted: the patch and the end go to the
+/// manifest in one write, made durable whatever the durability (a crash leaves both or
+/// neither, so a resume never runs the stage again for a patch it already recorded), and the
+/// patch is merged into the run's plan before the stage's event.
+pub async fn record_end_patched(
+    run: &RunState,
+    mut patch: Option<Accepted<'_>>,
+    finish: StageFinish,
     mut payload: Value,
     sync: Synced,
 ) -> Result<&'static str, AppError> {
     let event = finish.event;
-    run.persister
-        .send_synced(ManifestUpdate::StageFinished(Box::new(finish)), sync)
-        .await?;
-    if run.ctx.durability() == Durability::Strict {
+    let finished = ManifestUpdate::StageFinished(Box::new(finish));
+    match patch.as_mut().and_then(Accepted::take_update) {
+        Some(added) => run.persister.send_all(vec![added, finished], sync).await?,
+        None => run.persister.send_synced(finished, sync).await?,
+    }
+    if patch.is_some() || run.ctx.durability() == Durability::Strict {
         run.persister.flush().await?;
+    }
+    if let Some(patch) = patch {
+        patch.merge(run);
     }
     let status = StagePhase::Running
         .on(event)

@@ -125,6 +125,13 @@ impl<D: Document> Owner<D> {
                         self.unwritten += 1;
                         self.apply(update);
                     }
+                    Msg::ApplyAll { updates, sync } => {
+                        self.dirty_since.get_or_insert(Instant::now());
+                        self.pending.absorb(sync);
+                        for update in updates {
+                            self.apply(update);
+                        }
+                    }
                     Msg::Flush(ack) => acks.push(ack),
                     Msg::Inspect(look) => inspects.push(look),
                     // In order: it sees exactly the updates sent before it.

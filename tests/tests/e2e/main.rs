@@ -37,6 +37,7 @@ mod plan_files;
 mod plan_of_run;
 mod plan_patch_verb;
 mod plan_patches;
+mod plan_patches_crash;
 mod plan_patches_selection;
 mod ray;
 mod resource_locks;
