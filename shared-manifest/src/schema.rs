@@ -406,8 +406,12 @@ pub struct PlanPatchRecord {
     pub at: String,
     /// Ids of the stages it added, in order.
     pub stage_ids: Vec<String>,
-    /// The stages as validated, in the config's stage format.
+    /// The stages as validated, in the config's stage format, secret values masked.
     pub stages: Vec<Value>,
+    /// Whether masking changed `stages`: a resume then reads the real ones from the patch
+    /// file the stage wrote, and refuses when it cannot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masked: bool,
 }
 
 /// The stage selection of a run, as asked for and as it came out.

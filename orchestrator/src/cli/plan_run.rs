@@ -50,11 +50,16 @@ pub(super) fn plan_of_run(args: &PlanArgs) -> Result<i32, AppError> {
     // Without the checks `build` makes before a run (variables of every `cwd`, Ray address,
     // spawn sizes): they are about running it, and this only shows it.
     let base = plan::build_one(&config, pipeline, &vars, None)?;
-    let mut grown = base.of_run(&manifest).map_err(|e| {
-        cannot(format!(
-            "the plan patch recorded from stage `{}` no longer applies to pipeline `{}`: {}",
-            e.added_by, manifest.pipeline_id, e.error
-        ))
+    // From the record alone: a patch recorded masked shows masked (`***`).
+    let mut grown = base.of_run(&manifest, None).map_err(|e| match e.error {
+        plan::replay::ReplayCause::Invalid(error) => cannot(format!(
+            "the plan patch recorded from stage `{}` no longer applies to pipeline `{}`: {error}",
+            e.added_by, manifest.pipeline_id
+        )),
+        cause => cannot(format!(
+            "the plan patch recorded from stage `{}` {cause}",
+            e.added_by
+        )),
     })?;
     let ids: Vec<&str> = grown
         .pipeline

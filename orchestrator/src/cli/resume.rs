@@ -52,16 +52,26 @@ pub async fn resume(args: ResumeArgs) -> Result<i32, AppError> {
         ))
     })?;
     let secrets = super::setup::secret_names(&config, &args.secrets)?;
-    // The stages plan patches added while it ran, from the record: the stages that wrote
-    // them are never asked again. With the run's recorded selection.
-    let mut plan = plan::build(&config, pipeline, &cli_vars, args.concurrency)?
-        .of_run(&manifest)
-        .map_err(|e| {
-            AppError::Conflict(format!(
-                "cannot resume run `{}` of pipeline `{}`: {e}",
-                manifest.run_id, manifest.pipeline_id
-            ))
-        })?;
+    // The stages plan patches added while it ran, from the record (a patch recorded masked:
+    // from the file its stage wrote): the stages that wrote them are never asked again. With
+    // the run's recorded selection.
+    let base = plan::build(&config, pipeline, &cli_vars, args.concurrency)?;
+    let patch_dir = run_dir_of(&roots, &path, &manifest)?;
+    let patch_secrets = exec::Secrets::new(secrets.values(std::env::vars_os(), &base.vars));
+    let files = plan::patch_record::PatchFiles {
+        path_of: &|index, id| {
+            let file = patch_dir.plan_patch(index, id);
+            let shown = patch_dir.rel(&file);
+            (file, shown)
+        },
+        secrets: patch_secrets.as_ref(),
+    };
+    let mut plan = base.of_run(&manifest, Some(&files)).map_err(|e| {
+        AppError::Conflict(format!(
+            "cannot resume run `{}` of pipeline `{}`: {e}",
+            manifest.run_id, manifest.pipeline_id
+        ))
+    })?;
     let ids: Vec<&str> = plan.pipeline.stages.iter().map(|s| s.id.as_str()).collect();
     let recorded: Vec<&str> = manifest.commands.iter().map(|c| c.id.as_str()).collect();
     if ids != recorded {

@@ -62,7 +62,16 @@ pub(crate) async fn take_over(
     };
     // With the stages its own stages added by plan patches, from its record: the child
     // resumes with them, and the stages that wrote them are never asked again.
-    let plan = match plan.replayed(&manifest.plan_patches) {
+    let secrets = exec::Secrets::new(ctx.secrets.values(std::env::vars_os(), &plan.vars));
+    let files = crate::plan::patch_record::PatchFiles {
+        path_of: &|index, id| {
+            let file = dir.plan_patch(index, id);
+            let shown = dir.rel(&file);
+            (file, shown)
+        },
+        secrets: secrets.as_ref(),
+    };
+    let plan = match plan.replayed(&manifest.plan_patches, Some(&files)) {
         Ok(plan) => Arc::new(plan),
         Err(e) => {
             tracing::warn!(child = run_id, "{e}; starting a new {what} run");

@@ -108,13 +108,16 @@ pub async fn check<'a>(
         .map(|i| crate::engine::records::pending(&run.ctx, &next, i, &shown))
         .collect();
     let ids: Vec<String> = patch.stages.iter().map(|s| s.id.clone()).collect();
+    // Recorded masked like the stages' records; a resume reads a masked one from its file.
+    let (stages, masked) = crate::plan::patch_record::masked(&patch.raw, secrets.as_ref());
     let update = ManifestUpdate::StagesAdded {
         records,
         patch: PlanPatchRecord {
             added_by: stage.id.clone(),
             at: crate::time::now(),
             stage_ids: ids.clone(),
-            stages: patch.raw,
+            stages,
+            masked,
         },
     };
     Ok(Patch::Accepted(Box::new(Accepted {

@@ -2,6 +2,7 @@
 
 pub mod build;
 mod limits;
+pub mod patch_record;
 pub mod replay;
 pub mod selection;
 pub mod target;

@@ -10,32 +10,71 @@ use shared_manifest::schema::{Manifest, PlanPatchRecord, SelectionRecord};
 use crate::config::plan_patch::{self, Standing};
 use crate::config::ConfigError;
 
+use super::patch_record::PatchFiles;
 use super::{Plan, Selection};
 
-/// A recorded patch that no longer applies to the plan.
+/// A recorded patch that cannot be replayed.
 #[derive(Debug, thiserror::Error)]
-#[error("the plan patch recorded from stage `{added_by}` no longer applies: {error}")]
+#[error("the plan patch recorded from stage `{added_by}` {error}")]
 pub struct ReplayError {
     /// The stage that wrote it.
     pub added_by: String,
-    /// Why it does not apply (in the message: the caller words it into its own error).
-    pub error: ConfigError,
+    /// Why (in the message: the caller words it into its own error).
+    pub error: ReplayCause,
+}
+
+/// Why a recorded patch cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayCause {
+    /// It no longer applies to the plan.
+    #[error("no longer applies: {0}")]
+    Invalid(ConfigError),
+    /// Its record is masked and its file cannot stand in for it (`patch_record`).
+    #[error("has secret values masked (`***`) in the record, and its file `{file}` {why}: a masked command is never replayed")]
+    Unreplayable {
+        /// The patch file, as shown.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl Plan {
-    /// This plan with `patches` (a run's record, in order) applied.
-    pub fn replayed(&self, patches: &[PlanPatchRecord]) -> Result<Plan, ReplayError> {
+    /// This plan with `patches` (a run's record, in order) applied. With `files` (a resume,
+    /// which runs them) a patch recorded masked is read from its file (`patch_record`);
+    /// without (a display), its recorded stages show masked.
+    pub fn replayed(
+        &self,
+        patches: &[PlanPatchRecord],
+        files: Option<&PatchFiles>,
+    ) -> Result<Plan, ReplayError> {
         let mut plan = self.clone();
         for (k, patch) in patches.iter().enumerate() {
             let source = std::path::PathBuf::from(format!("plan_patches[{k}]"));
             let fail = |error: ConfigError| ReplayError {
                 added_by: patch.added_by.clone(),
-                error,
+                error: ReplayCause::Invalid(error),
             };
             let standing = Standing::of(&plan.pipeline, plan.dynamic, plan.max_dynamic_stages());
-            let validated =
-                plan_patch::from_stages(&source, &patch.stages, &standing, &patch.added_by)
-                    .map_err(fail)?;
+            let stages = match files {
+                Some(files) if patch.masked => {
+                    let index = plan
+                        .pipeline
+                        .stages
+                        .iter()
+                        .position(|s| s.id == patch.added_by)
+                        .map_or(0, |i| i + 1);
+                    files
+                        .real_stages(patch, index, &standing)
+                        .map_err(|error| ReplayError {
+                            added_by: patch.added_by.clone(),
+                            error,
+                        })?
+                }
+                _ => patch.stages.clone(),
+            };
+            let validated = plan_patch::from_stages(&source, &stages, &standing, &patch.added_by)
+                .map_err(fail)?;
             plan = plan
                 .extended(&patch.added_by, &validated.stages)
                 .map_err(|e| {
@@ -53,8 +92,13 @@ impl Plan {
     /// config) with the run's patches replayed and the stage selection it recorded. That
     /// selection names the config's stages only: a stage a patch added runs, as it did while
     /// the run went on (a selection never leaves out what a patch adds).
-    pub fn of_run(&self, manifest: &Manifest) -> Result<Plan, ReplayError> {
-        self.with_record(manifest.selection.as_ref(), &manifest.plan_patches)
+    /// `files`: as [`Plan::replayed`].
+    pub fn of_run(
+        &self,
+        manifest: &Manifest,
+        files: Option<&PatchFiles>,
+    ) -> Result<Plan, ReplayError> {
+        self.with_record(manifest.selection.as_ref(), &manifest.plan_patches, files)
     }
 
     /// [`Plan::of_run`] from the two parts of the record it reads.
@@ -62,8 +106,9 @@ impl Plan {
         &self,
         selection: Option<&SelectionRecord>,
         patches: &[PlanPatchRecord],
+        files: Option<&PatchFiles>,
     ) -> Result<Plan, ReplayError> {
-        let mut grown = self.replayed(patches)?;
+        let mut grown = self.replayed(patches, files)?;
         grown.selection = selection.map(|record| Selection::from_record(&self.pipeline, record));
         Ok(grown)
     }
@@ -97,6 +142,7 @@ mod tests {
                 .map(|s| s["id"].as_str().expect("id").to_owned())
                 .collect(),
             stages,
+            masked: false,
         }
     }
 
@@ -114,7 +160,7 @@ mod tests {
             json!([{"kind":"command","id":"a","command":"true"}]),
         )];
         let grown = plan()
-            .with_record(Some(&selection), &patches)
+            .with_record(Some(&selection), &patches, None)
             .expect("applies");
         let ids: Vec<&str> = grown
             .pipeline
@@ -130,7 +176,7 @@ mod tests {
             "plan, after (skipped), a (added)"
         );
         assert!(plan()
-            .with_record(None, &patches)
+            .with_record(None, &patches, None)
             .expect("applies")
             .selection
             .is_none());

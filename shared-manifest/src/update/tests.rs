@@ -388,6 +388,7 @@ fn added_stages_follow_the_last_index_and_record_their_patch() {
         at: "T2".into(),
         stage_ids: ids.iter().map(|s| s.to_string()).collect(),
         stages: Vec::new(),
+        masked: false,
     };
     m.apply(ManifestUpdate::StagesAdded {
         records: vec![added.clone()],

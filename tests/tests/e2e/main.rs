@@ -35,6 +35,7 @@ mod panic;
 mod peer_flags;
 mod plan_files;
 mod plan_of_run;
+mod plan_patch_secrets;
 mod plan_patch_verb;
 mod plan_patches;
 mod plan_patches_crash;
