@@ -52,7 +52,7 @@ pub(super) fn plan_of_run(args: &PlanArgs) -> Result<i32, AppError> {
     let base = plan::build_one(&config, pipeline, &vars, None)?;
     // From the record alone: a patch recorded masked shows masked (`***`).
     let mut grown = base.of_run(&manifest, None).map_err(|e| match e.error {
-        plan::replay::ReplayCause::Invalid(error) => cannot(format!(
+        plan::patch_record::ReplayCause::Invalid(error) => cannot(format!(
             "the plan patch recorded from stage `{}` no longer applies to pipeline `{}`: {error}",
             e.added_by, manifest.pipeline_id
         )),

@@ -16,7 +16,7 @@ use shared_manifest::schema::PlanPatchRecord;
 
 use crate::config::plan_patch::{self, Standing};
 
-use super::replay::ReplayCause;
+use crate::config::ConfigError;
 
 /// `stages` with every string in them masked by `secrets`; whether anything was masked.
 pub fn masked(stages: &[Value], secrets: Option<&exec::Secrets>) -> (Vec<Value>, bool) {
@@ -88,4 +88,20 @@ impl PatchFiles<'_> {
         }
         Ok(patch.raw)
     }
+}
+
+/// Why a recorded patch cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayCause {
+    /// It no longer applies to the plan.
+    #[error("no longer applies: {0}")]
+    Invalid(ConfigError),
+    /// Its record is masked and its file cannot stand in for it (`patch_record`).
+    #[error("has secret values masked (`***`) in the record, and its file `{file}` {why}: a masked command is never replayed")]
+    Unreplayable {
+        /// The patch file, as shown.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }

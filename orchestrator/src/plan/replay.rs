@@ -10,7 +10,7 @@ use shared_manifest::schema::{Manifest, PlanPatchRecord, SelectionRecord};
 use crate::config::plan_patch::{self, Standing};
 use crate::config::ConfigError;
 
-use super::patch_record::PatchFiles;
+use super::patch_record::{PatchFiles, ReplayCause};
 use super::{Plan, Selection};
 
 /// A recorded patch that cannot be replayed.
@@ -21,22 +21,6 @@ pub struct ReplayError {
     pub added_by: String,
     /// Why (in the message: the caller words it into its own error).
     pub error: ReplayCause,
-}
-
-/// Why a recorded patch cannot be replayed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayCause {
-    /// It no longer applies to the plan.
-    #[error("no longer applies: {0}")]
-    Invalid(ConfigError),
-    /// Its record is masked and its file cannot stand in for it (`patch_record`).
-    #[error("has secret values masked (`***`) in the record, and its file `{file}` {why}: a masked command is never replayed")]
-    Unreplayable {
-        /// The patch file, as shown.
-        file: String,
-        /// What is wrong with it.
-        why: String,
-    },
 }
 
 impl Plan {
