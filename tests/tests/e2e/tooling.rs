@@ -30,6 +30,39 @@ fn completions_for_each_shell() {
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
+    // And it completes, as bash calls it: verbs, a verb's options, a nested verb's options
+    // (clap-rs/clap#6421 broke every verb's options for a binary name with a hyphen).
+    let complete = |words: &[&str]| -> Vec<String> {
+        let cword = words.len() - 1;
+        let probe = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={cword}; _codex__orchestrator codex-orchestrator '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words.join(" "),
+            words[cword],
+            words[cword - 1],
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&probe)
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(complete(&["codex-orchestrator", "sta"]).contains(&"start".to_owned()));
+    let start = complete(&["codex-orchestrator", "start", "--fai"]);
+    assert!(start.contains(&"--fail-fast".to_owned()), "{start:?}");
+    let patch = complete(&["codex-orchestrator", "plan-patch", "--fi"]);
+    assert_eq!(patch, ["--file"], "{patch:?}");
+    let runs = complete(&["codex-orchestrator", "runs", "list", "--for"]);
+    assert!(runs.contains(&"--format".to_owned()), "{runs:?}");
     let bad = env.cli(["completions", "tcsh"]);
     assert_eq!(bad.code, 2);
 }
