@@ -113,6 +113,11 @@ pub(crate) fn resolve(
     }
     let mut runs = list_runs(&roots.runs, task);
     if name == LATEST {
+        // The newest run someone started: a sub-pipeline's child run is reached through its
+        // parent (which resumes and reports it), so it is passed over.
+        while runs.last().is_some_and(|(id, p)| is_child_run(p, id)) {
+            runs.pop();
+        }
         return runs.pop().map(|(id, p)| (p, id)).ok_or_else(|| {
             AppError::Conflict(format!(
                 "no runs yet under `{}`{}",
@@ -152,6 +157,30 @@ pub(crate) fn resolve(
             )))
         }
     }
+}
+
+/// True when run `id` (its `manifest`) was started by a sub-pipeline stage of its parent: the
+/// parent's record, in the same task folder, lists it in `child_runs`. A run started with
+/// `--parent-run` by hand (or `flow`'s gate) is not listed there and is not a child here.
+fn is_child_run(manifest: &Path, id: &str) -> bool {
+    let read = |p: &Path| -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    };
+    let Some(parent) = read(manifest).and_then(|m| m["parent_run_id"].as_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    if !is_safe_component(&parent) {
+        return false;
+    }
+    let Some(task_cli) = manifest.parent().and_then(Path::parent) else {
+        return false;
+    };
+    read(&task_cli.join(&parent).join("manifest.json")).is_some_and(|m| {
+        m["child_runs"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|r| r["run_id"] == id))
+    })
 }
 
 /// `(run id, manifest path)` of every recorded run (of `task` when given), oldest first. Run

@@ -160,3 +160,39 @@ fn config_flag_and_environment_precedence() {
         .join(out.run_id())
         .is_dir());
 }
+
+/// `latest` is the newest run someone started: a sub-pipeline's child run (newer than its
+/// parent, listed in the parent's `child_runs`) is passed over, so `resume --last` after a
+/// failed child resumes the parent; a run started with `--parent-run` by hand still counts.
+#[test]
+fn latest_passes_over_a_sub_pipelines_child_run() {
+    let env = TestEnv::new().config(
+        r#"{"pipelines":[
+          {"id":"p","stages":[{"kind":"subpipeline","id":"sub","pipeline":"c"},
+                              {"kind":"command","id":"after","command":"true"}]},
+          {"id":"c","stages":[{"kind":"command","id":"x","command":"test -f ok"}]}]}"#,
+    );
+    let parent = env.start("p", &[]);
+    assert_eq!(parent.code, 1, "{}", parent.stderr);
+    let parent_id = parent.run_id();
+    let m = env.manifest(&parent_id);
+    let child_id = m["child_runs"][0]["run_id"]
+        .as_str()
+        .expect("a child run")
+        .to_owned();
+    assert!(child_id > parent_id, "the child is the newest run");
+    assert_eq!(status_id(&env, &["--last"]), Ok(parent_id.clone()));
+    assert_eq!(status_id(&env, &["latest"]), Ok(parent_id.clone()));
+    // The child is still reachable by its id.
+    assert_eq!(status_id(&env, &[&child_id]), Ok(child_id.clone()));
+    // resume --last resumes the parent (which takes its child over) and succeeds.
+    std::fs::write(env.path().join("ok"), "").expect("ok");
+    let resumed = env.cli(["resume", "--last", "--format", "json"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(env.manifest(&parent_id)["status"], "succeeded");
+    // A run started by hand with --parent-run is not a sub-pipeline's child: it is latest.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let by_hand = env.start("c", &["--parent-run", &parent_id]);
+    assert_eq!(by_hand.code, 0, "{}", by_hand.stderr);
+    assert_eq!(status_id(&env, &["--last"]), Ok(by_hand.run_id()));
+}
