@@ -99,30 +99,8 @@ fn kill_9_after_a_child_patch_then_resume_of_the_parent_runs_the_added_child_sta
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start");
-    // Wait until a record (the child's) shows the added stage running.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let child_id = 'found: loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the added child stage never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        for dir in crate::harness::run_dirs(&env.path().join(".runs")) {
-            let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else {
-                continue;
-            };
-            let Ok(m) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            let running = m["commands"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["id"] == "wait" && c["status"] == "running")
-            });
-            if running {
-                break 'found m["run_id"].as_str().expect("run_id").to_owned();
-            }
-        }
-    };
+    // The child's record shows the added stage running.
+    let child_id = crate::harness::wait_for_running_stage(&env, "wait");
     runner.kill().expect("kill -9");
     runner.wait().expect("reaped");
     std::fs::write(env.path().join("go"), "").expect("go");

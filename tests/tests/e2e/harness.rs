@@ -263,6 +263,34 @@ pub(crate) fn stage_statuses(m: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits (30 s at most) until a record under `.runs` shows stage `stage` running; returns
+/// that run's id (a sub-pipeline's child run counts too).
+pub(crate) fn wait_for_running_stage(env: &TestEnv, stage: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stage `{stage}` never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for dir in run_dirs(&env.path().join(".runs")) {
+            let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else {
+                continue;
+            };
+            let Ok(m) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            let running = m["commands"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["id"] == stage && c["status"] == "running")
+            });
+            if let Some(id) = m["run_id"].as_str().filter(|_| running) {
+                return id.to_owned();
+            }
+        }
+    }
+}
+
 /// `manifest.json` merged with its sidecar `manifest.ext.json`, through the one helper our
 /// readers use.
 pub(crate) fn merged(manifest: &Path) -> Value {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::harness::{stage_statuses, TestEnv};
 
@@ -54,36 +54,6 @@ fn leaks(env: &TestEnv) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Waits until the added stage `use` of the one run runs; returns the run id.
-fn until_use_runs(env: &TestEnv) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the added stage never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let Ok(mut dirs) = std::fs::read_dir(env.path().join(".runs/0101/cli")) else {
-            continue;
-        };
-        let Some(Ok(dir)) = dirs.next() else { continue };
-        let id = dir.file_name().to_string_lossy().into_owned();
-        let Ok(text) = std::fs::read_to_string(env.run_dir(&id).join("manifest.json")) else {
-            continue;
-        };
-        let Ok(m) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let running = m["commands"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["id"] == "use" && c["status"] == "running")
-        });
-        if running {
-            return id;
-        }
-    }
-}
-
 /// kill -9 of the runner while `use` runs, then `go` (the orphaned shell ends; its output is
 /// removed so only a resumed stage can write `used.out`).
 fn kill_while_use_runs(env: &TestEnv) -> String {
@@ -93,7 +63,7 @@ fn kill_while_use_runs(env: &TestEnv) -> String {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start");
-    let id = until_use_runs(env);
+    let id = crate::harness::wait_for_running_stage(env, "use");
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     std::fs::write(env.path().join("go"), "").expect("go");

@@ -170,33 +170,7 @@ fn kill_9_after_a_patch_then_resume_runs_the_added_stages_without_the_planner() 
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start");
-    // Wait until the record shows the added stage running.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let id = loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the added stage never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let Ok(mut dirs) = std::fs::read_dir(env.path().join(".runs/0101/cli")) else {
-            continue;
-        };
-        let Some(Ok(dir)) = dirs.next() else { continue };
-        let id = dir.file_name().to_string_lossy().into_owned();
-        let Ok(text) = std::fs::read_to_string(env.run_dir(&id).join("manifest.json")) else {
-            continue;
-        };
-        let Ok(m) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let running = m["commands"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["id"] == "wait" && c["status"] == "running")
-        });
-        if running {
-            break id;
-        }
-    };
+    let id = crate::harness::wait_for_running_stage(&env, "wait");
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     std::fs::write(env.path().join("go"), "").expect("go");

@@ -2,8 +2,6 @@
 //! `--only`/`--skip`/`--from` (the selection named the config's stages), live and after a
 //! `resume` of the run (which replays the patch with the recorded selection).
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
 use crate::harness::TestEnv;
@@ -38,29 +36,7 @@ fn resume_of_a_grown_run_with_a_selection_runs_the_added_stages() {
         .spawn()
         .expect("start");
     // The added `wait` runs (the selection does not leave it out); the runner dies meanwhile.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let id = loop {
-        assert!(Instant::now() < deadline, "the added stage never started");
-        std::thread::sleep(Duration::from_millis(50));
-        let Ok(mut dirs) = std::fs::read_dir(env.path().join(".runs/0101/cli")) else {
-            continue;
-        };
-        let Some(Ok(dir)) = dirs.next() else { continue };
-        let id = dir.file_name().to_string_lossy().into_owned();
-        let Ok(text) = std::fs::read_to_string(env.run_dir(&id).join("manifest.json")) else {
-            continue;
-        };
-        let Ok(m) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let running = m["commands"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["id"] == "wait" && c["status"] == "running")
-        });
-        if running {
-            break id;
-        }
-    };
+    let id = crate::harness::wait_for_running_stage(&env, "wait");
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     std::fs::write(env.path().join("go"), "").expect("go");
