@@ -291,6 +291,23 @@ pub(crate) fn wait_for_running_stage(env: &TestEnv, stage: &str) -> String {
     }
 }
 
+/// Every file under `dir`, recursively.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// `manifest.json` merged with its sidecar `manifest.ext.json`, through the one helper our
 /// readers use.
 pub(crate) fn merged(manifest: &Path) -> Value {

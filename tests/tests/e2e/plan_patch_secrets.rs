@@ -4,7 +4,7 @@
 //! and `resume` replays the real patch from the file the stage wrote, or refuses (exit 3) when
 //! that file is gone or no longer matches the record: a masked command is never run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -25,26 +25,9 @@ fn config(secret: bool) -> String {
     c.to_string()
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// The files under `.runs` holding the value, but the patch file the stage itself wrote.
 fn leaks(env: &TestEnv) -> Vec<PathBuf> {
-    files(&env.path().join(".runs"))
+    crate::harness::files_under(&env.path().join(".runs"))
         .into_iter()
         .filter(|p| !p.to_string_lossy().ends_with(".patch.json"))
         .filter(|p| {

@@ -3,7 +3,7 @@
 //! (whole, split across reads or across a 64 KiB chunk, inside binary output, on stderr of a
 //! failing stage); the count of masks is recorded per stage; the stage still gets the value.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use exec::logread::{copy_stream, Stream};
 use sha2::Digest;
@@ -39,23 +39,6 @@ fn config() -> String {
       {"kind":"command","id":"fails","command":"echo \"fatal: bad credentials $API_TOKEN\" >&2; exit 3"}
     ]}]}"#
         .to_owned()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {
@@ -103,7 +86,7 @@ fn a_secret_never_reaches_a_file_of_the_run_and_each_mask_is_counted() {
 
     // Not one byte of a value anywhere: every file of `.runs`, the JUnit report, what the
     // runner and the status verbs printed.
-    let mut checked = files(&env.path().join(".runs"));
+    let mut checked = crate::harness::files_under(&env.path().join(".runs"));
     checked.push(junit.clone());
     assert!(checked.len() > 10, "{checked:?}");
     for f in &checked {
@@ -217,7 +200,7 @@ fn a_secret_named_on_the_command_line_or_a_variable_is_masked_in_the_record() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let dir = env.run_dir(&out.run_id());
-    for f in files(&env.path().join(".runs")) {
+    for f in crate::harness::files_under(&env.path().join(".runs")) {
         let bytes = std::fs::read(&f).expect("read");
         assert!(!contains(&bytes, TOKEN), "{} holds the secret", f.display());
     }
