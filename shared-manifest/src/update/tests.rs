@@ -6,13 +6,23 @@ use crate::document::Document;
 
 /// A manifest with stages `a` (approval-capable) and `b`, status `status`.
 fn manifest(status: &str) -> Manifest {
-    let stage = |i: usize, id: &str| {
-        serde_json::json!({
-            "index": i, "id": id, "title": id, "command": null, "kind": "command",
-            "status": "pending", "started_at": null, "completed_at": null, "exit_code": null,
-            "summary": null, "log_path": null, "error_file": null, "sub_run_id": null,
+    manifest_of(status, &["a", "b"])
+}
+
+/// A manifest with pending command stages `ids` (indexes from 1), status `status`: the
+/// fixture of the update tests here and in `work/tests.rs`.
+pub(in crate::update) fn manifest_of(status: &str, ids: &[&str]) -> Manifest {
+    let stages: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            serde_json::json!({
+                "index": i + 1, "id": id, "title": id, "command": null, "kind": "command",
+                "status": "pending", "started_at": null, "completed_at": null, "exit_code": null,
+                "summary": null, "log_path": null, "error_file": null, "sub_run_id": null,
+            })
         })
-    };
+        .collect();
     serde_json::from_value(serde_json::json!({
         "version": 1, "task_id": "t", "task_slug": "t", "run_id": "r", "parent_run_id": null,
         "pipeline_id": "p", "pipeline_title": "P", "runner": "codex-cli",
@@ -21,7 +31,7 @@ fn manifest(status: &str) -> Manifest {
         "heartbeat_interval_seconds": 5, "heartbeat_stale_after_seconds": 30,
         "artifact_root": "x", "compat_path": "x", "log_path": "x", "summary": null,
         "metrics_recorded": false, "resume_token": "tok", "resume_events": [], "approvals": [],
-        "commands": [stage(1, "a"), stage(2, "b")], "child_runs": [],
+        "commands": stages, "child_runs": [],
         "run_summary_path": null, "plan_target_id": null, "runtime_mode_requested": "cli",
         "runtime_mode": "cli", "runtime_provider": "CliRuntimeProvider",
         "runtime_fallback": null, "instructions_hash": null, "instructions_sources": [],

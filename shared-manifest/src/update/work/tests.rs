@@ -8,25 +8,7 @@ use crate::state::CommandStatus;
 use crate::update::ManifestUpdate;
 
 fn manifest(status: &str) -> Manifest {
-    let stage = serde_json::json!({
-        "index": 1, "id": "fix", "title": "fix", "command": null, "kind": "command",
-        "status": "pending", "started_at": null, "completed_at": null, "exit_code": null,
-        "summary": null, "log_path": null, "error_file": null, "sub_run_id": null,
-    });
-    serde_json::from_value(serde_json::json!({
-        "version": 1, "task_id": "t", "task_slug": "t", "run_id": "r", "parent_run_id": null,
-        "pipeline_id": "p", "pipeline_title": "P", "runner": "codex-cli",
-        "approval_policy": null, "status": status, "status_detail": null,
-        "started_at": "T0", "completed_at": null, "updated_at": "T0", "heartbeat_at": null,
-        "heartbeat_interval_seconds": 5, "heartbeat_stale_after_seconds": 30,
-        "artifact_root": "x", "compat_path": "x", "log_path": "x", "summary": null,
-        "metrics_recorded": false, "resume_token": "tok", "resume_events": [], "approvals": [],
-        "commands": [stage], "child_runs": [],
-        "run_summary_path": null, "plan_target_id": null, "runtime_mode_requested": "cli",
-        "runtime_mode": "cli", "runtime_provider": "CliRuntimeProvider",
-        "runtime_fallback": null, "instructions_hash": null, "instructions_sources": [],
-    }))
-    .expect("a valid manifest")
+    crate::update::tests::manifest_of(status, &["fix"])
 }
 
 fn settings(max: u32) -> LoopSettings {
